@@ -1,0 +1,101 @@
+// One table of compressors and one of digesters: parsing, help text, bit flags and codecs all read it.
+import { createRequire } from 'node:module';
+import { createHash } from 'node:crypto';
+import { compress as zstdCompress, decompress as zstdDecompress } from 'zstd-napi';
+import { blake3 } from '@napi-rs/blake-hash';
+
+const require = createRequire(import.meta.url);
+const lz4 = require('lz4-napi') as {
+  compressSync(data: Buffer): Buffer;
+  uncompressSync(data: Uint8Array): Buffer;
+};
+
+export interface Compressor {
+  name: 'none' | 'lz4_block' | 'gzip' | 'zstd';
+  /** compress::Algorithm: blob table, blob.meta header. */
+  id: number;
+  /** RAFS superblock flag bit. */
+  superFlag: number;
+  /** rafs.blob.toc entry flag bit (0 = cannot appear in a TOC). */
+  tocFlag: number;
+  /** Compresses one chunk; the caller keeps the result only if it is smaller. */
+  compress(data: Uint8Array): Uint8Array;
+  /** Decompresses one chunk whose uncompressed size is known from chunk info. */
+  decompress(data: Uint8Array, size: number): Uint8Array;
+}
+
+const ZSTD_LEVEL = 3;
+
+export const COMPRESSORS: readonly Compressor[] = [
+  {
+    name: 'none', id: 0, superFlag: 0x1, tocFlag: 0x1,
+    compress: (d) => d,
+    decompress: (d) => d,
+  },
+  {
+    name: 'lz4_block', id: 1, superFlag: 0x2, tocFlag: 0x4,
+    // lz4-napi prefixes the raw block with its u32 length; RAFS stores the bare block.
+    compress: (d) => lz4.compressSync(Buffer.from(d.buffer, d.byteOffset, d.byteLength)).subarray(4),
+    decompress: (d, size) => {
+      const framed = Buffer.allocUnsafe(d.byteLength + 4);
+      framed.writeUInt32LE(size, 0);
+      framed.set(d, 4);
+      return lz4.uncompressSync(framed);
+    },
+  },
+  {
+    name: 'gzip', id: 2, superFlag: 0x40, tocFlag: 0,
+    compress: () => { throw new Error('gzip chunks are only produced by *-ref conversions'); },
+    decompress: () => { throw new Error('gzip chunks are not supported yet'); },
+  },
+  {
+    name: 'zstd', id: 3, superFlag: 0x80, tocFlag: 0x2,
+    compress: (d) => zstdCompress(d, { compressionLevel: ZSTD_LEVEL }),
+    decompress: (d) => zstdDecompress(d),
+  },
+];
+
+export interface Digester {
+  name: 'blake3' | 'sha256';
+  /** blob table digest_algo. */
+  id: number;
+  /** RAFS superblock flag bit. */
+  superFlag: number;
+  digest(data: Uint8Array): Buffer;
+}
+
+export const DIGESTERS: readonly Digester[] = [
+  { name: 'blake3', id: 0, superFlag: 0x4, digest: (d) => blake3(d) },
+  { name: 'sha256', id: 1, superFlag: 0x8, digest: (d) => createHash('sha256').update(d).digest() },
+];
+
+export type CompressorName = Compressor['name'];
+export type DigesterName = Digester['name'];
+
+/** Compressors a user may choose for a native build (gzip is only for *-ref). */
+export const BUILD_COMPRESSORS = COMPRESSORS.filter((c) => c.name !== 'gzip').map((c) => c.name);
+export const DIGESTER_NAMES = DIGESTERS.map((d) => d.name);
+
+export function compressorByName(name: string): Compressor | undefined {
+  return COMPRESSORS.find((c) => c.name === name);
+}
+export function compressorById(id: number): Compressor | undefined {
+  return COMPRESSORS.find((c) => c.id === id);
+}
+export function compressorByFlags(flags: number): Compressor | undefined {
+  const found = COMPRESSORS.filter((c) => (flags & c.superFlag) !== 0);
+  return found.length === 1 ? found[0] : undefined;
+}
+export function compressorByTocFlag(flag: number): Compressor | undefined {
+  return COMPRESSORS.find((c) => c.tocFlag !== 0 && c.tocFlag === flag);
+}
+export function digesterByName(name: string): Digester | undefined {
+  return DIGESTERS.find((d) => d.name === name);
+}
+export function digesterById(id: number): Digester | undefined {
+  return DIGESTERS.find((d) => d.id === id);
+}
+export function digesterByFlags(flags: number): Digester | undefined {
+  const found = DIGESTERS.filter((d) => (flags & d.superFlag) !== 0);
+  return found.length === 1 ? found[0] : undefined;
+}

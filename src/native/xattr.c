@@ -1,0 +1,130 @@
+// Extended attributes by byte-string path, without following symlinks.
+// Node has no xattr API, and file names in an image may be any bytes, so paths come in as Buffers.
+#include <node_api.h>
+#include <sys/xattr.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CALL(env, call)                                                \
+  do {                                                                 \
+    if ((call) != napi_ok) {                                           \
+      napi_throw_error((env), NULL, "napi call failed: " #call);      \
+      return NULL;                                                     \
+    }                                                                  \
+  } while (0)
+
+static napi_value throw_errno(napi_env env, const char *syscall, int err) {
+  napi_value msg, code, error, num;
+  char text[128];
+  snprintf(text, sizeof text, "%s: %s", syscall, strerror(err));
+  napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &msg);
+  napi_create_string_utf8(env, err == ENOENT ? "ENOENT" : err == EACCES ? "EACCES" : err == ENOTSUP ? "ENOTSUP" : err == ENODATA ? "ENODATA" : err == E2BIG ? "E2BIG" : err == ERANGE ? "ERANGE" : err == EPERM ? "EPERM" : "EIO", NAPI_AUTO_LENGTH, &code);
+  napi_create_error(env, code, msg, &error);
+  napi_create_int32(env, err, &num);
+  napi_set_named_property(env, error, "errno", num);
+  napi_throw(env, error);
+  return NULL;
+}
+
+// Copies a Buffer argument into a NUL-terminated C string; the caller frees it.
+static char *path_arg(napi_env env, napi_value value) {
+  void *data;
+  size_t len;
+  if (napi_get_buffer_info(env, value, &data, &len) != napi_ok) {
+    napi_throw_type_error(env, NULL, "path must be a Buffer");
+    return NULL;
+  }
+  char *out = malloc(len + 1);
+  memcpy(out, data, len);
+  out[len] = 0;
+  return out;
+}
+
+// llist(path: Buffer): Buffer of NUL-separated names (empty when the file has none or the fs has no xattrs).
+static napi_value llist(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], result;
+  CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char *path = path_arg(env, argv[0]);
+  if (!path) return NULL;
+  for (;;) {
+    ssize_t size = llistxattr(path, NULL, 0);
+    if (size < 0) {
+      int err = errno;
+      if (err == ENOTSUP) size = 0;
+      else { free(path); return throw_errno(env, "llistxattr", err); }
+    }
+    void *data;
+    CALL(env, napi_create_buffer(env, (size_t)size, &data, &result));
+    if (size == 0) break;
+    ssize_t got = llistxattr(path, data, (size_t)size);
+    if (got >= 0) {
+      if (got < size) CALL(env, napi_create_buffer_copy(env, (size_t)got, data, NULL, &result));
+      break;
+    }
+    if (errno != ERANGE) { int err = errno; free(path); return throw_errno(env, "llistxattr", err); }
+  }
+  free(path);
+  return result;
+}
+
+// lget(path: Buffer, name: Buffer): Buffer value.
+static napi_value lget(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], result;
+  CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char *path = path_arg(env, argv[0]);
+  if (!path) return NULL;
+  char *name = path_arg(env, argv[1]);
+  if (!name) { free(path); return NULL; }
+  for (;;) {
+    ssize_t size = lgetxattr(path, name, NULL, 0);
+    if (size < 0) { int err = errno; free(path); free(name); return throw_errno(env, "lgetxattr", err); }
+    void *data;
+    CALL(env, napi_create_buffer(env, (size_t)size, &data, &result));
+    if (size == 0) break;
+    ssize_t got = lgetxattr(path, name, data, (size_t)size);
+    if (got >= 0) {
+      if (got < size) CALL(env, napi_create_buffer_copy(env, (size_t)got, data, NULL, &result));
+      break;
+    }
+    if (errno != ERANGE) { int err = errno; free(path); free(name); return throw_errno(env, "lgetxattr", err); }
+  }
+  free(path);
+  free(name);
+  return result;
+}
+
+// lset(path: Buffer, name: Buffer, value: Buffer): undefined. Used by tests to build hostile trees.
+static napi_value lset(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char *path = path_arg(env, argv[0]);
+  if (!path) return NULL;
+  char *name = path_arg(env, argv[1]);
+  if (!name) { free(path); return NULL; }
+  void *value;
+  size_t len;
+  CALL(env, napi_get_buffer_info(env, argv[2], &value, &len));
+  int rc = lsetxattr(path, name, value, len, 0);
+  int err = errno;
+  free(path);
+  free(name);
+  if (rc < 0) return throw_errno(env, "lsetxattr", err);
+  return NULL;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+    {"llist", NULL, llist, NULL, NULL, NULL, napi_default, NULL},
+    {"lget", NULL, lget, NULL, NULL, NULL, napi_default, NULL},
+    {"lset", NULL, lset, NULL, NULL, NULL, napi_default, NULL},
+  };
+  CALL(env, napi_define_properties(env, exports, 3, props));
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

@@ -1,0 +1,111 @@
+// What a loaded bootstrap looks like to check, inspect, unpack, export and merge,
+// whatever RAFS version it was decoded from.
+import type { CompressorName, DigesterName } from '../algo/index.js';
+
+export interface Xattr {
+  /** Full name with its namespace prefix, e.g. "user.foo". */
+  name: Buffer;
+  value: Buffer;
+}
+
+/** One entry of a blob's chunk-info (or the bootstrap's chunk table): where a chunk's bytes are. */
+export interface ChunkInfo {
+  /** 0-based index into the blob table. */
+  blobIndex: number;
+  /** Index into that blob's chunk-info array (blob.meta). */
+  index: number;
+  /** Digest of the uncompressed bytes (zeros when the format does not carry it). */
+  digest: Buffer;
+  /** Chunk flags: 0x1 COMPRESSED, 0x4 ENCRYPTED, 0x8 BATCH, 0x10 HAS_CRC32. */
+  flags: number;
+  compressedOffset: number;
+  compressedSize: number;
+  uncompressedOffset: number;
+  uncompressedSize: number;
+  /** Offset of this chunk in the file that references it. */
+  fileOffset: number;
+  crc32: number;
+}
+
+export const CHUNK_COMPRESSED = 0x1;
+
+export interface BlobInfo {
+  index: number;
+  blobId: string;
+  chunkSize: number;
+  chunkCount: number;
+  compressor: CompressorName;
+  digester: DigesterName;
+  /** BlobFeatures bits. */
+  features: number;
+  compressedSize: number;
+  uncompressedSize: number;
+  tocSize: number;
+  tocDigest: Buffer;
+  ciCompressor: CompressorName;
+  ciOffset: number;
+  ciCompressedSize: number;
+  ciUncompressedSize: number;
+  metaDigest: Buffer;
+  metaSize: number;
+}
+
+export interface ImageNode {
+  /** v6: the nid; v5: the inode number. Hardlinks share it. */
+  ino: number;
+  /** Name bytes in the parent directory (empty for the root). */
+  name: Buffer;
+  /** st_mode: type and permission bits. */
+  mode: number;
+  uid: number;
+  gid: number;
+  /** Regular file: bytes; symlink: target length; directory: format-specific; others: 0. */
+  size: number;
+  mtime: number;
+  mtimeNsec: number;
+  nlink: number;
+  /** Linux new_encode_dev form: (minor & 0xff) | (major << 8) | ((minor & ~0xff) << 12). */
+  rdev: number;
+  /** Sorted by name bytes. */
+  xattrs: Xattr[];
+  /** Symlink target. */
+  target?: Buffer;
+  /** Regular file: its chunks in file order. */
+  chunks?: ChunkInfo[];
+  /** Directory: children sorted by name bytes, without "." and "..". */
+  children?: ImageNode[];
+}
+
+export interface RafsImage {
+  version: 5 | 6;
+  /** RAFS superblock flags. */
+  flags: number;
+  compressor: CompressorName;
+  digester: DigesterName;
+  chunkSize: number;
+  /** Block size of the metadata (4096, or 512 for tarfs). */
+  blockSize: number;
+  /** Entries the superblock claims (root and every child, hardlinks counted once each). */
+  inodeCount: number;
+  blobs: BlobInfo[];
+  /** The bootstrap's chunk table (v6) or every chunk referenced (v5), in table order. */
+  chunkTable: ChunkInfo[];
+  /** Inode numbers listed in the prefetch table. */
+  prefetch: number[];
+  root: ImageNode;
+  /** Size of the bootstrap in bytes. */
+  bootstrapSize: number;
+}
+
+export const S_IFMT = 0o170000;
+export const S_IFSOCK = 0o140000;
+export const S_IFLNK = 0o120000;
+export const S_IFREG = 0o100000;
+export const S_IFBLK = 0o060000;
+export const S_IFDIR = 0o040000;
+export const S_IFCHR = 0o020000;
+export const S_IFIFO = 0o010000;
+
+export const isDir = (mode: number) => (mode & S_IFMT) === S_IFDIR;
+export const isReg = (mode: number) => (mode & S_IFMT) === S_IFREG;
+export const isSymlink = (mode: number) => (mode & S_IFMT) === S_IFLNK;
