@@ -14,8 +14,6 @@ export const ROOT_INODE = 1;
 export const MAX_NAME = 255;
 export const DEFAULT_CHUNK_SIZE = 0x10_0000;
 export const MAX_CHUNK_SIZE = 0x100_0000;
-/** Stargz images use a 4 MiB chunk that the power-of-two rule alone would allow anyway. */
-const STARGZ_CHUNK_SIZE = 0x40_0000;
 const DIGEST_SIZE = 32;
 
 /** RafsSuperFlags. */
@@ -160,7 +158,7 @@ export function validateSuperBlock(sb: RafsV5SuperBlock, metaSize: number): void
     throw formatError('superblock', 'bootstrap size', metaSize, `must be larger than the ${SUPERBLOCK_SIZE}-byte superblock`);
   }
   const bs = sb.s_block_size;
-  if ((bs & (bs - 1)) !== 0 || bs < 0x1000 || (bs > MAX_CHUNK_SIZE && bs !== STARGZ_CHUNK_SIZE)) {
+  if ((bs & (bs - 1)) !== 0 || bs < 0x1000 || bs > MAX_CHUNK_SIZE) {
     throw bad('s_block_size', `must be a power of two in 0x1000..${hex(MAX_CHUNK_SIZE)}`, hex(bs));
   }
   // Bitwise ops see only the low 32 bits, so anything above is checked by magnitude.

@@ -1,0 +1,476 @@
+#!/usr/bin/env node
+// Benchmark: `nydus-image create` (ours) against mkfs.erofs and tar|zstd on one tree.
+//
+//   node bench/run.js [TREE] [--json]        (TREE also from BENCH_TREE; default /usr/share)
+//
+// Environment:
+//   BENCH_TREE       tree to build from (argv wins)
+//   BENCH_RUNS       repetitions per scenario, median reported (default 1)
+//   BENCH_OURS_CMD   override of the "ours" command line, run with `sh -c`; placeholders
+//                    {out} (per-scenario output dir), {tree}, {root} (repo root), {node}
+//   BENCH_SCENARIOS  comma list of scenario names to run (also turns on disabled ones)
+//   BENCH_TIMEOUT    seconds after which a run is killed (default: none)
+//   BENCH_TMPDIR     parent of the scratch dir (default os.tmpdir(), i.e. /tmp)
+//   BENCH_WARM       'data' (default): warm-up walk also reads file contents; 'meta': metadata only
+//   BENCH_TIME_BIN   path of GNU time (default /usr/bin/time; a missing path exercises the fallback)
+//
+// Each command is wrapped in `/usr/bin/time -o <file> -f '%e %M'` (wall s, peak RSS KiB;
+// for a `sh -c` pipeline the peak is the max over the shell and its reaped children).
+// Without /usr/bin/time, wall comes from process.hrtime and RSS is reported as n/a.
+// Exit code is 0 regardless of results: this is a benchmark, not a test.
+
+import { spawn, execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const TIME_BIN = process.env.BENCH_TIME_BIN || '/usr/bin/time'; // override only to test the fallback
+const MB = 1024 * 1024; // "MB" in the table means MiB (2^20 bytes)
+
+// ---------------------------------------------------------------- helpers
+
+const shq = (s) => `'${String(s).replace(/'/g, `'\\''`)}'`;
+const showArgv = (argv) => argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : shq(a))).join(' ');
+
+function fill(template, vars) {
+  return template.replace(/\{(out|tree|root|node)\}/g, (_, k) => shq(vars[k]));
+}
+
+function median(xs) {
+  const v = xs.filter((x) => x != null && Number.isFinite(x)).sort((a, b) => a - b);
+  if (v.length === 0) return null;
+  const m = v.length >> 1;
+  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+}
+
+function tail(file, maxBytes = 2048, maxLines = 12) {
+  try {
+    const st = fs.statSync(file);
+    const fd = fs.openSync(file, 'r');
+    const len = Math.min(st.size, maxBytes);
+    const buf = Buffer.alloc(len);
+    fs.readSync(fd, buf, 0, len, st.size - len);
+    fs.closeSync(fd);
+    return buf.toString('utf8').trimEnd().split('\n').slice(-maxLines).join('\n');
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * One sync walk: counts entries by type and bytes of regular files. It is also the warm-up:
+ * metadata always, and file contents too unless readData is false, so every timed run
+ * (including the first) sees a warm page cache.
+ */
+function walkTree(root, readData) {
+  const buf = readData ? Buffer.allocUnsafe(1 << 20) : null;
+  const s = { files: 0, dirs: 0, symlinks: 0, other: 0, bytes: 0, errors: 0 };
+  const st0 = fs.lstatSync(root);
+  if (!st0.isDirectory()) throw new Error(`${root}: not a directory`);
+  const stack = [root];
+  s.dirs++;
+  while (stack.length) {
+    const dir = stack.pop();
+    let ents;
+    try {
+      ents = fs.readdirSync(dir, { withFileTypes: true });
+    } catch {
+      s.errors++;
+      continue;
+    }
+    for (const e of ents) {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory()) {
+        s.dirs++;
+        stack.push(p);
+      } else if (e.isSymbolicLink()) {
+        s.symlinks++;
+      } else if (e.isFile()) {
+        s.files++;
+        try {
+          s.bytes += fs.lstatSync(p).size;
+          if (buf) {
+            const fd = fs.openSync(p, 'r');
+            try {
+              while (fs.readSync(fd, buf, 0, buf.length, null) > 0);
+            } finally {
+              fs.closeSync(fd);
+            }
+          }
+        } catch {
+          s.errors++;
+        }
+      } else {
+        s.other++;
+      }
+    }
+  }
+  s.entries = s.files + s.dirs + s.symlinks + s.other;
+  return s;
+}
+
+/** Total size of regular files under dir (FIFOs and the like are skipped). */
+function outputSize(dir) {
+  let total = 0;
+  const stack = [dir];
+  while (stack.length) {
+    const d = stack.pop();
+    let ents;
+    try {
+      ents = fs.readdirSync(d, { withFileTypes: true });
+    } catch {
+      continue;
+    }
+    for (const e of ents) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) stack.push(p);
+      else if (e.isFile()) total += fs.lstatSync(p).size;
+    }
+  }
+  return total;
+}
+
+// ---------------------------------------------------------------- scenarios
+//
+// A scenario: { name, enabled, command(ctx) -> { argv, discardStdout? }, setup?(ctx), teardown?(ctx) }
+// ctx = { tree, out (fresh empty dir per run), root, node, state (per-run scratch object) }.
+// `argv` is spawned directly (use ['sh', '-c', ...] for pipelines). setup may start helper
+// processes (store them in ctx.state); teardown must reap them. Outputs in ctx.out are
+// summed as "output size" and deleted after each run.
+
+const SCENARIOS = [
+  {
+    name: 'ours',
+    desc: 'nydus-image create -t dir-rafs (zstd, blake3, 1 MiB chunks)',
+    enabled: true,
+    ours: true,
+    command: (c) =>
+      process.env.BENCH_OURS_CMD
+        ? { argv: ['sh', '-c', fill(process.env.BENCH_OURS_CMD, c)] }
+        : {
+            argv: [
+              c.node, path.join(c.root, 'bin/nydus-image.js'), 'create',
+              '-t', 'dir-rafs',
+              '-B', path.join(c.out, 'boot'),
+              '-b', path.join(c.out, 'blob'),
+              '--log-level', 'warn',
+              c.tree,
+            ],
+          },
+  },
+  {
+    name: 'mkfs.erofs',
+    desc: 'mkfs.erofs -zlz4',
+    enabled: true,
+    ref: 'erofs',
+    // mkfs.erofs prints a progress line per file: never let it reach the terminal.
+    command: (c) => ({ argv: ['mkfs.erofs', '-zlz4', path.join(c.out, 'ref.img'), c.tree], discardStdout: true }),
+  },
+  {
+    name: 'tar|zstd',
+    desc: 'tar -cf - | zstd -1 -T0',
+    enabled: true,
+    ref: 'tarzstd',
+    command: (c) => ({
+      argv: ['sh', '-c', `tar -cf - -C ${shq(c.tree)} . | zstd -1 -T0 -q -o ${shq(path.join(c.out, 'ref.tar.zst'))}`],
+    }),
+  },
+  {
+    // Turns on when tar sources land (tar-rafs conversion). Enable now with BENCH_SCENARIOS=tar-rafs-fifo.
+    // The feeder tar runs outside /usr/bin/time: wall includes waiting on it, RSS does not.
+    name: 'tar-rafs-fifo',
+    desc: 'nydus-image create -t tar-rafs from a FIFO fed by tar',
+    enabled: false,
+    command: (c) => ({
+      argv: [
+        c.node, path.join(c.root, 'bin/nydus-image.js'), 'create',
+        '-t', 'tar-rafs',
+        '-B', path.join(c.out, 'boot'),
+        '-b', path.join(c.out, 'blob'),
+        '--log-level', 'warn',
+        c.state.fifo,
+      ],
+    }),
+    setup: (c) => {
+      c.state.fifo = path.join(path.dirname(c.out), `${path.basename(c.out)}.fifo`);
+      execFileSync('mkfifo', [c.state.fifo]);
+      // Blocks in open() until the timed command opens the FIFO for reading.
+      c.state.feeder = spawn('sh', ['-c', `tar -cf - -C ${shq(c.tree)} . > ${shq(c.state.fifo)}`], {
+        stdio: ['ignore', 'ignore', 'ignore'],
+        detached: true,
+      });
+      c.state.feederDone = new Promise((res) => c.state.feeder.on('exit', (code, sig) => res({ code, sig })));
+    },
+    teardown: async (c) => {
+      const f = c.state.feeder;
+      if (f && f.exitCode === null && f.signalCode === null) {
+        // Reader gone; unblock a feeder stuck in open() by opening the read side, then kill.
+        try { process.kill(-f.pid, 'SIGTERM'); } catch {}
+        try { const fd = fs.openSync(c.state.fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK); fs.closeSync(fd); } catch {}
+      }
+      if (c.state.feederDone) await c.state.feederDone;
+      try { fs.unlinkSync(c.state.fifo); } catch {}
+    },
+  },
+];
+
+// ---------------------------------------------------------------- running
+
+const haveTime = (() => {
+  try {
+    fs.accessSync(TIME_BIN, fs.constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+const timeoutMs = process.env.BENCH_TIMEOUT ? Number(process.env.BENCH_TIMEOUT) * 1000 : 0;
+
+/** Runs argv once under /usr/bin/time. Returns { ok, wall, rssKiB, code, err }. */
+function timedRun(argv, { cwd, logDir, discardStdout }) {
+  const timeFile = path.join(logDir, 'time.txt');
+  const outFile = path.join(logDir, 'stdout.txt');
+  const errFile = path.join(logDir, 'stderr.txt');
+  for (const f of [timeFile, outFile, errFile]) fs.rmSync(f, { force: true });
+  const outFd = discardStdout ? 'ignore' : fs.openSync(outFile, 'w');
+  const errFd = fs.openSync(errFile, 'w');
+  const full = haveTime ? [TIME_BIN, '-o', timeFile, '-f', '%e %M', ...argv] : argv;
+  const t0 = process.hrtime.bigint();
+  return new Promise((resolve) => {
+    let timedOut = false;
+    let child;
+    try {
+      child = spawn(full[0], full.slice(1), { cwd, stdio: ['ignore', outFd, errFd], detached: true });
+    } catch (e) {
+      resolve({ ok: false, err: String(e) });
+      return;
+    }
+    const timer = timeoutMs
+      ? setTimeout(() => {
+          timedOut = true;
+          try { process.kill(-child.pid, 'SIGKILL'); } catch {}
+        }, timeoutMs)
+      : null;
+    const finish = (code, sig, spawnErr) => {
+      if (timer) clearTimeout(timer);
+      const hrWall = Number(process.hrtime.bigint() - t0) / 1e9;
+      if (typeof outFd === 'number') fs.closeSync(outFd);
+      fs.closeSync(errFd);
+      let wall = hrWall;
+      let rssKiB = null;
+      if (haveTime) {
+        // Last line is "%e %M"; a preceding "Command exited with non-zero status N" may exist.
+        const lines = (fs.existsSync(timeFile) ? fs.readFileSync(timeFile, 'utf8') : '').trim().split('\n');
+        const m = /^([\d.]+)\s+(\d+)$/.exec(lines[lines.length - 1] || '');
+        if (m) {
+          wall = Number(m[1]);
+          rssKiB = Number(m[2]);
+        }
+      }
+      const ok = !spawnErr && !timedOut && code === 0;
+      let err = '';
+      if (!ok) {
+        const why = spawnErr
+          ? `spawn failed: ${spawnErr.message}`
+          : timedOut
+            ? `timed out after ${timeoutMs / 1000}s`
+            : sig
+              ? `killed by ${sig}`
+              : `exit status ${code}`;
+        const t = [tail(errFile), discardStdout ? '' : tail(outFile, 1024, 5)].filter(Boolean).join('\n');
+        err = t ? `${why}\n${t}` : why;
+      }
+      resolve({ ok, wall, rssKiB, code, err });
+    };
+    child.on('error', (e) => finish(null, null, e));
+    child.on('exit', (code, sig) => finish(code, sig, null));
+  });
+}
+
+async function runScenario(sc, { tree, scratch, runs }) {
+  const res = { name: sc.name, desc: sc.desc, runs: [], ok: true, err: '' };
+  const logDir = path.join(scratch, 'logs');
+  fs.mkdirSync(logDir, { recursive: true });
+  for (let i = 0; i < runs; i++) {
+    const out = path.join(scratch, `${sc.name.replace(/[^\w.-]/g, '_')}.${i}`);
+    fs.mkdirSync(out, { recursive: true });
+    const ctx = { tree, out, root: ROOT, node: process.execPath, state: {} };
+    let r;
+    try {
+      if (sc.setup) await sc.setup(ctx);
+      const cmd = sc.command(ctx);
+      res.cmd = showArgv(cmd.argv);
+      r = await timedRun(cmd.argv, { cwd: ROOT, logDir, discardStdout: cmd.discardStdout });
+    } catch (e) {
+      r = { ok: false, err: `setup/command error: ${e && e.message ? e.message : e}` };
+    }
+    try {
+      if (sc.teardown) await sc.teardown(ctx);
+    } catch (e) {
+      if (r.ok) r = { ...r, ok: false, err: `teardown error: ${e.message}` };
+    }
+    r.outBytes = outputSize(out);
+    fs.rmSync(out, { recursive: true, force: true });
+    res.runs.push(r);
+    if (!r.ok) {
+      res.ok = false;
+      res.err = r.err;
+      break; // don't repeat a failing command
+    }
+  }
+  if (res.ok) {
+    res.wall = median(res.runs.map((r) => r.wall));
+    res.rssKiB = median(res.runs.map((r) => r.rssKiB));
+    res.outBytes = median(res.runs.map((r) => r.outBytes));
+  }
+  return res;
+}
+
+// ---------------------------------------------------------------- output
+
+function fmt(x, digits = 2) {
+  return x == null || !Number.isFinite(x) ? 'n/a' : x.toFixed(digits);
+}
+
+function table(rows, header) {
+  const all = [header, ...rows];
+  const w = header.map((_, i) => Math.max(...all.map((r) => String(r[i]).length)));
+  const line = (r) => r.map((c, i) => (i === 0 ? String(c).padEnd(w[i]) : String(c).padStart(w[i]))).join('  ');
+  return [line(header), w.map((n) => '-'.repeat(n)).join('  '), ...rows.map(line)].join('\n');
+}
+
+async function main() {
+  const args = process.argv.slice(2);
+  const json = args.includes('--json');
+  const positional = args.filter((a) => !a.startsWith('--'));
+  const tree = path.resolve(positional[0] || process.env.BENCH_TREE || '/usr/share');
+  const runs = Math.max(1, Number.parseInt(process.env.BENCH_RUNS || '1', 10) || 1);
+  const only = process.env.BENCH_SCENARIOS
+    ? new Set(process.env.BENCH_SCENARIOS.split(',').map((s) => s.trim()).filter(Boolean))
+    : null;
+  const selected = SCENARIOS.filter((s) => (only ? only.has(s.name) : s.enabled));
+
+  // Warm-up walk: counts the tree and pulls metadata into the page cache for every run.
+  const w0 = process.hrtime.bigint();
+  const warmData = (process.env.BENCH_WARM || 'data') !== 'meta';
+  const stats = walkTree(tree, warmData);
+  const walkS = Number(process.hrtime.bigint() - w0) / 1e9;
+  console.log(`tree: ${tree}`);
+  console.log(
+    `  ${stats.entries} entries (${stats.files} files, ${stats.dirs} dirs, ${stats.symlinks} symlinks` +
+      `${stats.other ? `, ${stats.other} other` : ''}), ${(stats.bytes / MB).toFixed(1)} MB in regular files` +
+      `${stats.errors ? `, ${stats.errors} unreadable` : ''}`,
+  );
+  console.log(
+    `  warm cache: one warm-up walk (${warmData ? 'metadata + file contents' : 'metadata only'}) ` +
+      `before timing, ${walkS.toFixed(2)} s; page cache not dropped, all runs see it warm`,
+  );
+  console.log(
+    `  runs per scenario: ${runs}${runs > 1 ? ' (median reported)' : ''}; timing: ` +
+      (haveTime ? `${TIME_BIN} -f '%e %M'` : 'process.hrtime (no /usr/bin/time: RSS n/a)'),
+  );
+  if (process.env.BENCH_OURS_CMD) console.log(`  ours overridden by BENCH_OURS_CMD: ${process.env.BENCH_OURS_CMD}`);
+
+  const parent = process.env.BENCH_TMPDIR || os.tmpdir();
+  const scratch = fs.mkdtempSync(path.join(parent, 'nydus-bench-'));
+  const cleanup = () => fs.rmSync(scratch, { recursive: true, force: true });
+  for (const sig of ['SIGINT', 'SIGTERM']) {
+    process.on(sig, () => {
+      cleanup();
+      process.exit(130);
+    });
+  }
+
+  const results = [];
+  try {
+    for (const sc of selected) {
+      process.stderr.write(`  running ${sc.name} ...`);
+      const r = await runScenario(sc, { tree, scratch, runs });
+      process.stderr.write(r.ok ? ` ${fmt(r.wall)} s\n` : ' FAILED\n');
+      results.push(r);
+    }
+  } finally {
+    cleanup();
+  }
+
+  console.log('');
+  const rows = results.map((r) =>
+    r.ok
+      ? [
+          r.name,
+          fmt(r.wall),
+          fmt(r.wall > 0 ? stats.bytes / MB / r.wall : null, 1),
+          fmt(r.wall > 0 ? stats.entries / r.wall : null, 0),
+          fmt(r.rssKiB == null ? null : r.rssKiB / 1024, 1),
+          fmt(r.outBytes / MB, 1),
+        ]
+      : [r.name, 'FAIL', '-', '-', '-', '-'],
+  );
+  console.log(table(rows, ['name', 'wall s', 'MB/s', 'files/s', 'peak RSS MB', 'output MB']));
+  console.log('(MB = 2^20 bytes; MB/s = regular-file bytes / wall; files/s = entries / wall;' +
+    ' pipeline RSS = max over its processes)');
+
+  const failed = results.filter((r) => !r.ok);
+  for (const r of failed) {
+    console.log(`\n${r.name} failed: ${r.cmd || ''}`);
+    console.log(r.err.split('\n').map((l) => `  | ${l}`).join('\n'));
+  }
+
+  const by = (pred) => results.find((r) => r.ok && pred(SCENARIOS.find((s) => s.name === r.name)));
+  const ours = by((s) => s.ours);
+  const erofs = by((s) => s.ref === 'erofs');
+  const tz = by((s) => s.ref === 'tarzstd');
+  const ratio = (a, b) => (a && b && b.wall > 0 ? a.wall / b.wall : null);
+  const rErofs = ratio(ours, erofs);
+  const rTz = ratio(ours, tz);
+  const oursRssMB = ours && ours.rssKiB != null ? ours.rssKiB / 1024 : null;
+  const targets = {
+    wallVsErofs: rErofs == null ? 'n/a' : rErofs <= 0.5 ? 'PASS' : 'MISS',
+    rss: oursRssMB == null ? 'n/a' : oursRssMB < 300 ? 'PASS' : 'MISS',
+  };
+  console.log('');
+  const x = (r) => (r == null ? 'n/a' : `${fmt(r)}x`);
+  console.log(`ours / mkfs.erofs wall: ${x(rErofs)}`);
+  console.log(`ours / tar|zstd wall:   ${x(rTz)}`);
+  console.log(`target ours wall <= 0.5 x mkfs.erofs -zlz4 wall: ${targets.wallVsErofs}`);
+  console.log(`target ours peak RSS < 300 MB:                  ${targets.rss}` +
+    (oursRssMB != null ? ` (${oursRssMB.toFixed(1)} MB)` : ''));
+
+  if (json) {
+    const out = {
+      tree,
+      stats,
+      runs,
+      warmCache: warmData ? 'data' : 'meta',
+      timing: haveTime ? 'usr-bin-time' : 'hrtime',
+      results: results.map((r) => ({
+        name: r.name,
+        desc: r.desc,
+        cmd: r.cmd,
+        ok: r.ok,
+        error: r.ok ? undefined : r.err,
+        wallS: r.ok ? r.wall : null,
+        wallRunsS: r.runs.map((x) => x.wall ?? null),
+        mbPerS: r.ok && r.wall > 0 ? stats.bytes / MB / r.wall : null,
+        filesPerS: r.ok && r.wall > 0 ? stats.entries / r.wall : null,
+        peakRssMB: r.ok && r.rssKiB != null ? r.rssKiB / 1024 : null,
+        outputBytes: r.ok ? r.outBytes : null,
+      })),
+      ratios: { oursOverErofs: rErofs, oursOverTarZstd: rTz },
+      targets,
+    };
+    console.log('');
+    console.log(JSON.stringify(out, null, 2));
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (e) => {
+    console.error(`bench: ${e && e.stack ? e.stack : e}`);
+    process.exit(0);
+  },
+);

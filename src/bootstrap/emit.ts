@@ -1,0 +1,152 @@
+// Emit: turns a plan into the bootstrap bytes, every structure at its planned offset, in one
+// buffer written front to back (so a FIFO works and two builds are byte-identical).
+import * as sbc from '../format/erofs/superblock.js';
+import * as ino from '../format/erofs/inode.js';
+import * as dirent from '../format/erofs/dirent.js';
+import * as cidx from '../format/erofs/chunk-index.js';
+import * as device from '../format/erofs/device.js';
+import * as ext from '../format/rafs/ext-superblock.js';
+import * as bt from '../format/rafs/blob-table.js';
+import * as ci from '../format/rafs/chunk-info.js';
+import { alignUp } from '../format/util.js';
+import { NydusError } from '../errors.js';
+import type { ChunkInfo } from '../read/model.js';
+import { S_IFMT, S_IFDIR, S_IFLNK, S_IFREG } from '../tree/node.js';
+import type { Plan, PlacedNode } from './plan.js';
+
+/** mapped_blkaddr alignment of blobs in the flat device (HEAD: 512 KiB). */
+const MAPPED_ALIGN = 512 * 1024;
+
+export interface EmitInput {
+  plan: Plan;
+  /** Every unique chunk referenced, indexed by the nodes' ChunkRef.chunk. */
+  chunks: ChunkInfo[];
+  blobs: bt.BlobEntry[];
+  flags: number;
+  chunkSize: number;
+  blockSize: number;
+  explicitUidGid: boolean;
+  /** nids for the prefetch table. */
+  prefetch: number[];
+}
+
+export function emitBootstrap(input: EmitInput): Buffer {
+  const { plan, chunks, blobs, chunkSize } = input;
+  const B = input.blockSize;
+  const blkszbits = Math.log2(B);
+  const nblobs = blobs.length;
+  if (nblobs > 254) throw new NydusError('UNSUPPORTED', `${nblobs} blobs: RAFS v6 holds at most 254`);
+  const btOff = alignUp(sbc.DEVT_SLOTOFF * 128 + device.SIZE * nblobs, 4096);
+  const btSize = bt.SIZE * nblobs;
+  const pfOff = btOff + btSize;
+  const pfSize = 4 * input.prefetch.length;
+  const metaBlkaddr = nblobs > 0 ? alignUp(pfOff + pfSize, 4096) / B : 0;
+  const shift = metaBlkaddr * B;
+  const inodeEnd = plan.end + shift;
+
+  // One chunk-table entry per unique (digest, blob): the chunk list is unique by construction,
+  // but referenced entries only, sorted by digest bytes then blob index.
+  const used = new Map<number, number>();
+  for (const p of plan.nodes) for (const r of p.node.chunks ?? []) used.set(r.chunk, r.fileOffset);
+  const table = [...used.keys()].sort((a, b) => Buffer.compare(chunks[a].digest, chunks[b].digest) || chunks[a].blobIndex - chunks[b].blobIndex);
+  const ctOff = alignUp(inodeEnd, 4096);
+  const ctSize = ci.SIZE * table.length;
+  const length = alignUp(table.length > 0 ? ctOff + ctSize : inodeEnd, 4096);
+  const buf = Buffer.alloc(length);
+
+  // Device slots: blobs mapped one after another past the bootstrap, for a flat device.
+  let mapped = alignUp(length, MAPPED_ALIGN) / B;
+  let blocks = 0;
+  blobs.forEach((b, i) => {
+    const n = b.uncompressed_size / B;
+    if (!Number.isInteger(n) || n === 0) throw new NydusError('INTERNAL', `blob ${b.blob_id} has a bad uncompressed size ${b.uncompressed_size}`);
+    device.encode({ blob_id: b.blob_id, blocks: n, mapped_blkaddr: mapped }).copy(buf, sbc.DEVT_SLOTOFF * 128 + i * device.SIZE);
+    bt.encode(b).copy(buf, btOff + i * bt.SIZE);
+    blocks += n;
+    mapped = alignUp((mapped + n) * B, MAPPED_ALIGN) / B;
+  });
+  input.prefetch.forEach((nid, i) => buf.writeUInt32LE(nid, pfOff + 4 * i));
+
+  sbc.encode({
+    magic: sbc.MAGIC, checksum: 0, feature_compat: sbc.FEATURE_COMPAT_RAFS_V6, blkszbits, sb_extslots: 0,
+    root_nid: plan.nodes[0].nid, inos: plan.entries, build_time: 0, build_time_nsec: 0, blocks,
+    meta_blkaddr: metaBlkaddr, xattr_blkaddr: 0, uuid: Buffer.alloc(16), volume_name: '',
+    feature_incompat: sbc.RAFS_INCOMPAT, u1: 0, extra_devices: nblobs, devt_slotoff: sbc.DEVT_SLOTOFF,
+  }).copy(buf, sbc.OFFSET);
+  ext.encode({
+    flags: input.flags, blob_table_offset: btOff, blob_table_size: btSize, chunk_size: chunkSize,
+    chunk_table_offset: table.length > 0 ? ctOff : 0, chunk_table_size: ctSize,
+    prefetch_table_offset: pfSize > 0 ? pfOff : 0, prefetch_table_size: pfSize,
+  }).copy(buf, ext.OFFSET);
+
+  const nidOf = (n: PlacedNode['node']) => plan.byNode.get(n.linkTo ?? n)!.nid;
+  const parents = new Map<PlacedNode['node'], number>();
+  for (const p of plan.nodes) for (const c of p.node.children ?? []) parents.set(c, p.nid);
+
+  for (const p of plan.nodes) {
+    const n = p.node;
+    const type = n.mode & S_IFMT;
+    const off = p.planned + shift;
+    let iu = 0;
+    let size = 0;
+    let nlink = n.links;
+    if (type === S_IFDIR || type === S_IFLNK) {
+      size = p.dataSize;
+      iu = Math.floor((p.dataPlanned + shift) / B);
+      const data = type === S_IFDIR ? dirData(p, nidOf, parents.get(n) ?? p.nid, B) : n.target!;
+      const full = p.layout === ino.LAYOUT_FLAT_INLINE ? size - (size % B) : size;
+      data.copy(buf, iu * B, 0, full);
+      if (p.layout === ino.LAYOUT_FLAT_INLINE) data.copy(buf, off + ino.EXTENDED_SIZE + p.xattrs.length, full);
+      if (type === S_IFDIR) nlink = 2 + p.subdirs;
+    } else if (type === S_IFREG) {
+      size = n.size;
+      const refs = n.chunks ?? [];
+      let contiguous = true;
+      const at = alignUp(off + ino.EXTENDED_SIZE + p.xattrs.length, 8);
+      refs.forEach((r, k) => {
+        const c = chunks[r.chunk];
+        cidx.encode({ ci_index: c.index, device_id: c.blobIndex + 1, blkaddr: c.uncompressedOffset / B }, buf, at + k * cidx.SIZE);
+        if (k > 0) {
+          const prev = chunks[refs[k - 1].chunk];
+          if (prev.uncompressedOffset + chunkSize !== c.uncompressedOffset || prev.blobIndex !== c.blobIndex) contiguous = false;
+        }
+      });
+      // Upstream's page-cache-sharing trick: a contiguous multi-chunk file claims one big chunk.
+      const inodeChunk = contiguous && size > chunkSize ? 2 ** Math.ceil(Math.log2(size)) : chunkSize;
+      iu = cidx.formatWord(inodeChunk, blkszbits);
+    } else {
+      iu = n.rdev;
+    }
+    ino.encodeExtended({
+      extended: true, layout: p.layout, i_xattr_icount: p.xattrs.length === 0 ? 0 : (p.xattrs.length - 12) / 4 + 1,
+      i_mode: n.mode, i_size: size, i_u: iu, i_ino: p.index,
+      i_uid: input.explicitUidGid ? n.uid : 0, i_gid: input.explicitUidGid ? n.gid : 0,
+      i_mtime: n.mtime, i_mtime_nsec: n.mtimeNsec, i_nlink: nlink,
+    }).copy(buf, off);
+    p.xattrs.copy(buf, off + ino.EXTENDED_SIZE);
+  }
+
+  table.forEach((idx, i) => {
+    const c = chunks[idx];
+    ci.encode({
+      digest: c.digest, blob_index: c.blobIndex, flags: c.flags, compressed_size: c.compressedSize,
+      uncompressed_size: c.uncompressedSize, compressed_offset: c.compressedOffset,
+      uncompressed_offset: c.uncompressedOffset, file_offset: used.get(idx)!, index: c.index, crc32: c.crc32,
+    }, buf, ctOff + i * ci.SIZE);
+  });
+  return buf;
+}
+
+function dirData(p: PlacedNode, nidOf: (n: PlacedNode['node']) => number, parentNid: number, B: number): Buffer {
+  const byName = new Map<string, number>();
+  for (const c of p.node.children ?? []) byName.set(c.name.toString('latin1'), nidOf(c));
+  const out = Buffer.alloc(p.dataSize);
+  p.dirBlocks!.forEach((entries, i) => {
+    for (const e of entries) {
+      const key = e.name.toString('latin1');
+      e.nid = key === '.' ? p.nid : key === '..' ? parentNid : byName.get(key)!;
+    }
+    dirent.encodeBlock(entries).copy(out, i * B);
+  });
+  return out;
+}

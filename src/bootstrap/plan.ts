@@ -1,0 +1,155 @@
+// Plan: every nid, block and offset of a RAFS v6 bootstrap computed as data before a byte is
+// written, reproducing upstream's placement (rafs-v6.md §1.5): a cursor from 4096, 32-byte
+// aligned nodes, and 128 FIFO lists of partly used blocks that small inodes are fitted into.
+import { NydusError } from '../errors.js';
+import * as dirent from '../format/erofs/dirent.js';
+import * as xattr from '../format/erofs/xattr.js';
+import { EXTENDED_SIZE, LAYOUT_CHUNK_BASED, LAYOUT_FLAT_INLINE, LAYOUT_FLAT_PLAIN } from '../format/erofs/inode.js';
+import { alignUp } from '../format/util.js';
+import { S_IFMT, S_IFDIR, S_IFLNK, S_IFREG, layoutOrder, type TreeNode } from '../tree/node.js';
+
+export interface PlacedNode {
+  node: TreeNode;
+  /** Planned offset (final offset = planned + meta shift); nid = planned / 32. */
+  planned: number;
+  nid: number;
+  /** 1-based entry index (i_ino). */
+  index: number;
+  layout: number;
+  xattrs: Buffer;
+  /** Directory or symlink data size. */
+  dataSize: number;
+  /** Directory entries, by block. */
+  dirBlocks?: dirent.Dirent[][];
+  /** Planned offset of the first full data block (dirs/symlinks), or of the cursor for tail-only. */
+  dataPlanned: number;
+  /** Number of subdirectories (directories). */
+  subdirs: number;
+}
+
+export interface Plan {
+  nodes: PlacedNode[];
+  byNode: Map<TreeNode, PlacedNode>;
+  /** Planned end of the inode area. */
+  end: number;
+  /** Tree entries, hardlink names included. */
+  entries: number;
+}
+
+/** The 128 lists of partly filled blocks, keyed by their free bytes / 32. */
+class Fragments {
+  private readonly lists: number[][];
+  constructor(private readonly B: number) {
+    this.lists = Array.from({ length: B / 32 }, () => []);
+  }
+  register(off: number): void {
+    const used = off % this.B;
+    if (used !== 0) this.lists[(this.B - used) / 32].push(off - used);
+  }
+  allocate(n: number): number | undefined {
+    if (n >= this.B) return undefined;
+    const slots = Math.ceil(n / 32);
+    for (let idx = slots; idx < this.lists.length; idx++) {
+      const list = this.lists[idx];
+      if (list.length === 0) continue;
+      const block = list.shift()!;
+      const at = block + this.B - idx * 32;
+      this.register(at + slots * 32);
+      return at;
+    }
+    return undefined;
+  }
+}
+
+const DOT = Buffer.from('.');
+const DOTDOT = Buffer.from('..');
+
+export function planBootstrap(root: TreeNode, blockSize: number): Plan {
+  const B = blockSize;
+  const frags = new Fragments(B);
+  let cursor = 4096;
+  const nodes: PlacedNode[] = [];
+  const byNode = new Map<TreeNode, PlacedNode>();
+  let entries = 0;
+  let index = 0;
+
+  // Placement needs names only; nids for dirents are filled in at emit time.
+  for (const node of layoutOrder(root)) {
+    entries++;
+    if (node.linkTo) continue;
+    index++;
+    const type = node.mode & S_IFMT;
+    const xa = xattr.encode(node.xattrs);
+    const I = EXTENDED_SIZE + xa.length;
+    const p: PlacedNode = { node, planned: 0, nid: 0, index, layout: LAYOUT_FLAT_PLAIN, xattrs: xa, dataSize: 0, dataPlanned: 0, subdirs: 0 };
+
+    if (type === S_IFDIR || type === S_IFLNK) {
+      if (type === S_IFDIR) {
+        const kids = node.children ?? [];
+        p.subdirs = kids.reduce((n, c) => n + ((c.mode & S_IFMT) === S_IFDIR ? 1 : 0), 0);
+        const list: dirent.Dirent[] = [
+          { nid: 0, name: DOT, file_type: dirent.FT_DIR },
+          { nid: 0, name: DOTDOT, file_type: dirent.FT_DIR },
+          ...kids.map((c) => ({ nid: 0, name: c.name, file_type: dirent.fileTypeOfMode(c.mode) })),
+        ].sort((a, b) => Buffer.compare(a.name, b.name));
+        p.dirBlocks = dirent.packBlocks(list, B);
+        p.dataSize = dirent.dirSize(p.dirBlocks, B);
+      } else {
+        p.dataSize = node.target!.length;
+      }
+      const S = p.dataSize;
+      const T = S % B;
+      if (T !== 0 && I + T <= B) {
+        p.layout = LAYOUT_FLAT_INLINE;
+        let at = frags.allocate(I + T);
+        if (at === undefined) {
+          if (B - (cursor % B) < I + T) {
+            frags.register(cursor);
+            cursor = alignUp(cursor, B);
+          }
+          at = cursor;
+          cursor += I + T;
+        }
+        p.planned = at;
+        if (S > T) {
+          frags.register(cursor);
+          cursor = alignUp(cursor, B);
+          p.dataPlanned = cursor;
+          cursor += S - T;
+        } else {
+          p.dataPlanned = cursor;
+        }
+      } else {
+        p.layout = LAYOUT_FLAT_PLAIN;
+        let at = frags.allocate(I);
+        if (at === undefined) {
+          at = cursor;
+          cursor += I;
+        }
+        p.planned = at;
+        frags.register(cursor);
+        cursor = alignUp(cursor, B);
+        p.dataPlanned = cursor;
+        cursor = alignUp(cursor + S, B);
+      }
+    } else if (type === S_IFREG) {
+      p.layout = LAYOUT_CHUNK_BASED;
+      const need = alignUp(I, 8) + 8 * (node.chunks?.length ?? 0);
+      let at = frags.allocate(need);
+      if (at === undefined) {
+        at = cursor;
+        cursor += need;
+      }
+      p.planned = at;
+    } else {
+      p.planned = cursor;
+      cursor += I;
+    }
+    cursor = alignUp(cursor, 32);
+    p.nid = p.planned / 32;
+    if (!Number.isSafeInteger(p.nid) || p.nid > 0xffffffff) throw new NydusError('INTERNAL', 'inode area too large');
+    nodes.push(p);
+    byNode.set(node, p);
+  }
+  return { nodes, byNode, end: cursor, entries };
+}

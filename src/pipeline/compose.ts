@@ -1,0 +1,39 @@
+// The only place stages meet: source -> entry stages -> chunker -> digest -> dedup ->
+// batch stages -> compress -> sink. The chain is checked before any byte moves.
+import { NydusError } from '../errors.js';
+import type { Batch, BuildState, Sink, SourceEntry, StageDef } from './stage.js';
+import type { TreeAssembler } from '../tree/assemble.js';
+import { chunker } from './stages/chunk.js';
+import { digester } from './stages/digest.js';
+import { dedup } from './stages/dedup.js';
+import { compressor } from './stages/compress.js';
+
+export interface PipelineSpec {
+  source: AsyncIterable<SourceEntry>;
+  /** Extra stages from plugins, in order; entry stages run before the chunker, batch stages after dedup. */
+  stages?: StageDef[];
+  sink: Sink;
+  state: BuildState;
+  assembler: TreeAssembler;
+}
+
+export function validateStages(stages: StageDef[]): void {
+  for (const s of stages) {
+    if (!s || typeof s.name !== 'string' || typeof s.create !== 'function') {
+      throw new NydusError('USAGE', 'a pipeline stage needs a name and a create() function');
+    }
+    if (s.kind !== 'entry' && s.kind !== 'batch') {
+      throw new NydusError('USAGE', `stage ${s.name}: kind must be "entry" or "batch", not ${JSON.stringify(s.kind)}`);
+    }
+  }
+}
+
+export async function runPipeline(spec: PipelineSpec): Promise<void> {
+  const stages = spec.stages ?? [];
+  validateStages(stages);
+  let entries: AsyncIterable<SourceEntry> = spec.source;
+  for (const s of stages.filter((x) => x.kind === 'entry')) entries = s.create(spec.state)(entries);
+  let batches: AsyncIterable<Batch> = dedup(spec.state)(digester(spec.state)(chunker(spec.state, spec.assembler)(entries)));
+  for (const s of stages.filter((x) => x.kind === 'batch')) batches = s.create(spec.state)(batches);
+  await spec.sink.consume(compressor(spec.state)(batches), spec.state);
+}

@@ -1,0 +1,106 @@
+// The stage interface: what flows between pipeline stages and how a stage is declared.
+// Two kinds of items flow: entries (source -> entry stages -> chunker) and batches of chunks
+// (chunker -> digest -> dedup -> batch stages -> compress -> sink).
+import type { TreeNode } from '../tree/node.js';
+import type { ChunkInfo } from '../read/model.js';
+import type { Compressor, Digester } from '../algo/index.js';
+
+/** Sequential reader of one regular file's bytes; a sync result avoids a promise per read. */
+export interface ContentReader {
+  read(into: Uint8Array, offset: number, length: number): number | Promise<number>;
+  close(): void;
+}
+
+export interface SourceEntry {
+  node: TreeNode;
+  /** The directory this entry goes into; undefined for the root. */
+  parent?: TreeNode;
+  /** Opens the content of a regular file (also offered for hardlinks, in case the first name is dropped). */
+  open?: () => ContentReader;
+}
+
+/** A chunk cut from a file, waiting for its digest, its dedup decision and storage. */
+export interface PendingChunk {
+  node: TreeNode;
+  fileOffset: number;
+  size: number;
+  /** Where its raw bytes sit in Batch.data. */
+  dataOffset: number;
+  digest?: Buffer;
+  /** Index into BuildState.chunks once dedup has decided. */
+  ref?: number;
+  /** True when this chunk must be written to the blob (not a duplicate). */
+  fresh?: boolean;
+}
+
+export interface Batch {
+  /** Raw chunk bytes back to back. */
+  data: Uint8Array;
+  chunks: PendingChunk[];
+  /** After compression: the stored bytes of the fresh chunks, back to back, in chunk order. */
+  out?: Uint8Array;
+  /** After compression: stored size and whether it is compressed, per fresh chunk. */
+  stored?: Array<{ size: number; compressed: boolean }>;
+}
+
+/** Per-blob counters the dedup stage and the sink advance. */
+export interface BlobState {
+  index: number;
+  chunkCount: number;
+  /** Next 4 KiB-aligned uncompressed offset. */
+  uncompressedEnd: number;
+  /** Bytes of chunk data written so far. */
+  compressedEnd: number;
+  /** Chunk record indexes of this blob, in chunk-index order. */
+  chunkRefs: number[];
+}
+
+export interface Progress {
+  files: number;
+  bytes: number;
+  chunks: number;
+  dedupChunks: number;
+  dedupBytes: number;
+}
+
+/** What every stage may read and the state the stages share during one build. */
+export interface BuildState {
+  chunkSize: number;
+  compressor: Compressor;
+  digester: Digester;
+  /** Every unique chunk the build references, in the order first seen. */
+  chunks: ChunkInfo[];
+  /** digest (latin1) -> index into chunks. */
+  dict: Map<string, number>;
+  blob: BlobState;
+  root?: TreeNode;
+  progress: Progress;
+  /** Worker threads for compression (0 = compress on the main thread). */
+  threads: number;
+  /** Aligns uncompressed offsets to 4 KiB (v6, except tarfs). */
+  aligned: boolean;
+}
+
+export type StageKind = 'entry' | 'batch';
+
+export interface StageDef {
+  name: string;
+  /** What the stage consumes and produces; an entry stage runs before the chunker, a batch stage after dedup. */
+  kind: StageKind;
+  create(state: BuildState): (input: AsyncIterable<any>) => AsyncIterable<any>;
+}
+
+export interface EntryStage extends StageDef {
+  kind: 'entry';
+  create(state: BuildState): (input: AsyncIterable<SourceEntry>) => AsyncIterable<SourceEntry>;
+}
+
+export interface BatchStage extends StageDef {
+  kind: 'batch';
+  create(state: BuildState): (input: AsyncIterable<Batch>) => AsyncIterable<Batch>;
+}
+
+/** A sink consumes the final batches and returns when all are stored. */
+export interface Sink {
+  consume(input: AsyncIterable<Batch>, state: BuildState): Promise<void>;
+}

@@ -1,0 +1,39 @@
+// Dedup: a chunk whose digest is already known (this build, a parent or a chunk dict) is
+// referenced, not stored again; a new chunk gets its chunk index and uncompressed offset here.
+import type { Batch, BuildState } from '../stage.js';
+
+const align4k = (x: number) => Math.ceil(x / 4096) * 4096;
+
+export function dedup(state: BuildState) {
+  return async function* (batches: AsyncIterable<Batch>): AsyncGenerator<Batch> {
+    const blob = state.blob;
+    for await (const b of batches) {
+      for (const c of b.chunks) {
+        const key = c.digest!.toString('latin1');
+        let ref = state.dict.get(key);
+        if (ref !== undefined && state.chunks[ref].uncompressedSize !== c.size) ref = undefined;
+        if (ref === undefined) {
+          ref = state.chunks.length;
+          state.chunks.push({
+            blobIndex: blob.index, index: blob.chunkCount++, digest: c.digest!, flags: 0,
+            compressedOffset: 0, compressedSize: 0,
+            uncompressedOffset: blob.uncompressedEnd, uncompressedSize: c.size,
+            fileOffset: c.fileOffset, crc32: 0,
+          });
+          blob.chunkRefs.push(ref);
+          blob.uncompressedEnd += state.aligned ? align4k(c.size) : c.size;
+          state.dict.set(key, ref);
+          c.fresh = true;
+        } else {
+          state.progress.dedupChunks++;
+          state.progress.dedupBytes += c.size;
+          c.fresh = false;
+        }
+        c.ref = ref;
+        state.progress.chunks++;
+        c.node.chunks!.push({ chunk: ref, fileOffset: c.fileOffset });
+      }
+      yield b;
+    }
+  };
+}

@@ -1,0 +1,34 @@
+// Blob sink: writes each batch's stored chunk bytes to the blob output in order and records
+// where every fresh chunk landed. An optional raw-chunk hook serves the blob cache's .blob.data.
+import type { Batch, BuildState, Sink } from '../stage.js';
+import { CHUNK_COMPRESSED } from '../../read/model.js';
+
+export interface ChunkOutput {
+  /** Appends bytes to the blob (and its hash). */
+  write(data: Uint8Array): void;
+  /** Receives each fresh chunk's uncompressed bytes and its uncompressed offset. */
+  rawChunk?(data: Uint8Array, uncompressedOffset: number): void;
+}
+
+export function blobSink(out: ChunkOutput): Sink {
+  return {
+    async consume(batches: AsyncIterable<Batch>, state: BuildState): Promise<void> {
+      for await (const b of batches) {
+        let pos = state.blob.compressedEnd;
+        let k = 0;
+        for (const c of b.chunks) {
+          if (!c.fresh) continue;
+          const rec = state.chunks[c.ref!];
+          const s = b.stored![k++];
+          rec.compressedOffset = pos;
+          rec.compressedSize = s.size;
+          rec.flags = s.compressed ? CHUNK_COMPRESSED : 0;
+          pos += s.size;
+          out.rawChunk?.(b.data.subarray(c.dataOffset, c.dataOffset + c.size), rec.uncompressedOffset);
+        }
+        if (b.out!.byteLength > 0) out.write(b.out!);
+        state.blob.compressedEnd = pos;
+      }
+    },
+  };
+}

@@ -1,0 +1,35 @@
+// Links source entries into the tree as they pass the entry stages, so a stage that drops an
+// entry drops it (and everything below it) from the image.
+import type { TreeNode } from './node.js';
+import { isDirNode } from './node.js';
+
+export class TreeAssembler {
+  root?: TreeNode;
+  private readonly attached = new Set<TreeNode>();
+  /** A dropped first name of a hardlink group -> the name that carries the inode instead. */
+  private readonly promoted = new Map<TreeNode, TreeNode>();
+
+  /** Returns false when the entry's parent was dropped (so the entry is dropped too). */
+  attach(node: TreeNode, parent: TreeNode | undefined): boolean {
+    if (!parent) {
+      this.root = node;
+    } else {
+      if (!this.attached.has(parent)) return false;
+      (parent.children ??= []).push(node);
+    }
+    if (isDirNode(node)) node.children ??= [];
+    node.links = 1;
+    if (node.linkTo) {
+      const primary = this.promoted.get(node.linkTo) ?? (this.attached.has(node.linkTo) ? node.linkTo : undefined);
+      if (primary) {
+        node.linkTo = primary;
+        primary.links++;
+      } else {
+        this.promoted.set(node.linkTo, node);
+        node.linkTo = undefined;
+      }
+    }
+    this.attached.add(node);
+    return true;
+  }
+}

@@ -1,0 +1,75 @@
+// The in-memory filesystem tree every source builds and the bootstrap planner lays out.
+// Pure data: no I/O here.
+import type { Xattr } from '../read/model.js';
+
+/** Where one chunk of a file lives: an index into the build's chunk list. */
+export interface ChunkRef {
+  /** Index into BuildState.chunks (unique chunks across every blob of the build). */
+  chunk: number;
+  /** Offset of this chunk in the file. */
+  fileOffset: number;
+}
+
+export interface TreeNode {
+  /** Name bytes inside the parent (empty for the root). */
+  name: Buffer;
+  /** Path relative to the source root, for messages ('/' for the root). */
+  path: Buffer;
+  mode: number;
+  uid: number;
+  gid: number;
+  mtime: number;
+  mtimeNsec: number;
+  /** Regular file: bytes; symlink: target length; otherwise 0 (directories are sized at layout). */
+  size: number;
+  /** new_encode_dev form, for character and block devices. */
+  rdev: number;
+  /** Sorted by name bytes. */
+  xattrs: Xattr[];
+  target?: Buffer;
+  /** Directory children, sorted by name bytes once the source has finished. */
+  children?: TreeNode[];
+  /** A hardlink: the first node of its group, which carries the data and the inode. */
+  linkTo?: TreeNode;
+  /** Number of names this inode has in the tree (set on the group's first node). */
+  links: number;
+  /** Regular files: chunk references in file order, set by the pipeline. */
+  chunks?: ChunkRef[];
+}
+
+export const S_IFMT = 0o170000;
+export const S_IFDIR = 0o040000;
+export const S_IFREG = 0o100000;
+export const S_IFLNK = 0o120000;
+
+export const isDirNode = (n: TreeNode) => (n.mode & S_IFMT) === S_IFDIR;
+export const isRegNode = (n: TreeNode) => (n.mode & S_IFMT) === S_IFREG;
+export const isLinkNode = (n: TreeNode) => (n.mode & S_IFMT) === S_IFLNK;
+
+/** Sorts a directory's children the way EROFS dirents are ordered: byte-wise by name. */
+export function sortChildren(dir: TreeNode): void {
+  dir.children?.sort((a, b) => Buffer.compare(a.name, b.name));
+}
+
+/** Every node, each directory before its children (children in stored order). */
+export function* walk(root: TreeNode): Generator<TreeNode> {
+  const stack: TreeNode[] = [root];
+  while (stack.length > 0) {
+    const n = stack.pop()!;
+    yield n;
+    if (n.children) for (let i = n.children.length - 1; i >= 0; i--) stack.push(n.children[i]);
+  }
+}
+
+/** Upstream's layout order: a directory, its non-directory children, then each subdirectory's subtree. */
+export function* layoutOrder(root: TreeNode): Generator<TreeNode> {
+  const visit = function* (dir: TreeNode): Generator<TreeNode> {
+    yield dir;
+    const kids = dir.children ?? [];
+    for (const c of kids) if (!isDirNode(c)) yield c;
+    for (const c of kids) if (isDirNode(c)) yield* visit(c);
+  };
+  yield* visit(root);
+}
+
+export const displayPath = (p: Buffer) => p.toString('utf8');
