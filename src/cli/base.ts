@@ -1,0 +1,51 @@
+// Base command: shared flags, the logger, and errors turned into one line and an exit code
+// (a stack trace only at debug/trace level).
+import { Command, Flags } from '@oclif/core';
+import { NydusError } from '../errors.js';
+import { LEVELS, Logger, type Level } from './log.js';
+
+export abstract class BaseCommand extends Command {
+  static override baseFlags = {
+    'log-level': Flags.option({ char: 'l', options: [...LEVELS], default: 'info' as Level, description: 'log level' })(),
+    'log-file': Flags.string({ char: 'L', description: 'also write the log to this file (".log" appended when it has no extension)' }),
+  };
+
+  protected logger = new Logger('info');
+
+  protected initLogger(flags: { 'log-level'?: string; 'log-file'?: string }): Logger {
+    this.logger = new Logger((flags['log-level'] ?? 'info') as Level, flags['log-file']);
+    return this.logger;
+  }
+
+  protected override async catch(err: Error & { exitCode?: number; oclif?: { exit?: number } }): Promise<void> {
+    if (err instanceof NydusError) {
+      process.stderr.write(`Error: ${err.message}\n`);
+      if (this.logger.enabled('debug') && err.stack) process.stderr.write(`${err.stack}\n`);
+      process.exitCode = err.exit;
+      return;
+    }
+    // oclif's own parse errors (unknown flag, missing argument) are usage errors.
+    if (err.oclif || /Unexpected argument|Nonexistent flag|Missing required|Expected --|must also be provided|cannot also be provided|Parsing --/.test(err.message)) {
+      process.stderr.write(`Error: ${err.message.split('\n')[0]}\n`);
+      process.exitCode = err.oclif?.exit ?? 2;
+      return;
+    }
+    const e = err as NodeJS.ErrnoException;
+    if (e.code && e.path) {
+      process.stderr.write(`Error: ${e.path}: ${e.message}\n`);
+      process.exitCode = 1;
+      return;
+    }
+    process.stderr.write(`Error: ${err.message}\n`);
+    if (this.logger.enabled('debug') || process.env.NYDUS_DEBUG) process.stderr.write(`${err.stack}\n`);
+    process.exitCode = 70;
+  }
+}
+
+/** Parses upstream's numbers: 0x-prefixed hex or decimal. */
+export function parseNumber(flag: string, value: string): number {
+  const v = value.trim();
+  const n = /^0x[0-9a-f]+$/i.test(v) ? parseInt(v.slice(2), 16) : /^[0-9]+$/.test(v) ? parseInt(v, 10) : NaN;
+  if (!Number.isSafeInteger(n)) throw new NydusError('USAGE', `invalid value ${JSON.stringify(value)} for --${flag}: expected a decimal or 0x-prefixed hex number`);
+  return n;
+}

@@ -1,0 +1,39 @@
+import { Args, Flags } from '@oclif/core';
+import { BaseCommand } from '../cli/base.js';
+import { NydusError } from '../errors.js';
+import { check, checkReport, verboseListing } from '../read/check.js';
+import { outputJson, writeOutputJson } from '../cli/output-json.js';
+
+export default class Check extends BaseCommand {
+  static override summary = 'Validate a RAFS filesystem metadata blob (bootstrap)';
+  static override description = 'Checks the structure and every reference of a bootstrap; with --blob-dir also reads every chunk back and verifies its digest.';
+  static override examples = ['<%= config.bin %> check out/bootstrap', '<%= config.bin %> check -B out/bootstrap -D blobs/ -v'];
+
+  static override args = { bootstrap: Args.string({ description: 'bootstrap file (or a data blob with an inline bootstrap)' }) };
+  static override flags = {
+    bootstrap: Flags.string({ char: 'B', description: 'bootstrap file (deprecated: give it as the argument)' }),
+    'blob-dir': Flags.string({ char: 'D', exclusive: ['config'], description: 'directory holding the data blobs: read and verify every chunk' }),
+    blob: Flags.string({ char: 'b', description: 'the data blob file, for an image with one blob: read and verify every chunk' }),
+    config: Flags.string({ char: 'C', description: 'nydusd configuration file (not supported yet)' }),
+    verbose: Flags.boolean({ char: 'v', description: 'list every inode and chunk' }),
+    'output-json': Flags.string({ char: 'J', description: 'write the result as JSON to this file' }),
+  };
+
+  async run(): Promise<void> {
+    const { args, flags } = await this.parse(Check);
+    this.initLogger(flags);
+    if (args.bootstrap && flags.bootstrap) throw new NydusError('USAGE', 'give the bootstrap either as the argument or with -B, not both');
+    const file = args.bootstrap ?? flags.bootstrap;
+    if (!file) throw new NydusError('USAGE', 'missing bootstrap: check BOOTSTRAP');
+    if (flags.config) throw new NydusError('UNSUPPORTED', '--config is not supported yet; use --blob-dir');
+    const r = check(file, { blobDir: flags['blob-dir'], blob: flags.blob });
+    if (flags.verbose) process.stdout.write(verboseListing(r.image));
+    process.stdout.write(checkReport(r.image));
+    if (flags['output-json']) {
+      writeOutputJson(flags['output-json'], outputJson({
+        bootstrap: file, blobs: r.image.blobs.map((b) => b.blobId), trace: r.trace,
+        fsVersion: String(r.image.version), compressor: r.image.compressor,
+      }), false);
+    }
+  }
+}

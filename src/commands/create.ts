@@ -1,0 +1,116 @@
+import * as fs from 'node:fs';
+import { Args, Flags } from '@oclif/core';
+import { BaseCommand, parseNumber } from '../cli/base.js';
+import { BUILD_COMPRESSORS, DIGESTER_NAMES, type CompressorName, type DigesterName } from '../algo/index.js';
+import { CONVERSION_NAMES } from '../build/conversions.js';
+import { create } from '../build/create.js';
+import { NydusError } from '../errors.js';
+import { outputJson, writeOutputJson } from '../cli/output-json.js';
+import { progressReporter } from '../cli/progress.js';
+import { loadPlugins } from '../cli/plugins.js';
+
+/** Prefetch patterns come on stdin, one per line; a closed, empty or missing stdin means none. */
+function readPrefetchList(): string[] {
+  if (process.stdin.isTTY) return [];
+  try {
+    return fs.readFileSync(0, 'utf8').split('\n').map((l) => l.trim()).filter((l) => l.length > 0);
+  } catch {
+    return [];
+  }
+}
+
+export default class Create extends BaseCommand {
+  static override summary = 'Create a RAFS filesystem from a directory, tar or stargz source';
+  static override description = 'Builds a RAFS v6 bootstrap and a data blob. Supported --type values now: dir-rafs (alias directory).';
+  static override examples = [
+    '<%= config.bin %> create -t dir-rafs -B out/bootstrap -b out/blob rootfs/',
+    '<%= config.bin %> create -B boot --blob-cache-dir cache/ rootfs/',
+    '<%= config.bin %> create --blob-inline-meta --features blob-toc -b out/blob rootfs/',
+  ];
+
+  static override args = {
+    source: Args.string({ description: 'source directory (or tar/stargz file for those types)', required: true }),
+  };
+
+  static override flags = {
+    type: Flags.string({ char: 't', aliases: ['source-type'], options: CONVERSION_NAMES, default: 'dir-rafs', description: 'conversion type' }),
+    bootstrap: Flags.string({ char: 'B', description: 'path to write the RAFS metadata blob (bootstrap) to' }),
+    blob: Flags.string({ char: 'b', description: 'path (file or FIFO) to write the data blob to' }),
+    'blob-dir': Flags.string({ char: 'D', description: 'directory to store blobs in, named by their id' }),
+    'blob-inline-meta': Flags.boolean({ aliases: ['inline-bootstrap'], description: 'append the bootstrap to the data blob' }),
+    features: Flags.string({ options: ['blob-toc'], description: 'blob features: blob-toc (append a TOC and chunk digests)' }),
+    'blob-id': Flags.string({ description: 'blob id to use instead of the blob digest' }),
+    'blob-offset': Flags.string({ hidden: true, default: '0', description: 'offset of the chunk data in the blob' }),
+    'blob-data-size': Flags.string({ description: 'size of the data blob (estargztoc-ref)' }),
+    'blob-cache-dir': Flags.string({ description: 'write <id>.blob.data (uncompressed chunks at their device offsets) and <id>.blob.meta into this directory' }),
+    'chunk-size': Flags.string({ default: '0x100000', description: 'chunk size: a power of two from 0x1000 to 0x1000000' }),
+    'batch-size': Flags.string({ default: '0', description: 'batch small chunks into one compression unit (not supported yet: 0 only)' }),
+    compressor: Flags.string({ options: [...BUILD_COMPRESSORS], description: 'chunk compressor [default: zstd]' }),
+    digester: Flags.string({ options: DIGESTER_NAMES, default: 'blake3', description: 'chunk digest algorithm' }),
+    config: Flags.string({ char: 'C', description: 'nydusd configuration file' }),
+    'fs-version': Flags.string({ char: 'v', options: ['5', '6'], default: '6', description: 'RAFS version' }),
+    'chunk-dict': Flags.string({ description: 'chunk dictionary: PATH or bootstrap=PATH (not supported yet)' }),
+    'parent-bootstrap': Flags.string({ description: 'parent bootstrap for a layered build (not supported yet)' }),
+    'aligned-chunk': Flags.boolean({ description: 'align chunks to 4 KiB (v5 only; v6 always aligns)' }),
+    repeatable: Flags.boolean({ description: 'do not store host uid/gid, for repeatable builds' }),
+    'disable-check': Flags.boolean({ hidden: true, description: 'no effect' }),
+    'whiteout-spec': Flags.string({ options: ['oci', 'overlayfs', 'none'], default: 'oci', description: 'whiteout spec for tar layers' }),
+    'prefetch-policy': Flags.string({ options: ['fs', 'blob', 'none'], default: 'none', description: 'prefetch policy; with fs or blob, paths to prefetch are read from stdin' }),
+    'output-json': Flags.string({ char: 'J', description: 'write build results as JSON to this file' }),
+    encrypt: Flags.boolean({ char: 'E', description: 'encrypt data blobs (not supported yet)' }),
+    attributes: Flags.string({ description: '.nydusattributes file (not supported yet)' }),
+    plugin: Flags.string({ multiple: true, description: 'add pipeline stages from a plugin module: MODULE[?key=value&...]' }),
+    threads: Flags.integer({ min: 0, max: 64, description: 'compression worker threads [default: one per core]' }),
+  };
+
+  async run(): Promise<void> {
+    const { args, flags } = await this.parse(Create);
+    const log = this.initLogger(flags);
+    const refuse = (flag: string, why = 'is not supported yet') => {
+      throw new NydusError('UNSUPPORTED', `--${flag} ${why}`);
+    };
+    if (flags.encrypt) refuse('encrypt');
+    if (parseNumber('batch-size', flags['batch-size']) !== 0) refuse('batch-size', 'other than 0 is not supported yet');
+    if (flags['chunk-dict']) refuse('chunk-dict');
+    if (flags['parent-bootstrap']) refuse('parent-bootstrap');
+    if (flags.attributes) refuse('attributes');
+    if (parseNumber('blob-offset', flags['blob-offset']) !== 0) refuse('blob-offset', 'other than 0 is not supported yet');
+    if (flags['aligned-chunk'] && flags['fs-version'] === '6') log.warn('--aligned-chunk has no effect on RAFS v6 (chunks are always aligned)');
+
+    const prefetch = flags['prefetch-policy'] === 'none' ? [] : readPrefetchList();
+    const stages = await loadPlugins(flags.plugin ?? []);
+    const progress = progressReporter(log.enabled('info'));
+    const result = await create({
+      source: args.source,
+      type: flags.type,
+      bootstrap: flags.bootstrap,
+      blob: flags.blob,
+      blobDir: flags['blob-dir'],
+      blobCacheDir: flags['blob-cache-dir'],
+      blobInlineMeta: flags['blob-inline-meta'],
+      blobToc: flags.features === 'blob-toc',
+      blobId: flags['blob-id'],
+      fsVersion: Number(flags['fs-version']),
+      compressor: flags.compressor as CompressorName | undefined,
+      digester: flags.digester as DigesterName,
+      chunkSize: parseNumber('chunk-size', flags['chunk-size']),
+      alignedChunk: flags['aligned-chunk'],
+      repeatable: flags.repeatable,
+      whiteoutSpec: flags['whiteout-spec'] as 'oci' | 'overlayfs' | 'none',
+      prefetch,
+      stages,
+      threads: flags.threads,
+      onProgress: (p) => progress.update(p),
+    });
+    progress.done();
+    if (flags['output-json']) {
+      writeOutputJson(flags['output-json'], outputJson({ bootstrap: result.bootstrap, blobs: result.blobs, trace: result.trace, fsVersion: result.fsVersion, compressor: result.compressor }), true);
+    }
+    log.info(
+      'successfully built RAFS filesystem: \n' +
+        `meta blob path: ${result.bootstrap || '<none>'}\n` +
+        `data blob size: 0x${result.blobSize.toString(16)}\n` +
+        `data blobs: [${result.blobs.map((b) => JSON.stringify(b)).join(', ')}]`,
+    );
+  }
+}

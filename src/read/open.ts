@@ -1,0 +1,105 @@
+// Opens a bootstrap: a RAFS v6 or v5 file, or a data blob carrying its bootstrap inline
+// (found through the TOC, or the image.boot section at the end).
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { compressorByTocFlag } from '../algo/index.js';
+import { NydusError, formatError, fsError } from '../errors.js';
+import * as toc from '../format/blob/toc.js';
+import * as tarHeader from '../format/blob/tar-header.js';
+import type { RafsImage } from './model.js';
+import { isV6, loadV6 } from './v6.js';
+import { isV5, loadV5 } from './v5.js';
+
+export function loadBootstrap(buf: Buffer): RafsImage {
+  if (isV6(buf)) return loadV6(buf);
+  if (isV5(buf)) return loadV5(buf);
+  throw new NydusError('FORMAT', 'not a RAFS bootstrap (no RAFS v5 or v6 magic)');
+}
+
+export interface TocSection {
+  entry: toc.TocEntry;
+}
+
+/** Reads a blob's TOC from its last 4 KiB, or undefined when the blob has none. */
+export function readToc(fd: number, size: number): toc.TocEntry[] | undefined {
+  if (size < tarHeader.SIZE) return undefined;
+  const tailLen = Math.min(4096, size & ~127);
+  const tail = Buffer.alloc(tailLen);
+  fs.readSync(fd, tail, 0, tailLen, size - tailLen);
+  let h: tarHeader.SectionHeader;
+  try {
+    h = tarHeader.decode(tail, tailLen - tarHeader.SIZE);
+  } catch {
+    return undefined;
+  }
+  if (h.name !== toc.NAME_TOC || h.size > tailLen - tarHeader.SIZE) return undefined;
+  return toc.decodeAll(tail.subarray(tailLen - tarHeader.SIZE - h.size, tailLen - tarHeader.SIZE));
+}
+
+/** Extracts the bootstrap stored inside a data blob (--blob-inline-meta). */
+export function extractInlineBootstrap(file: string): Buffer | undefined {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch (e) {
+    throw fsError('SOURCE', file, e);
+  }
+  try {
+    const size = fs.fstatSync(fd).size;
+    const entries = readToc(fd, size);
+    if (entries) {
+      const boot = entries.find((e) => e.name === toc.NAME_IMAGE_BOOT);
+      if (!boot) return undefined;
+      const stored = Buffer.alloc(boot.compressed_size);
+      fs.readSync(fd, stored, 0, stored.length, boot.compressed_offset);
+      const c = compressorByTocFlag(boot.flags);
+      if (!c) throw formatError('toc_entry', 'flags', boot.flags, 'unknown compression for image.boot');
+      const raw = Buffer.from(c.decompress(stored, boot.uncompressed_size));
+      if (raw.length !== boot.uncompressed_size) throw formatError('toc_entry', 'uncompressed_size', boot.uncompressed_size, `image.boot decompressed to ${raw.length} bytes`);
+      return raw;
+    }
+    if (size < tarHeader.SIZE) return undefined;
+    const last = Buffer.alloc(tarHeader.SIZE);
+    fs.readSync(fd, last, 0, last.length, size - tarHeader.SIZE);
+    let h: tarHeader.SectionHeader;
+    try {
+      h = tarHeader.decode(last, 0);
+    } catch {
+      return undefined;
+    }
+    if (h.name !== toc.NAME_IMAGE_BOOT || h.size > size - tarHeader.SIZE) return undefined;
+    const raw = Buffer.alloc(h.size);
+    fs.readSync(fd, raw, 0, raw.length, size - tarHeader.SIZE - h.size);
+    return raw;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** The blob id a file name carries: the name with every extension stripped. */
+export const idFromFileName = (file: string) => path.basename(file).replace(/\..*$/, '');
+
+/**
+ * Opens a bootstrap file, or a data blob with its bootstrap inline. For an inline bootstrap,
+ * whose blob table cannot name its own blob, the id is taken from the file name (as upstream).
+ */
+export function openImage(file: string): RafsImage {
+  let buf: Buffer;
+  try {
+    buf = fs.readFileSync(file);
+  } catch (e) {
+    throw fsError('SOURCE', file, e);
+  }
+  try {
+    if (isV6(buf) || isV5(buf)) return loadBootstrap(buf);
+    const inner = extractInlineBootstrap(file);
+    if (!inner) throw new NydusError('FORMAT', 'not a RAFS bootstrap, nor a data blob with an inline bootstrap');
+    const image = loadBootstrap(inner);
+    const id = idFromFileName(file);
+    for (const b of image.blobs) if (/^x{64}$/.test(b.blobId)) b.blobId = id;
+    return image;
+  } catch (e) {
+    if (e instanceof NydusError && e.path === undefined) throw new NydusError(e.code, e.message, { path: file, cause: e });
+    throw e;
+  }
+}
