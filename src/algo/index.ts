@@ -5,6 +5,9 @@ import { compress as zstdCompress, decompress as zstdDecompress } from 'zstd-nap
 import { blake3 } from '@napi-rs/blake-hash';
 
 const require = createRequire(import.meta.url);
+const zstdBinding = require('zstd-napi/binding') as {
+  CCtx: new () => { compress(dst: Uint8Array, src: Uint8Array, level: number): number };
+};
 const lz4 = require('lz4-napi') as {
   compressSync(data: Buffer): Buffer;
   uncompressSync(data: Uint8Array): Buffer;
@@ -20,22 +23,51 @@ export interface Compressor {
   tocFlag: number;
   /** Compresses one chunk; the caller keeps the result only if it is smaller. */
   compress(data: Uint8Array): Uint8Array;
+  /**
+   * Compresses into `dst` and returns the bytes written, or -1 when the result does not fit in
+   * dst (give dst one byte less than the input to get "only if strictly smaller").
+   */
+  compressInto(dst: Uint8Array, src: Uint8Array): number;
   /** Decompresses one chunk whose uncompressed size is known from chunk info. */
   decompress(data: Uint8Array, size: number): Uint8Array;
 }
 
 const ZSTD_LEVEL = 3;
 
+/** Through a temporary result, for codecs without an into-buffer API. */
+function intoVia(compress: (d: Uint8Array) => Uint8Array) {
+  return (dst: Uint8Array, src: Uint8Array): number => {
+    const z = compress(src);
+    if (z.byteLength > dst.byteLength) return -1;
+    dst.set(z);
+    return z.byteLength;
+  };
+}
+
+let zstdCtx: InstanceType<typeof zstdBinding.CCtx> | undefined;
+/** zstd straight into the caller's buffer: no garbage per chunk (one context per thread). */
+function zstdInto(dst: Uint8Array, src: Uint8Array): number {
+  zstdCtx ??= new zstdBinding.CCtx();
+  try {
+    return zstdCtx.compress(dst, src, ZSTD_LEVEL);
+  } catch (e) {
+    if (/too small/i.test((e as Error).message)) return -1;
+    throw e;
+  }
+}
+
 export const COMPRESSORS: readonly Compressor[] = [
   {
     name: 'none', id: 0, superFlag: 0x1, tocFlag: 0x1,
     compress: (d) => d,
+    compressInto: () => -1,
     decompress: (d) => d,
   },
   {
     name: 'lz4_block', id: 1, superFlag: 0x2, tocFlag: 0x4,
     // lz4-napi prefixes the raw block with its u32 length; RAFS stores the bare block.
     compress: (d) => lz4.compressSync(Buffer.from(d.buffer, d.byteOffset, d.byteLength)).subarray(4),
+    compressInto: intoVia((d) => lz4.compressSync(Buffer.from(d.buffer, d.byteOffset, d.byteLength)).subarray(4)),
     decompress: (d, size) => {
       const framed = Buffer.allocUnsafe(d.byteLength + 4);
       framed.writeUInt32LE(size, 0);
@@ -46,11 +78,13 @@ export const COMPRESSORS: readonly Compressor[] = [
   {
     name: 'gzip', id: 2, superFlag: 0x40, tocFlag: 0,
     compress: () => { throw new Error('gzip chunks are only produced by *-ref conversions'); },
+    compressInto: () => { throw new Error('gzip chunks are only produced by *-ref conversions'); },
     decompress: () => { throw new Error('gzip chunks are not supported yet'); },
   },
   {
     name: 'zstd', id: 3, superFlag: 0x80, tocFlag: 0x2,
     compress: (d) => zstdCompress(d, { compressionLevel: ZSTD_LEVEL }),
+    compressInto: zstdInto,
     decompress: (d) => zstdDecompress(d),
   },
 ];

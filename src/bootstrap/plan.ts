@@ -44,7 +44,7 @@ class Fragments {
   }
   register(off: number): void {
     const used = off % this.B;
-    if (used !== 0) this.lists[(this.B - used) / 32].push(off - used);
+    if (used !== 0) this.lists[Math.floor((this.B - used) / 32)].push(off - used);
   }
   allocate(n: number): number | undefined {
     if (n >= this.B) return undefined;

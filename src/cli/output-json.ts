@@ -29,6 +29,6 @@ export function outputJson(o: { bootstrap: string; blobs: string[]; trace: Trace
 }
 
 /** create/merge write pretty JSON (2-space indent), check compact; neither ends with a newline. */
-export function writeOutputJson(file: string, data: unknown, pretty: boolean): void {
-  writeFileAtomic(file, Buffer.from(pretty ? JSON.stringify(data, null, 2) : JSON.stringify(data)));
+export function writeOutputJson(file: string, data: unknown, pretty: boolean): Promise<void> {
+  return writeFileAtomic(file, Buffer.from(pretty ? JSON.stringify(data, null, 2) : JSON.stringify(data)));
 }

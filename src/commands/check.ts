@@ -30,7 +30,7 @@ export default class Check extends BaseCommand {
     if (flags.verbose) process.stdout.write(verboseListing(r.image));
     process.stdout.write(checkReport(r.image));
     if (flags['output-json']) {
-      writeOutputJson(flags['output-json'], outputJson({
+      await writeOutputJson(flags['output-json'], outputJson({
         bootstrap: file, blobs: r.image.blobs.map((b) => b.blobId), trace: r.trace,
         fsVersion: String(r.image.version), compressor: r.image.compressor,
       }), false);

@@ -104,7 +104,7 @@ export default class Create extends BaseCommand {
     });
     progress.done();
     if (flags['output-json']) {
-      writeOutputJson(flags['output-json'], outputJson({ bootstrap: result.bootstrap, blobs: result.blobs, trace: result.trace, fsVersion: result.fsVersion, compressor: result.compressor }), true);
+      await writeOutputJson(flags['output-json'], outputJson({ bootstrap: result.bootstrap, blobs: result.blobs, trace: result.trace, fsVersion: result.fsVersion, compressor: result.compressor }), true);
     }
     log.info(
       'successfully built RAFS filesystem: \n' +

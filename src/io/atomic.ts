@@ -1,14 +1,22 @@
 // Output files that never leave half-written data under their final name: regular files are
 // written to a temporary name in the same directory and renamed at the end; an existing FIFO
-// (or character device) is written in place, strictly sequentially.
+// (or character device) is written in place, strictly sequentially. Appends are write-behind:
+// they run in order on libuv's threads while the caller goes on, bounded by drain().
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { fsError } from '../errors.js';
 
+function writeFd(fd: number, data: Uint8Array, off: number): Promise<number> {
+  return new Promise((resolve, reject) => fs.write(fd, data, off, data.byteLength - off, null, (err, n) => (err ? reject(err) : resolve(n))));
+}
+
 export class OutputFile {
   position = 0;
   private closed = false;
+  private queue: Promise<void> = Promise.resolve();
+  private queued = 0;
+  private failure?: unknown;
 
   private constructor(
     readonly finalPath: string | undefined,
@@ -16,7 +24,7 @@ export class OutputFile {
     private readonly fd: number,
   ) {}
 
-  /** Opens `target` for sequential writing; with `dir` and no target, a temp file in dir named at commit. */
+  /** Opens `target` for sequential writing. */
   static open(target: string): OutputFile {
     let st: fs.Stats | undefined;
     try {
@@ -34,7 +42,7 @@ export class OutputFile {
     return OutputFile.temp(path.dirname(target), target);
   }
 
-  /** A temp file in `dir`; give the final name to commit(). */
+  /** A temp file in `dir`; the final name may also be given to commit(). */
   static temp(dir: string, finalPath?: string): OutputFile {
     const tmp = path.join(dir, `.${path.basename(finalPath ?? 'blob')}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
     try {
@@ -44,23 +52,47 @@ export class OutputFile {
     }
   }
 
-  write(data: Uint8Array): void {
-    let off = 0;
-    try {
-      while (off < data.byteLength) off += fs.writeSync(this.fd, data, off, data.byteLength - off);
-    } catch (e) {
-      throw fsError('OUTPUT', this.finalPath ?? this.tempPath ?? 'output', e);
-    }
-    this.position += data.byteLength;
+  private get label(): string {
+    return this.finalPath ?? this.tempPath ?? 'output';
   }
 
-  /** Writes at an absolute offset (only for regular files: the blob-cache data file). */
+  /** Appends `data`, which must stay unchanged until onWritten is called (or drain() returns). */
+  write(data: Uint8Array, onWritten?: () => void): void {
+    if (this.failure) throw this.failure;
+    const len = data.byteLength;
+    if (len === 0) {
+      onWritten?.();
+      return;
+    }
+    this.position += len;
+    this.queued += len;
+    this.queue = this.queue.then(async () => {
+      try {
+        if (this.failure) return;
+        let off = 0;
+        while (off < len) off += await writeFd(this.fd, data, off);
+      } catch (e) {
+        this.failure = fsError('OUTPUT', this.label, e);
+      } finally {
+        this.queued -= len;
+        onWritten?.();
+      }
+    });
+  }
+
+  /** Waits until at most `limit` bytes are still queued; rethrows a write error. */
+  async drain(limit = 0): Promise<void> {
+    while (this.queued > limit) await this.queue;
+    if (this.failure) throw this.failure;
+  }
+
+  /** Writes at an absolute offset, synchronously (only for regular files: the blob-cache data file). */
   writeAt(data: Uint8Array, position: number): void {
     let off = 0;
     try {
       while (off < data.byteLength) off += fs.writeSync(this.fd, data, off, data.byteLength - off, position + off);
     } catch (e) {
-      throw fsError('OUTPUT', this.finalPath ?? this.tempPath ?? 'output', e);
+      throw fsError('OUTPUT', this.label, e);
     }
   }
 
@@ -69,10 +101,11 @@ export class OutputFile {
   }
 
   /**
-   * Closes and moves the temp file to its final name (or `finalPath`). With keepExisting, an
-   * existing file of that name is left alone, as upstream does for content-addressed names.
+   * Finishes the writes, closes, and moves the temp file to its final name. With keepExisting,
+   * an existing file of that name is left alone, as upstream does for content-addressed names.
    */
-  commit(finalPath = this.finalPath, keepExisting = false): void {
+  async commit(finalPath = this.finalPath, keepExisting = false): Promise<void> {
+    await this.drain();
     this.close();
     if (!this.tempPath) return;
     if (!finalPath) throw new Error('commit of a temp output without a final name');
@@ -84,8 +117,10 @@ export class OutputFile {
     }
   }
 
-  /** Closes and removes the temp file; safe to call more than once. */
-  abort(): void {
+  /** Stops, closes and removes the temp file; safe to call more than once. */
+  async abort(): Promise<void> {
+    this.failure ??= new Error('aborted');
+    await this.queue;
     this.close();
     if (this.tempPath) fs.rmSync(this.tempPath, { force: true });
   }
@@ -98,13 +133,13 @@ export class OutputFile {
 }
 
 /** Writes a whole buffer to `target` atomically (temp name + rename, or in place for a FIFO). */
-export function writeFileAtomic(target: string, data: Uint8Array): void {
+export async function writeFileAtomic(target: string, data: Uint8Array): Promise<void> {
   const out = OutputFile.open(target);
   try {
     out.write(data);
-    out.commit();
+    await out.commit();
   } catch (e) {
-    out.abort();
+    await out.abort();
     throw e;
   }
 }

@@ -7,6 +7,7 @@ import { chunker } from './stages/chunk.js';
 import { digester } from './stages/digest.js';
 import { dedup } from './stages/dedup.js';
 import { compressor } from './stages/compress.js';
+import { ChunkPool } from './pool.js';
 
 export interface PipelineSpec {
   source: AsyncIterable<SourceEntry>;
@@ -35,5 +36,12 @@ export async function runPipeline(spec: PipelineSpec): Promise<void> {
   for (const s of stages.filter((x) => x.kind === 'entry')) entries = s.create(spec.state)(entries);
   let batches: AsyncIterable<Batch> = dedup(spec.state)(digester(spec.state)(chunker(spec.state, spec.assembler)(entries)));
   for (const s of stages.filter((x) => x.kind === 'batch')) batches = s.create(spec.state)(batches);
-  await spec.sink.consume(compressor(spec.state)(batches), spec.state);
+  const state = spec.state;
+  if (state.threads > 0) state.pool = new ChunkPool(state.threads);
+  try {
+    await spec.sink.consume(compressor(state)(batches), state);
+  } finally {
+    await state.pool?.destroy();
+    state.pool = undefined;
+  }
 }

@@ -4,6 +4,7 @@
 import type { TreeNode } from '../tree/node.js';
 import type { ChunkInfo } from '../read/model.js';
 import type { Compressor, Digester } from '../algo/index.js';
+import type { BufferPool, ChunkPool } from './pool.js';
 
 /** Sequential reader of one regular file's bytes; a sync result avoids a promise per read. */
 export interface ContentReader {
@@ -75,8 +76,12 @@ export interface BuildState {
   blob: BlobState;
   root?: TreeNode;
   progress: Progress;
-  /** Worker threads for compression (0 = compress on the main thread). */
+  /** Worker threads for digests and compression (0 = all on the main thread). */
   threads: number;
+  /** The worker pool, while the pipeline runs with threads > 0. */
+  pool?: ChunkPool;
+  /** Batch buffers, reused. */
+  buffers: BufferPool;
   /** Aligns uncompressed offsets to 4 KiB (v6, except tarfs). */
   aligned: boolean;
 }

@@ -5,19 +5,19 @@ import { TreeAssembler } from '../../tree/assemble.js';
 import { isRegNode } from '../../tree/node.js';
 import { NydusError } from '../../errors.js';
 
-/** A batch closes at this many bytes (or one chunk, if chunks are larger) or this many chunks. */
-const BATCH_BYTES = 4 << 20;
+/** A batch closes when its buffer (BATCH_BYTES, or one chunk if chunks are larger) is full or at this many chunks. */
+export const BATCH_BYTES = 2 << 20;
 const BATCH_CHUNKS = 512;
 
 export function chunker(state: BuildState, assembler: TreeAssembler) {
-  const capacity = Math.max(BATCH_BYTES, state.chunkSize);
+  const capacity = state.buffers.capacity;
   return async function* (entries: AsyncIterable<SourceEntry>): AsyncGenerator<Batch> {
-    let data = new Uint8Array(capacity);
+    let data = state.buffers.acquire();
     let used = 0;
     let chunks: PendingChunk[] = [];
     const flush = (): Batch => {
       const b: Batch = { data: data.subarray(0, used), chunks };
-      data = new Uint8Array(capacity);
+      data = state.buffers.acquire();
       used = 0;
       chunks = [];
       return b;

@@ -4,11 +4,16 @@ import type { Batch, BuildState, Sink } from '../stage.js';
 import { CHUNK_COMPRESSED } from '../../read/model.js';
 
 export interface ChunkOutput {
-  /** Appends bytes to the blob (and its hash). */
-  write(data: Uint8Array): void;
+  /** Appends bytes to the blob (and its hash); onWritten says when the buffer may be reused. */
+  write(data: Uint8Array, onWritten?: () => void): void;
+  /** Waits until at most `limit` bytes are queued for writing. */
+  drain(limit: number): Promise<void>;
   /** Receives each fresh chunk's uncompressed bytes and its uncompressed offset. */
   rawChunk?(data: Uint8Array, uncompressedOffset: number): void;
 }
+
+/** Bytes allowed to wait for the disk while the pipeline goes on. */
+const WRITE_BEHIND = 8 << 20;
 
 export function blobSink(out: ChunkOutput): Sink {
   return {
@@ -26,8 +31,12 @@ export function blobSink(out: ChunkOutput): Sink {
           pos += s.size;
           out.rawChunk?.(b.data.subarray(c.dataOffset, c.dataOffset + c.size), rec.uncompressedOffset);
         }
-        if (b.out!.byteLength > 0) out.write(b.out!);
         state.blob.compressedEnd = pos;
+        const stored = b.out!;
+        if (stored.buffer !== b.data.buffer) state.buffers.release(b.data);
+        // The written buffer goes back to the pool once the disk has it.
+        out.write(stored, () => state.buffers.release(stored));
+        await out.drain(WRITE_BEHIND);
       }
     },
   };

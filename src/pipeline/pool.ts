@@ -1,0 +1,72 @@
+// The worker pool and the batch buffers shared by the pooled stages.
+import { fileURLToPath } from 'node:url';
+import { Piscina } from 'piscina';
+import type { ChunkTask } from './workers/chunks.js';
+
+/** The worker as compiled JavaScript; under a TypeScript test runner, its copy in dist/. */
+function workerFile(): string {
+  const here = fileURLToPath(new URL('./workers/chunks.js', import.meta.url));
+  return here.includes('/src/pipeline/') ? here.replace(/\/src\/pipeline\/workers\//, '/dist/pipeline/workers/') : here;
+}
+
+export class ChunkPool {
+  private readonly pool: Piscina;
+
+  constructor(threads: number) {
+    this.pool = new Piscina({ filename: workerFile(), minThreads: threads, maxThreads: threads, idleTimeout: 1000 });
+  }
+
+  /** Runs a task; its data buffer (and out buffer, if any) moves to the worker and back. */
+  run<R>(name: 'digest' | 'compress', task: ChunkTask & { out?: Uint8Array }): Promise<R> {
+    const transferList = [task.data.buffer as ArrayBuffer];
+    if (task.out) transferList.push(task.out.buffer as ArrayBuffer);
+    return this.pool.run(task, { name, transferList });
+  }
+
+  destroy(): Promise<void> {
+    return this.pool.destroy();
+  }
+}
+
+/** Batch buffers of one capacity, reused so the heap does not grow with the input. */
+export class BufferPool {
+  private readonly free: Uint8Array[] = [];
+  constructor(readonly capacity: number, private readonly keep = 16) {}
+
+  acquire(): Uint8Array {
+    return this.free.pop() ?? new Uint8Array(this.capacity);
+  }
+
+  /** Returns a batch's buffer (any view of it) for reuse. */
+  release(view: Uint8Array): void {
+    const buf = view.buffer;
+    if (buf.byteLength !== this.capacity || this.free.length >= this.keep) return;
+    this.free.push(new Uint8Array(buf as ArrayBuffer));
+  }
+}
+
+export function spansOf(chunks: Array<{ dataOffset: number; size: number }>): Uint32Array {
+  const spans = new Uint32Array(chunks.length * 2);
+  chunks.forEach((c, i) => {
+    spans[2 * i] = c.dataOffset;
+    spans[2 * i + 1] = c.size;
+  });
+  return spans;
+}
+
+/** Runs `submit` on each item with up to `window` in flight, yielding results in submit order. */
+export async function* ordered<I, O>(input: AsyncIterable<I>, window: number, submit: (item: I) => Promise<O>): AsyncGenerator<O> {
+  const inflight: Array<Promise<O>> = [];
+  try {
+    for await (const item of input) {
+      const p = submit(item);
+      // Avoid an unhandled rejection while it waits its turn; the await below rethrows.
+      p.catch(() => undefined);
+      inflight.push(p);
+      if (inflight.length >= window) yield await inflight.shift()!;
+    }
+    while (inflight.length > 0) yield await inflight.shift()!;
+  } finally {
+    await Promise.allSettled(inflight);
+  }
+}
