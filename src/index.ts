@@ -1,0 +1,10 @@
+// The public library API: every CLI command is a thin layer over these.
+export { create, checkChunkSize, DEFAULT_CHUNK_SIZE, type CreateOptions, type CreateResult } from './build/create.js';
+export { CONVERSIONS, conversionByName } from './build/conversions.js';
+export { check, checkReport, verboseListing, walkImage, featureWords, type CheckResult } from './read/check.js';
+export { openImage, loadBootstrap, extractInlineBootstrap } from './read/open.js';
+export { BlobReader, type BlobLocation } from './read/data.js';
+export type { RafsImage, ImageNode, BlobInfo, ChunkInfo, Xattr } from './read/model.js';
+export { COMPRESSORS, DIGESTERS } from './algo/index.js';
+export { NydusError, type ErrorCode } from './errors.js';
+export type { StageDef, EntryStage, BatchStage, SourceEntry, Batch } from './pipeline/stage.js';
