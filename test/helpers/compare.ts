@@ -4,6 +4,7 @@
 import type { BigIntStats } from 'node:fs';
 import { lstat, open, readdir, readlink, type FileHandle } from 'node:fs/promises';
 import { readXattrs } from './native.js';
+import { run } from './tools.js';
 import { joinPath } from './tree.js';
 
 /** A field compareTrees can be told to leave alone. */
@@ -49,6 +50,8 @@ const TYPES: Record<string, string> = {
   [String(0o140000)]: 'socket',
 };
 const CHUNK = 1024 * 1024;
+/** Files at least this big are compared only where either side has data (SEEK_DATA/SEEK_HOLE). */
+const SPARSE_MIN = 64 * CHUNK;
 
 /** Readable form of a relative byte path, quoted: UTF-8 where valid, \xNN for bytes that are not. */
 export function showPath(rel: Buffer): string {
@@ -158,7 +161,7 @@ export async function compareTrees(expected: string, actual: string, opts: Compa
       const pair = `${key(e)}|${key(a)}`;
       if (!contentsDone.has(pair)) {
         contentsDone.add(pair);
-        const at = await firstDifference(ePath, aPath, buffers.e, buffers.a);
+        const at = await firstDifference(ePath, aPath, buffers.e, buffers.a, Number(e.size));
         if (at !== null) diff(rel, `contents differ from byte ${at}`);
       }
     }
@@ -231,24 +234,35 @@ export async function compareTrees(expected: string, actual: string, opts: Compa
 }
 
 /** The first byte offset where two files of the same size differ, or null; reads 1 MiB at a time. */
-async function firstDifference(a: Buffer, b: Buffer, ba: Buffer, bb: Buffer): Promise<number | null> {
+async function firstDifference(a: Buffer, b: Buffer, ba: Buffer, bb: Buffer, size: number): Promise<number | null> {
+  // Holes read as zeros by definition, so a range that is a hole on both sides needs no reading.
+  let ranges: Array<[number, number]> = [[0, size]];
+  if (size >= SPARSE_MIN) {
+    const [ea, eb] = await Promise.all([dataExtents(a), dataExtents(b)]);
+    if (ea && eb) ranges = mergeRanges([...ea, ...eb], size);
+  }
   const fa = await open(a, 'r');
   try {
     const fb = await open(b, 'r');
     try {
-      let pos = 0;
-      for (;;) {
-        const [ra, rb] = await Promise.all([readFull(fa, ba, pos), readFull(fb, bb, pos)]);
-        const n = Math.min(ra, rb);
-        if (!ba.subarray(0, n).equals(bb.subarray(0, n))) {
-          let i = 0;
-          while (ba[i] === bb[i]) i++;
-          return pos + i;
+      for (const [start, end] of ranges) {
+        for (let pos = start; pos < end; ) {
+          const want = Math.min(ba.length, end - pos);
+          const [ra, rb] = await Promise.all([readFull(fa, ba, pos, want), readFull(fb, bb, pos, want)]);
+          const n = Math.min(ra, rb);
+          if (!ba.subarray(0, n).equals(bb.subarray(0, n))) {
+            let i = 0;
+            while (ba[i] === bb[i]) i++;
+            return pos + i;
+          }
+          if (ra !== rb) return pos + n;
+          if (n === 0) break;
+          pos += n;
         }
-        if (ra !== rb) return pos + n;
-        if (n === 0) return null;
-        pos += n;
       }
+      // Both files may have changed size since lstat; what lies past it must match too.
+      const [ta, tb] = await Promise.all([readFull(fa, ba, size, 1), readFull(fb, bb, size, 1)]);
+      return ta === tb ? null : size;
     } finally {
       await fb.close();
     }
@@ -257,11 +271,53 @@ async function firstDifference(a: Buffer, b: Buffer, ba: Buffer, bb: Buffer): Pr
   }
 }
 
-/** Fills buf from pos unless the file ends first; returns how many bytes were read. */
-async function readFull(fh: FileHandle, buf: Buffer, pos: number): Promise<number> {
+const EXTENTS_PY = `import os,sys,errno,json
+fd=os.open(bytes.fromhex(sys.argv[1]),os.O_RDONLY)
+end=os.fstat(fd).st_size
+out=[]
+off=0
+while off<end:
+  try:
+    d=os.lseek(fd,off,os.SEEK_DATA)
+  except OSError as e:
+    if e.errno==errno.ENXIO: break
+    raise
+  h=os.lseek(fd,d,os.SEEK_HOLE)
+  out.append([d,h])
+  off=h
+print(json.dumps(out))
+`;
+
+/** The data ranges of a file as its filesystem reports them, or null when that cannot be asked. */
+async function dataExtents(path: Buffer): Promise<Array<[number, number]> | null> {
+  try {
+    const r = await run('python3', ['-c', EXTENTS_PY, path.toString('hex')]);
+    if (r.code !== 0) return null;
+    return JSON.parse(r.stdout.toString()) as Array<[number, number]>;
+  } catch {
+    return null;
+  }
+}
+
+/** Sorted, merged ranges widened to whole chunks and clipped to size. */
+function mergeRanges(ranges: Array<[number, number]>, size: number): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  const sorted = ranges
+    .map(([s, e]): [number, number] => [Math.floor(s / CHUNK) * CHUNK, Math.min(size, Math.ceil(e / CHUNK) * CHUNK)])
+    .sort((x, y) => x[0] - y[0]);
+  for (const [s, e] of sorted) {
+    const last = out[out.length - 1];
+    if (last && s <= last[1]) last[1] = Math.max(last[1], e);
+    else out.push([s, e]);
+  }
+  return out;
+}
+
+/** Reads want bytes into buf from pos unless the file ends first; returns how many were read. */
+async function readFull(fh: FileHandle, buf: Buffer, pos: number, want: number): Promise<number> {
   let got = 0;
-  while (got < buf.length) {
-    const { bytesRead } = await fh.read(buf, got, buf.length - got, pos + got);
+  while (got < want) {
+    const { bytesRead } = await fh.read(buf, got, want - got, pos + got);
     if (bytesRead === 0) break;
     got += bytesRead;
   }

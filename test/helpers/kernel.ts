@@ -81,7 +81,8 @@ export interface Mounted {
 export interface MountOptions {
   /** Extra block devices, in device-table order, passed as -o device=… */
   devices?: readonly string[];
-  /** Attach the image to a loop device first (detached again by unmount). */
+  /** Attach the image to a loop device first (detached again by unmount). Without it mount(8) gets
+   *  the path as is: a block device, or a file it loops itself (auto-clearing on umount). */
   loop?: boolean;
 }
 

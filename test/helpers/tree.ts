@@ -194,6 +194,11 @@ class Builder {
   async finish(): Promise<void> {
     for (const { path, mode } of this.modes) await chmod(this.abs(path), mode);
     this.times.set('', this.times.get('') ?? 1_650_000_000_555_555_555n);
+    // Names of one inode carry one time: the first name's.
+    for (const [first, ...rest] of this.m.hardlinkGroups) {
+      const ns = this.times.get(first!.toString('latin1'))!;
+      for (const p of rest) this.times.set(p.toString('latin1'), ns);
+    }
     // Directories last: creating children bumped their mtimes; setting a time changes none.
     const isDir = new Set(this.m.byKind.directory.map((d) => d.toString('latin1')));
     isDir.add('');
