@@ -1,0 +1,144 @@
+// The native data blob after its chunks: blob.meta, blob.digest, the inline bootstrap and the
+// TOC, each behind its tar header, in upstream's "reverse tar" order (blob.md §2). Everything is
+// appended, so the blob goes out strictly sequentially (a FIFO works). The blob id is the
+// sha256 of every byte written except the blob.digest array (blob.md §5.3).
+import { createHash, type Hash } from 'node:crypto';
+import { compressorByName, type Compressor } from '../algo/index.js';
+import * as metaHeader from '../format/blob/meta-header.js';
+import * as bci from '../format/blob/chunk-info.js';
+import * as toc from '../format/blob/toc.js';
+import * as tarHeader from '../format/blob/tar-header.js';
+import * as bt from '../format/rafs/blob-table.js';
+import type { ChunkInfo } from '../read/model.js';
+import type { BlobState } from '../pipeline/stage.js';
+
+export interface BlobLayout {
+  inlineMeta: boolean;
+  blobToc: boolean;
+  /** Chunk-info table compressor (none in blob-cache mode). */
+  compressor: Compressor;
+}
+
+/** Where the blob's bytes go; `position` counts them. */
+export interface ByteSink {
+  write(data: Uint8Array, onWritten?: () => void): void;
+  drain(limit: number): Promise<void>;
+}
+
+const sha256 = (...parts: Uint8Array[]) => {
+  const h = createHash('sha256');
+  for (const p of parts) h.update(p);
+  return h.digest();
+};
+
+/** Keeps the compressed form only when it is strictly smaller. */
+function maybeCompress(c: Compressor, data: Buffer): { stored: Buffer; algo: Compressor } {
+  if (c.name === 'none' || data.length === 0) return { stored: data, algo: compressorByName('none')! };
+  const z = Buffer.from(c.compress(data));
+  return z.length < data.length ? { stored: z, algo: c } : { stored: data, algo: compressorByName('none')! };
+}
+
+export function blobFeatures(layout: BlobLayout, chunkCount: number): number {
+  let f = bt.FEATURE_ALIGNED | bt.FEATURE_CAP_TAR_TOC;
+  if (layout.inlineMeta) f |= bt.FEATURE_INLINED_FS_META;
+  if (layout.inlineMeta || layout.blobToc) f |= bt.FEATURE_HAS_TAR_HEADER;
+  if (layout.blobToc) f |= bt.FEATURE_HAS_TOC;
+  if (layout.blobToc && chunkCount > 0) f |= bt.FEATURE_INLINED_CHUNK_DIGEST;
+  return f;
+}
+
+/** Writes the blob, hashing it; the chunk data goes through writeChunks, the rest through finish. */
+export class BlobWriter {
+  private readonly hash: Hash = createHash('sha256');
+  position = 0;
+  private readonly tocEntries: toc.TocEntry[] = [];
+  /** Filled by writeMeta. */
+  meta: { ciOffset: number; ciCompressedSize: number; ciUncompressedSize: number; ciCompressor: number; table: Buffer; header: Buffer } =
+    { ciOffset: 0, ciCompressedSize: 0, ciUncompressedSize: 0, ciCompressor: 0, table: Buffer.alloc(0), header: Buffer.alloc(0) };
+  tocSize = 0;
+  tocDigest = Buffer.alloc(32);
+  /** Offset of image.boot (the inline bootstrap's compressed_size). */
+  bootOffset = 0;
+
+  constructor(private readonly out: ByteSink, private readonly layout: BlobLayout) {}
+
+  /** Appends chunk data (the sink stage calls this). */
+  write(data: Uint8Array, hashed = true, onWritten?: () => void): void {
+    if (hashed) this.hash.update(data);
+    this.out.write(data, onWritten);
+    this.position += data.byteLength;
+  }
+
+  drain(limit: number): Promise<void> {
+    return this.out.drain(limit);
+  }
+
+  private section(name: string, size: number): void {
+    this.write(tarHeader.encode(name, size));
+  }
+
+  /** image.blob header, blob.meta and blob.digest, after the last chunk. */
+  writeMeta(state: BlobState, chunks: ChunkInfo[]): void {
+    const { inlineMeta, blobToc } = this.layout;
+    const n = state.chunkCount;
+    const tarred = inlineMeta || blobToc;
+    if (tarred && n > 0) {
+      this.section(toc.NAME_IMAGE_BLOB, state.compressedEnd);
+      this.tocEntries.push({
+        flags: 0x1, name: toc.NAME_IMAGE_BLOB, uncompressed_digest: this.hash.copy().digest(),
+        compressed_offset: 0, compressed_size: state.compressedEnd, uncompressed_size: state.uncompressedEnd,
+      });
+    }
+    if (n === 0) return;
+    const table = Buffer.alloc(n * bci.V1_SIZE);
+    state.chunkRefs.forEach((ref, i) => {
+      const c = chunks[ref];
+      bci.encodeV1({
+        compressed_offset: c.compressedOffset, compressed_size: c.compressedSize,
+        uncompressed_offset: c.uncompressedOffset, uncompressed_size: c.uncompressedSize, flags: 0, data: 0n,
+      }, table, i * bci.V1_SIZE);
+    });
+    const { stored, algo } = maybeCompress(this.layout.compressor, table);
+    const ciOffset = this.position;
+    const header = metaHeader.encode({
+      s_features: blobFeatures(this.layout, n), s_ci_compressor: algo.id, s_ci_entries: n,
+      s_ci_offset: ciOffset, s_ci_compressed_size: stored.length, s_ci_uncompressed_size: table.length,
+      s_ci_zran_offset: 0, s_ci_zran_size: 0, s_ci_zran_count: 0,
+    });
+    this.write(stored);
+    this.write(header);
+    if (tarred) this.section(toc.NAME_BLOB_META, stored.length + metaHeader.SIZE);
+    this.meta = { ciOffset, ciCompressedSize: stored.length, ciUncompressedSize: table.length, ciCompressor: algo.id, table, header };
+    this.tocEntries.push(
+      { flags: algo.tocFlag, name: toc.NAME_BLOB_META, uncompressed_digest: sha256(table), compressed_offset: ciOffset, compressed_size: stored.length, uncompressed_size: table.length },
+      { flags: 0x1, name: toc.NAME_BLOB_META_HEADER, uncompressed_digest: sha256(header), compressed_offset: ciOffset + stored.length, compressed_size: metaHeader.SIZE, uncompressed_size: metaHeader.SIZE },
+    );
+    if (blobToc) {
+      const digests = Buffer.concat(state.chunkRefs.map((r) => chunks[r].digest));
+      const at = this.position;
+      this.write(digests, false);
+      this.section(toc.NAME_BLOB_DIGEST, digests.length);
+      this.tocEntries.push({ flags: 0x1, name: toc.NAME_BLOB_DIGEST, uncompressed_digest: sha256(digests), compressed_offset: at, compressed_size: digests.length, uncompressed_size: digests.length });
+    }
+  }
+
+  /** The inline bootstrap (zstd when blob-toc and it shrinks), then the TOC. Returns the blob id. */
+  finish(bootstrap?: Buffer): string {
+    if (bootstrap) {
+      this.bootOffset = this.position;
+      const { stored, algo } = this.layout.blobToc ? maybeCompress(compressorByName('zstd')!, bootstrap) : { stored: bootstrap, algo: compressorByName('none')! };
+      this.write(stored);
+      this.section(toc.NAME_IMAGE_BOOT, stored.length);
+      this.tocEntries.push({ flags: algo.tocFlag, name: toc.NAME_IMAGE_BOOT, uncompressed_digest: sha256(bootstrap), compressed_offset: this.bootOffset, compressed_size: stored.length, uncompressed_size: bootstrap.length });
+    }
+    if (this.layout.blobToc) {
+      const data = Buffer.concat(this.tocEntries.map(toc.encode));
+      const header = tarHeader.encode(toc.NAME_TOC, data.length);
+      this.write(data);
+      this.write(header);
+      this.tocDigest = sha256(data, header);
+      this.tocSize = data.length + tarHeader.SIZE;
+    }
+    return this.hash.digest('hex');
+  }
+}

@@ -1,0 +1,263 @@
+// `create` for directory sources: source -> pipeline -> blob trailer -> bootstrap, with every
+// output under a temporary name until the build has succeeded.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as os from 'node:os';
+import { createHash } from 'node:crypto';
+import { compressorByName, digesterByName, type CompressorName, type DigesterName } from '../algo/index.js';
+import { NydusError, fsError } from '../errors.js';
+import { OutputFile } from '../io/atomic.js';
+import { dirSource } from '../sources/dir.js';
+import { TreeAssembler } from '../tree/assemble.js';
+import { isDirNode, sortChildren, walk, type TreeNode } from '../tree/node.js';
+import { runPipeline } from '../pipeline/compose.js';
+import { blobSink } from '../pipeline/stages/sink.js';
+import type { BuildState, StageDef } from '../pipeline/stage.js';
+import { BufferPool } from '../pipeline/pool.js';
+import { BATCH_BYTES } from '../pipeline/stages/chunk.js';
+import { BlobWriter, blobFeatures, type ByteSink } from './blob.js';
+import { planBootstrap } from '../bootstrap/plan.js';
+import { emitBootstrap } from '../bootstrap/emit.js';
+import * as ext from '../format/rafs/ext-superblock.js';
+import * as bt from '../format/rafs/blob-table.js';
+import { Trace } from './trace.js';
+import { conversionByName } from './conversions.js';
+
+export interface CreateOptions {
+  source: string;
+  /** Conversion type (see conversions.ts). */
+  type?: string;
+  bootstrap?: string;
+  blob?: string;
+  blobDir?: string;
+  blobCacheDir?: string;
+  blobInlineMeta?: boolean;
+  blobToc?: boolean;
+  blobId?: string;
+  fsVersion?: number;
+  compressor?: CompressorName;
+  digester?: DigesterName;
+  chunkSize?: number;
+  alignedChunk?: boolean;
+  repeatable?: boolean;
+  whiteoutSpec?: 'oci' | 'overlayfs' | 'none';
+  /** Paths (relative to the source root) whose inodes go in the prefetch table. */
+  prefetch?: string[];
+  /** Extra pipeline stages (plugins). */
+  stages?: StageDef[];
+  /** Compression worker threads; default: one per core. */
+  threads?: number;
+  /** Called as the build moves, for progress display. */
+  onProgress?: (p: BuildState['progress']) => void;
+}
+
+export interface CreateResult {
+  /** Path of the bootstrap written ('' when it is only inside the blob). */
+  bootstrap: string;
+  /** Blob ids in blob-table order. */
+  blobs: string[];
+  /** Path of the data blob written, if any. */
+  blobPath?: string;
+  /** Size of the data blob file in bytes. */
+  blobSize: number;
+  compressor: CompressorName;
+  fsVersion: '6';
+  trace: Trace;
+}
+
+export const DEFAULT_CHUNK_SIZE = 0x100000;
+
+export function checkChunkSize(n: number): void {
+  if (!Number.isInteger(n) || n < 0x1000 || n > 0x1000000 || (n & (n - 1)) !== 0) {
+    throw new NydusError('USAGE', `invalid chunk size 0x${Number.isFinite(n) ? n.toString(16) : n}: must be a power of two from 0x1000 to 0x1000000`);
+  }
+}
+
+function validate(o: CreateOptions): void {
+  const conv = conversionByName(o.type ?? 'dir-rafs');
+  if (!conv) throw new NydusError('USAGE', `unknown conversion type ${JSON.stringify(o.type)}`);
+  if (!conv.implemented) throw new NydusError('UNSUPPORTED', `conversion type ${conv.name} is not supported yet`);
+  if ((o.fsVersion ?? 6) === 5) throw new NydusError('UNSUPPORTED', 'RAFS v5 output (--fs-version 5) is not supported yet; use --fs-version 6');
+  if ((o.fsVersion ?? 6) !== 6) throw new NydusError('USAGE', `invalid fs version ${o.fsVersion}: must be 5 or 6`);
+  checkChunkSize(o.chunkSize ?? DEFAULT_CHUNK_SIZE);
+  if (o.blobCacheDir) {
+    for (const [k, v] of [['--blob', o.blob], ['--blob-dir', o.blobDir], ['--blob-inline-meta', o.blobInlineMeta], ['--compressor', o.compressor]] as const) {
+      if (v) throw new NydusError('USAGE', `--blob-cache-dir cannot be used with ${k}`);
+    }
+    if (!o.bootstrap) throw new NydusError('USAGE', '--blob-cache-dir needs --bootstrap');
+  }
+  if (o.blobInlineMeta && o.bootstrap) throw new NydusError('USAGE', '--bootstrap cannot be used with --blob-inline-meta');
+  if (o.blobInlineMeta && o.blobId) throw new NydusError('USAGE', '--blob-id cannot be used with --blob-inline-meta');
+  if (!o.bootstrap && !o.blobDir && !o.blobInlineMeta) throw new NydusError('USAGE', 'missing --bootstrap: give -B, -D or --blob-inline-meta');
+  if (!o.blob && !o.blobDir && !o.blobCacheDir) {
+    throw new NydusError('USAGE', 'both --blob and --blob-dir are missing, please specify one to store the generated data blob file');
+  }
+  if (o.blobId !== undefined && (o.blobId.length === 0 || o.blobId.length > 64)) throw new NydusError('USAGE', `invalid --blob-id: RAFS v6 blob ids are 1 to 64 characters`);
+  for (const [flag, dir] of [['--blob-dir', o.blobDir], ['--blob-cache-dir', o.blobCacheDir]] as const) {
+    if (dir && !fs.existsSync(dir)) throw new NydusError('OUTPUT', 'directory does not exist', { path: dir });
+    if (dir && !fs.statSync(dir).isDirectory()) throw new NydusError('OUTPUT', `${flag} is not a directory`, { path: dir });
+  }
+  for (const file of [o.bootstrap, o.blob]) {
+    if (file && !fs.existsSync(path.dirname(path.resolve(file)))) throw new NydusError('OUTPUT', 'parent directory does not exist', { path: file });
+  }
+}
+
+/** Resolves prefetch patterns to tree nodes: an exact path match lists that inode. */
+function prefetchNodes(root: TreeNode, patterns: string[]): TreeNode[] {
+  if (patterns.length === 0) return [];
+  const byPath = new Map<string, TreeNode>();
+  for (const n of walk(root)) byPath.set(n.path.toString('latin1'), n);
+  const out: TreeNode[] = [];
+  for (const p of patterns) {
+    const key = Buffer.from('/' + p.replace(/^\/+/, '').replace(/\/+$/, ''), 'utf8').toString('latin1');
+    const n = byPath.get(key === '/' ? '/' : key);
+    if (n && !out.includes(n)) out.push(n.linkTo ?? n);
+  }
+  return out;
+}
+
+export async function create(o: CreateOptions): Promise<CreateResult> {
+  validate(o);
+  const trace = new Trace();
+  const total = trace.start('total_build');
+  const cacheMode = !!o.blobCacheDir;
+  const compressor = compressorByName(cacheMode ? 'none' : o.compressor ?? 'zstd')!;
+  const digester = digesterByName(o.digester ?? 'blake3')!;
+  const chunkSize = o.chunkSize ?? DEFAULT_CHUNK_SIZE;
+  const inlineMeta = !!o.blobInlineMeta;
+  const blobToc = !!o.blobToc;
+
+  const state: BuildState = {
+    chunkSize, compressor, digester, chunks: [], dict: new Map(),
+    blob: { index: 0, chunkCount: 0, uncompressedEnd: 0, compressedEnd: 0, chunkRefs: [] },
+    progress: { files: 0, bytes: 0, chunks: 0, dedupChunks: 0, dedupBytes: 0 },
+    threads: o.threads ?? Math.max(1, os.availableParallelism()),
+    buffers: new BufferPool(Math.max(BATCH_BYTES, chunkSize)),
+    aligned: true,
+  };
+
+  // Outputs, all under temporary names until the end.
+  const opened: OutputFile[] = [];
+  const track = (f: OutputFile) => (opened.push(f), f);
+  try {
+    let blobFile: OutputFile | undefined;
+    let cacheData: OutputFile | undefined;
+    if (o.blob) blobFile = track(OutputFile.open(o.blob));
+    else if (o.blobDir) blobFile = track(OutputFile.temp(o.blobDir));
+    else cacheData = track(OutputFile.temp(o.blobCacheDir!, 'blob.data'));
+    const sink: ByteSink = blobFile ?? { write: (_d, done) => done?.(), drain: async () => undefined };
+    const writer = new BlobWriter(sink, { inlineMeta, blobToc, compressor });
+
+    const assembler = new TreeAssembler();
+    const progressTimer = o.onProgress ? setInterval(() => o.onProgress!(state.progress), 200) : undefined;
+    const dump = trace.start('dump_blob');
+    try {
+      await runPipeline({
+        source: dirSource(o.source, { zeroRootMtime: true }),
+        stages: o.stages,
+        state,
+        assembler,
+        sink: blobSink({ write: (d, done) => writer.write(d, true, done), drain: (n) => writer.drain(n), rawChunk: cacheData ? (d, off) => cacheData!.writeAt(d, off) : undefined }),
+      });
+    } finally {
+      if (progressTimer) clearInterval(progressTimer);
+    }
+    o.onProgress?.(state.progress);
+    const root = assembler.root!;
+    trace.event('load_from_directory', state.progress.files);
+    for (const n of walk(root)) if (isDirNode(n)) sortChildren(n);
+    writer.writeMeta(state.blob, state.chunks);
+    dump.end();
+
+    const hasBlob = state.blob.chunkCount > 0;
+    const features = blobFeatures({ inlineMeta, blobToc, compressor }, state.blob.chunkCount);
+    const hasXattr = [...walk(root)].some((n) => n.xattrs.length > 0);
+    let flags = compressor.superFlag | digester.superFlag | ext.FLAG_ENCRYPTION_NONE;
+    if (!o.repeatable) flags |= ext.FLAG_EXPLICIT_UID_GID;
+    if (hasXattr) flags |= ext.FLAG_HAS_XATTR;
+    if (!hasBlob || (features & bt.FEATURE_INLINED_CHUNK_DIGEST) !== 0) flags |= ext.FLAG_INLINED_CHUNK_DIGEST;
+
+    const planTimer = trace.start('build_bootstrap');
+    const plan = planBootstrap(root, 4096);
+    planTimer.end();
+    const prefetch = prefetchNodes(root, o.prefetch ?? []).map((n) => plan.byNode.get(n)!.nid);
+    const bootstrapFor = (blobId: string, compressedSize: number, withToc: boolean) =>
+      emitBootstrap({
+        plan, chunks: state.chunks, chunkSize, blockSize: 4096, flags, explicitUidGid: !o.repeatable, prefetch,
+        blobs: hasBlob ? [{
+          blob_id: blobId, blob_index: 0, chunk_size: chunkSize, chunk_count: state.blob.chunkCount,
+          compression_algo: compressor.id, digest_algo: digester.id, features,
+          compressed_size: compressedSize, uncompressed_size: state.blob.uncompressedEnd,
+          blob_toc_size: withToc ? writer.tocSize : 0, ci_compressor: writer.meta.ciCompressor,
+          ci_offset: writer.meta.ciOffset, ci_compressed_size: writer.meta.ciCompressedSize,
+          ci_uncompressed_size: writer.meta.ciUncompressedSize,
+          blob_toc_digest: withToc ? writer.tocDigest : Buffer.alloc(32), blob_meta_digest: Buffer.alloc(32),
+          blob_meta_size: 0, cipher_iv: Buffer.alloc(8), cipher_algo: 0,
+        }] : [],
+      });
+
+    const dumpBoot = trace.start('dump_bootstrap');
+    let bootstrap: Buffer;
+    let blobHash: string;
+    if (inlineMeta) {
+      // The inlined bootstrap cannot know its own blob's id or size (blob.md §5.3).
+      bootstrap = bootstrapFor('x'.repeat(64), writer.position, false);
+      blobHash = writer.finish(bootstrap);
+    } else {
+      blobHash = writer.finish();
+      bootstrap = bootstrapFor(o.blobId ?? blobHash, writer.position, true);
+    }
+    const blobId = o.blobId ?? blobHash;
+
+    let bootstrapPath = '';
+    if (o.bootstrap) {
+      const f = track(OutputFile.open(o.bootstrap));
+      f.write(bootstrap);
+      await f.commit();
+      bootstrapPath = o.bootstrap;
+    } else if (!inlineMeta && o.blobDir) {
+      bootstrapPath = path.join(o.blobDir, createHash('sha256').update(bootstrap).digest('hex'));
+      const f = track(OutputFile.temp(o.blobDir));
+      f.write(bootstrap);
+      await f.commit(bootstrapPath, true);
+    }
+    dumpBoot.end();
+
+    let blobPath: string | undefined;
+    if (blobFile) {
+      blobPath = o.blob ?? path.join(o.blobDir!, blobId);
+      await blobFile.commit(blobPath, !o.blob);
+    }
+    if (cacheData) {
+      cacheData.truncate(state.blob.uncompressedEnd);
+      await cacheData.commit(path.join(o.blobCacheDir!, `${blobId}.blob.data`), true);
+      const meta = track(OutputFile.temp(o.blobCacheDir!, 'blob.meta'));
+      const table = writer.meta.table;
+      meta.write(table);
+      meta.write(Buffer.alloc(Math.ceil(table.length / 4096) * 4096 - table.length));
+      meta.write(writer.meta.header);
+      await meta.commit(path.join(o.blobCacheDir!, `${blobId}.blob.meta`), true);
+    }
+    total.end();
+    trace.event('blob_uncompressed_size', state.blob.uncompressedEnd);
+    trace.event('dedup_uncompressed_size', state.progress.dedupBytes);
+    trace.event('dedup_chunks', state.progress.dedupChunks);
+    trace.event('euid', String(process.geteuid?.() ?? 0));
+    trace.event('egid', String(process.getegid?.() ?? 0));
+    return {
+      bootstrap: bootstrapPath,
+      blobs: hasBlob || inlineMeta ? [blobId] : [],
+      blobPath,
+      blobSize: writer.position,
+      compressor: compressor.name,
+      fsVersion: '6',
+      trace,
+    };
+  } catch (e) {
+    for (const f of opened) await f.abort();
+    if (e instanceof NydusError) throw e;
+    const err = e as NodeJS.ErrnoException;
+    if (err?.code && err.path) throw fsError('SOURCE', err.path, err);
+    throw e;
+  }
+}

@@ -1,0 +1,19 @@
+// Timings and counters reported in --output-json's "trace" (blob.md §7.4).
+export class Trace {
+  readonly consumed = new Map<string, number>();
+  readonly events = new Map<string, number | string>();
+
+  start(point: string): { end(): void } {
+    const t0 = process.hrtime.bigint();
+    return { end: () => this.consumed.set(point, Number(process.hrtime.bigint() - t0) / 1e9) };
+  }
+
+  event(name: string, value: number | string): void {
+    this.events.set(name, value);
+  }
+
+  toJSON(): { consumed_time: Record<string, number>; registered_events: Record<string, number | string> } {
+    const sorted = <T>(m: Map<string, T>) => Object.fromEntries([...m.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+    return { consumed_time: sorted(this.consumed), registered_events: sorted(this.events) };
+  }
+}
