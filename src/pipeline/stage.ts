@@ -18,6 +18,12 @@ export interface SourceEntry {
   parent?: TreeNode;
   /** Opens the content of a regular file (also offered for hardlinks, in case the first name is dropped). */
   open?: () => ContentReader;
+  /**
+   * An earlier entry at the same path that this one replaces (tar: a repeated path, or an
+   * explicit entry for a directory that was implied). A directory replacing a directory keeps
+   * its children; anything else drops the old subtree.
+   */
+  replaces?: TreeNode;
 }
 
 /** A chunk cut from a file, waiting for its digest, its dedup decision and storage. */

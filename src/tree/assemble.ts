@@ -10,12 +10,20 @@ export class TreeAssembler {
   private readonly promoted = new Map<TreeNode, TreeNode>();
 
   /** Returns false when the entry's parent was dropped (so the entry is dropped too). */
-  attach(node: TreeNode, parent: TreeNode | undefined): boolean {
+  attach(node: TreeNode, parent: TreeNode | undefined, replaces?: TreeNode): boolean {
+    const old = replaces && this.attached.has(replaces) ? replaces : undefined;
     if (!parent) {
       this.root = node;
     } else {
       if (!this.attached.has(parent)) return false;
-      (parent.children ??= []).push(node);
+      const kids = (parent.children ??= []);
+      const at = old ? kids.indexOf(old) : -1;
+      if (at >= 0) kids[at] = node;
+      else kids.push(node);
+    }
+    if (old) {
+      this.attached.delete(old);
+      if (isDirNode(node) && isDirNode(old)) node.children = old.children;
     }
     if (isDirNode(node)) node.children ??= [];
     node.links = 1;

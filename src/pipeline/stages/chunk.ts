@@ -23,7 +23,7 @@ export function chunker(state: BuildState, assembler: TreeAssembler) {
       return b;
     };
     for await (const e of entries) {
-      if (!assembler.attach(e.node, e.parent)) continue;
+      if (!assembler.attach(e.node, e.parent, e.replaces)) continue;
       state.progress.files++;
       const node = e.node;
       if (!isRegNode(node) || node.linkTo) continue;
