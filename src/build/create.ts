@@ -153,7 +153,10 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
     const dump = trace.start('dump_blob');
     try {
       await runPipeline({
-        source: dirSource(o.source, { zeroRootMtime: true }),
+        source: dirSource(path.resolve(o.source), {
+          zeroRootMtime: true,
+          exclude: [...opened.flatMap((f) => f.paths), ...[o.bootstrap, o.blobDir && path.join(o.blobDir, '.'), o.blob].filter((p): p is string => !!p).map((p) => path.resolve(p))],
+        }),
         stages: o.stages,
         state,
         assembler,

@@ -52,6 +52,11 @@ export class OutputFile {
     }
   }
 
+  /** The paths this output occupies (temporary and final), so a source walk can skip them. */
+  get paths(): string[] {
+    return [this.tempPath, this.finalPath].filter((p): p is string => p !== undefined).map((p) => path.resolve(p));
+  }
+
   private get label(): string {
     return this.finalPath ?? this.tempPath ?? 'output';
   }

@@ -2,6 +2,7 @@
 // yields each entry in upstream's layout order: a directory, its non-directories by name, then
 // each subdirectory. Names are raw bytes; hardlinks are found by device and inode.
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { NydusError, fsError } from '../errors.js';
 import { readXattrs } from '../io/xattr.js';
 import { encodeDev } from '../format/erofs/inode.js';
@@ -13,6 +14,8 @@ const SLASH = Buffer.from('/');
 export interface DirSourceOptions {
   /** Zero the root's mtime as upstream does, so rebuilding an unchanged tree is byte-identical. */
   zeroRootMtime?: boolean;
+  /** Absolute paths to leave out (the build's own outputs, when they sit inside the source). */
+  exclude?: string[];
 }
 
 function statNode(abs: Buffer, rel: Buffer, name: Buffer): { node: TreeNode; key?: string } {
@@ -91,6 +94,7 @@ export async function* dirSource(root: string, opts: DirSourceOptions = {}): Asy
   }
   if (!st.isDirectory()) throw new NydusError('SOURCE', 'not a directory', { path: root });
   const rootAbs = Buffer.from(root.replace(/\/+$/, '') || '/');
+  const exclude = new Set((opts.exclude ?? []).map((p) => Buffer.from(p).toString('latin1')));
   const links = new Map<string, TreeNode>();
   const top = statNode(rootAbs, SLASH, Buffer.alloc(0)).node;
   if (opts.zeroRootMtime) {
@@ -110,6 +114,7 @@ export async function* dirSource(root: string, opts: DirSourceOptions = {}): Asy
     const subdirs: Array<[TreeNode, Buffer]> = [];
     for (const name of names) {
       const childAbs = Buffer.concat([abs, SLASH, name]);
+      if (exclude.size > 0 && exclude.has(path.resolve(childAbs.toString('latin1')))) continue;
       const rel = dir.path.length === 1 ? Buffer.concat([SLASH, name]) : Buffer.concat([dir.path, SLASH, name]);
       const { node, key } = statNode(childAbs, rel, name);
       if (key !== undefined) {
