@@ -32,13 +32,13 @@ export function validateStages(stages: StageDef[]): void {
 export async function runPipeline(spec: PipelineSpec): Promise<void> {
   const stages = spec.stages ?? [];
   validateStages(stages);
-  let entries: AsyncIterable<SourceEntry> = spec.source;
-  for (const s of stages.filter((x) => x.kind === 'entry')) entries = s.create(spec.state)(entries);
-  let batches: AsyncIterable<Batch> = dedup(spec.state)(digester(spec.state)(chunker(spec.state, spec.assembler)(entries)));
-  for (const s of stages.filter((x) => x.kind === 'batch')) batches = s.create(spec.state)(batches);
   const state = spec.state;
   if (state.threads > 0) state.pool = new ChunkPool(state.threads);
   try {
+    let entries: AsyncIterable<SourceEntry> = spec.source;
+    for (const s of stages.filter((x) => x.kind === 'entry')) entries = s.create(state)(entries);
+    let batches: AsyncIterable<Batch> = dedup(state)(digester(state)(chunker(state, spec.assembler)(entries)));
+    for (const s of stages.filter((x) => x.kind === 'batch')) batches = s.create(state)(batches);
     await spec.sink.consume(compressor(state)(batches), state);
   } finally {
     await state.pool?.destroy();
