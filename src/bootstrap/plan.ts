@@ -13,7 +13,7 @@ export interface PlacedNode {
   /** Planned offset (final offset = planned + meta shift); nid = planned / 32. */
   planned: number;
   nid: number;
-  /** 1-based entry index (i_ino). */
+  /** Upstream's inode number (i_ino): root 1, then a directory's children in name order before its subdirectories' (§3.3). */
   index: number;
   layout: number;
   xattrs: Buffer;
@@ -64,6 +64,26 @@ class Fragments {
 const DOT = Buffer.from('.');
 const DOTDOT = Buffer.from('..');
 
+/**
+ * Upstream's numbering (tar-merge-export.md §3.3): root 1; a directory numbers all its children
+ * in name order, then processes its subdirectories; a hardlink member consumes a number but
+ * takes its group's.
+ */
+export function numberInodes(root: TreeNode): { numbers: Map<TreeNode, number>; last: number } {
+  const numbers = new Map<TreeNode, number>([[root, 1]]);
+  let n = 1;
+  const visit = (dir: TreeNode) => {
+    const kids = dir.children ?? [];
+    for (const c of kids) {
+      n++;
+      numbers.set(c, c.linkTo ? numbers.get(c.linkTo) ?? n : n);
+    }
+    for (const c of kids) if ((c.mode & S_IFMT) === S_IFDIR) visit(c);
+  };
+  visit(root);
+  return { numbers, last: n };
+}
+
 export function planBootstrap(root: TreeNode, blockSize: number): Plan {
   const B = blockSize;
   const frags = new Fragments(B);
@@ -71,13 +91,13 @@ export function planBootstrap(root: TreeNode, blockSize: number): Plan {
   const nodes: PlacedNode[] = [];
   const byNode = new Map<TreeNode, PlacedNode>();
   let entries = 0;
-  let index = 0;
+  const { numbers } = numberInodes(root);
 
   // Placement needs names only; nids for dirents are filled in at emit time.
   for (const node of layoutOrder(root)) {
     entries++;
     if (node.linkTo) continue;
-    index++;
+    const index = numbers.get(node)!;
     const type = node.mode & S_IFMT;
     const xa = xattr.encode(node.xattrs);
     const I = EXTENDED_SIZE + xa.length;
