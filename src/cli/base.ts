@@ -6,6 +6,7 @@ import { LEVELS, Logger, type Level } from './log.js';
 
 export abstract class BaseCommand extends Command {
   static override baseFlags = {
+    help: Flags.help({ char: 'h', description: 'show help' }),
     'log-level': Flags.option({ char: 'l', options: [...LEVELS], default: 'info' as Level, description: 'log level' })(),
     'log-file': Flags.string({ char: 'L', description: 'also write the log to this file (".log" appended when it has no extension)' }),
   };

@@ -1,0 +1,274 @@
+// `export --block`: a RAFS v6 bootstrap and its blobs as one raw EROFS disk that the kernel mounts
+// alone (tar-merge-export.md §7.1): the bootstrap, then each blob's uncompressed image at its
+// device slot's mapped_blkaddr, zeros between. Planned first, then written front to back in one
+// pass; with verity the dm-verity tree is computed from the same bytes as they go by (§7.2).
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { NydusError, formatError, fsError } from '../errors.js';
+import { OutputFile } from '../io/atomic.js';
+import * as sbc from '../format/erofs/superblock.js';
+import * as device from '../format/erofs/device.js';
+import * as ext from '../format/rafs/ext-superblock.js';
+import * as bt from '../format/rafs/blob-table.js';
+import { loadBootstrap } from '../read/open.js';
+import { isV6 } from '../read/v6.js';
+import { BlobReader } from '../read/data.js';
+import type { ChunkInfo, ImageNode, RafsImage } from '../read/model.js';
+import { VerityTree } from './verity.js';
+
+export interface ExportBlockOptions {
+  bootstrap: string;
+  /** The localfs directory: blobs are `<blobDir>/<blob id>`. */
+  blobDir: string;
+  /** Default: `<blobDir>/<bootstrap file name>.disk`, as upstream. */
+  output?: string;
+  /** Append a dm-verity hash tree at hashOffset and return its root. */
+  verity?: boolean;
+}
+
+export interface ExportBlockResult {
+  output: string;
+  /** Disk blocks of blockSize bytes (the verity data blocks). */
+  dataBlocks: number;
+  blockSize: number;
+  verity?: { hashOffset: number; root: string };
+}
+
+/** One blob's place on the disk. */
+export interface DiskBlob {
+  index: number;
+  blobId: string;
+  file: string;
+  /** The blob is a tar copied as is (tarfs), not chunks to decompress. */
+  tarfs: boolean;
+  mappedBlkaddr: number;
+  blocks: number;
+  /** Native blobs: each stored chunk once, by increasing uncompressed offset. */
+  chunks: ChunkInfo[];
+  /** Bytes the blob file must hold. */
+  need: number;
+}
+
+export interface DiskPlan {
+  /** 512 for tarfs bootstraps, else 4096. */
+  blockSize: number;
+  bootstrapBlocks: number;
+  blobs: DiskBlob[];
+  /** Blocks of the whole disk: the last blob's end (the bootstrap's without blobs). */
+  dataBlocks: number;
+}
+
+const U32_MAX = 0xffff_ffff;
+const UNSUPPORTED_FEATURES: Array<[number, string]> = [
+  [bt.FEATURE_ZRAN, 'zran'],
+  [bt.FEATURE_BATCH, 'batch'],
+  [bt.FEATURE_ENCRYPTED, 'encrypted'],
+];
+const CHUNK_ENCRYPTED = 0x4;
+const CHUNK_BATCH = 0x8;
+/** Bytes queued for writing before reading on waits (bounds memory, keeps the disk busy). */
+const WRITE_BEHIND = 16 * 1024 * 1024;
+const COPY_PIECE = 1024 * 1024;
+const ZEROS = Buffer.alloc(COPY_PIECE);
+
+function* fileChunks(node: ImageNode): Generator<ChunkInfo> {
+  const stack = [node];
+  while (stack.length > 0) {
+    const n = stack.pop()!;
+    if (n.chunks) yield* n.chunks;
+    if (n.children) stack.push(...n.children);
+  }
+}
+
+/** Where every blob goes and what it needs; throws on anything the disk cannot hold. */
+export function planDisk(boot: Buffer, image: RafsImage, blobDir: string): DiskPlan {
+  const tarfs = (image.flags & ext.FLAG_TARFS_MODE) !== 0;
+  const B = tarfs ? 512 : 4096;
+  if (image.blockSize !== B) throw formatError('superblock', 'blkszbits', Math.log2(image.blockSize), `a ${tarfs ? 'tarfs' : 'native'} bootstrap has ${B}-byte blocks`);
+  const bootstrapBlocks = boot.length / B;
+
+  // Every stored chunk of each native blob, once: the chunk table, and whatever files point at.
+  const byBlob = image.blobs.map(() => new Map<number, ChunkInfo>());
+  const note = (c: ChunkInfo) => {
+    if (!byBlob[c.blobIndex].has(c.uncompressedOffset)) byBlob[c.blobIndex].set(c.uncompressedOffset, c);
+  };
+  if (!tarfs) {
+    image.chunkTable.forEach(note);
+    for (const c of fileChunks(image.root)) note(c);
+  }
+
+  let pos = bootstrapBlocks;
+  const blobs = image.blobs.map((b, i): DiskBlob => {
+    const slot = device.decode(boot, sbc.DEVT_SLOTOFF * 128 + i * device.SIZE);
+    const where = `device_slot[${i}]`;
+    if (slot.mapped_blkaddr === 0) throw formatError(where, 'mapped_blkaddr', 0, `blob ${b.blobId} has no place on a block device (bootstraps of nydus-image 2.2 and older)`);
+    if (((b.features & bt.FEATURE_TARFS) !== 0) !== tarfs) {
+      throw formatError(`blob_table[${i}]`, 'features', `0x${b.features.toString(16)}`, `TARFS ${tarfs ? 'missing while' : 'set while not'} set in the bootstrap`);
+    }
+    for (const [bit, name] of UNSUPPORTED_FEATURES) {
+      if ((b.features & bit) !== 0) throw new NydusError('UNSUPPORTED', `blob ${b.blobId} is a ${name} blob: export --block does not support those yet`);
+    }
+    const blocks = Math.floor(b.uncompressedSize / B);
+    if (blocks === 0) throw formatError(`blob_table[${i}]`, 'uncompressed_size', b.uncompressedSize, `less than one ${B}-byte block`);
+    if (slot.mapped_blkaddr < pos) {
+      throw formatError(where, 'mapped_blkaddr', slot.mapped_blkaddr, `overlaps the ${i === 0 ? 'bootstrap' : 'previous blob'}, which ends at block ${pos}`);
+    }
+    if (slot.mapped_blkaddr + blocks > U32_MAX) throw formatError(where, 'mapped_blkaddr', slot.mapped_blkaddr, `blob of ${blocks} blocks ends past 2^32 blocks`);
+    pos = slot.mapped_blkaddr + blocks;
+
+    const chunks = [...byBlob[i].values()].sort((x, y) => x.uncompressedOffset - y.uncompressedOffset);
+    let end = 0;
+    let need = tarfs ? blocks * B : 0;
+    for (const c of chunks) {
+      const at = `chunk ${c.index} of blob ${b.blobId}`;
+      if ((c.flags & (CHUNK_ENCRYPTED | CHUNK_BATCH)) !== 0) throw new NydusError('UNSUPPORTED', `${at} is encrypted or batched: export --block does not support those yet`);
+      if (c.uncompressedOffset < end) throw formatError('chunk_info', 'uncompressed_offset', c.uncompressedOffset, `${at} overlaps the chunk before it (ends at ${end})`);
+      end = c.uncompressedOffset + c.uncompressedSize;
+      if (end > blocks * B) throw formatError('chunk_info', 'uncompressed_offset', c.uncompressedOffset, `${at} ends at ${end}, past the blob's ${blocks * B} bytes`);
+      need = Math.max(need, c.compressedOffset + c.compressedSize);
+    }
+    return { index: i, blobId: b.blobId, file: path.join(blobDir, b.blobId), tarfs, mappedBlkaddr: slot.mapped_blkaddr, blocks, chunks, need };
+  });
+  return { blockSize: B, bootstrapBlocks, blobs, dataBlocks: pos };
+}
+
+/** Fails before any output exists when a blob is missing or too short. */
+function checkBlobFiles(plan: DiskPlan): void {
+  for (const b of plan.blobs) {
+    let st: fs.Stats;
+    try {
+      st = fs.statSync(b.file);
+    } catch (e) {
+      throw fsError('SOURCE', b.file, e);
+    }
+    if (!st.isFile()) throw new NydusError('SOURCE', `blob ${b.blobId} is not a regular file`, { path: b.file });
+    if (st.size < b.need) throw new NydusError('SOURCE', `blob is shorter than the bootstrap needs: ${b.need} bytes, file has ${st.size}`, { path: b.file });
+  }
+}
+
+/** The disk's bytes in order: to the output, and through the verity tree when there is one. */
+class DiskStream {
+  position = 0;
+  constructor(private readonly out: OutputFile, private readonly tree?: VerityTree) {}
+
+  async put(data: Buffer): Promise<void> {
+    this.out.write(data);
+    this.tree?.update(data);
+    this.position += data.length;
+    await this.out.drain(WRITE_BEHIND);
+  }
+
+  async zeros(n: number, hashed = true): Promise<void> {
+    if (hashed) this.tree?.zeros(n);
+    this.position += n;
+    while (n > 0) {
+      const k = Math.min(n, ZEROS.length);
+      this.out.write(ZEROS.subarray(0, k));
+      n -= k;
+      await this.out.drain(WRITE_BEHIND);
+    }
+  }
+
+  async zerosTo(offset: number, hashed = true): Promise<void> {
+    if (offset < this.position) throw new NydusError('INTERNAL', `disk write at ${this.position} went past ${offset}`);
+    await this.zeros(offset - this.position, hashed);
+  }
+}
+
+async function copyTar(disk: DiskStream, b: DiskBlob, length: number): Promise<void> {
+  let fd: number;
+  try {
+    fd = fs.openSync(b.file, 'r');
+  } catch (e) {
+    throw fsError('SOURCE', b.file, e);
+  }
+  try {
+    for (let off = 0; off < length; ) {
+      const piece = Buffer.allocUnsafe(Math.min(COPY_PIECE, length - off));
+      const n = fs.readSync(fd, piece, 0, piece.length, off);
+      if (n === 0) throw new NydusError('SOURCE', `blob is shorter than the bootstrap needs: ${length} bytes, file ended at ${off}`, { path: b.file });
+      await disk.put(n === piece.length ? piece : piece.subarray(0, n));
+      off += n;
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+async function writeDisk(disk: DiskStream, plan: DiskPlan, boot: Buffer, reader: BlobReader): Promise<void> {
+  const B = plan.blockSize;
+  await disk.put(boot);
+  for (const b of plan.blobs) {
+    const base = b.mappedBlkaddr * B;
+    await disk.zerosTo(base);
+    if (b.tarfs) {
+      await copyTar(disk, b, b.blocks * B);
+      continue;
+    }
+    for (const c of b.chunks) {
+      await disk.zerosTo(base + c.uncompressedOffset);
+      await disk.put(reader.readChunk(c));
+    }
+    await disk.zerosTo(base + b.blocks * B);
+  }
+}
+
+/** Writes the raw block disk of a bootstrap and its blobs (and its dm-verity tree). */
+export async function exportBlock(o: ExportBlockOptions): Promise<ExportBlockResult> {
+  let boot: Buffer;
+  try {
+    boot = fs.readFileSync(o.bootstrap);
+  } catch (e) {
+    throw fsError('SOURCE', o.bootstrap, e);
+  }
+  if (!isV6(boot)) throw new NydusError('UNSUPPORTED', 'not a RAFS v6 bootstrap: only v6 images have the device table a block disk needs', { path: o.bootstrap });
+  let image: RafsImage;
+  let plan: DiskPlan;
+  try {
+    image = loadBootstrap(boot);
+    plan = planDisk(boot, image, o.blobDir);
+  } catch (e) {
+    if (e instanceof NydusError && e.path === undefined) throw new NydusError(e.code, e.message, { path: o.bootstrap, cause: e });
+    throw e;
+  }
+  checkBlobFiles(plan);
+
+  const output = o.output ?? path.join(o.blobDir, `${path.basename(o.bootstrap)}.disk`);
+  const resolved = path.resolve(output);
+  for (const input of [o.bootstrap, ...plan.blobs.map((b) => b.file)]) {
+    if (path.resolve(input) === resolved) throw new NydusError('USAGE', 'the output would replace an input of the export', { path: output });
+  }
+  let special = false;
+  try {
+    const st = fs.statSync(output);
+    special = st.isFIFO() || st.isCharacterDevice();
+  } catch {
+    special = false;
+  }
+  if (special && o.verity) throw new NydusError('USAGE', '--verity writes the hash tree at an offset: the output must be a regular file', { path: output });
+
+  const B = plan.blockSize;
+  const dataSize = plan.dataBlocks * B;
+  const out = OutputFile.open(output);
+  const reader = new BlobReader(image, { blobDir: o.blobDir });
+  try {
+    const tree = o.verity ? new VerityTree(plan.dataBlocks, B, (off, block) => out.writeAt(block, tree!.layout.hashOffset + off)) : undefined;
+    const disk = new DiskStream(out, tree);
+    await writeDisk(disk, plan, boot, reader);
+    if (disk.position !== dataSize) throw new NydusError('INTERNAL', `disk is ${disk.position} bytes, planned ${dataSize}`);
+    let verity: ExportBlockResult['verity'];
+    if (tree) {
+      const root = tree.digest();
+      // The gap between the data and a 4 KiB-aligned hash area is not data: zeros, unhashed.
+      await disk.zerosTo(tree.layout.hashOffset, false);
+      verity = { hashOffset: tree.layout.hashOffset, root: root.toString('hex') };
+    }
+    await out.commit();
+    return { output, dataBlocks: plan.dataBlocks, blockSize: B, verity };
+  } catch (e) {
+    await out.abort();
+    throw e;
+  } finally {
+    reader.close();
+  }
+}

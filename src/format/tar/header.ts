@@ -1,0 +1,125 @@
+// The 512-byte tar header (v7, POSIX ustar, GNU) and the PAX extended-header records, decoded
+// as the tar crate upstream links reads them: names are raw bytes, numbers octal or GNU base-256.
+import { formatError } from '../../errors.js';
+
+export const BLOCK = 512;
+
+export type TarFormat = 'v7' | 'ustar' | 'gnu';
+
+export interface TarHeader {
+  /** ustar: prefix + "/" + name when the prefix is set; otherwise the name field. Cut at the first NUL. */
+  name: Buffer;
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  mtime: number;
+  /** The raw typeflag byte ('0', '5', 'x', ... or NUL). */
+  typeflag: number;
+  linkname: Buffer;
+  format: TarFormat;
+  /** Absent on v7 headers, which have no device fields. */
+  devmajor?: number;
+  devminor?: number;
+}
+
+const USTAR_MAGIC = Buffer.from('ustar\0', 'latin1');
+const GNU_MAGIC = Buffer.from('ustar ', 'latin1');
+const GNU_VERSION = Buffer.from(' \0', 'latin1');
+
+/** Padding after size bytes of entry data up to the next header. */
+export const padding = (size: number) => (BLOCK - (size % BLOCK)) % BLOCK;
+
+export function isZeroBlock(block: Buffer): boolean {
+  for (let i = 0; i < BLOCK; i++) if (block[i] !== 0) return false;
+  return true;
+}
+
+function bytes(block: Buffer, off: number, len: number): Buffer {
+  const field = block.subarray(off, off + len);
+  const nul = field.indexOf(0);
+  return Buffer.from(nul < 0 ? field : field.subarray(0, nul));
+}
+
+/** An octal number (NUL or space terminated, blank = 0) or GNU base-256 (high bit of the first byte set). */
+export function decodeNumber(block: Buffer, off: number, len: number, field: string): number {
+  const f = block.subarray(off, off + len);
+  if (f[0]! & 0x80) {
+    if (f[0] === 0xff) throw formatError('tar_header', field, `0x${f.toString('hex')}`, 'negative base-256 number');
+    let v = BigInt(f[0]! & 0x7f);
+    for (let i = 1; i < len; i++) v = (v << 8n) | BigInt(f[i]!);
+    if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw formatError('tar_header', field, v, 'larger than 2^53');
+    return Number(v);
+  }
+  const nul = f.indexOf(0);
+  const text = f.toString('latin1', 0, nul < 0 ? len : nul).trim();
+  if (text === '') return 0;
+  if (!/^[0-7]+$/.test(text)) throw formatError('tar_header', field, JSON.stringify(text), 'not an octal number');
+  return parseInt(text, 8);
+}
+
+export function checksumOf(block: Buffer): number {
+  let sum = 8 * 0x20;
+  for (let i = 0; i < 148; i++) sum += block[i]!;
+  for (let i = 156; i < BLOCK; i++) sum += block[i]!;
+  return sum;
+}
+
+/** Decodes a non-zero header block; throws on a checksum mismatch or a malformed number. */
+export function decode(block: Buffer): TarHeader {
+  if (block.length !== BLOCK) throw formatError('tar_header', 'length', block.length, `expected ${BLOCK}`);
+  const stored = decodeNumber(block, 148, 8, 'chksum');
+  const sum = checksumOf(block);
+  if (stored !== sum) throw formatError('tar_header', 'chksum', stored, `header checksum mismatch (computed ${sum})`);
+  const magic = block.subarray(257, 263);
+  const format: TarFormat = magic.equals(USTAR_MAGIC)
+    ? 'ustar'
+    : magic.equals(GNU_MAGIC) && block.subarray(263, 265).equals(GNU_VERSION) ? 'gnu' : 'v7';
+  let name = bytes(block, 0, 100);
+  if (format === 'ustar' && block[345] !== 0) name = Buffer.concat([bytes(block, 345, 155), Buffer.from('/'), name]);
+  const h: TarHeader = {
+    name,
+    mode: decodeNumber(block, 100, 8, 'mode'),
+    uid: decodeNumber(block, 108, 8, 'uid'),
+    gid: decodeNumber(block, 116, 8, 'gid'),
+    size: decodeNumber(block, 124, 12, 'size'),
+    mtime: decodeNumber(block, 136, 12, 'mtime'),
+    typeflag: block[156]!,
+    linkname: bytes(block, 157, 100),
+    format,
+  };
+  if (format !== 'v7') {
+    h.devmajor = decodeNumber(block, 329, 8, 'devmajor');
+    h.devminor = decodeNumber(block, 337, 8, 'devminor');
+  }
+  return h;
+}
+
+export interface PaxRecord {
+  key: Buffer;
+  value: Buffer;
+}
+
+/**
+ * Splits PAX extended-header data into "LEN KEY=VALUE\n" records by their lengths, so values
+ * may hold any byte (binary xattrs, newlines). Trailing NUL padding ends the list.
+ */
+export function decodePax(data: Buffer): PaxRecord[] {
+  const out: PaxRecord[] = [];
+  let at = 0;
+  while (at < data.length && data[at] !== 0) {
+    const space = data.indexOf(0x20, at);
+    const digits = space < 0 ? '' : data.toString('latin1', at, space);
+    if (!/^[0-9]{1,10}$/.test(digits)) throw formatError('pax_record', 'length', JSON.stringify(digits), `not a decimal length at byte ${at}`);
+    const len = parseInt(digits, 10);
+    const end = at + len;
+    if (end > data.length || end <= space + 1 || data[end - 1] !== 0x0a) {
+      throw formatError('pax_record', 'length', len, `does not end a record with a newline at byte ${at}`);
+    }
+    const eq = data.indexOf(0x3d, space + 1);
+    if (eq < 0 || eq >= end - 1) throw formatError('pax_record', 'key', JSON.stringify(data.toString('latin1', space + 1, end - 1)), `no "=" in the record at byte ${at}`);
+    out.push({ key: data.subarray(space + 1, eq), value: data.subarray(eq + 1, end - 1) });
+    at = end;
+  }
+  return out;
+}
