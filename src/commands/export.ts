@@ -1,0 +1,40 @@
+import { Flags } from '@oclif/core';
+import { BaseCommand } from '../cli/base.js';
+import { NydusError } from '../errors.js';
+import { exportBlock } from '../build/export.js';
+import { verityLayout, verityOptionsLine } from '../build/verity.js';
+
+export default class Export extends BaseCommand {
+  static override summary = 'Export RAFS filesystems as raw block disk images';
+  static override description =
+    'Writes a RAFS v6 bootstrap and its data blobs as one raw EROFS disk image that the kernel mounts alone ' +
+    '(mount -t erofs -o ro,loop DISK DIR). With --verity, a dm-verity hash tree follows the data and the options ' +
+    'for veritysetup are printed on stdout.';
+  static override examples = [
+    '<%= config.bin %> export --block -B out/bootstrap -D out/blobs',
+    '<%= config.bin %> export --block -B out/bootstrap -D out/blobs -O disk.img --verity',
+  ];
+
+  static override flags = {
+    block: Flags.boolean({ required: true, description: 'export RAFS filesystems as raw block disk images' }),
+    bootstrap: Flags.string({ char: 'B', description: 'bootstrap of the RAFS filesystem to be exported' }),
+    'localfs-dir': Flags.string({ char: 'D', aliases: ['blob-dir'], description: 'directory holding the data blobs, named by their id (the localfs backend)' }),
+    config: Flags.string({ char: 'C', description: 'configuration file containing a BlobCacheEntry object (not supported yet)' }),
+    output: Flags.string({ char: 'O', description: 'file path for the disk image [default: <localfs-dir>/<bootstrap name>.disk]' }),
+    threads: Flags.integer({ min: 1, max: 32, default: 4, description: 'worker threads, 1-32 (accepted for compatibility: the export is one sequential pass)' }),
+    verity: Flags.boolean({ description: 'generate dm-verity data for the block device' }),
+  };
+
+  async run(): Promise<void> {
+    const { flags } = await this.parse(Export);
+    this.initLogger(flags);
+    if (flags.config) throw new NydusError('UNSUPPORTED', '-C/--config is not supported yet; use -B BOOTSTRAP -D DIR');
+    const dir = flags['localfs-dir'];
+    if (!flags.bootstrap && !dir) throw new NydusError('USAGE', 'both option `-C/--config` and `-D/--localfs-dir` are missing');
+    if (!flags.bootstrap) throw new NydusError('USAGE', '-D/--localfs-dir needs -B/--bootstrap');
+    if (!dir) throw new NydusError('USAGE', '-B/--bootstrap needs -D/--localfs-dir');
+    const r = await exportBlock({ bootstrap: flags.bootstrap, blobDir: dir, output: flags.output, verity: flags.verity });
+    this.logger.info(`exported ${flags.bootstrap} to ${r.output}: ${r.dataBlocks} blocks of ${r.blockSize} bytes`);
+    if (r.verity) process.stdout.write(`${verityOptionsLine(verityLayout(r.dataBlocks, r.blockSize), r.verity.root)}\n`);
+  }
+}
