@@ -20,7 +20,11 @@ export abstract class BaseCommand extends Command {
 
   protected override async catch(err: Error & { exitCode?: number; oclif?: { exit?: number } }): Promise<void> {
     // --help and friends end by "failing" with exit 0 once they have printed.
-    if (err.oclif?.exit === 0) return;
+    if (err.oclif?.exit === 0) {
+      // Help did parse the command line; tell oclif so it does not warn in test environments.
+      this.parsed = true;
+      return;
+    }
     if (err instanceof NydusError) {
       process.stderr.write(`Error: ${err.message}\n`);
       if (this.logger.enabled('debug') && err.stack) process.stderr.write(`${err.stack}\n`);
