@@ -1,5 +1,5 @@
-// `create` for directory sources: source -> pipeline -> blob trailer -> bootstrap, with every
-// output under a temporary name until the build has succeeded.
+// `create`: source -> pipeline -> blob trailer -> bootstrap, optionally on a parent bootstrap and
+// with a chunk dict; every output stays under a temporary name until the build has succeeded.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as os from 'node:os';
@@ -22,6 +22,13 @@ import * as ext from '../format/rafs/ext-superblock.js';
 import * as bt from '../format/rafs/blob-table.js';
 import { Trace } from './trace.js';
 import { conversionByName } from './conversions.js';
+import { blobEntryFromInfo } from './blob-table.js';
+import { parseChunkDictArg } from './merge.js';
+import { openImage } from '../read/open.js';
+import type { BlobInfo, RafsImage } from '../read/model.js';
+import { treeFromImage } from '../tree/from-image.js';
+import { applyLayer, normalizeHardlinks, whiteoutType } from '../tree/overlay.js';
+import { tarSource } from '../sources/tar.js';
 
 export interface CreateOptions {
   source: string;
@@ -41,6 +48,10 @@ export interface CreateOptions {
   alignedChunk?: boolean;
   repeatable?: boolean;
   whiteoutSpec?: 'oci' | 'overlayfs' | 'none';
+  /** Build this layer on top of that bootstrap (OCI overlay rules; its blobs come first). */
+  parentBootstrap?: string;
+  /** `bootstrap=PATH` (or PATH): chunks found there are referenced, not stored again. */
+  chunkDict?: string;
   /** Paths (relative to the source root) whose inodes go in the prefetch table. */
   prefetch?: string[];
   /** Extra pipeline stages (plugins). */
@@ -116,6 +127,38 @@ function prefetchNodes(root: TreeNode, patterns: string[]): TreeNode[] {
   return out;
 }
 
+/** Adds chunk k to the dedup dictionary unless an equal chunk is already there. */
+function addToDict(state: BuildState, k: number): void {
+  const key = state.chunks[k].digest.toString('latin1');
+  if (!state.dict.has(key)) state.dict.set(key, k);
+}
+
+/** Opens a parent bootstrap or chunk dict and checks it can be built on (tar-merge-export.md §5). */
+function openCompatible(file: string, what: string, chunkSize: number, explicitUidGid: boolean): RafsImage {
+  const image = openImage(file);
+  if (image.chunkSize !== chunkSize) throw new NydusError('USAGE', `${what} has chunk size 0x${image.chunkSize.toString(16)}, the build uses 0x${chunkSize.toString(16)}`, { path: file });
+  if (image.version !== 6) throw new NydusError('UNSUPPORTED', `${what} is RAFS v${image.version}; only v6 can be built on`, { path: file });
+  if ((image.flags & ext.FLAG_TARFS_MODE) !== 0) throw new NydusError('USAGE', `${what} is a tarfs image`, { path: file });
+  if (((image.flags & ext.FLAG_EXPLICIT_UID_GID) !== 0) !== explicitUidGid) {
+    throw new NydusError('USAGE', `${what} ${explicitUidGid ? 'was built with --repeatable' : 'keeps uid/gid, but --repeatable was given'}`, { path: file });
+  }
+  return image;
+}
+
+/** Removes whiteout markers from a tree that has no lower layer; an overlayfs opaque dir stays. */
+function dropWhiteouts(root: TreeNode, spec: 'oci' | 'overlayfs'): void {
+  const visit = (dir: TreeNode) => {
+    dir.children = dir.children!.filter((c) => {
+      const kind = whiteoutType(c, spec);
+      return kind === undefined || kind === 'overlayfs-opaque';
+    });
+    for (const c of dir.children) if (isDirNode(c)) visit(c);
+  };
+  visit(root);
+  // A dropped marker may have been the first name of a hardlink group.
+  normalizeHardlinks(root);
+}
+
 export async function create(o: CreateOptions): Promise<CreateResult> {
   validate(o);
   const trace = new Trace();
@@ -127,6 +170,8 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
   const inlineMeta = !!o.blobInlineMeta;
   const blobToc = !!o.blobToc;
 
+  const conv = conversionByName(o.type ?? 'dir-rafs')!;
+  const whiteouts = o.whiteoutSpec ?? 'oci';
   const state: BuildState = {
     chunkSize, compressor, digester, chunks: [], dict: new Map(),
     blob: { index: 0, chunkCount: 0, uncompressedEnd: 0, compressedEnd: 0, chunkRefs: [] },
@@ -134,7 +179,42 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
     threads: o.threads ?? Math.max(1, os.availableParallelism()),
     buffers: new BufferPool(Math.max(BATCH_BYTES, chunkSize)),
     aligned: true,
+    blobOrder: [],
   };
+
+  // Candidate blobs: the parent's (in their order, used from the start), the chunk dict's (used
+  // at their first hit), then our own (used at its first new chunk).
+  const candidates: Array<BlobInfo | 'own'> = [];
+  let parentTree: TreeNode | undefined;
+  if (o.parentBootstrap) {
+    const t = trace.start('load_parent_bootstrap');
+    const parent = openCompatible(o.parentBootstrap, 'parent bootstrap', chunkSize, !o.repeatable);
+    parentTree = treeFromImage(parent, state.chunks, 0).root;
+    for (const b of parent.blobs) {
+      candidates.push(b);
+      state.blobOrder.push(b.index);
+    }
+    // A layer deduplicates against the chunks it sits on (as upstream's directory builds do).
+    if (parent.digester === digester.name) for (let k = 0; k < state.chunks.length; k++) addToDict(state, k);
+    t.end();
+  }
+  if (o.chunkDict) {
+    const t = trace.start('import_chunk_dict');
+    const dict = openCompatible(parseChunkDictArg(o.chunkDict), 'chunk dict', chunkSize, !o.repeatable);
+    const base = candidates.length;
+    for (const b of dict.blobs) {
+      candidates.push(b);
+      state.blobOrder.push(-1);
+    }
+    // Chunks of another digester can never match; upstream drops them silently too.
+    if (dict.digester === digester.name) {
+      for (const c of dict.chunkTable) addToDict(state, state.chunks.push({ ...c, blobIndex: c.blobIndex + base }) - 1);
+    }
+    t.end();
+  }
+  state.blob.index = candidates.length;
+  candidates.push('own');
+  state.blobOrder.push(-1);
 
   // Outputs, all under temporary names until the end.
   const opened: OutputFile[] = [];
@@ -148,15 +228,19 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
     const sink: ByteSink = blobFile ?? { write: (_d, done) => done?.(), drain: async () => undefined };
     const writer = new BlobWriter(sink, { inlineMeta, blobToc, compressor });
 
+    const source =
+      conv.source === 'tar'
+        ? tarSource(o.source, { gzip: 'auto', explicitUidGid: !o.repeatable })
+        : dirSource(path.resolve(o.source), {
+            zeroRootMtime: true,
+            exclude: [...opened.flatMap((f) => f.paths), ...[o.bootstrap, o.blobDir && path.join(o.blobDir, '.'), o.blob].filter((p): p is string => !!p).map((p) => path.resolve(p))],
+          });
     const assembler = new TreeAssembler();
     const progressTimer = o.onProgress ? setInterval(() => o.onProgress!(state.progress), 200) : undefined;
     const dump = trace.start('dump_blob');
     try {
       await runPipeline({
-        source: dirSource(path.resolve(o.source), {
-          zeroRootMtime: true,
-          exclude: [...opened.flatMap((f) => f.paths), ...[o.bootstrap, o.blobDir && path.join(o.blobDir, '.'), o.blob].filter((p): p is string => !!p).map((p) => path.resolve(p))],
-        }),
+        source,
         stages: o.stages,
         state,
         assembler,
@@ -166,38 +250,57 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
       if (progressTimer) clearInterval(progressTimer);
     }
     o.onProgress?.(state.progress);
-    const root = assembler.root!;
     trace.event('load_from_directory', state.progress.files);
+    let root = assembler.root!;
     for (const n of walk(root)) if (isDirNode(n)) sortChildren(n);
+    if (parentTree) {
+      root = applyLayer(parentTree, root, whiteouts);
+    } else if (conv.source === 'dir' && whiteouts !== 'none') {
+      // Without a parent a directory layer's markers have nothing to act on: upstream drops them.
+      dropWhiteouts(root, whiteouts);
+    }
     writer.writeMeta(state.blob, state.chunks);
     dump.end();
 
+    // Blob-table order is first-use order; chunks move from candidate keys to table indexes.
+    const order = state.blobOrder;
+    for (const c of state.chunks) if (order[c.blobIndex] >= 0) c.blobIndex = order[c.blobIndex];
+    const tableKeys = candidates.map((_, k) => k).filter((k) => order[k] >= 0).sort((a, b) => order[a] - order[b]);
     const hasBlob = state.blob.chunkCount > 0;
     const features = blobFeatures({ inlineMeta, blobToc, compressor }, state.blob.chunkCount);
+    const ownEntry = (blobId: string, compressedSize: number, withToc: boolean, index: number): bt.BlobEntry => ({
+      blob_id: blobId, blob_index: index, chunk_size: chunkSize, chunk_count: state.blob.chunkCount,
+      compression_algo: compressor.id, digest_algo: digester.id, features,
+      compressed_size: compressedSize, uncompressed_size: state.blob.uncompressedEnd,
+      blob_toc_size: withToc ? writer.tocSize : 0, ci_compressor: writer.meta.ciCompressor,
+      ci_offset: writer.meta.ciOffset, ci_compressed_size: writer.meta.ciCompressedSize,
+      ci_uncompressed_size: writer.meta.ciUncompressedSize,
+      blob_toc_digest: withToc ? writer.tocDigest : Buffer.alloc(32), blob_meta_digest: Buffer.alloc(32),
+      blob_meta_size: 0, cipher_iv: Buffer.alloc(8), cipher_algo: 0,
+    });
+    const table = (blobId: string, compressedSize: number, withToc: boolean): bt.BlobEntry[] =>
+      tableKeys.map((k, i) => {
+        const c = candidates[k];
+        return c === 'own' ? ownEntry(blobId, compressedSize, withToc, i) : blobEntryFromInfo(c, i);
+      });
+
     const hasXattr = [...walk(root)].some((n) => n.xattrs.length > 0);
     let flags = compressor.superFlag | digester.superFlag | ext.FLAG_ENCRYPTION_NONE;
     if (!o.repeatable) flags |= ext.FLAG_EXPLICIT_UID_GID;
     if (hasXattr) flags |= ext.FLAG_HAS_XATTR;
-    if (!hasBlob || (features & bt.FEATURE_INLINED_CHUNK_DIGEST) !== 0) flags |= ext.FLAG_INLINED_CHUNK_DIGEST;
 
     const planTimer = trace.start('build_bootstrap');
     const plan = planBootstrap(root, 4096);
     planTimer.end();
     const prefetch = prefetchNodes(root, o.prefetch ?? []).map((n) => plan.byNode.get(n)!.nid);
-    const bootstrapFor = (blobId: string, compressedSize: number, withToc: boolean) =>
-      emitBootstrap({
-        plan, chunks: state.chunks, chunkSize, blockSize: 4096, flags, explicitUidGid: !o.repeatable, prefetch,
-        blobs: hasBlob ? [{
-          blob_id: blobId, blob_index: 0, chunk_size: chunkSize, chunk_count: state.blob.chunkCount,
-          compression_algo: compressor.id, digest_algo: digester.id, features,
-          compressed_size: compressedSize, uncompressed_size: state.blob.uncompressedEnd,
-          blob_toc_size: withToc ? writer.tocSize : 0, ci_compressor: writer.meta.ciCompressor,
-          ci_offset: writer.meta.ciOffset, ci_compressed_size: writer.meta.ciCompressedSize,
-          ci_uncompressed_size: writer.meta.ciUncompressedSize,
-          blob_toc_digest: withToc ? writer.tocDigest : Buffer.alloc(32), blob_meta_digest: Buffer.alloc(32),
-          blob_meta_size: 0, cipher_iv: Buffer.alloc(8), cipher_algo: 0,
-        }] : [],
+    const bootstrapFor = (blobId: string, compressedSize: number, withToc: boolean) => {
+      const blobs = table(blobId, compressedSize, withToc);
+      const allDigests = blobs.every((b) => (b.features & bt.FEATURE_INLINED_CHUNK_DIGEST) !== 0);
+      return emitBootstrap({
+        plan, chunks: state.chunks, chunkSize, blockSize: 4096, explicitUidGid: !o.repeatable, prefetch, blobs,
+        flags: allDigests ? flags | ext.FLAG_INLINED_CHUNK_DIGEST : flags,
       });
+    };
 
     const dumpBoot = trace.start('dump_bootstrap');
     let bootstrap: Buffer;
@@ -211,6 +314,7 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
       bootstrap = bootstrapFor(o.blobId ?? blobHash, writer.position, true);
     }
     const blobId = o.blobId ?? blobHash;
+    const blobIds = table(blobId, 0, false).map((b) => b.blob_id);
 
     let bootstrapPath = '';
     if (o.bootstrap) {
@@ -235,9 +339,9 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
       cacheData.truncate(state.blob.uncompressedEnd);
       await cacheData.commit(path.join(o.blobCacheDir!, `${blobId}.blob.data`), true);
       const meta = track(OutputFile.temp(o.blobCacheDir!, 'blob.meta'));
-      const table = writer.meta.table;
-      meta.write(table);
-      meta.write(Buffer.alloc(Math.ceil(table.length / 4096) * 4096 - table.length));
+      const ci = writer.meta.table;
+      meta.write(ci);
+      meta.write(Buffer.alloc(Math.ceil(ci.length / 4096) * 4096 - ci.length));
       meta.write(writer.meta.header);
       await meta.commit(path.join(o.blobCacheDir!, `${blobId}.blob.meta`), true);
     }
@@ -249,7 +353,7 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
     trace.event('egid', String(process.getegid?.() ?? 0));
     return {
       bootstrap: bootstrapPath,
-      blobs: hasBlob || inlineMeta ? [blobId] : [],
+      blobs: inlineMeta && !hasBlob && blobIds.length === 0 ? [blobId] : blobIds,
       blobPath,
       blobSize: writer.position,
       compressor: compressor.name,

@@ -50,8 +50,8 @@ export default class Create extends BaseCommand {
     digester: Flags.string({ options: DIGESTER_NAMES, default: 'blake3', description: 'chunk digest algorithm' }),
     config: Flags.string({ char: 'C', description: 'nydusd configuration file' }),
     'fs-version': Flags.string({ char: 'v', options: ['5', '6'], default: '6', description: 'RAFS version' }),
-    'chunk-dict': Flags.string({ description: 'chunk dictionary: PATH or bootstrap=PATH (not supported yet)' }),
-    'parent-bootstrap': Flags.string({ description: 'parent bootstrap for a layered build (not supported yet)' }),
+    'chunk-dict': Flags.string({ description: 'chunk dictionary: bootstrap=PATH (or PATH); chunks found there are referenced, not stored again' }),
+    'parent-bootstrap': Flags.string({ description: 'build this layer on top of that bootstrap (OCI overlay rules)' }),
     'aligned-chunk': Flags.boolean({ description: 'align chunks to 4 KiB (v5 only; v6 always aligns)' }),
     repeatable: Flags.boolean({ description: 'do not store host uid/gid, for repeatable builds' }),
     'disable-check': Flags.boolean({ hidden: true, description: 'no effect' }),
@@ -72,8 +72,6 @@ export default class Create extends BaseCommand {
     };
     if (flags.encrypt) refuse('encrypt');
     if (parseNumber('batch-size', flags['batch-size']) !== 0) refuse('batch-size', 'other than 0 is not supported yet');
-    if (flags['chunk-dict']) refuse('chunk-dict');
-    if (flags['parent-bootstrap']) refuse('parent-bootstrap');
     if (flags.attributes) refuse('attributes');
     if (parseNumber('blob-offset', flags['blob-offset']) !== 0) refuse('blob-offset', 'other than 0 is not supported yet');
     if (flags['aligned-chunk'] && flags['fs-version'] === '6') log.warn('--aligned-chunk has no effect on RAFS v6 (chunks are always aligned)');
@@ -98,6 +96,8 @@ export default class Create extends BaseCommand {
       alignedChunk: flags['aligned-chunk'],
       repeatable: flags.repeatable,
       whiteoutSpec: flags['whiteout-spec'] as 'oci' | 'overlayfs' | 'none',
+      parentBootstrap: flags['parent-bootstrap'],
+      chunkDict: flags['chunk-dict'],
       prefetch,
       stages,
       threads: flags.threads,

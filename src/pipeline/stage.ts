@@ -90,6 +90,16 @@ export interface BuildState {
   buffers: BufferPool;
   /** Aligns uncompressed offsets to 4 KiB (v6, except tarfs). */
   aligned: boolean;
+  /**
+   * Blob-table position of each candidate blob (chunks' blobIndex holds the candidate's key
+   * while building), -1 until its first use: blobs join the table in first-use order.
+   */
+  blobOrder: number[];
+}
+
+/** Marks a candidate blob as used, giving it the next table position. */
+export function useBlob(state: BuildState, key: number): void {
+  if (state.blobOrder[key] < 0) state.blobOrder[key] = Math.max(-1, ...state.blobOrder) + 1;
 }
 
 export type StageKind = 'entry' | 'batch';

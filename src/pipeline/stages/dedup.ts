@@ -1,6 +1,6 @@
 // Dedup: a chunk whose digest is already known (this build, a parent or a chunk dict) is
 // referenced, not stored again; a new chunk gets its chunk index and uncompressed offset here.
-import type { Batch, BuildState } from '../stage.js';
+import { useBlob, type Batch, type BuildState } from '../stage.js';
 
 const align4k = (x: number) => Math.ceil(x / 4096) * 4096;
 
@@ -13,6 +13,7 @@ export function dedup(state: BuildState) {
         let ref = state.dict.get(key);
         if (ref !== undefined && state.chunks[ref].uncompressedSize !== c.size) ref = undefined;
         if (ref === undefined) {
+          useBlob(state, blob.index);
           ref = state.chunks.length;
           state.chunks.push({
             blobIndex: blob.index, index: blob.chunkCount++, digest: c.digest!, flags: 0,
@@ -25,6 +26,7 @@ export function dedup(state: BuildState) {
           state.dict.set(key, ref);
           c.fresh = true;
         } else {
+          useBlob(state, state.chunks[ref].blobIndex);
           state.progress.dedupChunks++;
           state.progress.dedupBytes += c.size;
           c.fresh = false;
