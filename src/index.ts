@@ -4,6 +4,7 @@ export { CONVERSIONS, conversionByName } from './build/conversions.js';
 export { check, checkReport, verboseListing, walkImage, featureWords, type CheckResult } from './read/check.js';
 export { openImage, loadBootstrap, extractInlineBootstrap } from './read/open.js';
 export { BlobReader, type BlobLocation } from './read/data.js';
+export { unpack, type UnpackOptions } from './read/unpack.js';
 export type { RafsImage, ImageNode, BlobInfo, ChunkInfo, Xattr } from './read/model.js';
 export { COMPRESSORS, DIGESTERS } from './algo/index.js';
 export { NydusError, type ErrorCode } from './errors.js';

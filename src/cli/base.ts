@@ -33,7 +33,10 @@ export abstract class BaseCommand extends Command {
     }
     // oclif's own parse errors (unknown flag, missing argument) are usage errors.
     if (err.oclif || /Unexpected argument|Nonexistent flag|Missing required|Expected --|must also be provided|cannot also be provided|Parsing --/.test(err.message)) {
-      process.stderr.write(`Error: ${err.message.split('\n')[0]}\n`);
+      // oclif's validation errors put the reason on the line after "The following error(s) occurred:".
+      const lines = err.message.split('\n').map((l) => l.trim()).filter((l) => l.length > 0);
+      const reason = /following error/.test(lines[0] ?? '') && lines[1] ? lines[1].replace(/^[^\w-]+/, '') : lines[0];
+      process.stderr.write(`Error: ${reason}\n`);
       process.exitCode = err.oclif?.exit ?? 2;
       return;
     }

@@ -212,8 +212,10 @@ export function encodeEntryHeader(e: EntryHeader): Buffer {
     linkname = truncateName(linkname);
   }
   for (const x of e.xattrs) records.push([Buffer.concat([Buffer.from('SCHILY.xattr.'), x.name]), x.value]);
-  const { path: _path, link: _link, xattrs: _xattrs, ...fields } = e;
-  const main = encodeUstar({ ...fields, name, linkname });
+  const main = encodeUstar({
+    name, linkname, mode: e.mode, uid: e.uid, gid: e.gid, size: e.size, mtime: e.mtime, typeflag: e.typeflag,
+    uname: e.uname, gname: e.gname, devmajor: e.devmajor, devminor: e.devminor,
+  });
   if (records.length === 0) return main;
   records.sort((a, b) => Buffer.compare(a[0], b[0]));
   const data = Buffer.concat(records.map(([k, v]) => paxRecord(k, v)));
@@ -244,7 +246,7 @@ function idNames(file: string): Map<number, Buffer> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The walk: pre-order depth-first, children in name order; the root and sockets not written.
+// The entries: pre-order depth-first, children in name order; the root and sockets not written.
 
 /** Linux dev_t, glibc-style, from the new_encode_dev form the inode stores. */
 export function decodeDev(rdev: number): { major: number; minor: number } {
@@ -315,6 +317,10 @@ class TarWriter {
   }
 }
 
+// ChunkInfo.flags bits (model.ts) this reader cannot decode yet.
+const CHUNK_ENCRYPTED = 0x4;
+const CHUNK_BATCH = 0x8;
+
 /**
  * Refuses what cannot be read yet and opens every blob a file needs (reading its first chunk),
  * so a missing or unreadable blob fails before any output exists.
@@ -323,7 +329,9 @@ function probeBlobs(image: RafsImage, reader: BlobReader, verify: boolean): void
   const first = new Map<number, NonNullable<ImageNode['chunks']>[number]>();
   for (const [, n] of walk(image.root)) {
     for (const c of n.chunks ?? []) {
-      if ((c.flags & 0xc) !== 0) throw new NydusError('UNSUPPORTED', `unpacking ${(c.flags & 0x4) !== 0 ? 'encrypted' : 'batch'} chunks is not supported yet`);
+      if ((c.flags & (CHUNK_ENCRYPTED | CHUNK_BATCH)) !== 0) {
+        throw new NydusError('UNSUPPORTED', `unpacking ${(c.flags & CHUNK_ENCRYPTED) !== 0 ? 'encrypted' : 'batch'} chunks is not supported yet`);
+      }
       if (!first.has(c.blobIndex)) first.set(c.blobIndex, c);
     }
   }
@@ -368,11 +376,12 @@ async function writeEntries(image: RafsImage, reader: BlobReader, w: TarWriter, 
       if (pad > 0) await w.write(ZEROS.subarray(0, pad));
     } else if (type === S_IFLNK) {
       await w.write(encodeEntryHeader({ ...common, size: 0, typeflag, link: n.target ?? Buffer.alloc(0) }));
-    } else if (type === S_IFCHR || type === S_IFBLK) {
+    } else if (type === S_IFCHR || type === S_IFBLK || type === S_IFIFO) {
+      // FIFOs too, as upstream: their rdev is 0 in practice.
       const { major, minor } = decodeDev(n.rdev);
       await w.write(encodeEntryHeader({ ...common, size: 0, typeflag, devmajor: major, devminor: minor }));
     } else {
-      // Directories and FIFOs: the header alone.
+      // Directories: the header alone.
       await w.write(encodeEntryHeader({ ...common, size: 0, typeflag }));
     }
   }
