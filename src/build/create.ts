@@ -253,6 +253,9 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
     trace.event('load_from_directory', state.progress.files);
     let root = assembler.root!;
     for (const n of walk(root)) if (isDirNode(n)) sortChildren(n);
+    // Replaced tar entries may have been (or joined) hardlink groups: rebuild the groups from
+    // what is left in the tree.
+    normalizeHardlinks(root);
     if (parentTree) {
       root = applyLayer(parentTree, root, whiteouts);
     } else if (conv.source === 'dir' && whiteouts !== 'none') {

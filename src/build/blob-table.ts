@@ -1,0 +1,72 @@
+// Blob-table entries of a layered build (merge, and create with a parent or a chunk dict) made
+// from blobs a loaded image already lists, and the ids they go by (blob.md §5.3, tar-merge-export.md §4.3).
+import * as path from 'node:path';
+import { compressorByName, digesterByName } from '../algo/index.js';
+import { NydusError } from '../errors.js';
+import * as bt from '../format/rafs/blob-table.js';
+import type { BlobInfo } from '../read/model.js';
+
+/**
+ * The blob id a file name carries, as upstream's get_blob_id_from_meta_path: the name with every
+ * extension stripped (`abc.boot.tar` → `abc`); a leading dot does not start an extension.
+ */
+export function blobIdFromFileName(file: string): string {
+  let id = path.basename(file);
+  for (;;) {
+    const dot = id.lastIndexOf('.');
+    if (dot <= 0) break;
+    id = id.slice(0, dot);
+  }
+  if (id.length === 0 || id === '.' || id === '..') throw new NydusError('SOURCE', 'failed to get a blob id from the file name', { path: file });
+  return id;
+}
+
+/** Whether the blob's bootstrap was inlined in it (so its table cannot name it). */
+export const isInlinedMeta = (info: BlobInfo) =>
+  (info.features & bt.FEATURE_INLINED_FS_META) !== 0 && (info.features & bt.FEATURE_SEPARATE) === 0;
+
+/**
+ * The id upstream's BlobInfo::blob_id() gives a blob of an image loaded from `file`: for a blob
+ * whose bootstrap was inlined, the id the file name carries; otherwise the id stored in the table.
+ */
+export function loadedBlobId(info: BlobInfo, file: string): string {
+  return isInlinedMeta(info) ? blobIdFromFileName(file) : info.blobId;
+}
+
+/** Clears the features that describe where a blob's own bootstrap was, not the blob. */
+export const clearInlinedMeta = (features: number) => (features & ~bt.FEATURE_INLINED_FS_META) >>> 0;
+
+/**
+ * A blob-table entry for a blob that a loaded image lists, to be written at `index` of a new
+ * table: every field copied, INLINED_FS_META cleared (the new bootstrap is not inside it).
+ */
+export function blobEntryFromInfo(info: BlobInfo, index: number): bt.BlobEntry {
+  return {
+    blob_id: info.blobId,
+    blob_index: index,
+    chunk_size: info.chunkSize,
+    chunk_count: info.chunkCount,
+    compression_algo: compressorByName(info.compressor)!.id,
+    digest_algo: digesterByName(info.digester)!.id,
+    features: clearInlinedMeta(info.features),
+    compressed_size: info.compressedSize,
+    uncompressed_size: info.uncompressedSize,
+    blob_toc_size: info.tocSize,
+    ci_compressor: compressorByName(info.ciCompressor)!.id,
+    ci_offset: info.ciOffset,
+    ci_compressed_size: info.ciCompressedSize,
+    ci_uncompressed_size: info.ciUncompressedSize,
+    blob_toc_digest: Buffer.from(info.tocDigest),
+    blob_meta_digest: Buffer.from(info.metaDigest),
+    blob_meta_size: info.metaSize,
+    cipher_iv: Buffer.alloc(8),
+    cipher_algo: 0,
+  };
+}
+
+/** RAFS v6 device slots hold 1 to 64 bytes of id. */
+export function checkV6BlobId(id: string, where?: string): void {
+  const n = Buffer.byteLength(id);
+  if (n === 0) throw new NydusError('SOURCE', 'blob id is empty', { path: where });
+  if (n > 64) throw new NydusError('SOURCE', `blob id ${JSON.stringify(id)} is ${n} bytes: RAFS v6 blob ids are 1 to 64 bytes`, { path: where });
+}

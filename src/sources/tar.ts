@@ -1,0 +1,468 @@
+// Tar source for tar-rafs / targz-rafs: one pass over a file, FIFO, stdin or stream (gunzipped
+// when it starts with 1f 8b 08), yielding the synthetic root, implied parents and one entry per
+// member in stream order. A regular file's bytes are read from the stream while its entry is
+// current; whatever the consumer leaves is skipped when it asks for the next entry.
+// Our own parser, not tar-stream: PAX values must stay raw bytes (binary xattrs, non-UTF-8 paths)
+// and upstream's errors need the headers tar-stream hides (PAX global, GNU sparse, v7 'L'/'K'/'x').
+import * as fs from 'node:fs';
+import * as zlib from 'node:zlib';
+import { Readable, pipeline } from 'node:stream';
+import { NydusError, fsError } from '../errors.js';
+import { encodeDev } from '../format/erofs/inode.js';
+import { BLOCK, decode, decodePax, isZeroBlock, padding } from '../format/tar/header.js';
+import type { PaxRecord, TarHeader } from '../format/tar/header.js';
+import { S_IFDIR, S_IFLNK, S_IFREG } from '../tree/node.js';
+import type { TreeNode } from '../tree/node.js';
+import type { ContentReader, SourceEntry } from '../pipeline/stage.js';
+
+export interface TarSourceOptions {
+  /** 'auto' (default): gunzip when the first 3 bytes are 1f 8b 08, whatever the type's name. 'never': plain tar only (tarfs). */
+  gzip?: 'auto' | 'never';
+  /**
+   * Upstream checks uid/gid <= 2^32-1 only when it keeps owners; false (--repeatable, whose
+   * bootstrap stores 0s) skips the check. Default true.
+   */
+  explicitUidGid?: boolean;
+}
+
+const EMPTY = Buffer.alloc(0);
+const SLASH = Buffer.from('/');
+const DOT = Buffer.from('.');
+const DOTDOT = Buffer.from('..');
+const S_IFCHR = 0o020000;
+const S_IFBLK = 0o060000;
+const S_IFIFO = 0o010000;
+/** PAX and GNU long-name data are held in memory; more than this is a corrupt header, not a name. */
+const MAX_EXTENSION = 16 << 20;
+const MAX_NAME = 0xffff;
+const MAX_XATTR_NAME = 255;
+const MAX_XATTR_VALUE = 0x10000;
+/** Skipped after normalisation for every tar type, as upstream does. */
+const SKIPPED = new Set(['/stargz.index.json', '/.prefetch.landmark', '/.no.prefetch.landmark']);
+const XATTR_PREFIXES = ['user.', 'security.', 'trusted.', 'system.posix_acl_access', 'system.posix_acl_default'].map((p) => Buffer.from(p));
+const SCHILY = Buffer.from('SCHILY.xattr.');
+
+const T = (c: string) => c.charCodeAt(0);
+const TYPE_OF: Record<number, number> = {
+  0: S_IFREG, [T('0')]: S_IFREG, [T('1')]: S_IFREG, [T('2')]: S_IFLNK,
+  [T('3')]: S_IFCHR, [T('4')]: S_IFBLK, [T('5')]: S_IFDIR, [T('6')]: S_IFIFO,
+};
+const UNSUPPORTED: Record<number, string> = {
+  [T('L')]: 'gnu_longname', [T('K')]: 'gnu_longlink', [T('x')]: 'pax_local_extensions',
+  [T('g')]: 'pax_global_extensions', [T('7')]: 'contiguous entry type', [T('S')]: 'gnu sparse file extension',
+};
+
+/** Pulls bytes from an async chunk source on demand, so nothing upstream of it buffers more than a chunk. */
+class Pull {
+  private buf: Buffer = EMPTY;
+  private pos = 0;
+  private ended = false;
+  /** Offset in the (decompressed) tar stream of the next unread byte. */
+  offset = 0;
+
+  constructor(private readonly next: () => Promise<Buffer | undefined>) {}
+
+  get buffered(): number {
+    return this.buf.length - this.pos;
+  }
+
+  /** Makes at least one byte available; false at the end of the input. */
+  async fill(): Promise<boolean> {
+    while (this.buf.length === this.pos) {
+      if (this.ended) return false;
+      const b = await this.next();
+      if (b === undefined) {
+        this.ended = true;
+        return false;
+      }
+      this.buf = b;
+      this.pos = 0;
+    }
+    return true;
+  }
+
+  copyTo(into: Uint8Array, offset: number, length: number): number {
+    const n = Math.min(length, this.buf.length - this.pos);
+    if (n > 0) {
+      into.set(this.buf.subarray(this.pos, this.pos + n), offset);
+      this.pos += n;
+      this.offset += n;
+    }
+    return n;
+  }
+
+  /** n bytes in a buffer of their own, or fewer only when the input ends. */
+  async exact(n: number): Promise<Buffer> {
+    const out = Buffer.allocUnsafe(n);
+    let got = 0;
+    while (got < n && (this.buffered > 0 || (await this.fill()))) got += this.copyTo(out, got, n - got);
+    return got === n ? out : out.subarray(0, got);
+  }
+
+  /** Discards n bytes; returns how many there were. */
+  async skip(n: number): Promise<number> {
+    let done = 0;
+    while (done < n && (this.buffered > 0 || (await this.fill()))) {
+      const k = Math.min(n - done, this.buffered);
+      this.pos += k;
+      this.offset += k;
+      done += k;
+    }
+    return done;
+  }
+}
+
+function toBuffer(chunk: unknown): Buffer {
+  if (Buffer.isBuffer(chunk)) return chunk;
+  if (chunk instanceof Uint8Array) return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  throw new NydusError('SOURCE', 'the tar stream yields text, not bytes (was setEncoding called on it?)');
+}
+
+function openRaw(input: string | NodeJS.ReadableStream): AsyncIterator<unknown> {
+  if (typeof input !== 'string') return input[Symbol.asyncIterator]();
+  if (input === '-' || input === '/dev/stdin') return process.stdin[Symbol.asyncIterator]();
+  return fs.createReadStream(input, { highWaterMark: 256 << 10 })[Symbol.asyncIterator]();
+}
+
+/** The decompressed (or plain) byte chunks of the input, and a way to stop reading early. */
+async function openInput(input: string | NodeJS.ReadableStream, name: string, gzip: 'auto' | 'never') {
+  const wrap = (e: unknown): NydusError => {
+    if (e instanceof NydusError) return e;
+    const code = (e as NodeJS.ErrnoException)?.code;
+    if (typeof code === 'string' && code.startsWith('Z_')) {
+      return new NydusError('SOURCE', `corrupt gzip data: ${(e as Error).message}`, { path: name, cause: e });
+    }
+    return fsError('SOURCE', name, e);
+  };
+  const raw = openRaw(input);
+  const head: Buffer[] = [];
+  let have = 0;
+  try {
+    while (gzip === 'auto' && have < 3) {
+      const r = await raw.next();
+      if (r.done) break;
+      const b = toBuffer(r.value);
+      head.push(b);
+      have += b.length;
+    }
+  } catch (e) {
+    await raw.return?.();
+    throw wrap(e);
+  }
+  if (gzip === 'auto' && have < 3) {
+    await raw.return?.();
+    throw new NydusError('SOURCE', `input is ${have} bytes, too short to tell tar from gzip (upstream reads 3 bytes first)`, { path: name });
+  }
+  const first = Buffer.concat(head);
+  const replay = async function* (): AsyncGenerator<Buffer> {
+    try {
+      yield* head;
+      for (;;) {
+        const r = await raw.next();
+        if (r.done) return;
+        yield toBuffer(r.value);
+      }
+    } finally {
+      await raw.return?.();
+    }
+  };
+  let it: AsyncIterator<unknown>;
+  let stop: () => Promise<void>;
+  if (have >= 3 && first[0] === 0x1f && first[1] === 0x8b && first[2] === 0x08) {
+    // Node's gunzip reads concatenated members, as upstream's multi-member decoder does.
+    const gz = zlib.createGunzip({ chunkSize: 64 << 10 });
+    pipeline(Readable.from(replay()), gz, () => {});
+    it = gz[Symbol.asyncIterator]();
+    stop = async () => {
+      gz.destroy();
+    };
+  } else {
+    const gen = replay();
+    it = gen;
+    stop = async () => {
+      await gen.return(undefined);
+    };
+  }
+  const next = async (): Promise<Buffer | undefined> => {
+    try {
+      for (;;) {
+        const r = await it.next();
+        if (r.done) return undefined;
+        const b = toBuffer(r.value);
+        if (b.length > 0) return b;
+      }
+    } catch (e) {
+      throw wrap(e);
+    }
+  };
+  return { pull: new Pull(next), stop };
+}
+
+const display = (comps: Buffer[]) => '/' + comps.map((c) => c.toString('utf8')).join('/');
+
+/** Splits a tar path into components as upstream (Rust Path after joining onto "/") sees them: no empty or "." components; ".." kept. */
+function components(raw: Buffer): Buffer[] {
+  const out: Buffer[] = [];
+  let start = 0;
+  for (let i = 0; i <= raw.length; i++) {
+    if (i < raw.length && raw[i] !== 0x2f) continue;
+    const c = raw.subarray(start, i);
+    if (c.length > 0 && !c.equals(DOT)) out.push(Buffer.from(c));
+    start = i + 1;
+  }
+  return out;
+}
+
+const L = (b: Buffer) => b.toString('latin1');
+/** The map key of a path: its bytes as latin1, so any byte round-trips. */
+const keyOf = (comps: Buffer[]) => (comps.length === 0 ? '/' : comps.map((c) => `/${L(c)}`).join(''));
+const pathOf = (comps: Buffer[]) => (comps.length === 0 ? Buffer.from(SLASH) : Buffer.concat(comps.flatMap((c) => [SLASH, c])));
+
+/** A directory with the synthetic root's attributes: upstream gives the root and every implied parent these. */
+function syntheticDir(comps: Buffer[]): TreeNode {
+  return {
+    name: comps.length === 0 ? EMPTY : comps[comps.length - 1]!, path: pathOf(comps),
+    mode: S_IFDIR | 0o755, uid: 0, gid: 0, mtime: 0, mtimeNsec: 0, size: 0, rdev: 0, xattrs: [], links: 1,
+  };
+}
+
+function paxGet(pax: PaxRecord[] | undefined, key: string): Buffer | undefined {
+  return pax?.find((r) => r.key.toString('latin1') === key)?.value;
+}
+
+/** A PAX decimal field; upstream ignores one that does not parse. */
+function paxNumber(pax: PaxRecord[] | undefined, key: string): number | undefined {
+  const v = paxGet(pax, key)?.toString('latin1');
+  return v !== undefined && /^[0-9]{1,15}$/.test(v) ? Number(v) : undefined;
+}
+
+/** One member being read: its data bytes not yet consumed. */
+interface Member {
+  path: string;
+  size: number;
+  left: number;
+  open: boolean;
+  current: boolean;
+}
+
+class MemberReader implements ContentReader {
+  constructor(private readonly m: Member, private readonly pull: Pull) {}
+
+  read(into: Uint8Array, offset: number, length: number): number | Promise<number> {
+    if (!this.m.current) throw new NydusError('INTERNAL', 'tar content read after the source moved to the next entry', { path: this.m.path });
+    const want = Math.min(length, this.m.left);
+    if (want === 0) return 0;
+    const n = this.pull.copyTo(into, offset, want);
+    if (n > 0) {
+      this.m.left -= n;
+      return n;
+    }
+    return this.pull.fill().then((more) => {
+      if (!more) throw truncated(this.m);
+      const k = this.pull.copyTo(into, offset, want);
+      this.m.left -= k;
+      return k;
+    });
+  }
+
+  close(): void {}
+}
+
+function truncated(m: Member): NydusError {
+  const where = m.left === 0 ? `in the padding after the entry's ${m.size} bytes of data` : `${m.size - m.left} bytes into the entry's ${m.size} bytes of data`;
+  return new NydusError('SOURCE', `truncated tar: the input ends ${where}`, { path: m.path });
+}
+
+/** Yields the synthetic root, then every member (and any implied parent before it) in stream order. */
+export async function* tarSource(input: string | NodeJS.ReadableStream, opts: TarSourceOptions = {}): AsyncGenerator<SourceEntry> {
+  const name = typeof input === 'string' ? input : '<tar stream>';
+  const { pull, stop } = await openInput(input, name, opts.gzip ?? 'auto');
+  try {
+    yield* members(pull, name, opts.explicitUidGid !== false);
+  } finally {
+    // Closing must not hide the error that ended the walk.
+    await stop().catch(() => {});
+  }
+}
+
+async function* members(pull: Pull, input: string, checkIds: boolean): AsyncGenerator<SourceEntry> {
+  const root = syntheticDir([]);
+  /** The current node at every path met so far (upstream's tree: replaced directories keep their entries). */
+  const nodes = new Map<string, TreeNode>([['/', root]]);
+  yield { node: root };
+
+  let longName: Buffer | undefined;
+  let longLink: Buffer | undefined;
+  let pax: PaxRecord[] | undefined;
+  let last = 'the start';
+
+  const where = (at: number) => `tar offset ${at} (after ${last})`;
+  const fail = (path: string, why: string) => new NydusError('SOURCE', why, { path });
+
+  for (;;) {
+    const at = pull.offset;
+    const block = await pull.exact(BLOCK);
+    if (block.length === 0) break;
+    if (block.length < BLOCK) throw new NydusError('SOURCE', `truncated tar: the input ends inside the header at ${where(at)}`, { path: input });
+    // Zero blocks are skipped wherever they are and reading goes on to the end, as upstream does.
+    if (isZeroBlock(block)) continue;
+    let h: TarHeader;
+    try {
+      h = decode(block);
+    } catch (e) {
+      throw new NydusError('SOURCE', `bad tar header at ${where(at)}: ${(e as Error).message}`, { path: input, cause: e });
+    }
+    const flag = h.typeflag;
+
+    // Extension headers belong to the next member; the tar crate only takes them from ustar/GNU headers.
+    if (h.format !== 'v7' && (flag === T('L') || flag === T('K') || flag === T('x'))) {
+      const what = flag === T('x') ? 'pax extensions' : flag === T('L') ? 'long name' : 'long link';
+      const held = flag === T('x') ? pax : flag === T('L') ? longName : longLink;
+      if (held !== undefined) throw new NydusError('SOURCE', `two ${what} entries describing the same member at ${where(at)}`, { path: input });
+      if (h.size > MAX_EXTENSION) throw new NydusError('SOURCE', `${what} header of ${h.size} bytes at ${where(at)} is too large`, { path: input });
+      const data = await pull.exact(h.size);
+      if (data.length < h.size || (await pull.skip(padding(h.size))) < padding(h.size)) {
+        throw new NydusError('SOURCE', `truncated tar: the input ends inside the ${what} header at ${where(at)}`, { path: input });
+      }
+      if (flag === T('x')) {
+        try {
+          pax = decodePax(data);
+        } catch (e) {
+          throw new NydusError('SOURCE', `failed to parse PaxExtension from tar header at ${where(at)}: ${(e as Error).message}`, { path: input, cause: e });
+        }
+      } else {
+        const nul = data.indexOf(0);
+        const value = nul < 0 ? data : data.subarray(0, nul);
+        if (flag === T('L')) longName = value;
+        else longLink = value;
+      }
+      continue;
+    }
+
+    const rawPath = longName ?? paxGet(pax, 'path') ?? h.name;
+    const rawLink = longLink ?? paxGet(pax, 'linkpath') ?? h.linkname;
+    const size = paxNumber(pax, 'size') ?? h.size;
+    const uid = paxNumber(pax, 'uid') ?? h.uid;
+    const gid = paxNumber(pax, 'gid') ?? h.gid;
+    const ext = pax;
+    longName = longLink = pax = undefined;
+
+    const comps = components(rawPath);
+    const path = display(comps);
+    last = path;
+    const member: Member = { path, size, left: size, open: false, current: true };
+    const key = keyOf(comps);
+    const skipData = async () => {
+      member.current = false;
+      const skipped = await pull.skip(member.left);
+      member.left -= skipped;
+      if (member.left > 0 || (await pull.skip(padding(member.size))) < padding(member.size)) throw truncated(member);
+    };
+    if (SKIPPED.has(key)) {
+      await skipData();
+      continue;
+    }
+
+    if (UNSUPPORTED[flag] !== undefined) throw fail(path, `unsupported ${UNSUPPORTED[flag]} from tar header`);
+    if (comps.length > 0 && comps[comps.length - 1]!.equals(DOTDOT)) throw fail(path, 'failed to get file name from tar entry: the path ends in ".."');
+    // Upstream panics (SIGABRT) on any ".." component; we refuse the entry instead.
+    if (comps.some((c) => c.equals(DOTDOT))) throw fail(path, 'a ".." component in a tar entry path is not allowed');
+    const type = TYPE_OF[flag];
+    if (type === undefined) throw fail(path, `unsupported tar entry type '${String.fromCharCode(flag)}' (0x${flag.toString(16)})`);
+    const nodeName = comps.length === 0 ? EMPTY : comps[comps.length - 1]!;
+    if (nodeName.length > MAX_NAME) throw fail(path, `file name of ${nodeName.length} bytes from tar entry is too long (at most ${MAX_NAME})`);
+    if (comps.length === 0 && type !== S_IFDIR) throw fail(path, 'the root entry of a tar must be a directory');
+    if (checkIds && (uid > 0xffffffff || gid > 0xffffffff)) throw fail(path, `uid ${uid} or gid ${gid} from tar entry is out of range`);
+
+    const node: TreeNode = {
+      name: nodeName, path: pathOf(comps), mode: (h.mode & 0o7777) | type, uid, gid,
+      mtime: h.mtime, mtimeNsec: 0, size: 0, rdev: 0, xattrs: [], links: 1,
+    };
+    if (type === S_IFCHR || type === S_IFBLK || type === S_IFIFO) {
+      if (h.devmajor === undefined || h.devminor === undefined) throw fail(path, 'failed to get device numbers from a v7 tar header');
+      node.rdev = encodeDev(h.devmajor, h.devminor);
+    } else if (type === S_IFLNK) {
+      if (rawLink.length === 0) throw fail(path, 'failed to get symlink target for tar entry');
+      if (rawLink.length > MAX_NAME) throw fail(path, `symlink target of ${rawLink.length} bytes from tar entry is too big`);
+      node.target = Buffer.from(rawLink);
+      node.size = rawLink.length;
+    } else if (type === S_IFREG && flag !== T('1')) {
+      node.size = size;
+    }
+
+    // Hardlinks: the target is whatever sits at its path in the tree built so far.
+    let linkTarget: TreeNode | undefined;
+    if (flag === T('1')) {
+      if (rawLink.length === 0) throw fail(path, 'failed to get hardlink target for tar entry');
+      const tcomps = components(rawLink);
+      const tpath = display(tcomps);
+      if (tcomps.some((c) => c.equals(DOTDOT))) throw fail(path, `a ".." component in hardlink target ${tpath} is not allowed`);
+      linkTarget = nodes.get(keyOf(tcomps));
+      if (!linkTarget) throw new NydusError('SOURCE', `unknown target ${tpath} for hardlink ${path}`);
+      if ((linkTarget.mode & 0o170000) !== S_IFREG) throw new NydusError('SOURCE', `target ${tpath} for hardlink ${path} is not a regular file`);
+    }
+
+    const xattrs = new Map<string, TreeNode['xattrs'][number]>();
+    for (const r of ext ?? []) {
+      if (r.key.length <= SCHILY.length || !r.key.subarray(0, SCHILY.length).equals(SCHILY)) continue;
+      const xname = Buffer.from(r.key.subarray(SCHILY.length));
+      const shown = JSON.stringify(xname.toString('utf8'));
+      if (xname.length > MAX_XATTR_NAME || r.value.length > MAX_XATTR_VALUE) throw fail(path, `xattr key/value is too big: ${shown} (${r.value.length}-byte value)`);
+      if (!XATTR_PREFIXES.some((p) => xname.length >= p.length && xname.subarray(0, p.length).equals(p))) {
+        throw fail(path, `invalid xattr key ${shown}: it must start with user., security., trusted., system.posix_acl_access or system.posix_acl_default`);
+      }
+      xattrs.set(xname.toString('latin1'), { name: xname, value: Buffer.from(r.value) });
+    }
+    node.xattrs = [...xattrs.values()].sort((a, b) => Buffer.compare(a.name, b.name));
+
+    const old = nodes.get(key);
+    if (linkTarget) {
+      const primary = linkTarget.linkTo ?? linkTarget;
+      if (old && (old.linkTo ?? old) === primary) {
+        // A name re-archived as a link into its own group (GNU tar does this for a path listed
+        // twice): upstream keeps the inode and data and takes the link's attributes.
+        old.mode = node.mode;
+        old.uid = uid;
+        old.gid = gid;
+        old.mtime = h.mtime;
+        old.mtimeNsec = 0;
+        await skipData();
+        continue;
+      }
+      // The link copies the target's size and xattrs, as upstream does; the group's first node carries the inode.
+      node.size = primary.size;
+      node.xattrs = linkTarget.xattrs;
+      node.linkTo = primary;
+    }
+
+    // Implied parents, with the synthetic root's attributes.
+    let parent = nodes.get('/')!;
+    let pk = '';
+    for (let i = 1; i < comps.length; i++) {
+      pk += `/${L(comps[i - 1]!)}`;
+      let dir = nodes.get(pk);
+      if (!dir) {
+        dir = syntheticDir(comps.slice(0, i));
+        nodes.set(pk, dir);
+        yield { node: dir, parent };
+      }
+      parent = dir;
+    }
+    nodes.set(key, node);
+
+    const entry: SourceEntry = { node, parent: comps.length === 0 ? undefined : parent, replaces: old };
+    if (type === S_IFREG) {
+      entry.open = linkTarget
+        ? () => {
+            throw new NydusError('SOURCE', `hardlink ${path} lost its target ${display(components(rawLink))}, whose data a single pass over the tar cannot read again`);
+          }
+        : () => {
+            if (member.open || !member.current) throw new NydusError('INTERNAL', 'tar content opened twice or after the source moved on', { path });
+            member.open = true;
+            return new MemberReader(member, pull);
+          };
+    }
+    yield entry;
+    await skipData();
+  }
+}
