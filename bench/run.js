@@ -178,11 +178,11 @@ const SCENARIOS = [
     }),
   },
   {
-    // Turns on when tar sources land (tar-rafs conversion). Enable now with BENCH_SCENARIOS=tar-rafs-fifo.
+    // tar-rafs from a FIFO fed by tar: the converter's path. Issue 3 target: at least 80% of the dir-rafs throughput.
     // The feeder tar runs outside /usr/bin/time: wall includes waiting on it, RSS does not.
     name: 'tar-rafs-fifo',
     desc: 'nydus-image create -t tar-rafs from a FIFO fed by tar',
-    enabled: false,
+    enabled: true,
     command: (c) => ({
       argv: [
         c.node, path.join(c.root, 'bin/nydus-image.js'), 'create',
@@ -427,9 +427,13 @@ async function main() {
   const rErofs = ratio(ours, erofs);
   const rTz = ratio(ours, tz);
   const oursRssMB = ours && ours.rssKiB != null ? ours.rssKiB / 1024 : null;
+  const tarFifo = results.find((r) => r.ok && r.name === 'tar-rafs-fifo');
+  // Throughput ratio: tar-rafs MB/s over dir-rafs MB/s on the same bytes = dir wall / tar wall.
+  const rTarDir = tarFifo && ours && tarFifo.wall > 0 ? ours.wall / tarFifo.wall : null;
   const targets = {
     wallVsErofs: rErofs == null ? 'n/a' : rErofs <= 0.5 ? 'PASS' : 'MISS',
     rss: oursRssMB == null ? 'n/a' : oursRssMB < 300 ? 'PASS' : 'MISS',
+    tarVsDir: rTarDir == null ? 'n/a' : rTarDir >= 0.8 ? 'PASS' : 'MISS',
   };
   console.log('');
   const x = (r) => (r == null ? 'n/a' : `${fmt(r)}x`);
@@ -438,6 +442,8 @@ async function main() {
   console.log(`target ours wall <= 0.5 x mkfs.erofs -zlz4 wall: ${targets.wallVsErofs}`);
   console.log(`target ours peak RSS < 300 MB:                  ${targets.rss}` +
     (oursRssMB != null ? ` (${oursRssMB.toFixed(1)} MB)` : ''));
+  console.log(`tar-rafs (FIFO) / dir-rafs throughput: ${x(rTarDir)}`);
+  console.log(`target tar-rafs >= 0.8 x dir-rafs throughput:   ${targets.tarVsDir}`);
 
   if (json) {
     const out = {
@@ -459,7 +465,7 @@ async function main() {
         peakRssMB: r.ok && r.rssKiB != null ? r.rssKiB / 1024 : null,
         outputBytes: r.ok ? r.outBytes : null,
       })),
-      ratios: { oursOverErofs: rErofs, oursOverTarZstd: rTz },
+      ratios: { oursOverErofs: rErofs, oursOverTarZstd: rTz, tarRafsOverDirRafsThroughput: rTarDir },
       targets,
     };
     console.log('');

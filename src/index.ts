@@ -5,6 +5,8 @@ export { check, checkReport, verboseListing, walkImage, featureWords, type Check
 export { openImage, loadBootstrap, extractInlineBootstrap } from './read/open.js';
 export { BlobReader, type BlobLocation } from './read/data.js';
 export { unpack, type UnpackOptions } from './read/unpack.js';
+export { exportBlock, planDisk, type ExportBlockOptions, type ExportBlockResult } from './build/export.js';
+export { VerityTree, verityLayout, verityOf } from './build/verity.js';
 export type { RafsImage, ImageNode, BlobInfo, ChunkInfo, Xattr } from './read/model.js';
 export { COMPRESSORS, DIGESTERS } from './algo/index.js';
 export { NydusError, type ErrorCode } from './errors.js';

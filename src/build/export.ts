@@ -14,7 +14,7 @@ import { loadBootstrap } from '../read/open.js';
 import { isV6 } from '../read/v6.js';
 import { BlobReader } from '../read/data.js';
 import type { ChunkInfo, ImageNode, RafsImage } from '../read/model.js';
-import { VerityTree } from './verity.js';
+import { VerityTree, verityLayout } from './verity.js';
 
 export interface ExportBlockOptions {
   bootstrap: string;
@@ -66,9 +66,11 @@ const UNSUPPORTED_FEATURES: Array<[number, string]> = [
 ];
 const CHUNK_ENCRYPTED = 0x4;
 const CHUNK_BATCH = 0x8;
-/** Bytes queued for writing before reading on waits (bounds memory, keeps the disk busy). */
+/** Bytes queued for writing before the export waits for the disk: this bounds memory. */
 const WRITE_BEHIND = 16 * 1024 * 1024;
 const COPY_PIECE = 1024 * 1024;
+/** Bytes of contiguous hash blocks written at once. */
+const HASH_RUN = 1024 * 1024;
 const ZEROS = Buffer.alloc(COPY_PIECE);
 
 function* fileChunks(node: ImageNode): Generator<ChunkInfo> {
@@ -149,29 +151,70 @@ function checkBlobFiles(plan: DiskPlan): void {
 /** The disk's bytes in order: to the output, and through the verity tree when there is one. */
 class DiskStream {
   position = 0;
+  private queued = 0;
+  private wake?: () => void;
   constructor(private readonly out: OutputFile, private readonly tree?: VerityTree) {}
 
   async put(data: Buffer): Promise<void> {
-    this.out.write(data);
     this.tree?.update(data);
-    this.position += data.length;
-    await this.out.drain(WRITE_BEHIND);
+    await this.write(data);
   }
 
   async zeros(n: number, hashed = true): Promise<void> {
     if (hashed) this.tree?.zeros(n);
-    this.position += n;
     while (n > 0) {
       const k = Math.min(n, ZEROS.length);
-      this.out.write(ZEROS.subarray(0, k));
+      await this.write(ZEROS.subarray(0, k));
       n -= k;
-      await this.out.drain(WRITE_BEHIND);
     }
+  }
+
+  /** Queues a write; past the high mark, waits only until half of it is written, so the writer never runs dry. */
+  private async write(data: Buffer): Promise<void> {
+    const len = data.length;
+    this.position += len;
+    this.queued += len;
+    this.out.write(data, () => {
+      this.queued -= len;
+      if (this.wake && this.queued <= WRITE_BEHIND / 2) {
+        this.wake();
+        this.wake = undefined;
+      }
+    });
+    if (this.queued > WRITE_BEHIND) await new Promise<void>((resolve) => (this.wake = resolve));
   }
 
   async zerosTo(offset: number, hashed = true): Promise<void> {
     if (offset < this.position) throw new NydusError('INTERNAL', `disk write at ${this.position} went past ${offset}`);
     await this.zeros(offset - this.position, hashed);
+  }
+}
+
+/**
+ * Hash blocks arrive one at a time, each level's in increasing order; they are gathered into runs
+ * so that the positioned writes, which block the main thread, are few and large.
+ */
+class HashBlockRuns {
+  private readonly runs = new Map<number, { start: number; parts: Buffer[]; size: number }>();
+  constructor(private readonly out: OutputFile, private readonly base: number) {}
+
+  add(offset: number, block: Buffer): void {
+    let run = this.runs.get(offset);
+    if (run) this.runs.delete(offset);
+    else run = { start: offset, parts: [], size: 0 };
+    run.parts.push(block);
+    run.size += block.length;
+    if (run.size >= HASH_RUN) this.flush(run);
+    else this.runs.set(offset + block.length, run);
+  }
+
+  finish(): void {
+    for (const run of this.runs.values()) this.flush(run);
+    this.runs.clear();
+  }
+
+  private flush(run: { start: number; parts: Buffer[] }): void {
+    this.out.writeAt(Buffer.concat(run.parts), this.base + run.start);
   }
 }
 
@@ -213,6 +256,16 @@ async function writeDisk(disk: DiskStream, plan: DiskPlan, boot: Buffer, reader:
   }
 }
 
+/** A FIFO or character device, which OutputFile writes in place and front to back only. */
+function isSpecialFile(file: string): boolean {
+  try {
+    const st = fs.statSync(file);
+    return st.isFIFO() || st.isCharacterDevice();
+  } catch {
+    return false;
+  }
+}
+
 /** Writes the raw block disk of a bootstrap and its blobs (and its dm-verity tree). */
 export async function exportBlock(o: ExportBlockOptions): Promise<ExportBlockResult> {
   let boot: Buffer;
@@ -238,27 +291,23 @@ export async function exportBlock(o: ExportBlockOptions): Promise<ExportBlockRes
   for (const input of [o.bootstrap, ...plan.blobs.map((b) => b.file)]) {
     if (path.resolve(input) === resolved) throw new NydusError('USAGE', 'the output would replace an input of the export', { path: output });
   }
-  let special = false;
-  try {
-    const st = fs.statSync(output);
-    special = st.isFIFO() || st.isCharacterDevice();
-  } catch {
-    special = false;
-  }
-  if (special && o.verity) throw new NydusError('USAGE', '--verity writes the hash tree at an offset: the output must be a regular file', { path: output });
+  if (o.verity && isSpecialFile(output)) throw new NydusError('USAGE', '--verity writes the hash tree at an offset: the output must be a regular file', { path: output });
 
   const B = plan.blockSize;
   const dataSize = plan.dataBlocks * B;
   const out = OutputFile.open(output);
   const reader = new BlobReader(image, { blobDir: o.blobDir });
   try {
-    const tree = o.verity ? new VerityTree(plan.dataBlocks, B, (off, block) => out.writeAt(block, tree!.layout.hashOffset + off)) : undefined;
+    const layout = o.verity ? verityLayout(plan.dataBlocks, B) : undefined;
+    const runs = layout ? new HashBlockRuns(out, layout.hashOffset) : undefined;
+    const tree = runs ? new VerityTree(plan.dataBlocks, B, (off, block) => runs.add(off, block)) : undefined;
     const disk = new DiskStream(out, tree);
     await writeDisk(disk, plan, boot, reader);
     if (disk.position !== dataSize) throw new NydusError('INTERNAL', `disk is ${disk.position} bytes, planned ${dataSize}`);
     let verity: ExportBlockResult['verity'];
-    if (tree) {
+    if (tree && runs) {
       const root = tree.digest();
+      runs.finish();
       // The gap between the data and a 4 KiB-aligned hash area is not data: zeros, unhashed.
       await disk.zerosTo(tree.layout.hashOffset, false);
       verity = { hashOffset: tree.layout.hashOffset, root: root.toString('hex') };

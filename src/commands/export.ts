@@ -16,18 +16,23 @@ export default class Export extends BaseCommand {
   ];
 
   static override flags = {
-    block: Flags.boolean({ required: true, description: 'export RAFS filesystems as raw block disk images' }),
+    block: Flags.boolean({ description: '(required) export RAFS filesystems as raw block disk images' }),
     bootstrap: Flags.string({ char: 'B', description: 'bootstrap of the RAFS filesystem to be exported' }),
     'localfs-dir': Flags.string({ char: 'D', aliases: ['blob-dir'], description: 'directory holding the data blobs, named by their id (the localfs backend)' }),
     config: Flags.string({ char: 'C', description: 'configuration file containing a BlobCacheEntry object (not supported yet)' }),
     output: Flags.string({ char: 'O', description: 'file path for the disk image [default: <localfs-dir>/<bootstrap name>.disk]' }),
-    threads: Flags.integer({ min: 1, max: 32, default: 4, description: 'worker threads, 1-32 (accepted for compatibility: the export is one sequential pass)' }),
+    threads: Flags.string({ default: '4', description: 'worker threads, 1-1024 as upstream accepts (taken for compatibility: the export is one sequential pass)' }),
     verity: Flags.boolean({ description: 'generate dm-verity data for the block device' }),
   };
 
   async run(): Promise<void> {
     const { flags } = await this.parse(Export);
     this.initLogger(flags);
+    // Checked here rather than by oclif, whose messages span lines.
+    if (!flags.block) throw new NydusError('USAGE', 'missing --block: raw block disk images are the only export type');
+    const threads = /^[0-9]+$/.test(flags.threads) ? Number(flags.threads) : NaN;
+    if (Number.isNaN(threads)) throw new NydusError('USAGE', `invalid thread number configuration: ${flags.threads}`);
+    if (threads < 1 || threads > 1024) throw new NydusError('USAGE', `invalid thread number ${threads}, valid range: [1-1024]`);
     if (flags.config) throw new NydusError('UNSUPPORTED', '-C/--config is not supported yet; use -B BOOTSTRAP -D DIR');
     const dir = flags['localfs-dir'];
     if (!flags.bootstrap && !dir) throw new NydusError('USAGE', 'both option `-C/--config` and `-D/--localfs-dir` are missing');

@@ -13,7 +13,11 @@ export class ChunkPool {
   private readonly pool: Piscina;
 
   constructor(threads: number) {
-    this.pool = new Piscina({ filename: workerFile(), minThreads: threads, maxThreads: threads, idleTimeout: 1000 });
+    this.pool = new Piscina({
+      filename: workerFile(), minThreads: threads, maxThreads: threads, idleTimeout: 1000,
+      // Workers hold one batch at a time: a small young generation keeps their footprint small.
+      resourceLimits: { maxYoungGenerationSizeMb: 8 },
+    });
   }
 
   /** Runs a task; its data buffer (and out buffer, if any) moves to the worker and back. */
