@@ -22,7 +22,7 @@ import * as ext from '../format/rafs/ext-superblock.js';
 import * as bt from '../format/rafs/blob-table.js';
 import { Trace } from './trace.js';
 import { conversionByName } from './conversions.js';
-import { blobEntryFromInfo } from './blob-table.js';
+import { blobEntryFromInfo, loadedBlobId } from './blob-table.js';
 import { parseChunkDictArg } from './merge.js';
 import { openImage } from '../read/open.js';
 import type { BlobInfo, RafsImage } from '../read/model.js';
@@ -184,14 +184,14 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
 
   // Candidate blobs: the parent's (in their order, used from the start), the chunk dict's (used
   // at their first hit), then our own (used at its first new chunk).
-  const candidates: Array<BlobInfo | 'own'> = [];
+  const candidates: Array<{ info: BlobInfo; file: string } | 'own'> = [];
   let parentTree: TreeNode | undefined;
   if (o.parentBootstrap) {
     const t = trace.start('load_parent_bootstrap');
     const parent = openCompatible(o.parentBootstrap, 'parent bootstrap', chunkSize, !o.repeatable);
     parentTree = treeFromImage(parent, state.chunks, 0).root;
     for (const b of parent.blobs) {
-      candidates.push(b);
+      candidates.push({ info: b, file: o.parentBootstrap });
       state.blobOrder.push(b.index);
     }
     // A layer deduplicates against the chunks it sits on (as upstream's directory builds do).
@@ -200,10 +200,11 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
   }
   if (o.chunkDict) {
     const t = trace.start('import_chunk_dict');
-    const dict = openCompatible(parseChunkDictArg(o.chunkDict), 'chunk dict', chunkSize, !o.repeatable);
+    const dictFile = parseChunkDictArg(o.chunkDict);
+    const dict = openCompatible(dictFile, 'chunk dict', chunkSize, !o.repeatable);
     const base = candidates.length;
     for (const b of dict.blobs) {
-      candidates.push(b);
+      candidates.push({ info: b, file: dictFile });
       state.blobOrder.push(-1);
     }
     // Chunks of another digester can never match; upstream drops them silently too.
@@ -250,8 +251,11 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
       if (progressTimer) clearInterval(progressTimer);
     }
     o.onProgress?.(state.progress);
+    state.buffers.clear();
     trace.event('load_from_directory', state.progress.files);
-    let root = assembler.root!;
+    let root = assembler.finish()!;
+    // Dedup is over: its index of every chunk can go before the bootstrap is laid out.
+    state.dict.clear();
     for (const n of walk(root)) if (isDirNode(n)) sortChildren(n);
     // Replaced tar entries may have been (or joined) hardlink groups: rebuild the groups from
     // what is left in the tree.
@@ -284,10 +288,12 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
     const table = (blobId: string, compressedSize: number, withToc: boolean): bt.BlobEntry[] =>
       tableKeys.map((k, i) => {
         const c = candidates[k];
-        return c === 'own' ? ownEntry(blobId, compressedSize, withToc, i) : blobEntryFromInfo(c, i);
+        // A blob whose bootstrap was inlined in it goes by its file's name (as upstream loads it).
+        return c === 'own' ? ownEntry(blobId, compressedSize, withToc, i) : { ...blobEntryFromInfo(c.info, i), blob_id: loadedBlobId(c.info, c.file) };
       });
 
-    const hasXattr = [...walk(root)].some((n) => n.xattrs.length > 0);
+    let hasXattr = false;
+    for (const n of walk(root)) if (n.xattrs.length > 0) hasXattr = true;
     let flags = compressor.superFlag | digester.superFlag | ext.FLAG_ENCRYPTION_NONE;
     if (!o.repeatable) flags |= ext.FLAG_EXPLICIT_UID_GID;
     if (hasXattr) flags |= ext.FLAG_HAS_XATTR;

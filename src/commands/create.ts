@@ -8,6 +8,7 @@ import { NydusError } from '../errors.js';
 import { outputJson, writeOutputJson } from '../cli/output-json.js';
 import { progressReporter } from '../cli/progress.js';
 import { loadPlugins } from '../cli/plugins.js';
+import { WHITEOUT_SPEC_NAMES, type WhiteoutSpec } from '../tree/overlay.js';
 
 /** Prefetch patterns come on stdin, one per line; a closed, empty or missing stdin means none. */
 function readPrefetchList(): string[] {
@@ -55,7 +56,7 @@ export default class Create extends BaseCommand {
     'aligned-chunk': Flags.boolean({ description: 'align chunks to 4 KiB (v5 only; v6 always aligns)' }),
     repeatable: Flags.boolean({ description: 'do not store host uid/gid, for repeatable builds' }),
     'disable-check': Flags.boolean({ hidden: true, description: 'no effect' }),
-    'whiteout-spec': Flags.string({ options: ['oci', 'overlayfs', 'none'], default: 'oci', description: 'whiteout spec for tar layers' }),
+    'whiteout-spec': Flags.string({ options: [...WHITEOUT_SPEC_NAMES], default: 'oci', description: 'whiteout spec for layers built on a parent (oci, overlayfs, none)' }),
     'prefetch-policy': Flags.string({ options: ['fs', 'blob', 'none'], default: 'none', description: 'prefetch policy; with fs or blob, paths to prefetch are read from stdin' }),
     'output-json': Flags.string({ char: 'J', description: 'write build results as JSON to this file' }),
     encrypt: Flags.boolean({ char: 'E', description: 'encrypt data blobs (not supported yet)' }),
@@ -95,7 +96,7 @@ export default class Create extends BaseCommand {
       chunkSize: parseNumber('chunk-size', flags['chunk-size']),
       alignedChunk: flags['aligned-chunk'],
       repeatable: flags.repeatable,
-      whiteoutSpec: flags['whiteout-spec'] as 'oci' | 'overlayfs' | 'none',
+      whiteoutSpec: flags['whiteout-spec'] as WhiteoutSpec,
       parentBootstrap: flags['parent-bootstrap'],
       chunkDict: flags['chunk-dict'],
       prefetch,

@@ -35,7 +35,12 @@ export class ChunkPool {
 /** Batch buffers of one capacity, reused so the heap does not grow with the input. */
 export class BufferPool {
   private readonly free: Uint8Array[] = [];
-  constructor(readonly capacity: number, private readonly keep = 16) {}
+  constructor(readonly capacity: number, private readonly keep = 8) {}
+
+  /** Drops the idle buffers (the pipeline is done with them). */
+  clear(): void {
+    this.free.length = 0;
+  }
 
   acquire(): Uint8Array {
     return this.free.pop() ?? new Uint8Array(this.capacity);

@@ -9,6 +9,13 @@ export class TreeAssembler {
   /** A dropped first name of a hardlink group -> the name that carries the inode instead. */
   private readonly promoted = new Map<TreeNode, TreeNode>();
 
+  /** The finished tree; the bookkeeping (a set of every node) is let go. */
+  finish(): TreeNode | undefined {
+    this.attached.clear();
+    this.promoted.clear();
+    return this.root;
+  }
+
   /** Returns false when the entry's parent was dropped (so the entry is dropped too). */
   attach(node: TreeNode, parent: TreeNode | undefined, replaces?: TreeNode): boolean {
     const old = replaces && this.attached.has(replaces) ? replaces : undefined;

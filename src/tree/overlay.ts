@@ -1,5 +1,6 @@
 // Whiteouts and the overlay of one layer's tree onto the tree below it (tar-merge-export.md
 // §2, §3.1, §3.2). Pure rules over TreeNodes: no I/O.
+import { NydusError } from '../errors.js';
 import { S_IFMT, S_IFDIR, isDirNode, layoutOrder, type TreeNode } from './node.js';
 
 const S_IFCHR = 0o020000;
@@ -71,7 +72,7 @@ export const WHITEOUT_SPEC_NAMES = WHITEOUT_SPECS.map((s) => s.name);
 
 export function whiteoutSpec(name: WhiteoutSpec): WhiteoutSpecDef {
   const s = WHITEOUT_SPECS.find((x) => x.name === name);
-  if (!s) throw new Error(`unknown whiteout spec ${JSON.stringify(name)}`);
+  if (!s) throw new NydusError('USAGE', `invalid whiteout spec ${JSON.stringify(name)}: expected one of ${WHITEOUT_SPEC_NAMES.join(', ')}`);
   return s;
 }
 
