@@ -80,8 +80,6 @@ export function emitBootstrap(input: EmitInput): Buffer {
   }).copy(buf, ext.OFFSET);
 
   const nidOf = (n: PlacedNode['node']) => plan.byNode.get(n.linkTo ?? n)!.nid;
-  const parents = new Map<PlacedNode['node'], number>();
-  for (const p of plan.nodes) for (const c of p.node.children ?? []) parents.set(c, p.nid);
 
   for (const p of plan.nodes) {
     const n = p.node;
@@ -93,7 +91,7 @@ export function emitBootstrap(input: EmitInput): Buffer {
     if (type === S_IFDIR || type === S_IFLNK) {
       size = p.dataSize;
       iu = Math.floor((p.dataPlanned + shift) / B);
-      const data = type === S_IFDIR ? dirData(p, nidOf, parents.get(n) ?? p.nid, B) : n.target!;
+      const data = type === S_IFDIR ? dirData(p, nidOf, nidOf(p.parent), B) : n.target!;
       const full = p.layout === ino.LAYOUT_FLAT_INLINE ? size - (size % B) : size;
       data.copy(buf, iu * B, 0, full);
       if (p.layout === ino.LAYOUT_FLAT_INLINE) data.copy(buf, off + ino.EXTENDED_SIZE + p.xattrs.length, full);
@@ -138,15 +136,10 @@ export function emitBootstrap(input: EmitInput): Buffer {
 }
 
 function dirData(p: PlacedNode, nidOf: (n: PlacedNode['node']) => number, parentNid: number, B: number): Buffer {
-  const byName = new Map<string, number>();
-  for (const c of p.node.children ?? []) byName.set(c.name.toString('latin1'), nidOf(c));
   const out = Buffer.alloc(p.dataSize);
   p.dirBlocks!.forEach((entries, i) => {
-    for (const e of entries) {
-      const key = e.name.toString('latin1');
-      e.nid = key === '.' ? p.nid : key === '..' ? parentNid : byName.get(key)!;
-    }
-    dirent.encodeBlock(entries).copy(out, i * B);
+    for (const e of entries) e.nid = e.node ? nidOf(e.node) : e.name.length === 1 ? p.nid : parentNid;
+    dirent.encodeBlockInto(entries, out, i * B);
   });
   return out;
 }

@@ -19,12 +19,18 @@ export interface PlacedNode {
   xattrs: Buffer;
   /** Directory or symlink data size. */
   dataSize: number;
-  /** Directory entries, by block. */
-  dirBlocks?: dirent.Dirent[][];
+  /** Directory entries, by block; `node` is the child a dirent names (none for "." and ".."). */
+  dirBlocks?: PlannedDirent[][];
+  /** The directory holding this node (the root holds itself). */
+  parent: TreeNode;
   /** Planned offset of the first full data block (dirs/symlinks), or of the cursor for tail-only. */
   dataPlanned: number;
   /** Number of subdirectories (directories). */
   subdirs: number;
+}
+
+export interface PlannedDirent extends dirent.Dirent {
+  node?: TreeNode;
 }
 
 export interface Plan {
@@ -94,25 +100,29 @@ export function planBootstrap(root: TreeNode, blockSize: number): Plan {
   const { numbers } = numberInodes(root);
 
   // Placement needs names only; nids for dirents are filled in at emit time.
+  const parents = new Map<TreeNode, TreeNode>([[root, root]]);
   for (const node of layoutOrder(root)) {
+    const parent = parents.get(node)!;
+    parents.delete(node);
+    if (node.children) for (const c of node.children) parents.set(c, node);
     entries++;
     if (node.linkTo) continue;
     const index = numbers.get(node)!;
     const type = node.mode & S_IFMT;
     const xa = xattr.encode(node.xattrs);
     const I = EXTENDED_SIZE + xa.length;
-    const p: PlacedNode = { node, planned: 0, nid: 0, index, layout: LAYOUT_FLAT_PLAIN, xattrs: xa, dataSize: 0, dataPlanned: 0, subdirs: 0 };
+    const p: PlacedNode = { node, parent, planned: 0, nid: 0, index, layout: LAYOUT_FLAT_PLAIN, xattrs: xa, dataSize: 0, dataPlanned: 0, subdirs: 0 };
 
     if (type === S_IFDIR || type === S_IFLNK) {
       if (type === S_IFDIR) {
         const kids = node.children ?? [];
         p.subdirs = kids.reduce((n, c) => n + ((c.mode & S_IFMT) === S_IFDIR ? 1 : 0), 0);
-        const list: dirent.Dirent[] = [
+        const list: PlannedDirent[] = [
           { nid: 0, name: DOT, file_type: dirent.FT_DIR },
           { nid: 0, name: DOTDOT, file_type: dirent.FT_DIR },
-          ...kids.map((c) => ({ nid: 0, name: c.name, file_type: dirent.fileTypeOfMode(c.mode) })),
+          ...kids.map((c) => ({ nid: 0, name: c.name, file_type: dirent.fileTypeOfMode(c.mode), node: c })),
         ].sort((a, b) => Buffer.compare(a.name, b.name));
-        p.dirBlocks = dirent.packBlocks(list, B);
+        p.dirBlocks = dirent.packBlocks(list, B) as PlannedDirent[][];
         p.dataSize = dirent.dirSize(p.dirBlocks, B);
       } else {
         p.dataSize = node.target!.length;

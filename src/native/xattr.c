@@ -1,7 +1,10 @@
-// Extended attributes by byte-string path, without following symlinks.
-// Node has no xattr API, and file names in an image may be any bytes, so paths come in as Buffers.
+// Extended attributes and lstat by byte-string path, without following symlinks.
+// Node has no xattr API, file names in an image may be any bytes (so paths come in as Buffers),
+// and lstat fills a caller's Float64Array: no BigInt garbage per file on the walk's hot path.
 #include <node_api.h>
 #include <sys/xattr.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,7 +23,7 @@ static napi_value throw_errno(napi_env env, const char *syscall, int err) {
   char text[128];
   snprintf(text, sizeof text, "%s: %s", syscall, strerror(err));
   napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &msg);
-  napi_create_string_utf8(env, err == ENOENT ? "ENOENT" : err == EACCES ? "EACCES" : err == ENOTSUP ? "ENOTSUP" : err == ENODATA ? "ENODATA" : err == E2BIG ? "E2BIG" : err == ERANGE ? "ERANGE" : err == EPERM ? "EPERM" : "EIO", NAPI_AUTO_LENGTH, &code);
+  napi_create_string_utf8(env, err == ENOENT ? "ENOENT" : err == EACCES ? "EACCES" : err == ENOTSUP ? "ENOTSUP" : err == ENODATA ? "ENODATA" : err == E2BIG ? "E2BIG" : err == ERANGE ? "ERANGE" : err == EPERM ? "EPERM" : err == ENOTDIR ? "ENOTDIR" : err == ELOOP ? "ELOOP" : err == ENAMETOOLONG ? "ENAMETOOLONG" : "EIO", NAPI_AUTO_LENGTH, &code);
   napi_create_error(env, code, msg, &error);
   napi_create_int32(env, err, &num);
   napi_set_named_property(env, error, "errno", num);
@@ -117,13 +120,53 @@ static napi_value lset(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// lstatInto(path: Buffer, out: Float64Array(13)): mode, uid, gid, size, mtime sec, mtime nsec,
+// nlink, rdev major, rdev minor, dev high/low 32 bits, ino high/low 32 bits.
+static napi_value lstat_into(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char *path = path_arg(env, argv[0]);
+  if (!path) return NULL;
+  napi_typedarray_type type;
+  size_t length;
+  void *data;
+  CALL(env, napi_get_typedarray_info(env, argv[1], &type, &length, &data, NULL, NULL));
+  if (type != napi_float64_array || length < 13) {
+    free(path);
+    napi_throw_type_error(env, NULL, "out must be a Float64Array of 13");
+    return NULL;
+  }
+  struct stat st;
+  int rc = lstat(path, &st);
+  int err = errno;
+  free(path);
+  if (rc < 0) return throw_errno(env, "lstat", err);
+  double *out = data;
+  out[0] = st.st_mode;
+  out[1] = st.st_uid;
+  out[2] = st.st_gid;
+  out[3] = (double)st.st_size;
+  out[4] = (double)st.st_mtim.tv_sec;
+  out[5] = (double)st.st_mtim.tv_nsec;
+  out[6] = (double)st.st_nlink;
+  out[7] = major(st.st_rdev);
+  out[8] = minor(st.st_rdev);
+  out[9] = (double)((unsigned long long)st.st_dev >> 32);
+  out[10] = (double)((unsigned long long)st.st_dev & 0xffffffffu);
+  out[11] = (double)((unsigned long long)st.st_ino >> 32);
+  out[12] = (double)((unsigned long long)st.st_ino & 0xffffffffu);
+  return NULL;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     {"llist", NULL, llist, NULL, NULL, NULL, napi_default, NULL},
     {"lget", NULL, lget, NULL, NULL, NULL, napi_default, NULL},
     {"lset", NULL, lset, NULL, NULL, NULL, napi_default, NULL},
+    {"lstatInto", NULL, lstat_into, NULL, NULL, NULL, napi_default, NULL},
   };
-  CALL(env, napi_define_properties(env, exports, 3, props));
+  CALL(env, napi_define_properties(env, exports, 4, props));
   return exports;
 }
 

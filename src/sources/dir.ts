@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { NydusError, fsError } from '../errors.js';
-import { readXattrs } from '../io/xattr.js';
+import { lstatFast, readXattrs, type LstatResult } from '../io/xattr.js';
 import { encodeDev } from '../format/erofs/inode.js';
 import type { TreeNode } from '../tree/node.js';
 import type { ContentReader, SourceEntry } from '../pipeline/stage.js';
@@ -19,26 +19,20 @@ export interface DirSourceOptions {
 }
 
 function statNode(abs: Buffer, rel: Buffer, name: Buffer): { node: TreeNode; key?: string } {
-  let st: fs.BigIntStats;
-  try {
-    st = fs.lstatSync(abs, { bigint: true });
-  } catch (e) {
-    throw fsError('SOURCE', abs.toString(), e);
-  }
-  const mode = Number(st.mode);
-  const type = mode & 0o170000;
+  let st: LstatResult;
   let xattrs: TreeNode['xattrs'];
   try {
+    st = lstatFast(abs);
     xattrs = readXattrs(abs);
   } catch (e) {
     throw fsError('SOURCE', abs.toString(), e);
   }
+  const type = st.mode & 0o170000;
   const node: TreeNode = {
-    name, path: rel, mode, uid: Number(st.uid), gid: Number(st.gid),
-    mtime: Number(st.mtimeNs / 1_000_000_000n), mtimeNsec: Number(st.mtimeNs % 1_000_000_000n),
+    name, path: rel, mode: st.mode, uid: st.uid, gid: st.gid, mtime: st.mtime, mtimeNsec: st.mtimeNsec,
     size: 0, rdev: 0, xattrs, links: 1,
   };
-  if (type === 0o100000) node.size = Number(st.size);
+  if (type === 0o100000) node.size = st.size;
   else if (type === 0o120000) {
     try {
       node.target = fs.readlinkSync(abs, { encoding: 'buffer' });
@@ -47,14 +41,9 @@ function statNode(abs: Buffer, rel: Buffer, name: Buffer): { node: TreeNode; key
     }
     node.size = node.target.length;
   } else if (type === 0o020000 || type === 0o060000) {
-    const rdev = st.rdev;
-    // glibc dev_t: major in bits 8-19 and 32-43, minor in bits 0-7 and 20-31.
-    const major = Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn));
-    const minor = Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn));
-    node.rdev = encodeDev(major, minor);
+    node.rdev = encodeDev(st.rdevMajor, st.rdevMinor);
   }
-  const key = type !== 0o040000 && st.nlink > 1n ? `${st.dev}:${st.ino}` : undefined;
-  return { node, key };
+  return { node, key: type !== 0o040000 && st.nlink > 1 ? st.key : undefined };
 }
 
 class FileReader implements ContentReader {

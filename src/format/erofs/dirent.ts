@@ -67,16 +67,21 @@ export function dirSize(blocks: Dirent[][], blockSize: number): number {
 
 export function encodeBlock(entries: Dirent[]): Buffer {
   const out = Buffer.alloc(blockUsed(entries));
+  encodeBlockInto(entries, out, 0);
+  return out;
+}
+
+/** Writes one directory block's dirents and names at `at` in `out`. */
+export function encodeBlockInto(entries: Dirent[], out: Buffer, at: number): void {
   let nameoff = entries.length * SIZE;
   entries.forEach((e, i) => {
-    const off = i * SIZE;
+    const off = at + i * SIZE;
     putU64(out, off, e.nid);
     out.writeUInt16LE(nameoff, off + 8);
     out.writeUInt8(e.file_type, off + 10);
-    e.name.copy(out, nameoff);
+    e.name.copy(out, at + nameoff);
     nameoff += e.name.length;
   });
-  return out;
 }
 
 /** Decodes one directory block of `len` meaningful bytes (B, or what i_size leaves for the last one). */

@@ -42,7 +42,10 @@ export const icount = (size: number) => (size === 0 ? 0 : (size - HEADER_SIZE) /
 export const sizeOfIcount = (count: number) => (count === 0 ? 0 : HEADER_SIZE + 4 * (count - 1));
 
 /** Encodes xattrs (already sorted by the caller) into the inline area. */
+const NONE = Buffer.alloc(0);
+
 export function encode(xattrs: XattrPair[]): Buffer {
+  if (xattrs.length === 0) return NONE;
   const out = Buffer.alloc(areaSize(xattrs));
   let off = HEADER_SIZE;
   for (const x of xattrs) {
