@@ -1,22 +1,14 @@
 // Blob-table entries of a layered build (merge, and create with a parent or a chunk dict) made
 // from blobs a loaded image already lists, and the ids they go by (blob.md §5.3, tar-merge-export.md §4.3).
-import * as path from 'node:path';
 import { compressorByName, digesterByName } from '../algo/index.js';
 import { NydusError } from '../errors.js';
 import * as bt from '../format/rafs/blob-table.js';
 import type { BlobInfo } from '../read/model.js';
+import { idFromFileName } from '../read/open.js';
 
-/**
- * The blob id a file name carries, as upstream's get_blob_id_from_meta_path: the name with every
- * extension stripped (`abc.boot.tar` → `abc`); a leading dot does not start an extension.
- */
+/** The blob id a file name carries (upstream's rule), or an error when there is none. */
 export function blobIdFromFileName(file: string): string {
-  let id = path.basename(file);
-  for (;;) {
-    const dot = id.lastIndexOf('.');
-    if (dot <= 0) break;
-    id = id.slice(0, dot);
-  }
+  const id = idFromFileName(file);
   if (id.length === 0 || id === '.' || id === '..') throw new NydusError('SOURCE', 'failed to get a blob id from the file name', { path: file });
   return id;
 }

@@ -75,7 +75,6 @@ export default class Create extends BaseCommand {
     if (parseNumber('batch-size', flags['batch-size']) !== 0) refuse('batch-size', 'other than 0 is not supported yet');
     if (flags.attributes) refuse('attributes');
     if (parseNumber('blob-offset', flags['blob-offset']) !== 0) refuse('blob-offset', 'other than 0 is not supported yet');
-    if (flags['aligned-chunk'] && flags['fs-version'] === '6') log.warn('--aligned-chunk has no effect on RAFS v6 (chunks are always aligned)');
 
     const prefetch = flags['prefetch-policy'] === 'none' ? [] : readPrefetchList();
     const stages = await loadPlugins(flags.plugin ?? []);

@@ -7,6 +7,7 @@ import { NydusError, formatError, fsError } from '../errors.js';
 import * as toc from '../format/blob/toc.js';
 import * as tarHeader from '../format/blob/tar-header.js';
 import type { RafsImage } from './model.js';
+import { FEATURE_INLINED_FS_META, FEATURE_SEPARATE } from '../format/rafs/blob-table.js';
 import { isV6, loadV6 } from './v6.js';
 import { isV5, loadV5 } from './v5.js';
 
@@ -76,12 +77,27 @@ export function extractInlineBootstrap(file: string): Buffer | undefined {
   }
 }
 
-/** The blob id a file name carries: the name with every extension stripped. */
-export const idFromFileName = (file: string) => path.basename(file).replace(/\..*$/, '');
+/**
+ * The blob id a file name carries: the name with every extension stripped (`abc.boot.tar` →
+ * `abc`); a leading dot does not start an extension (upstream's get_blob_id_from_meta_path).
+ */
+export function idFromFileName(file: string): string {
+  let id = path.basename(file);
+  for (let dot = id.lastIndexOf('.'); dot > 0; dot = id.lastIndexOf('.')) id = id.slice(0, dot);
+  return id;
+}
+
+/** A blob whose bootstrap was inlined in it cannot be named by that bootstrap: the file's name names it. */
+function nameInlinedBlobs(image: RafsImage, file: string): RafsImage {
+  for (const b of image.blobs) {
+    if ((b.features & FEATURE_INLINED_FS_META) !== 0 && (b.features & FEATURE_SEPARATE) === 0) b.blobId = idFromFileName(file);
+  }
+  return image;
+}
 
 /**
- * Opens a bootstrap file, or a data blob with its bootstrap inline. For an inline bootstrap,
- * whose blob table cannot name its own blob, the id is taken from the file name (as upstream).
+ * Opens a bootstrap file, or a data blob with its bootstrap inline. A blob whose bootstrap was
+ * inlined in it is named after the file (as upstream's load_from_file does): its table says "x"s.
  */
 export function openImage(file: string): RafsImage {
   let buf: Buffer;
@@ -91,13 +107,10 @@ export function openImage(file: string): RafsImage {
     throw fsError('SOURCE', file, e);
   }
   try {
-    if (isV6(buf) || isV5(buf)) return loadBootstrap(buf);
+    if (isV6(buf) || isV5(buf)) return nameInlinedBlobs(loadBootstrap(buf), file);
     const inner = extractInlineBootstrap(file);
     if (!inner) throw new NydusError('FORMAT', 'not a RAFS bootstrap, nor a data blob with an inline bootstrap');
-    const image = loadBootstrap(inner);
-    const id = idFromFileName(file);
-    for (const b of image.blobs) if (/^x{64}$/.test(b.blobId)) b.blobId = id;
-    return image;
+    return nameInlinedBlobs(loadBootstrap(inner), file);
   } catch (e) {
     if (e instanceof NydusError && e.path === undefined) throw new NydusError(e.code, e.message, { path: file, cause: e });
     throw e;
