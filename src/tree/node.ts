@@ -37,10 +37,8 @@ export interface TreeNode {
   chunks?: ChunkRef[];
 }
 
-export const S_IFMT = 0o170000;
-export const S_IFDIR = 0o040000;
-export const S_IFREG = 0o100000;
-export const S_IFLNK = 0o120000;
+import { S_IFMT, S_IFDIR, S_IFREG, S_IFLNK } from '../format/mode.js';
+export { S_IFMT, S_IFDIR, S_IFREG, S_IFLNK };
 
 export const isDirNode = (n: TreeNode) => (n.mode & S_IFMT) === S_IFDIR;
 export const isRegNode = (n: TreeNode) => (n.mode & S_IFMT) === S_IFREG;

@@ -1,9 +1,8 @@
 // Whiteouts and the overlay of one layer's tree onto the tree below it (tar-merge-export.md
 // §2, §3.1, §3.2). Pure rules over TreeNodes: no I/O.
 import { NydusError } from '../errors.js';
-import { S_IFMT, S_IFDIR, isDirNode, layoutOrder, type TreeNode } from './node.js';
-
-const S_IFCHR = 0o020000;
+import { isDirNode, layoutOrder, type TreeNode } from './node.js';
+import { S_IFMT, S_IFDIR, S_IFCHR } from '../format/mode.js';
 
 export type WhiteoutSpec = 'oci' | 'overlayfs' | 'none';
 

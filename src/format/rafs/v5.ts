@@ -5,6 +5,7 @@
 //   superblock (8192) | inode table | prefetch table | blob table | extended blob table |
 //   per inode, in DFS pre-order: inode (128) + name + symlink, xattr area, chunk infos (80 each)
 import { formatError } from '../../errors.js';
+import * as chunkInfo from './chunk-info.js';
 
 export const ALIGNMENT = 8;
 export const MAGIC = 0x5241_4653;
@@ -552,7 +553,7 @@ export function encodeXattrs(pairs: RafsV5XattrPair[]): Buffer {
 // ---------------------------------------------------------------------------------------------
 // Chunk info: 80 bytes, i_child_count of them after a regular file's inode (and xattrs).
 
-export const CHUNK_INFO_SIZE = 80;
+export const CHUNK_INFO_SIZE = chunkInfo.SIZE;
 
 export interface RafsV5ChunkInfo {
   /** Digest of the uncompressed chunk. */
@@ -570,39 +571,19 @@ export interface RafsV5ChunkInfo {
   crc32: number;
 }
 
+// The same 80-byte layout as the v6 chunk table entry: one codec serves both.
 export function decodeChunkInfo(buf: Buffer, off: number): RafsV5ChunkInfo {
-  need(buf, off, CHUNK_INFO_SIZE, 'chunk_info');
-  const s = 'chunk_info';
-  return {
-    block_id: Buffer.from(buf.subarray(off, off + DIGEST_SIZE)),
-    blob_index: buf.readUInt32LE(off + 32),
-    flags: buf.readUInt32LE(off + 36),
-    compressed_size: buf.readUInt32LE(off + 40),
-    uncompressed_size: buf.readUInt32LE(off + 44),
-    compressed_offset: u64(buf, off + 48, s, 'compressed_offset'),
-    uncompressed_offset: u64(buf, off + 56, s, 'uncompressed_offset'),
-    file_offset: u64(buf, off + 64, s, 'file_offset'),
-    index: buf.readUInt32LE(off + 72),
-    crc32: buf.readUInt32LE(off + 76),
-  };
+  const { digest: block_id, ...rest } = chunkInfo.decode(buf, off);
+  return { block_id, ...rest };
 }
 
 export function encodeChunkInfo(c: RafsV5ChunkInfo): Buffer {
   const b = Buffer.alloc(CHUNK_INFO_SIZE);
-  digest(c.block_id, 'chunk_info', 'block_id').copy(b, 0);
-  b.writeUInt32LE(c.blob_index, 32);
-  b.writeUInt32LE(c.flags, 36);
-  b.writeUInt32LE(c.compressed_size, 40);
-  b.writeUInt32LE(c.uncompressed_size, 44);
-  putU64(b, 48, c.compressed_offset);
-  putU64(b, 56, c.uncompressed_offset);
-  putU64(b, 64, c.file_offset);
-  b.writeUInt32LE(c.index, 72);
-  b.writeUInt32LE(c.crc32 >>> 0, 76);
+  const { block_id, ...rest } = c;
+  chunkInfo.encode({ digest: digest(block_id, 'chunk_info', 'block_id'), ...rest }, b, 0);
   return b;
 }
 
-/** Checks a chunk against the blob count and chunk size its bootstrap declares. */
 export function validateChunkInfo(c: RafsV5ChunkInfo, blobCount: number, chunkSize: number): void {
   const bad = (field: keyof RafsV5ChunkInfo, why: string) => formatError('chunk_info', field, c[field], why);
   if (c.blob_index >= blobCount) throw bad('blob_index', `the blob table has ${blobCount} blobs`);
