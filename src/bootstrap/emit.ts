@@ -11,7 +11,7 @@ import * as ci from '../format/rafs/chunk-info.js';
 import { alignUp } from '../format/util.js';
 import { NydusError } from '../errors.js';
 import type { ChunkInfo } from '../read/model.js';
-import { S_IFMT, S_IFDIR, S_IFLNK, S_IFREG } from '../tree/node.js';
+import { S_IFMT, S_IFDIR, S_IFLNK, S_IFREG, type TreeNode } from '../tree/node.js';
 import type { Plan, PlacedNode } from './plan.js';
 
 /** mapped_blkaddr alignment of blobs in the flat device (HEAD: 512 KiB). */
@@ -44,11 +44,19 @@ export function emitBootstrap(input: EmitInput): Buffer {
   const shift = metaBlkaddr * B;
   const inodeEnd = plan.end + shift;
 
-  // One chunk-table entry per unique (digest, blob): the chunk list is unique by construction,
-  // but referenced entries only, sorted by digest bytes then blob index.
-  const used = new Map<number, number>();
-  for (const p of plan.nodes) for (const r of p.node.chunks ?? []) used.set(r.chunk, r.fileOffset);
-  const table = [...used.keys()].sort((a, b) => Buffer.compare(chunks[a].digest, chunks[b].digest) || chunks[a].blobIndex - chunks[b].blobIndex);
+  // Referenced chunks only, sorted by digest bytes then blob index; the chunk met last in dump
+  // order (every name, hardlinks included) supplies file_offset. Digested chunks are unique per
+  // (digest, blob) by construction. Tarfs chunks carry no digest, and upstream's table is keyed
+  // by (digest, blob), so a tarfs blob keeps one entry: its last chunk (rafs-v6.md §3.4).
+  const tarfs = (input.flags & ext.FLAG_TARFS_MODE) !== 0;
+  const used = new Map<number | string, { chunk: number; fileOffset: number }>();
+  for (const n of dumpOrder(plan.nodes[0].node)) {
+    for (const r of (n.linkTo ?? n).chunks ?? []) {
+      const c = chunks[r.chunk];
+      used.set(tarfs ? `${c.digest.toString('latin1')}/${c.blobIndex}` : r.chunk, { chunk: r.chunk, fileOffset: r.fileOffset });
+    }
+  }
+  const table = [...used.values()].sort((a, b) => Buffer.compare(chunks[a.chunk].digest, chunks[b.chunk].digest) || chunks[a.chunk].blobIndex - chunks[b.chunk].blobIndex);
   const ctOff = alignUp(inodeEnd, 4096);
   const ctSize = ci.SIZE * table.length;
   const length = alignUp(table.length > 0 ? ctOff + ctSize : inodeEnd, 4096);
@@ -75,7 +83,7 @@ export function emitBootstrap(input: EmitInput): Buffer {
   }).copy(buf, sbc.OFFSET);
   ext.encode({
     flags: input.flags, blob_table_offset: btOff, blob_table_size: btSize, chunk_size: chunkSize,
-    chunk_table_offset: table.length > 0 ? ctOff : 0, chunk_table_size: ctSize,
+    chunk_table_offset: ctOff, chunk_table_size: ctSize,
     prefetch_table_offset: pfSize > 0 ? pfOff : 0, prefetch_table_size: pfSize,
   }).copy(buf, ext.OFFSET);
 
@@ -124,15 +132,26 @@ export function emitBootstrap(input: EmitInput): Buffer {
     p.xattrs.copy(buf, off + ino.EXTENDED_SIZE);
   }
 
-  table.forEach((idx, i) => {
-    const c = chunks[idx];
+  table.forEach(({ chunk, fileOffset }, i) => {
+    const c = chunks[chunk];
     ci.encode({
       digest: c.digest, blob_index: c.blobIndex, flags: c.flags, compressed_size: c.compressedSize,
       uncompressed_size: c.uncompressedSize, compressed_offset: c.compressedOffset,
-      uncompressed_offset: c.uncompressedOffset, file_offset: used.get(idx)!, index: c.index, crc32: c.crc32,
+      uncompressed_offset: c.uncompressedOffset, file_offset: fileOffset, index: c.index, crc32: c.crc32,
     }, buf, ctOff + i * ci.SIZE);
   });
   return buf;
+}
+
+/** Upstream's dump walk (walk_bfs): a directory's children in order, then each child directory's. */
+function* dumpOrder(root: TreeNode): Generator<TreeNode> {
+  yield root;
+  const visit = function* (dir: TreeNode): Generator<TreeNode> {
+    const kids = dir.children ?? [];
+    yield* kids;
+    for (const c of kids) if ((c.mode & S_IFMT) === S_IFDIR) yield* visit(c);
+  };
+  yield* visit(root);
 }
 
 function dirData(p: PlacedNode, nidOf: (n: PlacedNode['node']) => number, parentNid: number, B: number): Buffer {

@@ -31,6 +31,7 @@ import type { BlobInfo, RafsImage } from '../read/model.js';
 import { treeFromImage } from '../tree/from-image.js';
 import { applyLayer, normalizeHardlinks, whiteoutType } from '../tree/overlay.js';
 import { tarSource } from '../sources/tar.js';
+import { createTarfs } from './tarfs.js';
 
 export interface CreateOptions {
   source: string;
@@ -116,7 +117,7 @@ function validate(o: CreateOptions): void {
 }
 
 /** Resolves prefetch patterns to tree nodes: an exact path match lists that inode. */
-function prefetchNodes(root: TreeNode, patterns: string[]): TreeNode[] {
+export function prefetchNodes(root: TreeNode, patterns: string[]): TreeNode[] {
   if (patterns.length === 0) return [];
   const byPath = new Map<string, TreeNode>();
   for (const n of walk(root)) byPath.set(n.path.toString('latin1'), n);
@@ -177,6 +178,7 @@ function dropWhiteouts(root: TreeNode, spec: 'oci' | 'overlayfs'): void {
 
 export async function create(o: CreateOptions): Promise<CreateResult> {
   validate(o);
+  if (conversionByName(o.type ?? 'dir-rafs')!.name === 'tar-tarfs') return createTarfs(o);
   const trace = new Trace();
   const total = trace.start('total_build');
   const cacheMode = !!o.blobCacheDir;

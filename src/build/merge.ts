@@ -91,7 +91,6 @@ function checkCompat(ref: Compat, img: RafsImage, file: string): void {
 /** What we cannot produce yet, refused before anything is written. */
 function checkSupported(img: RafsImage, file: string): void {
   if (img.version !== 6) throw new NydusError('UNSUPPORTED', `merging RAFS v${img.version} bootstraps is not supported yet (the result would be RAFS v${img.version})`, { path: file });
-  if ((img.flags & ext.FLAG_TARFS_MODE) !== 0) throw new NydusError('UNSUPPORTED', 'merging TARFS bootstraps is not supported yet', { path: file });
   if ((img.flags & ext.FLAG_ENCRYPTION_AES128XTS) !== 0) throw new NydusError('UNSUPPORTED', 'merging encrypted bootstraps is not supported yet', { path: file });
 }
 
@@ -256,10 +255,14 @@ export async function merge(o: MergeOptions): Promise<MergeResult> {
   let first: RafsImage | undefined;
   let last: RafsImage | undefined;
   let chunkSize: number | undefined;
+  let tarfs = false;
   for (const [i, src] of o.sources.entries()) {
     const img = openImage(src);
     ref ??= compatOf(img);
     checkCompat(ref, img, src);
+    tarfs = ref.tarfs;
+    if (tarfs && o.parentBootstrap) throw new NydusError('USAGE', 'merging RAFS in TARFS mode conflicts with `--parent-bootstrap`');
+    if (tarfs && o.chunkDict) throw new NydusError('USAGE', 'merging RAFS in TARFS mode conflicts with `--chunk-dict`');
     // Upstream does not check the parent; one of another chunk size would give a broken image.
     if (i === 0 && parentImg && parentImg.chunkSize !== ref.chunkSize) {
       throw inconsistent(o.parentBootstrap!, `chunk size 0x${parentImg.chunkSize.toString(16)}, expected 0x${ref.chunkSize.toString(16)}`);
@@ -282,7 +285,8 @@ export async function merge(o: MergeOptions): Promise<MergeResult> {
         if (ownBlob) throw new NydusError('SOURCE', 'invalid per layer bootstrap, having multiple associated data blobs', { path: src });
         ownBlob = true;
         const separate = (b.features & bt.FEATURE_SEPARATE) !== 0;
-        entry.blob_id = o.originalBlobIds?.[i] ?? blobIdFromFileName(src);
+        // A tarfs layer's blob is the layer tar itself: its stored id is the one to keep (§4.3).
+        entry.blob_id = o.originalBlobIds?.[i] ?? (tarfs ? b.blobId : blobIdFromFileName(src));
         const digest = o.blobDigests?.[i];
         if (digest !== undefined) {
           if (separate) entry.blob_meta_digest = Buffer.from(digest, 'hex');
@@ -352,15 +356,17 @@ export async function merge(o: MergeOptions): Promise<MergeResult> {
   if (explicitUidGid) flags |= ext.FLAG_EXPLICIT_UID_GID;
   if ([...walk(root)].some((n) => n.xattrs.length > 0)) flags |= ext.FLAG_HAS_XATTR;
   if (finalBlobs.every((b) => (b.features & bt.FEATURE_INLINED_CHUNK_DIGEST) !== 0)) flags |= ext.FLAG_INLINED_CHUNK_DIGEST;
+  if (tarfs) flags |= ext.FLAG_TARFS_MODE;
+  const blockSize = tarfs ? 512 : 4096;
 
   const dump = trace.start('dump_bootstrap');
-  const plan = planBootstrap(root, 4096);
+  const plan = planBootstrap(root, blockSize);
   // Upstream writes no prefetch table for an image without blobs.
   const patterns = finalBlobs.length > 0 ? prefetchPatterns(o.prefetch ?? [], warn) : [];
   const prefetch = prefetchNodes(root, patterns).map((n) => plan.byNode.get(n)!.nid);
   const bootstrap = emitBootstrap({
     plan, chunks: finalChunks, blobs: finalBlobs, flags, chunkSize: chunkSize ?? ref!.chunkSize,
-    blockSize: 4096, explicitUidGid, prefetch,
+    blockSize, explicitUidGid, prefetch,
   });
 
   let out: OutputFile | undefined;

@@ -23,6 +23,14 @@ export interface TarSourceOptions {
    * bootstrap stores 0s) skips the check. Default true.
    */
   explicitUidGid?: boolean;
+  /** What messages call the input when it is a stream (default '<tar stream>'). */
+  name?: string;
+}
+
+/** A source entry; a regular file's own data (not a hardlink's) also says where it sits in the tar. */
+export interface TarEntry extends SourceEntry {
+  /** Offset of the member's data in the (decompressed) tar stream: tarfs points chunks there. */
+  dataOffset?: number;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -274,8 +282,8 @@ function truncated(m: Member): NydusError {
 }
 
 /** Yields the synthetic root, then every member (and any implied parent before it) in stream order. */
-export async function* tarSource(input: string | NodeJS.ReadableStream, opts: TarSourceOptions = {}): AsyncGenerator<SourceEntry> {
-  const name = typeof input === 'string' ? input : '<tar stream>';
+export async function* tarSource(input: string | NodeJS.ReadableStream, opts: TarSourceOptions = {}): AsyncGenerator<TarEntry> {
+  const name = typeof input === 'string' ? input : opts.name ?? '<tar stream>';
   const { pull, stop } = await openInput(input, name, opts.gzip ?? 'auto');
   try {
     yield* members(pull, name, opts.explicitUidGid !== false);
@@ -285,7 +293,7 @@ export async function* tarSource(input: string | NodeJS.ReadableStream, opts: Ta
   }
 }
 
-async function* members(pull: Pull, input: string, checkIds: boolean): AsyncGenerator<SourceEntry> {
+async function* members(pull: Pull, input: string, checkIds: boolean): AsyncGenerator<TarEntry> {
   const root = syntheticDir([]);
   /** The current node at every path met so far (upstream's tree: replaced directories keep their entries). */
   const nodes = new Map<string, TreeNode>([['/', root]]);
@@ -313,6 +321,7 @@ async function* members(pull: Pull, input: string, checkIds: boolean): AsyncGene
       throw new NydusError('SOURCE', `bad tar header at ${where(at)}: ${(e as Error).message}`, { path: input, cause: e });
     }
     const flag = h.typeflag;
+    const dataAt = pull.offset;
 
     // Extension headers belong to the next member; the tar crate only takes them from ustar/GNU headers.
     if (h.format !== 'v7' && (flag === T('L') || flag === T('K') || flag === T('x'))) {
@@ -450,7 +459,8 @@ async function* members(pull: Pull, input: string, checkIds: boolean): AsyncGene
     }
     nodes.set(key, node);
 
-    const entry: SourceEntry = { node, parent: comps.length === 0 ? undefined : parent, replaces: old };
+    const entry: TarEntry = { node, parent: comps.length === 0 ? undefined : parent, replaces: old };
+    if (type === S_IFREG && !linkTarget) entry.dataOffset = dataAt;
     if (type === S_IFREG) {
       entry.open = linkTarget
         ? () => {
