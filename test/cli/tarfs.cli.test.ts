@@ -185,7 +185,6 @@ describe('the hostile tree through GNU tar and tar-tarfs, judged by the kernel',
     }
   }, 300_000);
 
-  it.todo('merge of two tarfs layer bootstraps (src/build/merge.ts refuses TARFS bootstraps today)');
 });
 
 describe('stdin and FIFO input', () => {
