@@ -41,7 +41,7 @@ export function compressor(state: BuildState) {
       for await (const b of batches) yield apply(b, compressChunks({ algo, data: b.data, out: state.buffers.acquire(), spans: spansOf(b.chunks.filter((c) => c.fresh)) }));
       return;
     }
-    yield* ordered(batches, state.threads + 1, async (b) =>
+    yield* ordered(batches, 2 * state.threads + 1, async (b) =>
       apply(b, await pool.run<CompressResult>('compress', { algo, data: b.data, out: state.buffers.acquire(), spans: spansOf(b.chunks.filter((c) => c.fresh)) })),
     );
   };

@@ -15,7 +15,7 @@ export function digester(state: BuildState) {
       }
       return;
     }
-    yield* ordered(batches, state.threads + 1, async (b) => {
+    yield* ordered(batches, 2 * state.threads + 1, async (b) => {
       const r = await pool.run<DigestResult>('digest', { algo: state.digester.name, data: b.data, spans: spansOf(b.chunks) });
       b.data = r.data;
       const all = Buffer.from(r.digests.buffer, r.digests.byteOffset, r.digests.byteLength);
