@@ -389,10 +389,15 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
       trace,
     };
   } catch (e) {
-    for (const f of opened) await f.abort();
-    if (e instanceof NydusError) throw e;
-    const err = e as NodeJS.ErrnoException;
-    if (err?.code && err.path) throw fsError('SOURCE', err.path, err);
-    throw e;
+    return failBuild(opened, e);
   }
+}
+
+/** A build failed: its outputs leave no trace, and an fs error becomes a one-line user error. */
+export async function failBuild(opened: OutputFile[], e: unknown): Promise<never> {
+  for (const f of opened) await f.abort();
+  if (e instanceof NydusError) throw e;
+  const err = e as NodeJS.ErrnoException;
+  if (err?.code && err.path) throw fsError('SOURCE', err.path, err);
+  throw e;
 }

@@ -21,7 +21,7 @@ import type { ChunkInfo } from '../read/model.js';
 import type { Progress } from '../pipeline/stage.js';
 import { checkV6BlobId } from './blob-table.js';
 import { Trace } from './trace.js';
-import { DEFAULT_CHUNK_SIZE, prefetchNodes, type CreateOptions, type CreateResult } from './create.js';
+import { DEFAULT_CHUNK_SIZE, failBuild, prefetchNodes, type CreateOptions, type CreateResult } from './create.js';
 
 /** Tar records are 512 bytes, so the bootstrap's block is too (EROFS blkszbits 9). */
 export const TARFS_BLOCK_SIZE = 512;
@@ -217,10 +217,6 @@ export async function createTarfs(o: CreateOptions): Promise<CreateResult> {
       trace,
     };
   } catch (e) {
-    for (const f of opened) await f.abort();
-    if (e instanceof NydusError) throw e;
-    const err = e as NodeJS.ErrnoException;
-    if (err?.code && err.path) throw fsError('SOURCE', err.path, err);
-    throw e;
+    return failBuild(opened, e);
   }
 }
