@@ -17,6 +17,9 @@ export class ChunkPool {
       filename: workerFile(), minThreads: threads, maxThreads: threads, idleTimeout: 1000,
       // Workers hold one batch at a time: a small young generation keeps their footprint small.
       resourceLimits: { maxYoungGenerationSizeMb: 8 },
+      // Tasks wait in the worker's own queue: a worker finishing one starts the next without
+      // waiting for the main thread, which is often busy reading files synchronously.
+      concurrentTasksPerWorker: 3,
     });
   }
 
