@@ -4,13 +4,15 @@
 // current; whatever the consumer leaves is skipped when it asks for the next entry.
 // Our own parser, not tar-stream: PAX values must stay raw bytes (binary xattrs, non-UTF-8 paths)
 // and upstream's errors need the headers tar-stream hides (PAX global, GNU sparse, v7 'L'/'K'/'x').
+// Sparse members (old GNU 'S' headers; PAX sparse formats 0.0, 0.1 and 1.0), which upstream
+// refuses or stores as written, are expanded to regular files whose holes read as zeros.
 import * as fs from 'node:fs';
 import * as zlib from 'node:zlib';
 import { Readable, pipeline } from 'node:stream';
 import { NydusError, fsError } from '../errors.js';
 import { encodeDev } from '../format/erofs/inode.js';
-import { BLOCK, decode, decodePax, isZeroBlock, padding } from '../format/tar/header.js';
-import type { PaxRecord, TarHeader } from '../format/tar/header.js';
+import { BLOCK, decode, decodeGnuSparse, decodePax, decodeSparseExtension, isZeroBlock, padding } from '../format/tar/header.js';
+import type { PaxRecord, SparseRegion, TarHeader } from '../format/tar/header.js';
 import { S_IFDIR, S_IFLNK, S_IFREG } from '../tree/node.js';
 import type { TreeNode } from '../tree/node.js';
 import type { ContentReader, SourceEntry } from '../pipeline/stage.js';
@@ -25,6 +27,14 @@ export interface TarSourceOptions {
   explicitUidGid?: boolean;
   /** What messages call the input when it is a stream (default '<tar stream>'). */
   name?: string;
+  /**
+   * Sparse members (GNU 'S' headers, PAX GNU.sparse.*): 'expand' reads them as regular files of
+   * their real size with zeros in the holes (such entries have no dataOffset, their bytes not
+   * being one run of the tar); 'refuse' does as upstream: an error for 'S', PAX sparse members
+   * stored as written under the name they carry. Default: 'refuse' with gzip 'never' (tarfs,
+   * whose chunks point into the tar), else 'expand'.
+   */
+  sparse?: 'expand' | 'refuse';
 }
 
 /** A source entry; a regular file's own data (not a hardlink's) also says where it sits in the tar. */
@@ -45,6 +55,9 @@ const MAX_EXTENSION = 16 << 20;
 const MAX_NAME = 0xffff;
 const MAX_XATTR_NAME = 255;
 const MAX_XATTR_VALUE = 0x10000;
+/** Regions of one sparse member's map held in memory; more is a corrupt map. */
+const MAX_SPARSE_REGIONS = 1 << 20;
+const GNU_SPARSE = Buffer.from('GNU.sparse.');
 /** Skipped after normalisation for every tar type, as upstream does. */
 const SKIPPED = new Set(['/stargz.index.json', '/.prefetch.landmark', '/.no.prefetch.landmark']);
 const XATTR_PREFIXES = ['user.', 'security.', 'trusted.', 'system.posix_acl_access', 'system.posix_acl_default'].map((p) => Buffer.from(p));
@@ -244,6 +257,60 @@ function paxNumber(pax: PaxRecord[] | undefined, key: string): number | undefine
   return v !== undefined && /^[0-9]{1,15}$/.test(v) ? Number(v) : undefined;
 }
 
+const startsWith = (b: Buffer, prefix: Buffer) => b.length >= prefix.length && b.subarray(0, prefix.length).equals(prefix);
+
+/** A decimal number of a PAX sparse map. */
+function sparseNumber(text: string): number | undefined {
+  if (!/^[0-9]{1,16}$/.test(text)) return undefined;
+  const n = Number(text);
+  return Number.isSafeInteger(n) ? n : undefined;
+}
+
+/**
+ * Reads the PAX 1.0 sparse map from the start of a member's data, block by block: decimal
+ * numbers each ending in a newline (the count, then offset/size pairs), padded to a block.
+ */
+async function readSparseMap(pull: Pull, m: Member, fail: (path: string, why: string) => NydusError): Promise<SparseRegion[]> {
+  const nums: number[] = [];
+  let partial = '';
+  let need = 1;
+  while (nums.length < need) {
+    if (m.left < BLOCK) throw fail(m.path, `the PAX sparse map runs past the member's ${m.size} bytes of data`);
+    if (m.size - m.left >= MAX_EXTENSION) throw fail(m.path, `PAX sparse map larger than ${MAX_EXTENSION} bytes`);
+    const b = await pull.exact(BLOCK);
+    m.left -= b.length;
+    if (b.length < BLOCK) throw truncated(m);
+    const lines = (partial + b.toString('latin1')).split('\n');
+    partial = lines.pop()!;
+    for (const line of lines) {
+      if (nums.length >= need) break;
+      const n = sparseNumber(line);
+      if (n === undefined) throw fail(m.path, `malformed PAX sparse map: ${JSON.stringify(line.slice(0, 40))} is not a decimal number`);
+      nums.push(n);
+      if (nums.length === 1) {
+        if (n > MAX_SPARSE_REGIONS) throw fail(m.path, `PAX sparse map of ${n} regions (at most ${MAX_SPARSE_REGIONS})`);
+        need = 1 + 2 * n;
+      }
+    }
+  }
+  const regions: SparseRegion[] = [];
+  for (let i = 1; i < nums.length; i += 2) regions.push({ offset: nums[i]!, size: nums[i + 1]! });
+  return regions;
+}
+
+/** The regions must be ascending, disjoint, inside the file, and add up to the data stored. */
+function checkRegions(regions: SparseRegion[], realSize: number, stored: number, fail: (why: string) => NydusError): void {
+  let end = 0;
+  let total = 0;
+  for (const r of regions) {
+    if (r.offset < end) throw fail(`sparse map region at ${r.offset} overlaps or precedes the one ending at ${end}`);
+    end = r.offset + r.size;
+    if (end > realSize) throw fail(`sparse map region ${r.offset}+${r.size} ends past the file's ${realSize} bytes`);
+    total += r.size;
+  }
+  if (total !== stored) throw fail(`sparse map describes ${total} bytes of data but the member holds ${stored}`);
+}
+
 /** One member being read: its data bytes not yet consumed. */
 interface Member {
   path: string;
@@ -253,22 +320,65 @@ interface Member {
   current: boolean;
 }
 
+/** Reads up to want (> 0, <= m.left) stored bytes of the member. */
+function readStored(m: Member, pull: Pull, into: Uint8Array, offset: number, want: number): number | Promise<number> {
+  const n = pull.copyTo(into, offset, want);
+  if (n > 0) {
+    m.left -= n;
+    return n;
+  }
+  return pull.fill().then((more) => {
+    if (!more) throw truncated(m);
+    const k = pull.copyTo(into, offset, want);
+    m.left -= k;
+    return k;
+  });
+}
+
+function checkCurrent(m: Member): void {
+  if (!m.current) throw new NydusError('INTERNAL', 'tar content read after the source moved to the next entry', { path: m.path });
+}
+
 class MemberReader implements ContentReader {
   constructor(private readonly m: Member, private readonly pull: Pull) {}
 
   read(into: Uint8Array, offset: number, length: number): number | Promise<number> {
-    if (!this.m.current) throw new NydusError('INTERNAL', 'tar content read after the source moved to the next entry', { path: this.m.path });
+    checkCurrent(this.m);
     const want = Math.min(length, this.m.left);
     if (want === 0) return 0;
-    const n = this.pull.copyTo(into, offset, want);
-    if (n > 0) {
-      this.m.left -= n;
+    return readStored(this.m, this.pull, into, offset, want);
+  }
+
+  close(): void {}
+}
+
+/** A sparse member's file: zeros in the holes, the stored regions (checked ascending and disjoint) from the stream. */
+class SparseReader implements ContentReader {
+  private pos = 0;
+  private i = 0;
+
+  constructor(private readonly m: Member, private readonly pull: Pull, private readonly regions: SparseRegion[], private readonly realSize: number) {}
+
+  read(into: Uint8Array, offset: number, length: number): number | Promise<number> {
+    checkCurrent(this.m);
+    if (length <= 0 || this.pos >= this.realSize) return 0;
+    const rs = this.regions;
+    while (this.i < rs.length && this.pos >= rs[this.i]!.offset + rs[this.i]!.size) this.i++;
+    const r = rs[this.i];
+    if (r === undefined || this.pos < r.offset) {
+      const n = Math.min(length, (r?.offset ?? this.realSize) - this.pos);
+      into.fill(0, offset, offset + n);
+      this.pos += n;
       return n;
     }
-    return this.pull.fill().then((more) => {
-      if (!more) throw truncated(this.m);
-      const k = this.pull.copyTo(into, offset, want);
-      this.m.left -= k;
+    const want = Math.min(length, r.offset + r.size - this.pos);
+    const got = readStored(this.m, this.pull, into, offset, want);
+    if (typeof got === 'number') {
+      this.pos += got;
+      return got;
+    }
+    return got.then((k) => {
+      this.pos += k;
       return k;
     });
   }
@@ -286,14 +396,15 @@ export async function* tarSource(input: string | NodeJS.ReadableStream, opts: Ta
   const name = typeof input === 'string' ? input : opts.name ?? '<tar stream>';
   const { pull, stop } = await openInput(input, name, opts.gzip ?? 'auto');
   try {
-    yield* members(pull, name, opts.explicitUidGid !== false);
+    const sparse = opts.sparse ?? (opts.gzip === 'never' ? 'refuse' : 'expand');
+    yield* members(pull, name, opts.explicitUidGid !== false, sparse === 'expand');
   } finally {
     // Closing must not hide the error that ended the walk.
     await stop().catch(() => {});
   }
 }
 
-async function* members(pull: Pull, input: string, checkIds: boolean): AsyncGenerator<TarEntry> {
+async function* members(pull: Pull, input: string, checkIds: boolean, expandSparse: boolean): AsyncGenerator<TarEntry> {
   const root = syntheticDir([]);
   /** The current node at every path met so far (upstream's tree: replaced directories keep their entries). */
   const nodes = new Map<string, TreeNode>([['/', root]]);
@@ -320,7 +431,7 @@ async function* members(pull: Pull, input: string, checkIds: boolean): AsyncGene
     } catch (e) {
       throw new NydusError('SOURCE', `bad tar header at ${where(at)}: ${(e as Error).message}`, { path: input, cause: e });
     }
-    const flag = h.typeflag;
+    let flag = h.typeflag;
     const dataAt = pull.offset;
 
     // Extension headers belong to the next member; the tar crate only takes them from ustar/GNU headers.
@@ -348,7 +459,9 @@ async function* members(pull: Pull, input: string, checkIds: boolean): AsyncGene
       continue;
     }
 
-    const rawPath = longName ?? paxGet(pax, 'path') ?? h.name;
+    const gnuSparse = expandSparse && flag === T('S') && h.format === 'gnu';
+    const paxSparse = expandSparse && (flag === 0 || flag === T('0')) && pax !== undefined && pax.some((r) => startsWith(r.key, GNU_SPARSE));
+    const rawPath = longName ?? (paxSparse ? paxGet(pax, 'GNU.sparse.name') : undefined) ?? paxGet(pax, 'path') ?? h.name;
     const rawLink = longLink ?? paxGet(pax, 'linkpath') ?? h.linkname;
     const size = paxNumber(pax, 'size') ?? h.size;
     const uid = paxNumber(pax, 'uid') ?? h.uid;
@@ -361,6 +474,69 @@ async function* members(pull: Pull, input: string, checkIds: boolean): AsyncGene
     last = path;
     const member: Member = { path, size, left: size, open: false, current: true };
     const key = keyOf(comps);
+
+    // A sparse member: the map of its stored regions, and the size of the file they belong in.
+    let sparse: { regions: SparseRegion[]; realSize: number } | undefined;
+    let mapInData = false;
+    if (gnuSparse) {
+      let more: boolean;
+      try {
+        const g = decodeGnuSparse(block);
+        sparse = { regions: g.regions, realSize: g.realSize };
+        more = g.extended;
+      } catch (e) {
+        throw new NydusError('SOURCE', `bad tar header at ${where(at)}: ${(e as Error).message}`, { path: input, cause: e });
+      }
+      while (more) {
+        const extAt = pull.offset;
+        const extBlock = await pull.exact(BLOCK);
+        if (extBlock.length < BLOCK) throw fail(path, `truncated tar: the input ends inside a GNU sparse extension header at tar offset ${extAt}`);
+        if (sparse.regions.length > MAX_SPARSE_REGIONS) throw fail(path, `GNU sparse map of more than ${MAX_SPARSE_REGIONS} regions`);
+        try {
+          more = decodeSparseExtension(extBlock, sparse.regions);
+        } catch (e) {
+          throw fail(path, `bad GNU sparse extension header at tar offset ${extAt}: ${(e as Error).message}`);
+        }
+      }
+      flag = T('0');
+    } else if (paxSparse) {
+      const realSize = paxNumber(ext, 'GNU.sparse.realsize') ?? paxNumber(ext, 'GNU.sparse.size');
+      if (realSize === undefined) throw fail(path, 'PAX sparse member without a valid GNU.sparse.realsize or GNU.sparse.size');
+      const major = paxGet(ext, 'GNU.sparse.major')?.toString('latin1');
+      const minor = paxGet(ext, 'GNU.sparse.minor')?.toString('latin1');
+      const map = paxGet(ext, 'GNU.sparse.map');
+      if (major !== undefined || minor !== undefined) {
+        // 1.0: the map is at the start of the data.
+        if (major !== '1' || minor !== '0') throw fail(path, `unsupported PAX sparse format ${major ?? '?'}.${minor ?? '?'}`);
+        sparse = { regions: [], realSize };
+        mapInData = true;
+      } else if (map !== undefined) {
+        // 0.1: GNU.sparse.map=offset,size,offset,size,...
+        const text = map.toString('latin1');
+        const nums = text === '' ? [] : text.split(',').map(sparseNumber);
+        if (nums.length % 2 !== 0 || nums.some((n) => n === undefined)) throw fail(path, `malformed GNU.sparse.map ${JSON.stringify(text.slice(0, 100))}`);
+        sparse = { regions: [], realSize };
+        for (let i = 0; i < nums.length; i += 2) sparse.regions.push({ offset: nums[i]!, size: nums[i + 1]! });
+      } else {
+        // 0.0: GNU.sparse.offset / GNU.sparse.numbytes records, in pairs.
+        sparse = { regions: [], realSize };
+        let offset: number | undefined;
+        for (const r of ext ?? []) {
+          const k = r.key.toString('latin1');
+          if (k !== 'GNU.sparse.offset' && k !== 'GNU.sparse.numbytes') continue;
+          const n = sparseNumber(r.value.toString('latin1'));
+          if (n === undefined) throw fail(path, `malformed ${k} ${JSON.stringify(r.value.toString('latin1').slice(0, 100))}`);
+          if ((k === 'GNU.sparse.offset') !== (offset === undefined)) throw fail(path, 'GNU.sparse.offset and GNU.sparse.numbytes records do not alternate');
+          if (offset === undefined) offset = n;
+          else {
+            sparse.regions.push({ offset, size: n });
+            offset = undefined;
+          }
+        }
+        if (offset !== undefined) throw fail(path, 'GNU.sparse.offset without its GNU.sparse.numbytes');
+      }
+    }
+
     const skipData = async () => {
       member.current = false;
       const skipped = await pull.skip(member.left);
@@ -370,6 +546,10 @@ async function* members(pull: Pull, input: string, checkIds: boolean): AsyncGene
     if (SKIPPED.has(key)) {
       await skipData();
       continue;
+    }
+    if (sparse) {
+      if (mapInData) sparse.regions = await readSparseMap(pull, member, fail);
+      checkRegions(sparse.regions, sparse.realSize, member.left, (why) => fail(path, why));
     }
 
     if (UNSUPPORTED[flag] !== undefined) throw fail(path, `unsupported ${UNSUPPORTED[flag]} from tar header`);
@@ -396,7 +576,7 @@ async function* members(pull: Pull, input: string, checkIds: boolean): AsyncGene
       node.target = Buffer.from(rawLink);
       node.size = rawLink.length;
     } else if (type === S_IFREG && flag !== T('1')) {
-      node.size = size;
+      node.size = sparse ? sparse.realSize : size;
     }
 
     // Hardlinks: the target is whatever sits at its path in the tree built so far.
@@ -460,7 +640,7 @@ async function* members(pull: Pull, input: string, checkIds: boolean): AsyncGene
     nodes.set(key, node);
 
     const entry: TarEntry = { node, parent: comps.length === 0 ? undefined : parent, replaces: old };
-    if (type === S_IFREG && !linkTarget) entry.dataOffset = dataAt;
+    if (type === S_IFREG && !linkTarget && !sparse) entry.dataOffset = dataAt;
     if (type === S_IFREG) {
       entry.open = linkTarget
         ? () => {
@@ -469,7 +649,7 @@ async function* members(pull: Pull, input: string, checkIds: boolean): AsyncGene
         : () => {
             if (member.open || !member.current) throw new NydusError('INTERNAL', 'tar content opened twice or after the source moved on', { path });
             member.open = true;
-            return new MemberReader(member, pull);
+            return sparse ? new SparseReader(member, pull, sparse.regions, sparse.realSize) : new MemberReader(member, pull);
           };
     }
     yield entry;

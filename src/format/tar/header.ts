@@ -123,3 +123,31 @@ export function decodePax(data: Buffer): PaxRecord[] {
   }
   return out;
 }
+
+/** One data region of a sparse file: size bytes stored in the member, belonging at offset in the file. */
+export interface SparseRegion {
+  offset: number;
+  size: number;
+}
+
+/** Reads up to count (offset, numbytes) pairs of 12-byte numbers from off; an entry with both fields' first byte NUL ends the list. */
+function sparseEntries(block: Buffer, off: number, count: number, out: SparseRegion[]): void {
+  for (let i = 0; i < count; i++) {
+    const at = off + 24 * i;
+    if (block[at] === 0 && block[at + 12] === 0) return;
+    out.push({ offset: decodeNumber(block, at, 12, 'sparse.offset'), size: decodeNumber(block, at + 12, 12, 'sparse.numbytes') });
+  }
+}
+
+/** The old-GNU sparse fields of an 'S' header: 4 map entries at 386, isextended at 482, realsize at 483. */
+export function decodeGnuSparse(block: Buffer): { regions: SparseRegion[]; extended: boolean; realSize: number } {
+  const regions: SparseRegion[] = [];
+  sparseEntries(block, 386, 4, regions);
+  return { regions, extended: block[482] !== 0, realSize: decodeNumber(block, 483, 12, 'realsize') };
+}
+
+/** A GNU sparse extension block after an 'S' header: 21 map entries, then isextended at 504. */
+export function decodeSparseExtension(block: Buffer, into: SparseRegion[]): boolean {
+  sparseEntries(block, 0, 21, into);
+  return block[504] !== 0;
+}
