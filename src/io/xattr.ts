@@ -6,6 +6,7 @@ interface Native {
   lget(path: Buffer, name: Buffer): Buffer;
   lset(path: Buffer, name: Buffer, value: Buffer): void;
   lstatInto(path: Buffer, out: Float64Array): void;
+  setPipeSize(fd: number, size: number): number;
 }
 
 const require = createRequire(import.meta.url);
@@ -58,6 +59,11 @@ export function lstatFast(path: Buffer): LstatResult {
     mode: o[0], uid: o[1], gid: o[2], size: o[3], mtime: o[4], mtimeNsec: o[5], nlink: o[6],
     rdevMajor: o[7], rdevMinor: o[8], key: `${o[9]}:${o[10]}:${o[11]}:${o[12]}`,
   };
+}
+
+/** Grows a pipe's buffer (best effort): fewer, larger reads of a FIFO. Returns the new size or -1. */
+export function setPipeSize(fd: number, size: number): number {
+  return native.setPipeSize(fd, size);
 }
 
 export function setXattr(path: Buffer, name: Buffer, value: Buffer): void {

@@ -1,10 +1,12 @@
 // Extended attributes and lstat by byte-string path, without following symlinks.
 // Node has no xattr API, file names in an image may be any bytes (so paths come in as Buffers),
 // and lstat fills a caller's Float64Array: no BigInt garbage per file on the walk's hot path.
+#define _GNU_SOURCE // F_SETPIPE_SZ
 #include <node_api.h>
 #include <sys/xattr.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <fcntl.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -159,14 +161,33 @@ static napi_value lstat_into(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// setPipeSize(fd: number, size: number): the pipe's new capacity, or -1 when it cannot change
+// (not a pipe, or over /proc/sys/fs/pipe-max-size). Bigger pipes mean fewer reads of a FIFO.
+static napi_value set_pipe_size(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], result;
+  int32_t fd, size;
+  CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  CALL(env, napi_get_value_int32(env, argv[0], &fd));
+  CALL(env, napi_get_value_int32(env, argv[1], &size));
+#ifdef F_SETPIPE_SZ
+  int rc = fcntl(fd, F_SETPIPE_SZ, size);
+#else
+  int rc = -1;
+#endif
+  CALL(env, napi_create_int32(env, rc, &result));
+  return result;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     {"llist", NULL, llist, NULL, NULL, NULL, napi_default, NULL},
     {"lget", NULL, lget, NULL, NULL, NULL, napi_default, NULL},
     {"lset", NULL, lset, NULL, NULL, NULL, napi_default, NULL},
     {"lstatInto", NULL, lstat_into, NULL, NULL, NULL, napi_default, NULL},
+    {"setPipeSize", NULL, set_pipe_size, NULL, NULL, NULL, napi_default, NULL},
   };
-  CALL(env, napi_define_properties(env, exports, 4, props));
+  CALL(env, napi_define_properties(env, exports, 5, props));
   return exports;
 }
 

@@ -7,6 +7,7 @@
 // Sparse members (old GNU 'S' headers; PAX sparse formats 0.0, 0.1 and 1.0), which upstream
 // refuses or stores as written, are expanded to regular files whose holes read as zeros.
 import * as fs from 'node:fs';
+import { setPipeSize } from '../io/xattr.js';
 import * as zlib from 'node:zlib';
 import { Readable, pipeline } from 'node:stream';
 import { NydusError, fsError } from '../errors.js';
@@ -139,9 +140,30 @@ function toBuffer(chunk: unknown): Buffer {
   throw new NydusError('SOURCE', 'the tar stream yields text, not bytes (was setEncoding called on it?)');
 }
 
+/** A FIFO, read through a 1 MiB pipe buffer: a writer then runs ahead and we read in big pieces. */
+async function* fifoChunks(file: string): AsyncGenerator<Buffer> {
+  const fh = await fs.promises.open(file, 'r');
+  setPipeSize(fh.fd, PIPE_SIZE);
+  yield* fh.createReadStream({ highWaterMark: PIPE_SIZE }) as AsyncIterable<Buffer>;
+}
+
+const PIPE_SIZE = 1 << 20;
+
+function isFifo(file: string): boolean {
+  try {
+    return fs.statSync(file).isFIFO();
+  } catch {
+    return false;
+  }
+}
+
 function openRaw(input: string | NodeJS.ReadableStream): AsyncIterator<unknown> {
   if (typeof input !== 'string') return input[Symbol.asyncIterator]();
-  if (input === '-' || input === '/dev/stdin') return process.stdin[Symbol.asyncIterator]();
+  if (input === '-' || input === '/dev/stdin') {
+    setPipeSize(0, PIPE_SIZE);
+    return process.stdin[Symbol.asyncIterator]();
+  }
+  if (isFifo(input)) return fifoChunks(input);
   return fs.createReadStream(input, { highWaterMark: 256 << 10 })[Symbol.asyncIterator]();
 }
 
