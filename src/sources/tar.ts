@@ -140,14 +140,39 @@ function toBuffer(chunk: unknown): Buffer {
   throw new NydusError('SOURCE', 'the tar stream yields text, not bytes (was setEncoding called on it?)');
 }
 
-/** A FIFO, read through a 1 MiB pipe buffer: a writer then runs ahead and we read in big pieces. */
-async function* fifoChunks(file: string): AsyncGenerator<Buffer> {
-  const fh = await fs.promises.open(file, 'r');
-  setPipeSize(fh.fd, PIPE_SIZE);
-  yield* fh.createReadStream({ highWaterMark: PIPE_SIZE }) as AsyncIterable<Buffer>;
+const PIPE_SIZE = 1 << 20;
+const READ_SIZE = 1 << 20;
+
+/** Whether chunks handed out may live in reused buffers (only once nothing downstream keeps them). */
+interface ReadControl {
+  reuse: boolean;
 }
 
-const PIPE_SIZE = 1 << 20;
+/**
+ * A file or FIFO read in 1 MiB pieces (a FIFO through a 1 MiB pipe buffer, so a writer runs
+ * ahead). Once control.reuse is set, pieces come from a ring of three buffers: the tar parser
+ * copies every byte out before it asks for the next piece, so no fresh garbage per MiB.
+ */
+async function* fileChunks(file: string, fifo: boolean, control: ReadControl): AsyncGenerator<Buffer> {
+  const fh = await fs.promises.open(file, 'r');
+  try {
+    if (fifo) setPipeSize(fh.fd, PIPE_SIZE);
+    const ring: Buffer[] = [];
+    for (let k = 0; ; k++) {
+      let buf: Buffer;
+      if (control.reuse) {
+        buf = ring[k % 3] ??= Buffer.allocUnsafeSlow(READ_SIZE);
+      } else {
+        buf = Buffer.allocUnsafe(READ_SIZE);
+      }
+      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+      if (bytesRead === 0) return;
+      yield buf.subarray(0, bytesRead);
+    }
+  } finally {
+    await fh.close();
+  }
+}
 
 function isFifo(file: string): boolean {
   try {
@@ -157,14 +182,13 @@ function isFifo(file: string): boolean {
   }
 }
 
-function openRaw(input: string | NodeJS.ReadableStream): AsyncIterator<unknown> {
+function openRaw(input: string | NodeJS.ReadableStream, control: ReadControl): AsyncIterator<unknown> {
   if (typeof input !== 'string') return input[Symbol.asyncIterator]();
   if (input === '-' || input === '/dev/stdin') {
     setPipeSize(0, PIPE_SIZE);
     return process.stdin[Symbol.asyncIterator]();
   }
-  if (isFifo(input)) return fifoChunks(input);
-  return fs.createReadStream(input, { highWaterMark: 256 << 10 })[Symbol.asyncIterator]();
+  return fileChunks(input, isFifo(input), control);
 }
 
 /** The decompressed (or plain) byte chunks of the input, and a way to stop reading early. */
@@ -177,7 +201,8 @@ async function openInput(input: string | NodeJS.ReadableStream, name: string, gz
     }
     return fsError('SOURCE', name, e);
   };
-  const raw = openRaw(input);
+  const control: ReadControl = { reuse: false };
+  const raw = openRaw(input, control);
   const head: Buffer[] = [];
   let have = 0;
   try {
@@ -220,6 +245,8 @@ async function openInput(input: string | NodeJS.ReadableStream, name: string, gz
       gz.destroy();
     };
   } else {
+    // A plain tar: the parser copies each piece out before the next read, so buffers may be reused.
+    control.reuse = true;
     const gen = replay();
     it = gen;
     stop = async () => {
