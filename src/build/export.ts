@@ -151,8 +151,6 @@ function checkBlobFiles(plan: DiskPlan): void {
 /** The disk's bytes in order: to the output, and through the verity tree when there is one. */
 class DiskStream {
   position = 0;
-  private queued = 0;
-  private wake?: () => void;
   constructor(private readonly out: OutputFile, private readonly tree?: VerityTree) {}
 
   async put(data: Buffer): Promise<void> {
@@ -171,17 +169,9 @@ class DiskStream {
 
   /** Queues a write; past the high mark, waits only until half of it is written, so the writer never runs dry. */
   private async write(data: Buffer): Promise<void> {
-    const len = data.length;
-    this.position += len;
-    this.queued += len;
-    this.out.write(data, () => {
-      this.queued -= len;
-      if (this.wake && this.queued <= WRITE_BEHIND / 2) {
-        this.wake();
-        this.wake = undefined;
-      }
-    });
-    if (this.queued > WRITE_BEHIND) await new Promise<void>((resolve) => (this.wake = resolve));
+    this.position += data.length;
+    this.out.write(data);
+    if (this.out.queued > WRITE_BEHIND) await this.out.drain(WRITE_BEHIND / 2);
   }
 
   async zerosTo(offset: number, hashed = true): Promise<void> {

@@ -15,8 +15,10 @@ export class OutputFile {
   position = 0;
   private closed = false;
   private queue: Promise<void> = Promise.resolve();
-  private queued = 0;
+  /** Bytes handed to write() that the disk does not have yet. */
+  queued = 0;
   private failure?: unknown;
+  private waiters: Array<{ limit: number; resolve: () => void }> = [];
 
   private constructor(
     readonly finalPath: string | undefined,
@@ -81,13 +83,14 @@ export class OutputFile {
       } finally {
         this.queued -= len;
         onWritten?.();
+        this.waiters = this.waiters.filter((w) => (this.queued <= w.limit || this.failure ? (w.resolve(), false) : true));
       }
     });
   }
 
   /** Waits until at most `limit` bytes are still queued; rethrows a write error. */
   async drain(limit = 0): Promise<void> {
-    while (this.queued > limit) await this.queue;
+    if (this.queued > limit && !this.failure) await new Promise<void>((resolve) => this.waiters.push({ limit, resolve }));
     if (this.failure) throw this.failure;
   }
 
