@@ -555,21 +555,11 @@ export function encodeXattrs(pairs: RafsV5XattrPair[]): Buffer {
 
 export const CHUNK_INFO_SIZE = chunkInfo.SIZE;
 
-export interface RafsV5ChunkInfo {
+/** The v6 chunk-table entry's fields, with the digest under upstream's v5 name. */
+export type RafsV5ChunkInfo = Omit<chunkInfo.ChunkInfoEntry, 'digest'> & {
   /** Digest of the uncompressed chunk. */
   block_id: Buffer;
-  blob_index: number;
-  /** BlobChunkFlags. */
-  flags: number;
-  compressed_size: number;
-  uncompressed_size: number;
-  compressed_offset: number;
-  uncompressed_offset: number;
-  file_offset: number;
-  /** Index of the chunk within its blob. */
-  index: number;
-  crc32: number;
-}
+};
 
 // The same 80-byte layout as the v6 chunk table entry: one codec serves both.
 export function decodeChunkInfo(buf: Buffer, off: number): RafsV5ChunkInfo {
