@@ -13,7 +13,7 @@ export interface ChunkOutput {
 }
 
 /** Bytes allowed to wait for the disk while the pipeline goes on. */
-const WRITE_BEHIND = 8 << 20;
+const WRITE_BEHIND = 4 << 20;
 
 export function blobSink(out: ChunkOutput): Sink {
   return {
