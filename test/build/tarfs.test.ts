@@ -5,6 +5,7 @@
 // targets, refusals and bad input (one error, nothing left behind).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
+import { gzipSync } from 'node:zlib';
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,7 +29,6 @@ import { prng } from '../helpers/tree.js';
 import { UPSTREAM } from '../cli/cli-runner.js';
 
 const FIXTURE = join(UPSTREAM, 'tar', 'all-entry-type.tar');
-const FIXTURE_GZ = join(UPSTREAM, 'tar', 'all-entry-type.tar.gz');
 const EMPTY_TAR = join(UPSTREAM, 'tar', 'empty.tar');
 const FIXTURE_ID = '87aae74a677161ede3210f3a70a9d5fea997193e6c6a03ef22f4e3eeaeb30884';
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -334,10 +334,12 @@ describe('refused options and bad input: one error, nothing left under a final n
     await writeFile(truncated, tar.subarray(0, 2055));
     const half = join(work, 'half-header.tar');
     await writeFile(half, tar.subarray(0, 700));
+    const gz = join(work, 'all-entry-type.tar.gz');
+    await writeFile(gz, gzipSync(tar));
     const cases: Array<[string, RegExp]> = [
       [truncated, /hardlink1.txt: truncated tar: the input ends 7 bytes into the entry's 15 bytes of data/],
       [half, /truncated tar: the input ends inside the header/],
-      [FIXTURE_GZ, /at tar offset 0 .*\(the input is gzip data: tar-tarfs reads a plain tar, decompress it first\)$/],
+      [gz, /at tar offset 0 .*\(the input is gzip data: tar-tarfs reads a plain tar, decompress it first\)$/],
       [work, /reads a regular file, a FIFO or a character device/],
       [join(work, 'does-not-exist.tar'), /no such file or directory/],
     ];

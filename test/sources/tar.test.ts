@@ -18,8 +18,9 @@ import type { ContentReader, SourceEntry } from '../../src/pipeline/stage.js';
 import { run, runOk } from '../helpers/tools.js';
 import { buildHostileTree, mknod, prng, setMtimeNs, type TreeManifest } from '../helpers/tree.js';
 import { skipLoudly } from '../helpers/kernel.js';
+import { UPSTREAM } from '../cli/cli-runner.js';
 
-const FIXTURES = '/work/shared/fixtures/upstream/tar';
+const FIXTURES = join(UPSTREAM, 'tar');
 const MiB = 1024 * 1024;
 const isRoot = process.getuid?.() === 0;
 const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
