@@ -135,7 +135,8 @@ function outputSize(dir) {
 // ---------------------------------------------------------------- scenarios
 //
 // A scenario: { name, enabled, command(ctx) -> { argv, discardStdout? }, setup?(ctx), teardown?(ctx) }
-// ctx = { tree, out (fresh empty dir per run), root, node, state (per-run scratch object) }.
+// ctx = { tree, out (fresh empty dir per run), scratch (the bench's dir, kept across runs), root, node,
+// state (per-run scratch object) }.
 // `argv` is spawned directly (use ['sh', '-c', ...] for pipelines). setup may start helper
 // processes (store them in ctx.state); teardown must reap them. Outputs in ctx.out are
 // summed as "output size" and deleted after each run.
@@ -178,43 +179,74 @@ const SCENARIOS = [
     }),
   },
   {
-    // tar-rafs from a FIFO fed by tar: the converter's path. Issue 3 target: at least 80% of the dir-rafs throughput.
-    // The feeder tar runs outside /usr/bin/time: wall includes waiting on it, RSS does not.
+    // tar-rafs from a FIFO: the converter's path. Issue 3 target: at least 80% of the dir-rafs
+    // throughput. The FIFO is fed by `cat` of a tar of the same tree written once before the
+    // first run (untimed, like the page-cache warm-up), so the wall time is what it takes us to
+    // consume the stream: in the converter the tar arrives already made (containerd writes the
+    // layer into the FIFO). The feeder runs outside /usr/bin/time: wall includes waiting on it,
+    // RSS does not.
     name: 'tar-rafs-fifo',
-    desc: 'nydus-image create -t tar-rafs from a FIFO fed by tar',
+    desc: 'nydus-image create -t tar-rafs from a FIFO fed by cat of a tar of the tree',
     enabled: true,
-    command: (c) => ({
-      argv: [
-        c.node, path.join(c.root, 'bin/nydus-image.js'), 'create',
-        '-t', 'tar-rafs',
-        '-B', path.join(c.out, 'boot'),
-        '-b', path.join(c.out, 'blob'),
-        '--log-level', 'warn',
-        c.state.fifo,
-      ],
-    }),
-    setup: (c) => {
-      c.state.fifo = path.join(path.dirname(c.out), `${path.basename(c.out)}.fifo`);
-      execFileSync('mkfifo', [c.state.fifo]);
-      // Blocks in open() until the timed command opens the FIFO for reading.
-      c.state.feeder = spawn('sh', ['-c', `tar -cf - -C ${shq(c.tree)} . > ${shq(c.state.fifo)}`], {
-        stdio: ['ignore', 'ignore', 'ignore'],
-        detached: true,
-      });
-      c.state.feederDone = new Promise((res) => c.state.feeder.on('exit', (code, sig) => res({ code, sig })));
-    },
-    teardown: async (c) => {
-      const f = c.state.feeder;
-      if (f && f.exitCode === null && f.signalCode === null) {
-        // Reader gone; unblock a feeder stuck in open() by opening the read side, then kill.
-        try { process.kill(-f.pid, 'SIGTERM'); } catch {}
-        try { const fd = fs.openSync(c.state.fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK); fs.closeSync(fd); } catch {}
-      }
-      if (c.state.feederDone) await c.state.feederDone;
-      try { fs.unlinkSync(c.state.fifo); } catch {}
-    },
+    command: (c) => tarRafsCommand(c),
+    setup: (c) => startFeeder(c, `cat ${shq(premadeTar(c))}`),
+    teardown: (c) => stopFeeder(c),
+  },
+  {
+    // The same with `tar -cf -` of the tree running live as the feeder: on 2 cores GNU tar's own
+    // CPU time (about 1.5 s for /usr/share) competes with the build, so this is tar + us.
+    name: 'tar-rafs-fifo-live',
+    desc: 'nydus-image create -t tar-rafs from a FIFO fed by a live tar -cf - of the tree',
+    enabled: true,
+    command: (c) => tarRafsCommand(c),
+    setup: (c) => startFeeder(c, `tar -cf - -C ${shq(c.tree)} .`),
+    teardown: (c) => stopFeeder(c),
   },
 ];
+
+function tarRafsCommand(c) {
+  return {
+    argv: [
+      c.node, path.join(c.root, 'bin/nydus-image.js'), 'create',
+      '-t', 'tar-rafs',
+      '-B', path.join(c.out, 'boot'),
+      '-b', path.join(c.out, 'blob'),
+      '--log-level', 'warn',
+      c.state.fifo,
+    ],
+  };
+}
+
+/** A tar of the tree in the scratch dir, written on first use and kept for every later run. */
+function premadeTar(c) {
+  const file = path.join(c.scratch, 'tree.tar');
+  if (!fs.existsSync(file)) {
+    execFileSync('sh', ['-c', `tar -cf ${shq(`${file}.tmp`)} -C ${shq(c.tree)} . && mv ${shq(`${file}.tmp`)} ${shq(file)}`]);
+  }
+  return file;
+}
+
+function startFeeder(c, producer) {
+  c.state.fifo = path.join(path.dirname(c.out), `${path.basename(c.out)}.fifo`);
+  execFileSync('mkfifo', [c.state.fifo]);
+  // Blocks in open() until the timed command opens the FIFO for reading.
+  c.state.feeder = spawn('sh', ['-c', `${producer} > ${shq(c.state.fifo)}`], {
+    stdio: ['ignore', 'ignore', 'ignore'],
+    detached: true,
+  });
+  c.state.feederDone = new Promise((res) => c.state.feeder.on('exit', (code, sig) => res({ code, sig })));
+}
+
+async function stopFeeder(c) {
+  const f = c.state.feeder;
+  if (f && f.exitCode === null && f.signalCode === null) {
+    // Reader gone; unblock a feeder stuck in open() by opening the read side, then kill.
+    try { process.kill(-f.pid, 'SIGTERM'); } catch {}
+    try { const fd = fs.openSync(c.state.fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK); fs.closeSync(fd); } catch {}
+  }
+  if (c.state.feederDone) await c.state.feederDone;
+  try { fs.unlinkSync(c.state.fifo); } catch {}
+}
 
 // ---------------------------------------------------------------- running
 
@@ -297,7 +329,7 @@ async function runScenario(sc, { tree, scratch, runs }) {
   for (let i = 0; i < runs; i++) {
     const out = path.join(scratch, `${sc.name.replace(/[^\w.-]/g, '_')}.${i}`);
     fs.mkdirSync(out, { recursive: true });
-    const ctx = { tree, out, root: ROOT, node: process.execPath, state: {} };
+    const ctx = { tree, out, scratch, root: ROOT, node: process.execPath, state: {} };
     let r;
     try {
       if (sc.setup) await sc.setup(ctx);
@@ -430,6 +462,8 @@ async function main() {
   const tarFifo = results.find((r) => r.ok && r.name === 'tar-rafs-fifo');
   // Throughput ratio: tar-rafs MB/s over dir-rafs MB/s on the same bytes = dir wall / tar wall.
   const rTarDir = tarFifo && ours && tarFifo.wall > 0 ? ours.wall / tarFifo.wall : null;
+  const tarLive = results.find((r) => r.ok && r.name === 'tar-rafs-fifo-live');
+  const rTarLiveDir = tarLive && ours && tarLive.wall > 0 ? ours.wall / tarLive.wall : null;
   const targets = {
     wallVsErofs: rErofs == null ? 'n/a' : rErofs <= 0.5 ? 'PASS' : 'MISS',
     rss: oursRssMB == null ? 'n/a' : oursRssMB < 300 ? 'PASS' : 'MISS',
@@ -442,7 +476,9 @@ async function main() {
   console.log(`target ours wall <= 0.5 x mkfs.erofs -zlz4 wall: ${targets.wallVsErofs}`);
   console.log(`target ours peak RSS < 300 MB:                  ${targets.rss}` +
     (oursRssMB != null ? ` (${oursRssMB.toFixed(1)} MB)` : ''));
-  console.log(`tar-rafs (FIFO) / dir-rafs throughput: ${x(rTarDir)}`);
+  console.log(`tar-rafs (FIFO fed by cat of a tar) / dir-rafs throughput: ${x(rTarDir)}`);
+  console.log(`tar-rafs (FIFO fed by a live tar) / dir-rafs throughput:   ${x(rTarLiveDir)}` +
+    ' (tar + us on the same cores; not the target)');
   console.log(`target tar-rafs >= 0.8 x dir-rafs throughput:   ${targets.tarVsDir}`);
 
   if (json) {
@@ -465,7 +501,12 @@ async function main() {
         peakRssMB: r.ok && r.rssKiB != null ? r.rssKiB / 1024 : null,
         outputBytes: r.ok ? r.outBytes : null,
       })),
-      ratios: { oursOverErofs: rErofs, oursOverTarZstd: rTz, tarRafsOverDirRafsThroughput: rTarDir },
+      ratios: {
+        oursOverErofs: rErofs,
+        oursOverTarZstd: rTz,
+        tarRafsOverDirRafsThroughput: rTarDir,
+        tarRafsLiveTarOverDirRafsThroughput: rTarLiveDir,
+      },
       targets,
     };
     console.log('');
