@@ -20,6 +20,7 @@
 // Exit code is 0 regardless of results: this is a benchmark, not a test.
 
 import { spawn, execFileSync } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -202,7 +203,99 @@ const SCENARIOS = [
     setup: (c) => startFeeder(c, `tar -cf - -C ${shq(c.tree)} .`),
     teardown: (c) => stopFeeder(c),
   },
+  {
+    // Issue 4: export --block streams. The image (EXPORT_FILES random files of EXPORT_FILE_MIB,
+    // built with --compressor none, so the disk is over 1 GiB) is made once before the first
+    // run, untimed. MB/s here is the disk's bytes / wall.
+    name: 'export-block',
+    desc: 'nydus-image export --block of a >1 GiB native image',
+    enabled: true,
+    bytes: (c) => exportImage(c).diskBytes,
+    command: (c) => exportCommand(c, false),
+  },
+  {
+    name: 'export-verity',
+    desc: 'nydus-image export --block --verity of the same image',
+    enabled: true,
+    bytes: (c) => exportImage(c).diskBytes,
+    command: (c) => exportCommand(c, true),
+  },
+  {
+    // The reference for export: cp of a file as large as the disk (the image's blob).
+    name: 'cp',
+    desc: 'cp of a file as large as the export disk',
+    enabled: true,
+    ref: 'cp',
+    bytes: (c) => exportImage(c).diskBytes,
+    command: (c) => {
+      const img = exportImage(c);
+      return { argv: ['cp', img.copySource, path.join(c.out, 'copy')] };
+    },
+  },
+  {
+    // The reference for --verity: veritysetup hashing a file as large as the disk with the same options.
+    name: 'veritysetup',
+    desc: 'veritysetup format (512-byte data blocks) of a file as large as the export disk',
+    enabled: true,
+    ref: 'veritysetup',
+    bytes: (c) => exportImage(c).diskBytes,
+    command: (c) => ({
+      argv: [
+        'veritysetup', 'format', '--no-superblock', '--format=1', '-s', '', '--hash=sha256',
+        '--data-block-size=512', '--hash-block-size=4096', exportImage(c).copySource, path.join(c.out, 'hash'),
+      ],
+      discardStdout: true,
+    }),
+  },
 ];
+
+const EXPORT_FILES = 3;
+const EXPORT_FILE_MIB = 400;
+
+/**
+ * The export benchmark's image, made on first use in the scratch dir: random files (nothing to
+ * dedup), built with --compressor none, then exported once to learn the disk's size; copySource
+ * is a file of that size for the cp reference.
+ */
+function exportImage(c) {
+  const dir = path.join(c.scratch, 'export');
+  const state = path.join(dir, 'state.json');
+  if (fs.existsSync(state)) return JSON.parse(fs.readFileSync(state, 'utf8'));
+  const src = path.join(dir, 'src');
+  fs.mkdirSync(src, { recursive: true });
+  const piece = Buffer.allocUnsafe(4 * MB);
+  for (let i = 0; i < EXPORT_FILES; i++) {
+    const fd = fs.openSync(path.join(src, `random-${i}`), 'w');
+    for (let n = 0; n < EXPORT_FILE_MIB; n += 4) fs.writeSync(fd, crypto.randomFillSync(piece));
+    fs.closeSync(fd);
+  }
+  const bin = path.join(c.root, 'bin/nydus-image.js');
+  const boot = path.join(dir, 'boot');
+  const blobs = path.join(dir, 'blobs');
+  fs.mkdirSync(blobs);
+  execFileSync(c.node, [bin, 'create', '-t', 'dir-rafs', '--compressor', 'none', '-B', boot, '-D', blobs, '--log-level', 'warn', src]);
+  const probe = path.join(dir, 'probe.disk');
+  execFileSync(c.node, [bin, 'export', '--block', '-B', boot, '-D', blobs, '-O', probe, '--log-level', 'warn']);
+  const diskBytes = fs.statSync(probe).size;
+  const copySource = path.join(dir, 'copy-source');
+  fs.renameSync(probe, copySource);
+  fs.rmSync(src, { recursive: true, force: true });
+  const img = { boot, blobs, diskBytes, copySource };
+  fs.writeFileSync(state, JSON.stringify(img));
+  return img;
+}
+
+function exportCommand(c, verity) {
+  const img = exportImage(c);
+  return {
+    argv: [
+      c.node, path.join(c.root, 'bin/nydus-image.js'), 'export', '--block',
+      '-B', img.boot, '-D', img.blobs, '-O', path.join(c.out, 'disk'), '--log-level', 'warn',
+      ...(verity ? ['--verity'] : []),
+    ],
+    discardStdout: true,
+  };
+}
 
 function tarRafsCommand(c) {
   return {
@@ -334,6 +427,7 @@ async function runScenario(sc, { tree, scratch, runs }) {
     try {
       if (sc.setup) await sc.setup(ctx);
       const cmd = sc.command(ctx);
+      if (sc.bytes) res.bytes = sc.bytes(ctx);
       res.cmd = showArgv(cmd.argv);
       r = await timedRun(cmd.argv, { cwd: ROOT, logDir, discardStdout: cmd.discardStdout });
     } catch (e) {
@@ -434,15 +528,15 @@ async function main() {
       ? [
           r.name,
           fmt(r.wall),
-          fmt(r.wall > 0 ? stats.bytes / MB / r.wall : null, 1),
-          fmt(r.wall > 0 ? stats.entries / r.wall : null, 0),
+          fmt(r.wall > 0 ? (r.bytes ?? stats.bytes) / MB / r.wall : null, 1),
+          r.bytes == null ? fmt(r.wall > 0 ? stats.entries / r.wall : null, 0) : '-',
           fmt(r.rssKiB == null ? null : r.rssKiB / 1024, 1),
           fmt(r.outBytes / MB, 1),
         ]
       : [r.name, 'FAIL', '-', '-', '-', '-'],
   );
   console.log(table(rows, ['name', 'wall s', 'MB/s', 'files/s', 'peak RSS MB', 'output MB']));
-  console.log('(MB = 2^20 bytes; MB/s = regular-file bytes / wall; files/s = entries / wall;' +
+  console.log('(MB = 2^20 bytes; MB/s = regular-file bytes / wall (export and cp: disk bytes / wall); files/s = entries / wall;' +
     ' pipeline RSS = max over its processes)');
 
   const failed = results.filter((r) => !r.ok);
@@ -463,11 +557,20 @@ async function main() {
   // Throughput ratio: tar-rafs MB/s over dir-rafs MB/s on the same bytes = dir wall / tar wall.
   const rTarDir = tarFifo && ours && tarFifo.wall > 0 ? ours.wall / tarFifo.wall : null;
   const tarLive = results.find((r) => r.ok && r.name === 'tar-rafs-fifo-live');
+  const exp = results.find((r) => r.ok && r.name === 'export-block');
+  const expV = results.find((r) => r.ok && r.name === 'export-verity');
+  const cp = by((s) => s.ref === 'cp');
+  const rssMB = (r) => (r && r.rssKiB != null ? r.rssKiB / 1024 : null);
+  const exportRssMB = exp || expV ? Math.max(rssMB(exp) ?? 0, rssMB(expV) ?? 0) : null;
+  const rExpCp = ratio(exp, cp);
+  const rExpVCp = ratio(expV, cp);
+  const vs = by((s) => s.ref === 'veritysetup');
   const rTarLiveDir = tarLive && ours && tarLive.wall > 0 ? ours.wall / tarLive.wall : null;
   const targets = {
     wallVsErofs: rErofs == null ? 'n/a' : rErofs <= 0.5 ? 'PASS' : 'MISS',
     rss: oursRssMB == null ? 'n/a' : oursRssMB < 300 ? 'PASS' : 'MISS',
     tarVsDir: rTarDir == null ? 'n/a' : rTarDir >= 0.8 ? 'PASS' : 'MISS',
+    exportRss: exportRssMB == null ? 'n/a' : exportRssMB < 300 ? 'PASS' : 'MISS',
   };
   console.log('');
   const x = (r) => (r == null ? 'n/a' : `${fmt(r)}x`);
@@ -480,6 +583,11 @@ async function main() {
   console.log(`tar-rafs (FIFO fed by a live tar) / dir-rafs throughput:   ${x(rTarLiveDir)}` +
     ' (tar + us on the same cores; not the target)');
   console.log(`target tar-rafs >= 0.8 x dir-rafs throughput:   ${targets.tarVsDir}`);
+  console.log(`export --block / cp wall: ${x(rExpCp)}; export --block --verity / cp wall: ${x(rExpVCp)}` +
+    (exp ? ` (disk ${(exp.bytes / MB).toFixed(0)} MB)` : ''));
+  console.log(`export --block --verity / (cp + veritysetup format) wall: ${x(expV && cp && vs ? expV.wall / (cp.wall + vs.wall) : null)}`);
+  console.log(`target export peak RSS < 300 MB:                ${targets.exportRss}` +
+    (exportRssMB != null ? ` (${exportRssMB.toFixed(1)} MB)` : ''));
 
   if (json) {
     const out = {
@@ -496,8 +604,9 @@ async function main() {
         error: r.ok ? undefined : r.err,
         wallS: r.ok ? r.wall : null,
         wallRunsS: r.runs.map((x) => x.wall ?? null),
-        mbPerS: r.ok && r.wall > 0 ? stats.bytes / MB / r.wall : null,
-        filesPerS: r.ok && r.wall > 0 ? stats.entries / r.wall : null,
+        bytes: r.bytes ?? stats.bytes,
+        mbPerS: r.ok && r.wall > 0 ? (r.bytes ?? stats.bytes) / MB / r.wall : null,
+        filesPerS: r.ok && r.wall > 0 && r.bytes == null ? stats.entries / r.wall : null,
         peakRssMB: r.ok && r.rssKiB != null ? r.rssKiB / 1024 : null,
         outputBytes: r.ok ? r.outBytes : null,
       })),
@@ -506,6 +615,8 @@ async function main() {
         oursOverTarZstd: rTz,
         tarRafsOverDirRafsThroughput: rTarDir,
         tarRafsLiveTarOverDirRafsThroughput: rTarLiveDir,
+        exportOverCp: rExpCp,
+        exportVerityOverCp: rExpVCp,
       },
       targets,
     };
