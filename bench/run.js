@@ -12,6 +12,7 @@
 //   BENCH_TIMEOUT    seconds after which a run is killed (default: none)
 //   BENCH_TMPDIR     parent of the scratch dir (default os.tmpdir(), i.e. /tmp)
 //   BENCH_WARM       'data' (default): warm-up walk also reads file contents; 'meta': metadata only
+//   BENCH_FLOOR      '0' skips bench/zstd-floor.js (zstd-3 of the tree's chunks alone, on all cores)
 //   BENCH_TIME_BIN   path of GNU time (default /usr/bin/time; a missing path exercises the fallback)
 //
 // Each command is wrapped in `/usr/bin/time -o <file> -f '%e %M'` (wall s, peak RSS KiB;
@@ -457,6 +458,20 @@ async function runScenario(sc, { tree, scratch, runs }) {
 
 // ---------------------------------------------------------------- output
 
+/** bench/zstd-floor.js on the tree: the wall time of its compression alone, or null if it fails. */
+function zstdFloor(tree) {
+  process.stderr.write('  measuring the zstd floor ...');
+  try {
+    const out = execFileSync(process.execPath, [path.join(ROOT, 'bench/zstd-floor.js'), tree], { encoding: 'utf8' });
+    const r = JSON.parse(out.trim().split('\n').pop());
+    process.stderr.write(` ${fmt(r.wallS)} s\n`);
+    return r;
+  } catch (e) {
+    process.stderr.write(` failed: ${e.message}\n`);
+    return null;
+  }
+}
+
 function fmt(x, digits = 2) {
   return x == null || !Number.isFinite(x) ? 'n/a' : x.toFixed(digits);
 }
@@ -548,6 +563,7 @@ async function main() {
   const by = (pred) => results.find((r) => r.ok && pred(SCENARIOS.find((s) => s.name === r.name)));
   const ours = by((s) => s.ours);
   const erofs = by((s) => s.ref === 'erofs');
+  const floor = ours && process.env.BENCH_FLOOR !== '0' ? zstdFloor(tree) : null;
   const tz = by((s) => s.ref === 'tarzstd');
   const ratio = (a, b) => (a && b && b.wall > 0 ? a.wall / b.wall : null);
   const rErofs = ratio(ours, erofs);
@@ -575,6 +591,10 @@ async function main() {
   console.log('');
   const x = (r) => (r == null ? 'n/a' : `${fmt(r)}x`);
   console.log(`ours / mkfs.erofs wall: ${x(rErofs)}`);
+  if (floor) {
+    console.log(`  floor: zstd level 3 alone (upstream's default) on ${floor.threads} threads, every chunk already in memory:` +
+      ` ${fmt(floor.wallS)} s = ${x(erofs ? floor.wallS / erofs.wall : null)} mkfs.erofs wall, ${fmt(ours ? floor.wallS / ours.wall : null)} of ours`);
+  }
   console.log(`ours / tar|zstd wall:   ${x(rTz)}`);
   console.log(`target ours wall <= 0.5 x mkfs.erofs -zlz4 wall: ${targets.wallVsErofs}`);
   console.log(`target ours peak RSS < 300 MB:                  ${targets.rss}` +
@@ -615,6 +635,7 @@ async function main() {
         oursOverTarZstd: rTz,
         tarRafsOverDirRafsThroughput: rTarDir,
         tarRafsLiveTarOverDirRafsThroughput: rTarLiveDir,
+        zstdFloorOverErofs: floor && erofs ? floor.wallS / erofs.wall : null,
         exportOverCp: rExpCp,
         exportVerityOverCp: rExpVCp,
       },
