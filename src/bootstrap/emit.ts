@@ -56,7 +56,10 @@ export function emitBootstrap(input: EmitInput): Buffer {
       used.set(tarfs ? `${c.digest.toString('latin1')}/${c.blobIndex}` : r.chunk, { chunk: r.chunk, fileOffset: r.fileOffset });
     }
   }
-  const table = [...used.values()].sort((a, b) => Buffer.compare(chunks[a.chunk].digest, chunks[b.chunk].digest) || chunks[a.chunk].blobIndex - chunks[b.chunk].blobIndex);
+  // Digests as latin1 strings compare as their bytes do, far faster than Buffer.compare.
+  const keyed = [...used.values()].map((u) => ({ u, key: chunks[u.chunk].digest.toString('latin1'), blob: chunks[u.chunk].blobIndex }));
+  keyed.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : a.blob - b.blob));
+  const table = keyed.map((k) => k.u);
   const ctOff = alignUp(inodeEnd, 4096);
   const ctSize = ci.SIZE * table.length;
   const length = alignUp(table.length > 0 ? ctOff + ctSize : inodeEnd, 4096);

@@ -164,16 +164,19 @@ function openCompatible(file: string, what: string, chunkSize: number, explicitU
 
 /** Removes whiteout markers from a tree that has no lower layer; an overlayfs opaque dir stays. */
 function dropWhiteouts(root: TreeNode, spec: 'oci' | 'overlayfs'): void {
+  let dropped = false;
   const visit = (dir: TreeNode) => {
     dir.children = dir.children!.filter((c) => {
       const kind = whiteoutType(c, spec);
-      return kind === undefined || kind === 'overlayfs-opaque';
+      const keep = kind === undefined || kind === 'overlayfs-opaque';
+      if (!keep) dropped = true;
+      return keep;
     });
     for (const c of dir.children) if (isDirNode(c)) visit(c);
   };
   visit(root);
   // A dropped marker may have been the first name of a hardlink group.
-  normalizeHardlinks(root);
+  if (dropped) normalizeHardlinks(root);
 }
 
 export async function create(o: CreateOptions): Promise<CreateResult> {

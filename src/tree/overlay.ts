@@ -1,7 +1,7 @@
 // Whiteouts and the overlay of one layer's tree onto the tree below it (tar-merge-export.md
 // §2, §3.1, §3.2). Pure rules over TreeNodes: no I/O.
 import { NydusError } from '../errors.js';
-import { isDirNode, layoutOrder, type TreeNode } from './node.js';
+import { isDirNode, layoutOrder, walk, type TreeNode } from './node.js';
 import { S_IFMT, S_IFDIR, S_IFCHR } from '../format/mode.js';
 
 export type WhiteoutSpec = 'oci' | 'overlayfs' | 'none';
@@ -44,10 +44,11 @@ export const WHITEOUT_SPECS: readonly WhiteoutSpecDef[] = [
     name: 'oci',
     help: 'OCI image spec: .wh.NAME removes NAME, .wh..wh..opq empties the directory',
     detect(n) {
-      if (!isUtf8(n.name)) return undefined;
-      if (n.name.equals(OCI_WHITEOUT_OPAQUE)) return 'oci-opaque';
-      if (n.name.length >= OCI_WHITEOUT_PREFIX.length && n.name.subarray(0, OCI_WHITEOUT_PREFIX.length).equals(OCI_WHITEOUT_PREFIX)) return 'oci-removal';
-      return undefined;
+      // The byte prefix first: decoding every name to test UTF-8 is the costly part.
+      const nm = n.name;
+      if (nm.length < 4 || nm[0] !== 0x2e || nm[1] !== 0x77 || nm[2] !== 0x68 || nm[3] !== 0x2e) return undefined;
+      if (!isUtf8(nm)) return undefined;
+      return nm.equals(OCI_WHITEOUT_OPAQUE) ? 'oci-opaque' : 'oci-removal';
     },
   },
   {
@@ -155,9 +156,16 @@ function mergeChildren(target: TreeNode, upperKids: readonly TreeNode[], def: Wh
  * No node is left linking to a node that is no longer in the tree.
  */
 export function normalizeHardlinks(root: TreeNode): void {
+  // Nodes some other node links to; a node neither linking nor linked to is its own group.
+  const linked = new Set<TreeNode>();
+  for (const n of walk(root)) if (n.linkTo) linked.add(n.linkTo);
   const groups = new Map<TreeNode, TreeNode[]>();
   for (const n of layoutOrder(root)) {
     if (isDirNode(n)) continue;
+    if (!n.linkTo && !linked.has(n)) {
+      n.links = 1;
+      continue;
+    }
     const head = n.linkTo ?? n;
     let g = groups.get(head);
     if (!g) groups.set(head, (g = []));
