@@ -428,6 +428,9 @@ async function runScenario(sc, { tree, scratch, runs }) {
     try {
       if (sc.setup) await sc.setup(ctx);
       const cmd = sc.command(ctx);
+      // Every run starts with no dirty pages left by earlier ones: writeback of the GBs the
+      // scenarios before it wrote would otherwise throttle this run's writes.
+      execFileSync('sync');
       if (sc.bytes) res.bytes = sc.bytes(ctx);
       res.cmd = showArgv(cmd.argv);
       r = await timedRun(cmd.argv, { cwd: ROOT, logDir, discardStdout: cmd.discardStdout });
