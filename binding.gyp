@@ -2,8 +2,8 @@
   "targets": [
     {
       "target_name": "nydus_native",
-      "sources": ["src/native/xattr.c"],
-      "cflags": ["-O2", "-Wall"]
+      "sources": ["src/native/xattr.c", "src/native/lz4.c"],
+      "cflags": ["-O3", "-Wall"]
     }
   ]
 }

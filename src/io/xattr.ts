@@ -1,17 +1,5 @@
 // Extended attributes and lstat by byte-string path through the project's small native addon.
-import { createRequire } from 'node:module';
-
-interface Native {
-  llist(path: Buffer): Buffer;
-  lget(path: Buffer, name: Buffer): Buffer;
-  lset(path: Buffer, name: Buffer, value: Buffer): void;
-  lstatInto(path: Buffer, out: Float64Array): void;
-  setPipeSize(fd: number, size: number): number;
-}
-
-const require = createRequire(import.meta.url);
-// The addon sits in build/Release at the package root, two levels above both src/io and dist/io.
-const native = require('../../build/Release/nydus_native.node') as Native;
+import { native } from './native.js';
 
 /** The xattrs of a path (not following a final symlink), sorted by name. */
 export function readXattrs(path: Buffer): Array<{ name: Buffer; value: Buffer }> {

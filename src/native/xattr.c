@@ -179,6 +179,9 @@ static napi_value set_pipe_size(napi_env env, napi_callback_info info) {
   return result;
 }
 
+// src/native/lz4.c
+napi_value lz4_compress_into(napi_env env, napi_callback_info info);
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     {"llist", NULL, llist, NULL, NULL, NULL, napi_default, NULL},
@@ -186,8 +189,9 @@ static napi_value init(napi_env env, napi_value exports) {
     {"lset", NULL, lset, NULL, NULL, NULL, napi_default, NULL},
     {"lstatInto", NULL, lstat_into, NULL, NULL, NULL, napi_default, NULL},
     {"setPipeSize", NULL, set_pipe_size, NULL, NULL, NULL, napi_default, NULL},
+    {"lz4CompressInto", NULL, lz4_compress_into, NULL, NULL, NULL, napi_default, NULL},
   };
-  CALL(env, napi_define_properties(env, exports, 5, props));
+  CALL(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   return exports;
 }
 

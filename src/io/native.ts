@@ -1,0 +1,17 @@
+// The project's small native addon (src/native, built by node-gyp into build/Release): xattrs,
+// lstat and pipe sizes by the syscalls Node lacks, and LZ4 block compression into a buffer.
+import { createRequire } from 'node:module';
+
+export interface Native {
+  llist(path: Buffer): Buffer;
+  lget(path: Buffer, name: Buffer): Buffer;
+  lset(path: Buffer, name: Buffer, value: Buffer): void;
+  lstatInto(path: Buffer, out: Float64Array): void;
+  setPipeSize(fd: number, size: number): number;
+  /** A bare LZ4 block of src in dst; its size, or -1 when it does not fit in dst. */
+  lz4CompressInto(dst: Uint8Array, src: Uint8Array): number;
+}
+
+const require = createRequire(import.meta.url);
+// The addon sits in build/Release at the package root, two levels above both src/io and dist/io.
+export const native = require('../../build/Release/nydus_native.node') as Native;
