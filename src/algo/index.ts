@@ -39,15 +39,24 @@ const ZSTD_LEVEL = 3;
 const lz4Bound = (n: number) => n + Math.floor(n / 255) + 16;
 
 let zstdCtx: InstanceType<typeof zstdBinding.CCtx> | undefined;
-/** zstd straight into the caller's buffer: no garbage per chunk (one context per thread). */
+let zstdScratch = new Uint8Array(0);
+
+/** ZSTD_COMPRESSBOUND: the largest frame n bytes can become. */
+const zstdBound = (n: number) => n + (n >>> 8) + (n < 128 << 10 ? ((128 << 10) - n) >>> 11 : 0);
+
+/**
+ * zstd into the caller's buffer through a scratch buffer that always fits the frame (one context
+ * and one scratch per thread): most chunks of a real tree (compressed files) do not shrink, and
+ * letting zstd fail on a too-small dst costs a thrown exception per chunk.
+ */
 function zstdInto(dst: Uint8Array, src: Uint8Array): number {
   zstdCtx ??= new zstdBinding.CCtx();
-  try {
-    return zstdCtx.compress(dst, src, ZSTD_LEVEL);
-  } catch (e) {
-    if (/too small/i.test((e as Error).message)) return -1;
-    throw e;
-  }
+  const bound = zstdBound(src.byteLength);
+  if (zstdScratch.byteLength < bound) zstdScratch = new Uint8Array(Math.max(bound, 1 << 20));
+  const n = zstdCtx.compress(zstdScratch, src, ZSTD_LEVEL);
+  if (n > dst.byteLength) return -1;
+  dst.set(zstdScratch.subarray(0, n));
+  return n;
 }
 
 export const COMPRESSORS: readonly Compressor[] = [
