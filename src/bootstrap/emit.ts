@@ -126,12 +126,12 @@ export function emitBootstrap(input: EmitInput): Buffer {
     } else {
       iu = n.rdev;
     }
-    ino.encodeExtended({
+    ino.encodeExtendedInto({
       extended: true, layout: p.layout, i_xattr_icount: p.xattrs.length === 0 ? 0 : (p.xattrs.length - 12) / 4 + 1,
       i_mode: n.mode, i_size: size, i_u: iu, i_ino: p.index,
       i_uid: input.explicitUidGid ? n.uid : 0, i_gid: input.explicitUidGid ? n.gid : 0,
       i_mtime: n.mtime, i_mtime_nsec: n.mtimeNsec, i_nlink: nlink,
-    }).copy(buf, off);
+    }, buf, off);
     p.xattrs.copy(buf, off + ino.EXTENDED_SIZE);
   }
 
@@ -149,12 +149,13 @@ export function emitBootstrap(input: EmitInput): Buffer {
 /** Upstream's dump walk (walk_bfs): a directory's children in order, then each child directory's. */
 function* dumpOrder(root: TreeNode): Generator<TreeNode> {
   yield root;
-  const visit = function* (dir: TreeNode): Generator<TreeNode> {
-    const kids = dir.children ?? [];
+  // An explicit stack of directories still to list, the next one on top.
+  const stack: TreeNode[] = [root];
+  while (stack.length > 0) {
+    const kids = stack.pop()!.children ?? [];
     yield* kids;
-    for (const c of kids) if ((c.mode & S_IFMT) === S_IFDIR) yield* visit(c);
-  };
-  yield* visit(root);
+    for (let i = kids.length - 1; i >= 0; i--) if ((kids[i].mode & S_IFMT) === S_IFDIR) stack.push(kids[i]);
+  }
 }
 
 function dirData(p: PlacedNode, nidOf: (n: PlacedNode['node']) => number, parentNid: number, B: number): Buffer {

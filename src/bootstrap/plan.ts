@@ -44,9 +44,12 @@ export interface Plan {
 
 /** The 128 lists of partly filled blocks, keyed by their free bytes / 32. */
 class Fragments {
+  /** FIFO queues: blocks are taken from heads[i] on, never shifted out (shift is O(n) on long arrays). */
   private readonly lists: number[][];
+  private readonly heads: number[];
   constructor(private readonly B: number) {
     this.lists = Array.from({ length: B / 32 }, () => []);
+    this.heads = this.lists.map(() => 0);
   }
   register(off: number): void {
     const used = off % this.B;
@@ -57,8 +60,8 @@ class Fragments {
     const slots = Math.ceil(n / 32);
     for (let idx = slots; idx < this.lists.length; idx++) {
       const list = this.lists[idx];
-      if (list.length === 0) continue;
-      const block = list.shift()!;
+      if (this.heads[idx] === list.length) continue;
+      const block = list[this.heads[idx]++];
       const at = block + this.B - idx * 32;
       this.register(at + slots * 32);
       return at;

@@ -2,14 +2,25 @@
 // every offset and size RAFS stores fits in 2^53.
 import { formatError } from '../errors.js';
 
+const TWO_32 = 0x1_0000_0000;
+
 export function u64(buf: Buffer, off: number, structure = 'u64', field = 'value'): number {
-  const v = buf.readBigUInt64LE(off);
-  if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw formatError(structure, field, v, 'larger than 2^53');
-  return Number(v);
+  const lo = buf.readUInt32LE(off);
+  const hi = buf.readUInt32LE(off + 4);
+  // 2^53 - 1 has 21 bits above the low word.
+  if (hi >= 0x20_0000) throw formatError(structure, field, buf.readBigUInt64LE(off), 'larger than 2^53');
+  return hi * TWO_32 + lo;
 }
 
+/** Two 32-bit writes for safe integers (BigInt per field was a hot spot of bootstrap writing). */
 export function putU64(buf: Buffer, off: number, v: number): void {
-  buf.writeBigUInt64LE(BigInt(v), off);
+  if (!Number.isSafeInteger(v) || v < 0) {
+    // Out of range: the BigInt path throws as it always did.
+    buf.writeBigUInt64LE(BigInt(v), off);
+    return;
+  }
+  buf.writeUInt32LE(v % TWO_32, off);
+  buf.writeUInt32LE(Math.floor(v / TWO_32), off + 4);
 }
 
 /** A NUL-padded ASCII field, with the padding trimmed. */

@@ -61,13 +61,15 @@ export function* walk(root: TreeNode): Generator<TreeNode> {
 
 /** Upstream's layout order: a directory, its non-directory children, then each subdirectory's subtree. */
 export function* layoutOrder(root: TreeNode): Generator<TreeNode> {
-  const visit = function* (dir: TreeNode): Generator<TreeNode> {
+  // Depth-first with an explicit stack: nested yield* would resume every level per node.
+  const stack: TreeNode[] = [root];
+  while (stack.length > 0) {
+    const dir = stack.pop()!;
     yield dir;
     const kids = dir.children ?? [];
     for (const c of kids) if (!isDirNode(c)) yield c;
-    for (const c of kids) if (isDirNode(c)) yield* visit(c);
-  };
-  yield* visit(root);
+    for (let i = kids.length - 1; i >= 0; i--) if (isDirNode(kids[i])) stack.push(kids[i]);
+  }
 }
 
 export const displayPath = (p: Buffer) => p.toString('utf8');

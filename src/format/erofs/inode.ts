@@ -29,18 +29,24 @@ export interface Inode {
 
 export function encodeExtended(ino: Inode): Buffer {
   const b = Buffer.alloc(EXTENDED_SIZE);
-  b.writeUInt16LE(1 | (ino.layout << 1), 0);
-  b.writeUInt16LE(ino.i_xattr_icount, 2);
-  b.writeUInt16LE(ino.i_mode, 4);
-  putU64(b, 8, ino.i_size);
-  b.writeUInt32LE(ino.i_u >>> 0, 16);
-  b.writeUInt32LE(ino.i_ino >>> 0, 20);
-  b.writeUInt32LE(ino.i_uid >>> 0, 24);
-  b.writeUInt32LE(ino.i_gid >>> 0, 28);
-  putU64(b, 32, ino.i_mtime);
-  b.writeUInt32LE(ino.i_mtime_nsec, 40);
-  b.writeUInt32LE(ino.i_nlink, 44);
+  encodeExtendedInto(ino, b, 0);
   return b;
+}
+
+/** The same 64 bytes written at off in b (reserved bytes zeroed): no buffer per inode. */
+export function encodeExtendedInto(ino: Inode, b: Buffer, off: number): void {
+  b.fill(0, off, off + EXTENDED_SIZE);
+  b.writeUInt16LE(1 | (ino.layout << 1), off);
+  b.writeUInt16LE(ino.i_xattr_icount, off + 2);
+  b.writeUInt16LE(ino.i_mode, off + 4);
+  putU64(b, off + 8, ino.i_size);
+  b.writeUInt32LE(ino.i_u >>> 0, off + 16);
+  b.writeUInt32LE(ino.i_ino >>> 0, off + 20);
+  b.writeUInt32LE(ino.i_uid >>> 0, off + 24);
+  b.writeUInt32LE(ino.i_gid >>> 0, off + 28);
+  putU64(b, off + 32, ino.i_mtime);
+  b.writeUInt32LE(ino.i_mtime_nsec, off + 40);
+  b.writeUInt32LE(ino.i_nlink, off + 44);
 }
 
 /** Decodes the inode at off; `epoch` is the superblock build_time compact inodes inherit. */
