@@ -6,7 +6,7 @@ import * as dirent from '../format/erofs/dirent.js';
 import * as xattr from '../format/erofs/xattr.js';
 import { EXTENDED_SIZE, LAYOUT_CHUNK_BASED, LAYOUT_FLAT_INLINE, LAYOUT_FLAT_PLAIN } from '../format/erofs/inode.js';
 import { alignUp } from '../format/util.js';
-import { S_IFMT, S_IFDIR, S_IFLNK, S_IFREG, layoutOrder, type TreeNode } from '../tree/node.js';
+import { S_IFMT, S_IFDIR, S_IFLNK, S_IFREG, type TreeNode } from '../tree/node.js';
 
 export interface PlacedNode {
   node: TreeNode;
@@ -103,13 +103,9 @@ export function planBootstrap(root: TreeNode, blockSize: number): Plan {
   const { numbers } = numberInodes(root);
 
   // Placement needs names only; nids for dirents are filled in at emit time.
-  const parents = new Map<TreeNode, TreeNode>([[root, root]]);
-  for (const node of layoutOrder(root)) {
-    const parent = parents.get(node)!;
-    parents.delete(node);
-    if (node.children) for (const c of node.children) parents.set(c, node);
+  const place = (node: TreeNode, parent: TreeNode): void => {
     entries++;
-    if (node.linkTo) continue;
+    if (node.linkTo) return;
     const index = numbers.get(node)!;
     const type = node.mode & S_IFMT;
     const xa = xattr.encode(node.xattrs);
@@ -183,6 +179,15 @@ export function planBootstrap(root: TreeNode, blockSize: number): Plan {
     if (!Number.isSafeInteger(p.nid) || p.nid > 0xffffffff) throw new NydusError('INTERNAL', 'inode area too large');
     nodes.push(p);
     byNode.set(node, p);
+  };
+  // Upstream's layout order (layoutOrder in tree/node.ts), walked here so each node comes with its parent.
+  const stack: Array<[TreeNode, TreeNode]> = [[root, root]];
+  while (stack.length > 0) {
+    const [dir, parent] = stack.pop()!;
+    place(dir, parent);
+    const kids = dir.children ?? [];
+    for (const c of kids) if ((c.mode & S_IFMT) !== S_IFDIR) place(c, dir);
+    for (let i = kids.length - 1; i >= 0; i--) if ((kids[i].mode & S_IFMT) === S_IFDIR) stack.push([kids[i], dir]);
   }
   return { nodes, byNode, end: cursor, entries };
 }
