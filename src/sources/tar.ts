@@ -63,6 +63,7 @@ const GNU_SPARSE = Buffer.from('GNU.sparse.');
 const SKIPPED = new Set(['/stargz.index.json', '/.prefetch.landmark', '/.no.prefetch.landmark']);
 const XATTR_PREFIXES = ['user.', 'security.', 'trusted.', 'system.posix_acl_access', 'system.posix_acl_default'].map((p) => Buffer.from(p));
 const SCHILY = Buffer.from('SCHILY.xattr.');
+const NO_RECORDS: PaxRecord[] = [];
 
 const T = (c: string) => c.charCodeAt(0);
 const TYPE_OF: Record<number, number> = {
@@ -463,6 +464,9 @@ async function* members(pull: Pull, input: string, checkIds: boolean, expandSpar
   let longLink: Buffer | undefined;
   let pax: PaxRecord[] | undefined;
   let last = 'the start';
+  /** The parent directory of the previous member and its key (see the implied parents below). */
+  let lastParentKey = '';
+  let lastParent: TreeNode | undefined;
 
   const where = (at: number) => `tar offset ${at} (after ${last})`;
   const fail = (path: string, why: string) => new NydusError('SOURCE', why, { path });
@@ -641,7 +645,8 @@ async function* members(pull: Pull, input: string, checkIds: boolean, expandSpar
     }
 
     const xattrs = new Map<string, TreeNode['xattrs'][number]>();
-    for (const r of ext ?? []) {
+    // Most members have no PAX records at all: no map or array work for them.
+    for (const r of ext ?? NO_RECORDS) {
       if (r.key.length <= SCHILY.length || !r.key.subarray(0, SCHILY.length).equals(SCHILY)) continue;
       const xname = Buffer.from(r.key.subarray(SCHILY.length));
       const shown = JSON.stringify(xname.toString('utf8'));
@@ -651,7 +656,7 @@ async function* members(pull: Pull, input: string, checkIds: boolean, expandSpar
       }
       xattrs.set(xname.toString('latin1'), { name: xname, value: Buffer.from(r.value) });
     }
-    node.xattrs = [...xattrs.values()].sort((a, b) => Buffer.compare(a.name, b.name));
+    if (xattrs.size > 0) node.xattrs = [...xattrs.values()].sort((a, b) => Buffer.compare(a.name, b.name));
 
     const old = nodes.get(key);
     if (linkTarget) {
@@ -673,18 +678,27 @@ async function* members(pull: Pull, input: string, checkIds: boolean, expandSpar
       node.linkTo = primary;
     }
 
-    // Implied parents, with the synthetic root's attributes.
-    let parent = nodes.get('/')!;
-    let pk = '';
-    for (let i = 1; i < comps.length; i++) {
-      pk += `/${L(comps[i - 1]!)}`;
-      let dir = nodes.get(pk);
-      if (!dir) {
-        dir = syntheticDir(comps.slice(0, i));
-        nodes.set(pk, dir);
-        yield { node: dir, parent };
+    // Implied parents, with the synthetic root's attributes. Members come grouped by directory,
+    // so the last member's parent is usually this one's: its key is a prefix of this key.
+    let parent: TreeNode;
+    const parentKeyLength = comps.length <= 1 ? 0 : key.length - 1 - comps[comps.length - 1]!.length;
+    if (lastParent !== undefined && parentKeyLength === lastParentKey.length && key.startsWith(lastParentKey) && nodes.get(lastParentKey) === lastParent) {
+      parent = lastParent;
+    } else {
+      parent = nodes.get('/')!;
+      let pk = '';
+      for (let i = 1; i < comps.length; i++) {
+        pk += `/${L(comps[i - 1]!)}`;
+        let dir = nodes.get(pk);
+        if (!dir) {
+          dir = syntheticDir(comps.slice(0, i));
+          nodes.set(pk, dir);
+          yield { node: dir, parent };
+        }
+        parent = dir;
       }
-      parent = dir;
+      lastParentKey = key.slice(0, parentKeyLength);
+      lastParent = parent;
     }
     nodes.set(key, node);
 

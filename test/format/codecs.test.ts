@@ -13,6 +13,8 @@ import * as meta from '../../src/format/blob/meta-header.js';
 import * as bci from '../../src/format/blob/chunk-info.js';
 import * as toc from '../../src/format/blob/toc.js';
 import * as tar from '../../src/format/blob/tar-header.js';
+import { decodeNumber } from '../../src/format/tar/header.js';
+import { prng } from '../helpers/tree.js';
 
 const superblock: sb.Superblock = {
   magic: sb.MAGIC, checksum: 0, feature_compat: sb.FEATURE_COMPAT_RAFS_V6, blkszbits: 12, sb_extslots: 0, root_nid: 128,
@@ -200,5 +202,33 @@ describe('blob structures', () => {
     expect(tar.decode(tar.encode('image.blob', 9 * 2 ** 30), 0).size).toBe(9 * 2 ** 30);
     h[0] ^= 1;
     expect(() => tar.decode(h, 0)).toThrow(/tar_header\.chksum/);
+  });
+  it('tar numeric fields: the byte-level fast path agrees with the text rule on any mix of digits, spaces, NULs and junk', () => {
+    // The rule: up to the first NUL, trimmed as JS trims latin1 text (tab, LF, VT, FF, CR,
+    // space, NBSP); blank is 0; otherwise octal digits only, or the field is an error.
+    const rule = (f: Buffer): number | 'error' => {
+      const nul = f.indexOf(0);
+      const text = f.toString('latin1', 0, nul < 0 ? f.length : nul).trim();
+      if (text === '') return 0;
+      return /^[0-7]+$/.test(text) ? parseInt(text, 8) : 'error';
+    };
+    const alphabet = [0x20, 0x00, 0x30, 0x31, 0x37, 0x38, 0x09, 0x0a, 0xa0, 0x41, 0x35];
+    const noise = prng(42, 12 * 40000);
+    for (let t = 0; t < 40000; t++) {
+      const len = 1 + (t % 12);
+      const f = Buffer.alloc(len);
+      for (let i = 0; i < len; i++) f[i] = alphabet[noise[12 * t + i]! % alphabet.length]!;
+      if (f[0]! & 0x80) continue; // base-256, another path
+      const block = Buffer.concat([Buffer.from('xx'), f, Buffer.from('yy')]);
+      let got: number | 'error';
+      try {
+        got = decodeNumber(block, 2, len, 'f');
+      } catch {
+        got = 'error';
+      }
+      expect(got, JSON.stringify(f.toString('latin1'))).toBe(rule(f));
+    }
+    expect(decodeNumber(Buffer.from('0000644\0'), 0, 8, 'mode')).toBe(0o644);
+    expect(decodeNumber(Buffer.from(' 12345670123 '), 0, 12, 'size')).toBe(0o12345670123);
   });
 });

@@ -43,14 +43,29 @@ function bytes(block: Buffer, off: number, len: number): Buffer {
 
 /** An octal number (NUL or space terminated, blank = 0) or GNU base-256 (high bit of the first byte set). */
 export function decodeNumber(block: Buffer, off: number, len: number, field: string): number {
-  const f = block.subarray(off, off + len);
-  if (f[0]! & 0x80) {
+  const end = off + len;
+  if (block[off]! & 0x80) {
+    const f = block.subarray(off, end);
     if (f[0] === 0xff) throw formatError('tar_header', field, `0x${f.toString('hex')}`, 'negative base-256 number');
     let v = BigInt(f[0]! & 0x7f);
     for (let i = 1; i < len; i++) v = (v << 8n) | BigInt(f[i]!);
     if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw formatError('tar_header', field, v, 'larger than 2^53');
     return Number(v);
   }
+  // Fast path for the common shape, without a string or a view per field: spaces, octal
+  // digits, spaces, then the field's end or a NUL. Anything else takes the general path below.
+  let i = off;
+  while (i < end && block[i] === 0x20) i++;
+  const start = i;
+  let v = 0;
+  while (i < end && block[i]! >= 0x30 && block[i]! <= 0x37) {
+    v = v * 8 + (block[i]! - 0x30);
+    i++;
+  }
+  const digits = i - start;
+  while (i < end && block[i] === 0x20) i++;
+  if ((i === end || block[i] === 0) && digits <= 17) return v;
+  const f = block.subarray(off, end);
   const nul = f.indexOf(0);
   const text = f.toString('latin1', 0, nul < 0 ? len : nul).trim();
   if (text === '') return 0;
