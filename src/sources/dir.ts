@@ -48,14 +48,15 @@ function statNode(abs: Buffer, rel: Buffer, name: Buffer): { node: TreeNode; key
 
 class FileReader implements ContentReader {
   private pos = 0;
-  constructor(private readonly fd: number, private readonly path: string) {}
+  /** The path as bytes: it becomes text only for an error message. */
+  constructor(private readonly fd: number, private readonly path: Buffer) {}
   read(into: Uint8Array, offset: number, length: number): number {
     try {
       const n = fs.readSync(this.fd, into, offset, length, this.pos);
       this.pos += n;
       return n;
     } catch (e) {
-      throw fsError('SOURCE', this.path, e);
+      throw fsError('SOURCE', this.path.toString(), e);
     }
   }
   close(): void {
@@ -66,7 +67,7 @@ class FileReader implements ContentReader {
 function opener(abs: Buffer): () => ContentReader {
   return () => {
     try {
-      return new FileReader(fs.openSync(abs, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW), abs.toString());
+      return new FileReader(fs.openSync(abs, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW), abs);
     } catch (e) {
       throw fsError('SOURCE', abs.toString(), e);
     }
@@ -84,6 +85,8 @@ export async function* dirSource(root: string, opts: DirSourceOptions = {}): Asy
   if (!st.isDirectory()) throw new NydusError('SOURCE', 'not a directory', { path: root });
   const rootAbs = Buffer.from(root.replace(/\/+$/, '') || '/');
   const exclude = new Set((opts.exclude ?? []).map((p) => Buffer.from(p).toString('latin1')));
+  // Only a name that some excluded path ends in needs its full path resolved and looked up.
+  const excludedNames = new Set([...exclude].map((p) => path.basename(p)));
   const links = new Map<string, TreeNode>();
   const top = statNode(rootAbs, SLASH, Buffer.alloc(0)).node;
   if (opts.zeroRootMtime) {
@@ -103,7 +106,7 @@ export async function* dirSource(root: string, opts: DirSourceOptions = {}): Asy
     const subdirs: Array<[TreeNode, Buffer]> = [];
     for (const name of names) {
       const childAbs = Buffer.concat([abs, SLASH, name]);
-      if (exclude.size > 0 && exclude.has(path.resolve(childAbs.toString('latin1')))) continue;
+      if (excludedNames.has(name.toString('latin1')) && exclude.has(path.resolve(childAbs.toString('latin1')))) continue;
       const rel = dir.path.length === 1 ? Buffer.concat([SLASH, name]) : Buffer.concat([dir.path, SLASH, name]);
       const { node, key } = statNode(childAbs, rel, name);
       if (key !== undefined) {
