@@ -14,8 +14,8 @@ export function u64(buf: Buffer, off: number, structure = 'u64', field = 'value'
 
 /** Two 32-bit writes for safe integers (BigInt per field was a hot spot of bootstrap writing). */
 export function putU64(buf: Buffer, off: number, v: number): void {
-  if (!Number.isSafeInteger(v) || v < 0) {
-    // Out of range: the BigInt path throws as it always did.
+  if (!Number.isSafeInteger(v) || v < 0 || off < 0 || off + 8 > buf.length) {
+    // Out of range (value or offset): the BigInt path throws, writing nothing, as it always did.
     buf.writeBigUInt64LE(BigInt(v), off);
     return;
   }
