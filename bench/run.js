@@ -234,6 +234,15 @@ const SCENARIOS = [
     },
   },
   {
+    // cp copies in the kernel (copy_file_range); dd moves every byte through user space, as export does.
+    name: 'dd',
+    desc: 'dd bs=1M of a file as large as the export disk',
+    enabled: true,
+    ref: 'dd',
+    bytes: (c) => exportImage(c).diskBytes,
+    command: (c) => ({ argv: ['dd', `if=${exportImage(c).copySource}`, `of=${path.join(c.out, 'copy')}`, 'bs=1M', 'status=none'] }),
+  },
+  {
     // The reference for --verity: veritysetup hashing a file as large as the disk with the same options.
     name: 'veritysetup',
     desc: 'veritysetup format (512-byte data blocks) of a file as large as the export disk',
@@ -583,6 +592,8 @@ async function main() {
   const exportRssMB = exp || expV ? Math.max(rssMB(exp) ?? 0, rssMB(expV) ?? 0) : null;
   const rExpCp = ratio(exp, cp);
   const rExpVCp = ratio(expV, cp);
+  const dd = by((s) => s.ref === 'dd');
+  const rExpDd = ratio(exp, dd);
   const vs = by((s) => s.ref === 'veritysetup');
   const rTarLiveDir = tarLive && ours && tarLive.wall > 0 ? ours.wall / tarLive.wall : null;
   const targets = {
@@ -608,6 +619,7 @@ async function main() {
   console.log(`target tar-rafs >= 0.8 x dir-rafs throughput:   ${targets.tarVsDir}`);
   console.log(`export --block / cp wall: ${x(rExpCp)}; export --block --verity / cp wall: ${x(rExpVCp)}` +
     (exp ? ` (disk ${(exp.bytes / MB).toFixed(0)} MB)` : ''));
+  console.log(`export --block / dd bs=1M wall: ${x(rExpDd)} (dd, like export, copies through user space)`);
   console.log(`export --block --verity / (cp + veritysetup format) wall: ${x(expV && cp && vs ? expV.wall / (cp.wall + vs.wall) : null)}`);
   console.log(`target export peak RSS < 300 MB:                ${targets.exportRss}` +
     (exportRssMB != null ? ` (${exportRssMB.toFixed(1)} MB)` : ''));
@@ -641,6 +653,7 @@ async function main() {
         zstdFloorOverErofs: floor && erofs ? floor.wallS / erofs.wall : null,
         exportOverCp: rExpCp,
         exportVerityOverCp: rExpVCp,
+        exportOverDd: rExpDd,
       },
       targets,
     };
