@@ -11,6 +11,7 @@ import {
   S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK, type ImageNode, type RafsImage,
 } from './model.js';
 import { FEATURE_BATCH, FEATURE_ENCRYPTED, FEATURE_ZRAN } from '../format/rafs/blob-table.js';
+import { BLOCK, checksumOf, padding } from '../format/tar/header.js';
 
 export interface UnpackOptions {
   /** Bootstrap file, or a data blob with its bootstrap inline. */
@@ -30,7 +31,6 @@ export interface UnpackOptions {
 // ending in NUL, uid/gid from 2^21 and size/mtime from 2^33 in GNU base-256; the checksum is
 // six octal digits, NUL, space (nydus's own set_cksum).
 
-export const BLOCK = 512;
 const NAME_MAX = 100;
 const NAME_OFF = 0;
 const MODE_OFF = 100;
@@ -116,9 +116,7 @@ export function encodeUstar(f: UstarFields): Buffer {
   if (f.gname) putBytes(h, GNAME_OFF, OWNER_NAME_MAX, 'gname', f.gname);
   if (f.devmajor !== undefined) putOctal(h, DEVMAJOR_OFF, 8, 'devmajor', f.devmajor);
   if (f.devminor !== undefined) putOctal(h, DEVMINOR_OFF, 8, 'devminor', f.devminor);
-  let sum = 0;
-  for (let i = 0; i < BLOCK; i++) sum += i >= CHKSUM_OFF && i < CHKSUM_OFF + 8 ? 0x20 : h[i]!;
-  h.write(sum.toString(8).padStart(6, '0'), CHKSUM_OFF, 'latin1');
+  h.write(checksumOf(h).toString(8).padStart(6, '0'), CHKSUM_OFF, 'latin1');
   h[CHKSUM_OFF + 6] = 0;
   h[CHKSUM_OFF + 7] = 0x20;
   return h;
@@ -185,7 +183,6 @@ export function paxHeaderName(name: Buffer): Buffer {
 
 const ZEROS = Buffer.alloc(BLOCK * 2);
 
-const padding = (size: number): number => (BLOCK - (size % BLOCK)) % BLOCK;
 
 export interface EntryHeader extends Omit<UstarFields, 'name' | 'linkname'> {
   /** Full path, without a leading '/'. */

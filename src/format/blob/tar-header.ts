@@ -2,6 +2,7 @@
 // all NUL, a 7-digit checksum, the GNU magic "ustar  ".
 import { formatError } from '../../errors.js';
 import { need } from '../util.js';
+import { checksumOf } from '../tar/header.js';
 
 export const SIZE = 512;
 
@@ -19,9 +20,7 @@ export function encode(name: string, size: number): Buffer {
   b.write('0', 156, 'latin1');
   b.write('ustar ', 257, 'latin1');
   b.write(' ', 263, 'latin1');
-  let sum = 0;
-  for (let i = 0; i < SIZE; i++) sum += i >= 148 && i < 156 ? 0x20 : b[i];
-  b.write(sum.toString(8).padStart(7, '0'), 148, 'latin1');
+  b.write(checksumOf(b).toString(8).padStart(7, '0'), 148, 'latin1');
   return b;
 }
 
@@ -37,8 +36,7 @@ export function decode(buf: Buffer, off: number): SectionHeader {
     throw formatError('tar_header', 'magic', JSON.stringify(h.toString('latin1', 257, 265)), 'not a GNU tar header');
   }
   if (h[156] !== 0x30) throw formatError('tar_header', 'typeflag', h[156], "expected '0'");
-  let sum = 0;
-  for (let i = 0; i < SIZE; i++) sum += i >= 148 && i < 156 ? 0x20 : h[i];
+  const sum = checksumOf(h);
   const stored = parseInt(h.toString('latin1', 148, 156).replace(/[\0 ]/g, ''), 8);
   if (stored !== sum) throw formatError('tar_header', 'chksum', stored, `expected ${sum}`);
   const nul = h.subarray(0, 100).indexOf(0);

@@ -211,17 +211,27 @@ export interface RafsV5InodeTable {
 /** On-disk bytes of an inode table with `entries` slots (padded to 8). */
 export const inodeTableSize = (entries: number) => align8(entries * 4);
 
+/** `entries` little-endian u32s at off (the inode and prefetch tables). */
+function decodeU32s(buf: Buffer, off: number, entries: number, structure: string): number[] {
+  need(buf, off, entries * 4, structure);
+  const out = new Array<number>(entries);
+  for (let i = 0; i < entries; i++) out[i] = buf.readUInt32LE(off + i * 4);
+  return out;
+}
+
+/** Little-endian u32s, padded to 8 bytes. */
+function encodeU32s(values: number[]): Buffer {
+  const b = Buffer.alloc(align8(values.length * 4));
+  values.forEach((v, i) => b.writeUInt32LE(v, i * 4));
+  return b;
+}
+
 export function decodeInodeTable(buf: Buffer, off: number, entries: number): RafsV5InodeTable {
-  need(buf, off, entries * 4, 'inode_table');
-  const data = new Array<number>(entries);
-  for (let i = 0; i < entries; i++) data[i] = buf.readUInt32LE(off + i * 4);
-  return { data };
+  return { data: decodeU32s(buf, off, entries, 'inode_table') };
 }
 
 export function encodeInodeTable(table: RafsV5InodeTable): Buffer {
-  const b = Buffer.alloc(inodeTableSize(table.data.length));
-  table.data.forEach((v, i) => b.writeUInt32LE(v, i * 4));
-  return b;
+  return encodeU32s(table.data);
 }
 
 /** RafsV5InodeTable::get: the byte offset of child index `ino`, checked to lie past the superblock. */
@@ -246,16 +256,11 @@ export interface RafsV5PrefetchTable {
 export const prefetchTableSize = (entries: number) => align8(entries * 4);
 
 export function decodePrefetchTable(buf: Buffer, off: number, entries: number): RafsV5PrefetchTable {
-  need(buf, off, entries * 4, 'prefetch_table');
-  const inodes = new Array<number>(entries);
-  for (let i = 0; i < entries; i++) inodes[i] = buf.readUInt32LE(off + i * 4);
-  return { inodes };
+  return { inodes: decodeU32s(buf, off, entries, 'prefetch_table') };
 }
 
 export function encodePrefetchTable(table: RafsV5PrefetchTable): Buffer {
-  const b = Buffer.alloc(prefetchTableSize(table.inodes.length));
-  table.inodes.forEach((v, i) => b.writeUInt32LE(v, i * 4));
-  return b;
+  return encodeU32s(table.inodes);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -73,6 +73,7 @@ export function decodeNumber(block: Buffer, off: number, len: number, field: str
   return parseInt(text, 8);
 }
 
+/** The header checksum: every byte summed, the 8-byte chksum field (148..155) counted as spaces. */
 export function checksumOf(block: Buffer): number {
   let sum = 8 * 0x20;
   for (let i = 0; i < 148; i++) sum += block[i]!;
