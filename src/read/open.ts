@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { compressorByTocFlag } from '../algo/index.js';
 import { NydusError, formatError, fsError } from '../errors.js';
 import * as toc from '../format/blob/toc.js';
+import * as sbc from '../format/erofs/superblock.js';
 import * as tarHeader from '../format/blob/tar-header.js';
 import type { RafsImage } from './model.js';
 import { FEATURE_INLINED_FS_META, FEATURE_SEPARATE } from '../format/rafs/blob-table.js';
@@ -100,14 +101,30 @@ function nameInlinedBlobs(image: RafsImage, file: string): RafsImage {
  * inlined in it is named after the file (as upstream's load_from_file does): its table says "x"s.
  */
 export function openImage(file: string): RafsImage {
-  let buf: Buffer;
+  // The magic numbers lie in the first 1152 bytes: a data blob (possibly GBs) is never read whole.
+  let isBootstrap: boolean;
   try {
-    buf = fs.readFileSync(file);
+    const fd = fs.openSync(file, 'r');
+    try {
+      const head = Buffer.alloc(sbc.OFFSET + sbc.SIZE);
+      const n = fs.readSync(fd, head, 0, head.length, 0);
+      isBootstrap = isV6(head.subarray(0, n)) || isV5(head.subarray(0, n));
+    } finally {
+      fs.closeSync(fd);
+    }
   } catch (e) {
     throw fsError('SOURCE', file, e);
   }
   try {
-    if (isV6(buf) || isV5(buf)) return nameInlinedBlobs(loadBootstrap(buf), file);
+    if (isBootstrap) {
+      let buf: Buffer;
+      try {
+        buf = fs.readFileSync(file);
+      } catch (e) {
+        throw fsError('SOURCE', file, e);
+      }
+      return nameInlinedBlobs(loadBootstrap(buf), file);
+    }
     const inner = extractInlineBootstrap(file);
     if (!inner) throw new NydusError('FORMAT', 'not a RAFS bootstrap, nor a data blob with an inline bootstrap');
     return nameInlinedBlobs(loadBootstrap(inner), file);
