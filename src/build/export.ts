@@ -15,6 +15,7 @@ import { isV6 } from '../read/v6.js';
 import { BlobReader } from '../read/data.js';
 import type { ChunkInfo, ImageNode, RafsImage } from '../read/model.js';
 import { VerityTree, verityLayout } from './verity.js';
+import { BufferPool } from '../pipeline/buffers.js';
 
 export interface ExportBlockOptions {
   bootstrap: string;
@@ -148,20 +149,11 @@ function checkBlobFiles(plan: DiskPlan): void {
   }
 }
 
-/**
- * Read buffers of one size, each back for reuse once the disk has it: a fresh buffer per chunk
- * cost the kernel a page fault per 4 KiB read and an unmap per buffer freed.
- */
-class ReadBuffers {
-  private readonly free: Buffer[] = [];
-  constructor(readonly size: number) {}
-  take(): Buffer {
-    return this.free.pop() ?? Buffer.allocUnsafeSlow(this.size);
-  }
-  give(b: Buffer): void {
-    if (b.buffer.byteLength === this.size) this.free.push(Buffer.from(b.buffer, 0, this.size));
-  }
-}
+/** Read buffers of one size, each back for reuse once the disk has it: as many as the write-behind can hold. */
+const readBuffers = (size: number) => new BufferPool(size, Math.ceil(WRITE_BEHIND / size) + 2);
+
+/** A Buffer over the first n bytes of a pooled buffer. */
+const view = (b: Uint8Array, n: number) => Buffer.from(b.buffer, b.byteOffset, n);
 
 /** The disk's bytes in order: to the output, and through the verity tree when there is one. */
 class DiskStream {
@@ -231,14 +223,14 @@ async function copyTar(disk: DiskStream, b: DiskBlob, length: number): Promise<v
   } catch (e) {
     throw fsError('SOURCE', b.file, e);
   }
-  const buffers = new ReadBuffers(COPY_PIECE);
+  const buffers = readBuffers(COPY_PIECE);
   try {
     for (let off = 0; off < length; ) {
-      const buf = buffers.take();
+      const buf = buffers.acquire();
       const want = Math.min(COPY_PIECE, length - off);
       const n = fs.readSync(fd, buf, 0, want, off);
       if (n === 0) throw new NydusError('SOURCE', `blob is shorter than the bootstrap needs: ${length} bytes, file ended at ${off}`, { path: b.file });
-      await disk.put(buf.subarray(0, n), () => buffers.give(buf));
+      await disk.put(view(buf, n), () => buffers.release(buf));
       off += n;
     }
   } finally {
@@ -258,14 +250,14 @@ async function writeDisk(disk: DiskStream, plan: DiskPlan, boot: Buffer, reader:
     }
     // Chunks stored raw are read straight into a recycled buffer; compressed ones decompress
     // into a fresh result, their stored bytes passing through the same buffer.
-    const buffers = new ReadBuffers(b.chunks.reduce((m, c) => Math.max(m, c.compressedSize, c.uncompressedSize), 1));
+    const buffers = readBuffers(b.chunks.reduce((m, c) => Math.max(m, c.compressedSize, c.uncompressedSize), 1));
     for (const c of b.chunks) {
       await disk.zerosTo(base + c.uncompressedOffset);
-      const buf = buffers.take();
+      const buf = buffers.acquire();
       const data = reader.readChunk(c, false, buf);
-      if (data.buffer === buf.buffer) await disk.put(data, () => buffers.give(buf));
+      if (data.buffer === buf.buffer) await disk.put(data, () => buffers.release(buf));
       else {
-        buffers.give(buf);
+        buffers.release(buf);
         await disk.put(data);
       }
     }

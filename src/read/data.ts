@@ -51,13 +51,13 @@ export class BlobReader {
    * `into` (at least the chunk's stored size), a chunk stored raw is read into it and the result
    * is a view of it; a compressed chunk's stored bytes land there before decompression.
    */
-  readChunk(c: ChunkInfo, verify = false, into?: Buffer): Buffer {
+  readChunk(c: ChunkInfo, verify = false, into?: Uint8Array): Buffer {
     const h = this.open(c.blobIndex);
     const blob = this.image.blobs[c.blobIndex];
     if (c.compressedOffset + c.compressedSize > h.size) {
       throw new NydusError('SOURCE', `blob is shorter than referenced: chunk ${c.index} needs bytes up to ${c.compressedOffset + c.compressedSize}, file has ${h.size}`, { path: h.file });
     }
-    const stored = into && into.length >= c.compressedSize ? into.subarray(0, c.compressedSize) : Buffer.allocUnsafe(c.compressedSize);
+    const stored = into && into.length >= c.compressedSize ? Buffer.from(into.buffer, into.byteOffset, c.compressedSize) : Buffer.allocUnsafe(c.compressedSize);
     fs.readSync(h.fd, stored, 0, stored.length, c.compressedOffset);
     let raw: Buffer = stored;
     if ((c.flags & CHUNK_COMPRESSED) !== 0) {
