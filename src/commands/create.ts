@@ -1,4 +1,3 @@
-import * as fs from 'node:fs';
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand, parseNumber } from '../cli/base.js';
 import { BUILD_COMPRESSORS, DIGESTER_NAMES, type CompressorName, type DigesterName } from '../algo/index.js';
@@ -9,16 +8,7 @@ import { outputJson, writeOutputJson } from '../cli/output-json.js';
 import { progressReporter } from '../cli/progress.js';
 import { loadPlugins } from '../cli/plugins.js';
 import { WHITEOUT_SPEC_NAMES, type WhiteoutSpec } from '../tree/overlay.js';
-
-/** Prefetch patterns come on stdin, one per line; a closed, empty or missing stdin means none. */
-function readPrefetchList(): string[] {
-  if (process.stdin.isTTY) return [];
-  try {
-    return fs.readFileSync(0, 'utf8').split('\n').map((l) => l.trim()).filter((l) => l.length > 0);
-  } catch {
-    return [];
-  }
-}
+import { readPrefetchList } from '../cli/prefetch-list.js';
 
 export default class Create extends BaseCommand {
   static override summary = 'Create a RAFS filesystem from a directory, tar or stargz source';

@@ -1,19 +1,9 @@
-import * as fs from 'node:fs';
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../cli/base.js';
 import { merge } from '../build/merge.js';
 import { NydusError } from '../errors.js';
 import { outputJson, writeOutputJson } from '../cli/output-json.js';
-
-/** Prefetch patterns come on stdin, one per line; a closed, empty or missing stdin means none. */
-function readPrefetchList(): string[] {
-  if (process.stdin.isTTY) return [];
-  try {
-    return fs.readFileSync(0, 'utf8').split('\n').filter((l) => l.trim().length > 0);
-  } catch {
-    return [];
-  }
-}
+import { readPrefetchList } from '../cli/prefetch-list.js';
 
 /** A comma list flag: items trimmed, as upstream splits them. */
 const list = (v: string | undefined) => (v === undefined ? undefined : v.split(',').map((s) => s.trim()));

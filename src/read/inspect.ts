@@ -7,6 +7,7 @@
 // with their keys in sorted order.
 import { NydusError } from '../errors.js';
 import { SuperFlags } from '../format/rafs/v5.js';
+import { decodeDev } from '../format/erofs/inode.js';
 import { featureWords } from './check.js';
 import type { BlobInfo, ImageNode, RafsImage } from './model.js';
 import {
@@ -490,8 +491,7 @@ function formatMtime(sec: number): string {
 function sizeColumn(n: ImageNode): string {
   const type = n.mode & S_IFMT;
   if (type !== S_IFCHR && type !== S_IFBLK) return String(n.size);
-  const major = (n.rdev >>> 8) & 0xfff;
-  const minor = (n.rdev & 0xff) | ((n.rdev >>> 12) & 0xfff00);
+  const { major, minor } = decodeDev(n.rdev);
   return `${major}, ${minor}`;
 }
 

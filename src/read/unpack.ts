@@ -12,6 +12,7 @@ import {
 } from './model.js';
 import { FEATURE_BATCH, FEATURE_ENCRYPTED, FEATURE_ZRAN } from '../format/rafs/blob-table.js';
 import { BLOCK, checksumOf, padding } from '../format/tar/header.js';
+import { decodeDev } from '../format/erofs/inode.js';
 
 export interface UnpackOptions {
   /** Bootstrap file, or a data blob with its bootstrap inline. */
@@ -245,13 +246,8 @@ function idNames(file: string): Map<number, Buffer> {
 // ---------------------------------------------------------------------------------------------
 // The entries: pre-order depth-first, children in name order; the root and sockets not written.
 
-/** Linux dev_t, glibc-style, from the new_encode_dev form the inode stores. */
-export function decodeDev(rdev: number): { major: number; minor: number } {
-  const d = BigInt(rdev);
-  const major = ((d >> 32n) & 0xfffff000n) | ((d >> 8n) & 0xfffn);
-  const minor = ((d >> 12n) & 0xffffff00n) | (d & 0xffn);
-  return { major: Number(major), minor: Number(minor) };
-}
+/** Major and minor from the new_encode_dev form the inode stores (a u32). */
+export { decodeDev };
 
 const TYPEFLAG: Record<number, number> = {
   [S_IFDIR]: TYPE_DIR,
