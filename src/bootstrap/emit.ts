@@ -3,6 +3,7 @@
 import * as sbc from '../format/erofs/superblock.js';
 import * as ino from '../format/erofs/inode.js';
 import * as dirent from '../format/erofs/dirent.js';
+import * as xattr from '../format/erofs/xattr.js';
 import * as cidx from '../format/erofs/chunk-index.js';
 import * as device from '../format/erofs/device.js';
 import * as ext from '../format/rafs/ext-superblock.js';
@@ -127,7 +128,7 @@ export function emitBootstrap(input: EmitInput): Buffer {
       iu = n.rdev;
     }
     ino.encodeExtendedInto({
-      extended: true, layout: p.layout, i_xattr_icount: p.xattrs.length === 0 ? 0 : (p.xattrs.length - 12) / 4 + 1,
+      extended: true, layout: p.layout, i_xattr_icount: xattr.icount(p.xattrs.length),
       i_mode: n.mode, i_size: size, i_u: iu, i_ino: p.index,
       i_uid: input.explicitUidGid ? n.uid : 0, i_gid: input.explicitUidGid ? n.gid : 0,
       i_mtime: n.mtime, i_mtime_nsec: n.mtimeNsec, i_nlink: nlink,

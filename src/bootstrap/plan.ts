@@ -120,7 +120,7 @@ export function planBootstrap(root: TreeNode, blockSize: number): Plan {
           { nid: 0, name: DOT, file_type: dirent.FT_DIR },
           { nid: 0, name: DOTDOT, file_type: dirent.FT_DIR },
           ...kids.map((c) => ({ nid: 0, name: c.name, file_type: dirent.fileTypeOfMode(c.mode), node: c })),
-        ].sort((a, b) => Buffer.compare(a.name, b.name));
+        ].sort((a, b) => dirent.compareNames(a.name, b.name));
         p.dirBlocks = dirent.packBlocks(list, B) as PlannedDirent[][];
         p.dataSize = dirent.dirSize(p.dirBlocks, B);
       } else {

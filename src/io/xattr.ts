@@ -33,8 +33,8 @@ export interface LstatResult {
   nlink: number;
   rdevMajor: number;
   rdevMinor: number;
-  /** device and inode number, exact, as one string key. */
-  key: string;
+  /** Device and inode number, exact, as one string key: only when nlink > 1 (a possible hardlink). */
+  key?: string;
 }
 
 const statOut = new Float64Array(13);
@@ -45,7 +45,7 @@ export function lstatFast(path: Buffer): LstatResult {
   const o = statOut;
   return {
     mode: o[0], uid: o[1], gid: o[2], size: o[3], mtime: o[4], mtimeNsec: o[5], nlink: o[6],
-    rdevMajor: o[7], rdevMinor: o[8], key: `${o[9]}:${o[10]}:${o[11]}:${o[12]}`,
+    rdevMajor: o[7], rdevMinor: o[8], key: o[6] > 1 ? `${o[9]}:${o[10]}:${o[11]}:${o[12]}` : undefined,
   };
 }
 
@@ -54,6 +54,3 @@ export function setPipeSize(fd: number, size: number): number {
   return native.setPipeSize(fd, size);
 }
 
-export function setXattr(path: Buffer, name: Buffer, value: Buffer): void {
-  native.lset(path, name, value);
-}

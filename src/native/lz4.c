@@ -71,10 +71,9 @@ long lz4_block_compress(const uint8_t *src, size_t src_len, uint8_t *dst, size_t
   if (src_len >= MFLIMIT + 1) {
     const uint8_t *const mflimit = iend - MFLIMIT;
     const uint8_t *const matchlimit = iend - LASTLITERALS;
+    // Slots hold positions from src; zeroed, every slot starts out naming src itself (position
+    // 0), which is only taken when its bytes really match and it lies before ip.
     memset(table, 0, sizeof table);
-    // Positions are stored +0 from src; table slots start at 0 = src itself, which is only
-    // taken when its bytes really match and it lies before ip.
-    table[hash4(read32(ip))] = 0;
     ip++;
     unsigned misses = 1u << SKIP_TRIGGER;
     while (ip < mflimit) {

@@ -14,7 +14,7 @@ import { NydusError, fsError } from '../errors.js';
 import { encodeDev } from '../format/erofs/inode.js';
 import { BLOCK, decode, decodeGnuSparse, decodePax, decodeSparseExtension, isZeroBlock, padding } from '../format/tar/header.js';
 import type { PaxRecord, SparseRegion, TarHeader } from '../format/tar/header.js';
-import { S_IFDIR, S_IFLNK, S_IFREG } from '../tree/node.js';
+import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG } from '../format/mode.js';
 import type { TreeNode } from '../tree/node.js';
 import type { ContentReader, SourceEntry } from '../pipeline/stage.js';
 
@@ -48,9 +48,6 @@ const EMPTY = Buffer.alloc(0);
 const SLASH = Buffer.from('/');
 const DOT = Buffer.from('.');
 const DOTDOT = Buffer.from('..');
-const S_IFCHR = 0o020000;
-const S_IFBLK = 0o060000;
-const S_IFIFO = 0o010000;
 /** PAX and GNU long-name data are held in memory; more than this is a corrupt header, not a name. */
 const MAX_EXTENSION = 16 << 20;
 const MAX_NAME = 0xffff;

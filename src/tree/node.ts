@@ -42,7 +42,6 @@ export { S_IFMT, S_IFDIR, S_IFREG, S_IFLNK };
 
 export const isDirNode = (n: TreeNode) => (n.mode & S_IFMT) === S_IFDIR;
 export const isRegNode = (n: TreeNode) => (n.mode & S_IFMT) === S_IFREG;
-export const isLinkNode = (n: TreeNode) => (n.mode & S_IFMT) === S_IFLNK;
 
 /** Sorts a directory's children the way EROFS dirents are ordered: byte-wise by name. */
 export function sortChildren(dir: TreeNode): void {
@@ -71,5 +70,3 @@ export function* layoutOrder(root: TreeNode): Generator<TreeNode> {
     for (let i = kids.length - 1; i >= 0; i--) if (isDirNode(kids[i])) stack.push(kids[i]);
   }
 }
-
-export const displayPath = (p: Buffer) => p.toString('utf8');

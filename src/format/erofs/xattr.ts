@@ -29,7 +29,6 @@ function split(name: Buffer): { index: number; suffix: Buffer } | undefined {
 }
 
 /** Whether RAFS v6 can store this xattr name. */
-export const supportedName = (name: Buffer) => split(name) !== undefined;
 
 /** Byte size of the xattr area (header + entries), 0 when there are none. */
 export function areaSize(xattrs: XattrPair[]): number {

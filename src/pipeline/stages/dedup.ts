@@ -1,8 +1,8 @@
 // Dedup: a chunk whose digest is already known (this build, a parent or a chunk dict) is
 // referenced, not stored again; a new chunk gets its chunk index and uncompressed offset here.
 import { useBlob, type Batch, type BuildState } from '../stage.js';
+import { alignUp } from '../../format/util.js';
 
-const align4k = (x: number) => Math.ceil(x / 4096) * 4096;
 
 export function dedup(state: BuildState) {
   return async function* (batches: AsyncIterable<Batch>): AsyncGenerator<Batch> {
@@ -22,7 +22,7 @@ export function dedup(state: BuildState) {
             fileOffset: c.fileOffset, crc32: 0,
           });
           blob.chunkRefs.push(ref);
-          blob.uncompressedEnd += state.aligned ? align4k(c.size) : c.size;
+          blob.uncompressedEnd += state.aligned ? alignUp(c.size, 4096) : c.size;
           state.dict.set(key, ref);
           c.fresh = true;
         } else {
