@@ -5,7 +5,6 @@ import * as path from 'node:path';
 import * as os from 'node:os';
 import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
-import { createHash } from 'node:crypto';
 import { compressorByName, digesterByName, type CompressorName, type DigesterName } from '../algo/index.js';
 import { NydusError, fsError } from '../errors.js';
 import { OutputFile } from '../io/atomic.js';
@@ -32,6 +31,7 @@ import { treeFromImage } from '../tree/from-image.js';
 import { applyLayer, normalizeHardlinks, whiteoutType } from '../tree/overlay.js';
 import { tarSource } from '../sources/tar.js';
 import { createTarfs } from './tarfs.js';
+import { writeBootstrap } from './bootstrap-file.js';
 
 export interface CreateOptions {
   source: string;
@@ -347,18 +347,8 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
     const blobId = o.blobId ?? blobHash;
     const blobIds = table(blobId, 0, false).map((b) => b.blob_id);
 
-    let bootstrapPath = '';
-    if (o.bootstrap) {
-      const f = track(OutputFile.open(o.bootstrap));
-      f.write(bootstrap);
-      await f.commit();
-      bootstrapPath = o.bootstrap;
-    } else if (!inlineMeta && o.blobDir) {
-      bootstrapPath = path.join(o.blobDir, createHash('sha256').update(bootstrap).digest('hex'));
-      const f = track(OutputFile.temp(o.blobDir));
-      f.write(bootstrap);
-      await f.commit(bootstrapPath, true);
-    }
+    // With the bootstrap inline in the blob and no -B, no separate bootstrap is written.
+    const bootstrapPath = o.bootstrap || (!inlineMeta && o.blobDir) ? await writeBootstrap(bootstrap, o) : '';
     dumpBoot.end();
 
     let blobPath: string | undefined;

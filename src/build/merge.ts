@@ -3,10 +3,8 @@
 // (tar-merge-export.md §4, blob.md §5.3 and §7.2).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { createHash } from 'node:crypto';
 import { compressorByName, digesterByName, type CompressorName, type DigesterName } from '../algo/index.js';
 import { NydusError } from '../errors.js';
-import { OutputFile } from '../io/atomic.js';
 import { openImage } from '../read/open.js';
 import type { ChunkInfo, RafsImage } from '../read/model.js';
 import { treeFromImage } from '../tree/from-image.js';
@@ -18,6 +16,7 @@ import * as ext from '../format/rafs/ext-superblock.js';
 import * as bt from '../format/rafs/blob-table.js';
 import { blobEntryFromInfo, blobIdFromFileName, checkV6BlobId, loadedBlobId } from './blob-table.js';
 import { Trace } from './trace.js';
+import { writeBootstrap } from './bootstrap-file.js';
 
 export interface MergeOptions {
   /** Layer bootstraps (or blobs with an inline bootstrap), lower → upper. */
@@ -369,24 +368,7 @@ export async function merge(o: MergeOptions): Promise<MergeResult> {
     blockSize, explicitUidGid, prefetch,
   });
 
-  let out: OutputFile | undefined;
-  let bootstrapPath: string;
-  try {
-    if (o.bootstrap) {
-      bootstrapPath = o.bootstrap;
-      out = OutputFile.open(o.bootstrap);
-      out.write(bootstrap);
-      await out.commit();
-    } else {
-      bootstrapPath = path.join(o.blobDir!, createHash('sha256').update(bootstrap).digest('hex'));
-      out = OutputFile.temp(o.blobDir!);
-      out.write(bootstrap);
-      await out.commit(bootstrapPath, true);
-    }
-  } catch (e) {
-    await out?.abort();
-    throw e;
-  }
+  const bootstrapPath = await writeBootstrap(bootstrap, o);
   dump.end();
 
   return {

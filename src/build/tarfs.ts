@@ -22,6 +22,7 @@ import type { Progress } from '../pipeline/stage.js';
 import { checkV6BlobId } from './blob-table.js';
 import { Trace } from './trace.js';
 import { DEFAULT_CHUNK_SIZE, failBuild, prefetchNodes, type CreateOptions, type CreateResult } from './create.js';
+import { writeBootstrap } from './bootstrap-file.js';
 
 /** Tar records are 512 bytes, so the bootstrap's block is too (EROFS blkszbits 9). */
 export const TARFS_BLOCK_SIZE = 512;
@@ -198,10 +199,7 @@ export async function createTarfs(o: CreateOptions): Promise<CreateResult> {
     await copy.commit(blobPath, o.blobId === undefined);
     blobTimer.end();
     const dumpTimer = trace.start('dump_bootstrap');
-    const bootstrapPath = o.bootstrap ?? path.join(blobDir, createHash('sha256').update(bootstrap).digest('hex'));
-    const boot = track(o.bootstrap ? OutputFile.open(o.bootstrap) : OutputFile.temp(blobDir));
-    boot.write(bootstrap);
-    await boot.commit(bootstrapPath, !o.bootstrap);
+    const bootstrapPath = await writeBootstrap(bootstrap, { bootstrap: o.bootstrap, blobDir });
     dumpTimer.end();
 
     total.end();
