@@ -10,7 +10,7 @@ import { NydusError, fsError } from '../errors.js';
 import { OutputFile } from '../io/atomic.js';
 import { dirSource } from '../sources/dir.js';
 import { TreeAssembler } from '../tree/assemble.js';
-import { isDirNode, sortChildren, walk, type TreeNode } from '../tree/node.js';
+import { isDirNode, walk, type TreeNode } from '../tree/node.js';
 import { runPipeline } from '../pipeline/compose.js';
 import { blobSink } from '../pipeline/stages/sink.js';
 import type { BuildState, StageDef } from '../pipeline/stage.js';
@@ -274,13 +274,9 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
     o.onProgress?.(state.progress);
     state.buffers.clear();
     trace.event('load_from_directory', state.progress.files);
-    let root = assembler.finish()!;
     // Dedup is over: its index of every chunk can go before the bootstrap is laid out.
     state.dict.clear();
-    for (const n of walk(root)) if (isDirNode(n)) sortChildren(n);
-    // Replaced tar entries may have been (or joined) hardlink groups: rebuild the groups from
-    // what is left in the tree.
-    normalizeHardlinks(root);
+    let root = assembler.finish()!;
     if (parentTree) {
       root = applyLayer(parentTree, root, whiteouts);
     } else if (conv.source === 'dir' && whiteouts !== 'none') {

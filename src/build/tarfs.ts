@@ -11,8 +11,7 @@ import { NydusError, fsError } from '../errors.js';
 import { OutputFile } from '../io/atomic.js';
 import { tarSource } from '../sources/tar.js';
 import { TreeAssembler } from '../tree/assemble.js';
-import { isDirNode, isRegNode, sortChildren, walk, type ChunkRef, type TreeNode } from '../tree/node.js';
-import { normalizeHardlinks } from '../tree/overlay.js';
+import { isRegNode, walk, type ChunkRef, type TreeNode } from '../tree/node.js';
 import { planBootstrap } from '../bootstrap/plan.js';
 import { emitBootstrap } from '../bootstrap/emit.js';
 import * as ext from '../format/rafs/ext-superblock.js';
@@ -158,9 +157,6 @@ export async function createTarfs(o: CreateOptions): Promise<CreateResult> {
     const blobId = o.blobId ?? hash!.digest('hex');
 
     const root = assembler.finish()!;
-    for (const n of walk(root)) if (isDirNode(n)) sortChildren(n);
-    // Replaced tar entries may have been (or joined) hardlink groups: rebuild them from what is left.
-    normalizeHardlinks(root);
 
     // A tar without file data has no blob (upstream creates one at the first chunk).
     const blobs: bt.BlobEntry[] = [];

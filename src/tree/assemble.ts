@@ -1,7 +1,8 @@
 // Links source entries into the tree as they pass the entry stages, so a stage that drops an
 // entry drops it (and everything below it) from the image.
 import type { TreeNode } from './node.js';
-import { isDirNode } from './node.js';
+import { isDirNode, sortChildren, walk } from './node.js';
+import { normalizeHardlinks } from './overlay.js';
 
 export class TreeAssembler {
   root?: TreeNode;
@@ -9,10 +10,18 @@ export class TreeAssembler {
   /** A dropped first name of a hardlink group -> the name that carries the inode instead. */
   private readonly promoted = new Map<TreeNode, TreeNode>();
 
-  /** The finished tree; the bookkeeping (a set of every node) is let go. */
+  /**
+   * The finished tree, every directory's children in name-byte order and every hardlink group
+   * rebuilt from the names left (replaced entries may have been, or joined, a group); the
+   * bookkeeping (a set of every node) is let go.
+   */
   finish(): TreeNode | undefined {
     this.attached.clear();
     this.promoted.clear();
+    if (this.root) {
+      for (const n of walk(this.root)) if (isDirNode(n)) sortChildren(n);
+      normalizeHardlinks(this.root);
+    }
     return this.root;
   }
 
