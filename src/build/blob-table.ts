@@ -30,11 +30,12 @@ export const clearInlinedMeta = (features: number) => (features & ~bt.FEATURE_IN
 
 /**
  * A blob-table entry for a blob that a loaded image lists, to be written at `index` of a new
- * table: every field copied, INLINED_FS_META cleared (the new bootstrap is not inside it).
+ * table: every field copied, INLINED_FS_META cleared (the new bootstrap is not inside it), and
+ * the id the blob has when loaded from `file` (loadedBlobId).
  */
-export function blobEntryFromInfo(info: BlobInfo, index: number): bt.BlobEntry {
+export function blobEntryFromInfo(info: BlobInfo, index: number, file: string): bt.BlobEntry {
   return {
-    blob_id: info.blobId,
+    blob_id: loadedBlobId(info, file),
     blob_index: index,
     chunk_size: info.chunkSize,
     chunk_count: info.chunkCount,

@@ -23,7 +23,7 @@ import * as ext from '../format/rafs/ext-superblock.js';
 import * as bt from '../format/rafs/blob-table.js';
 import { Trace } from './trace.js';
 import { conversionByName } from './conversions.js';
-import { blobEntryFromInfo, loadedBlobId } from './blob-table.js';
+import { blobEntryFromInfo } from './blob-table.js';
 import { parseChunkDictArg } from './merge.js';
 import { openImage } from '../read/open.js';
 import type { BlobInfo, RafsImage } from '../read/model.js';
@@ -306,7 +306,7 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
       tableKeys.map((k, i) => {
         const c = candidates[k];
         // A blob whose bootstrap was inlined in it goes by its file's name (as upstream loads it).
-        return c === 'own' ? ownEntry(blobId, compressedSize, withToc, i) : { ...blobEntryFromInfo(c.info, i), blob_id: loadedBlobId(c.info, c.file) };
+        return c === 'own' ? ownEntry(blobId, compressedSize, withToc, i) : blobEntryFromInfo(c.info, i, c.file);
       });
 
     let hasXattr = false;

@@ -233,8 +233,7 @@ export async function merge(o: MergeOptions): Promise<MergeResult> {
     parentImg = img;
     checkSupported(img, o.parentBootstrap);
     const local = img.blobs.map((b) => {
-      const entry = blobEntryFromInfo(b, 0);
-      entry.blob_id = loadedBlobId(b, o.parentBootstrap!);
+      const entry = blobEntryFromInfo(b, 0, o.parentBootstrap!);
       byLoadedId.set(entry.blob_id, table.length);
       table.push({ entry, loadedId: entry.blob_id, from: o.parentBootstrap! });
       return table.length - 1;
@@ -276,9 +275,8 @@ export async function merge(o: MergeOptions): Promise<MergeResult> {
       else if (b.chunkSize !== chunkSize) {
         throw inconsistent(src, `can not merge bootstraps with inconsistent chunk size: blob ${b.blobId} has chunk size 0x${b.chunkSize.toString(16)}, expected 0x${chunkSize.toString(16)}`);
       }
-      const loadedId = loadedBlobId(b, src);
-      const entry = blobEntryFromInfo(b, 0);
-      entry.blob_id = loadedId;
+      const entry = blobEntryFromInfo(b, 0, src);
+      const loadedId = entry.blob_id;
       if (!dictIds.has(loadedId)) {
         // The layer's own blob: at most one, named as the blob is stored, not as it was built.
         if (ownBlob) throw new NydusError('SOURCE', 'invalid per layer bootstrap, having multiple associated data blobs', { path: src });
