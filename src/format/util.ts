@@ -37,7 +37,7 @@ export function putCstr(buf: Buffer, off: number, len: number, s: string, struct
 }
 
 export function need(buf: Buffer, off: number, size: number, structure: string): void {
-  if (off < 0 || off + size > buf.length) {
+  if (!Number.isSafeInteger(off) || off < 0 || off + size > buf.length) {
     throw formatError(structure, 'offset', off, `needs ${size} bytes but only ${Math.max(0, buf.length - off)} remain`);
   }
 }

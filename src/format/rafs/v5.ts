@@ -5,6 +5,8 @@
 //   superblock (8192) | inode table | prefetch table | blob table | extended blob table |
 //   per inode, in DFS pre-order: inode (128) + name + symlink, xattr area, chunk infos (80 each)
 import { formatError } from '../../errors.js';
+import { alignUp, need, putU64, u64 } from '../util.js';
+import { isDir, isReg, isSymlink } from '../mode.js';
 import * as chunkInfo from './chunk-info.js';
 
 export const ALIGNMENT = 8;
@@ -46,22 +48,8 @@ const KNOWN_CHUNK_FLAGS = 0x1f;
 /** BlobFeatures bit that marks a v5 blob described without an extended blob table. */
 export const BLOB_FEATURE_V5_NO_EXT_BLOB_TABLE = 0x8000_0000;
 
-export const align8 = (n: number) => Math.ceil(n / ALIGNMENT) * ALIGNMENT;
+export const align8 = (n: number) => alignUp(n, ALIGNMENT);
 const hex = (n: number) => `0x${n.toString(16)}`;
-
-function need(buf: Buffer, off: number, size: number, structure: string): void {
-  if (!Number.isSafeInteger(off) || off < 0 || off + size > buf.length) {
-    throw formatError(structure, 'offset', off, `needs ${size} bytes but the buffer has ${buf.length}`);
-  }
-}
-
-// u64 fields become numbers: every offset, size and time RAFS stores fits in 2^53.
-function u64(buf: Buffer, off: number, structure: string, field: string): number {
-  const v = buf.readBigUInt64LE(off);
-  if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw formatError(structure, field, v, 'larger than 2^53');
-  return Number(v);
-}
-const putU64 = (buf: Buffer, off: number, v: number) => buf.writeBigUInt64LE(BigInt(v), off);
 
 function digest(v: Buffer, structure: string, field: string): Buffer {
   if (v.length !== DIGEST_SIZE) throw formatError(structure, field, v.toString('hex'), `must be ${DIGEST_SIZE} bytes`);
@@ -437,9 +425,6 @@ export function encodeInode(i: RafsV5Inode): Buffer {
   return b;
 }
 
-const S_IFMT = 0o170000;
-const typeOf = (mode: number) => mode & S_IFMT;
-
 /** OndiskInodeWrapper::validate: the checks nydusd makes before trusting an inode. */
 export function validateInode(i: RafsV5Inode, maxIno: number): void {
   const bad = (field: keyof RafsV5Inode, why: string) => formatError(`inode ${i.i_ino}`, field, i[field], why);
@@ -448,13 +433,13 @@ export function validateInode(i: RafsV5Inode, maxIno: number): void {
   if (i.i_nlink === 0) throw bad('i_nlink', 'must be at least 1');
   if (i.i_name_size === 0 || i.i_name_size > MAX_NAME + 1) throw bad('i_name_size', `must be 1..${MAX_NAME + 1}`);
   if ((i.i_flags & ~KNOWN_INODE_FLAGS) !== 0 || i.i_flags > 0xffff_ffff) throw bad('i_flags', 'has bits RafsInodeFlags does not define');
-  const hardlink = typeOf(i.i_mode) === 0o100000 && i.i_nlink > 1;
+  const hardlink = isReg(i.i_mode) && i.i_nlink > 1;
   if (!hardlink && i.i_parent >= i.i_ino) throw bad('i_parent', `must be below i_ino ${i.i_ino} unless a hardlink`);
-  if (typeOf(i.i_mode) === 0o040000 && i.i_child_count > 0
+  if (isDir(i.i_mode) && i.i_child_count > 0
     && (i.i_child_index <= i.i_ino || i.i_child_count >= maxIno || i.i_child_index + i.i_child_count - 1 > maxIno)) {
     throw bad('i_child_index', `children ${i.i_child_index}+${i.i_child_count} must follow the directory and lie within 1..${maxIno}`);
   }
-  if (typeOf(i.i_mode) === 0o120000 && i.i_symlink_size === 0) throw bad('i_symlink_size', 'a symlink needs a target');
+  if (isSymlink(i.i_mode) && i.i_symlink_size === 0) throw bad('i_symlink_size', 'a symlink needs a target');
 }
 
 /** Bytes of the inode plus its padded name and symlink (upstream RafsV5Inode::size). */
