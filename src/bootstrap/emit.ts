@@ -23,6 +23,11 @@ export interface EmitInput {
   /** Every unique chunk referenced, indexed by the nodes' ChunkRef.chunk. */
   chunks: ChunkInfo[];
   blobs: bt.BlobEntry[];
+  /**
+   * Superblock flags the builder decides: compressor, digester, encryption, tarfs mode. Those
+   * that follow from the rest of the input are added here: EXPLICIT_UID_GID, HAS_XATTR (some
+   * name has xattrs) and INLINED_CHUNK_DIGEST (every blob inlines its chunk digests).
+   */
   flags: number;
   chunkSize: number;
   blockSize: number;
@@ -50,8 +55,12 @@ export function emitBootstrap(input: EmitInput): Buffer {
   // (digest, blob) by construction. Tarfs chunks carry no digest, and upstream's table is keyed
   // by (digest, blob), so a tarfs blob keeps one entry: its last chunk (rafs-v6.md §3.4).
   const tarfs = (input.flags & ext.FLAG_TARFS_MODE) !== 0;
+  let flags = input.flags;
+  if (input.explicitUidGid) flags |= ext.FLAG_EXPLICIT_UID_GID;
+  if (blobs.every((b) => (b.features & bt.FEATURE_INLINED_CHUNK_DIGEST) !== 0)) flags |= ext.FLAG_INLINED_CHUNK_DIGEST;
   const used = new Map<number | string, { chunk: number; fileOffset: number }>();
   for (const n of dumpOrder(plan.nodes[0].node)) {
+    if (n.xattrs.length > 0) flags |= ext.FLAG_HAS_XATTR;
     for (const r of (n.linkTo ?? n).chunks ?? []) {
       const c = chunks[r.chunk];
       used.set(tarfs ? `${c.digest.toString('latin1')}/${c.blobIndex}` : r.chunk, { chunk: r.chunk, fileOffset: r.fileOffset });
@@ -86,7 +95,7 @@ export function emitBootstrap(input: EmitInput): Buffer {
     feature_incompat: sbc.RAFS_INCOMPAT, u1: 0, extra_devices: nblobs, devt_slotoff: sbc.DEVT_SLOTOFF,
   }).copy(buf, sbc.OFFSET);
   ext.encode({
-    flags: input.flags, blob_table_offset: btOff, blob_table_size: btSize, chunk_size: chunkSize,
+    flags, blob_table_offset: btOff, blob_table_size: btSize, chunk_size: chunkSize,
     chunk_table_offset: ctOff, chunk_table_size: ctSize,
     prefetch_table_offset: pfSize > 0 ? pfOff : 0, prefetch_table_size: pfSize,
   }).copy(buf, ext.OFFSET);

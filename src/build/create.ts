@@ -309,25 +309,17 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
         return c === 'own' ? ownEntry(blobId, compressedSize, withToc, i) : blobEntryFromInfo(c.info, i, c.file);
       });
 
-    let hasXattr = false;
-    for (const n of walk(root)) if (n.xattrs.length > 0) hasXattr = true;
-    let flags = compressor.superFlag | digester.superFlag | ext.FLAG_ENCRYPTION_NONE;
-    if (!o.repeatable) flags |= ext.FLAG_EXPLICIT_UID_GID;
-    if (hasXattr) flags |= ext.FLAG_HAS_XATTR;
+    const flags = compressor.superFlag | digester.superFlag | ext.FLAG_ENCRYPTION_NONE;
 
     collectGarbage();
     const planTimer = trace.start('build_bootstrap');
     const plan = planBootstrap(root, 4096);
     planTimer.end();
     const prefetch = prefetchNodes(root, o.prefetch ?? []).map((n) => plan.byNode.get(n)!.nid);
-    const bootstrapFor = (blobId: string, compressedSize: number, withToc: boolean) => {
-      const blobs = table(blobId, compressedSize, withToc);
-      const allDigests = blobs.every((b) => (b.features & bt.FEATURE_INLINED_CHUNK_DIGEST) !== 0);
-      return emitBootstrap({
-        plan, chunks: state.chunks, chunkSize, blockSize: 4096, explicitUidGid: !o.repeatable, prefetch, blobs,
-        flags: allDigests ? flags | ext.FLAG_INLINED_CHUNK_DIGEST : flags,
-      });
-    };
+    const bootstrapFor = (blobId: string, compressedSize: number, withToc: boolean) => emitBootstrap({
+      plan, chunks: state.chunks, chunkSize, blockSize: 4096, explicitUidGid: !o.repeatable, prefetch, flags,
+      blobs: table(blobId, compressedSize, withToc),
+    });
 
     const dumpBoot = trace.start('dump_bootstrap');
     let bootstrap: Buffer;

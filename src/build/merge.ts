@@ -349,11 +349,7 @@ export async function merge(o: MergeOptions): Promise<MergeResult> {
   const compressor = compressorByName(lastImg.compressor)!;
   const digester = digesterByName(lastImg.digester)!;
   const explicitUidGid = (lastImg.flags & ext.FLAG_EXPLICIT_UID_GID) !== 0;
-  let flags = compressor.superFlag | digester.superFlag | ext.FLAG_ENCRYPTION_NONE;
-  if (explicitUidGid) flags |= ext.FLAG_EXPLICIT_UID_GID;
-  if ([...walk(root)].some((n) => n.xattrs.length > 0)) flags |= ext.FLAG_HAS_XATTR;
-  if (finalBlobs.every((b) => (b.features & bt.FEATURE_INLINED_CHUNK_DIGEST) !== 0)) flags |= ext.FLAG_INLINED_CHUNK_DIGEST;
-  if (tarfs) flags |= ext.FLAG_TARFS_MODE;
+  const flags = compressor.superFlag | digester.superFlag | ext.FLAG_ENCRYPTION_NONE | (tarfs ? ext.FLAG_TARFS_MODE : 0);
   const blockSize = tarfs ? 512 : 4096;
 
   const dump = trace.start('dump_bootstrap');

@@ -11,7 +11,7 @@ import { NydusError, fsError } from '../errors.js';
 import { OutputFile } from '../io/atomic.js';
 import { tarSource } from '../sources/tar.js';
 import { TreeAssembler } from '../tree/assemble.js';
-import { isRegNode, walk, type ChunkRef, type TreeNode } from '../tree/node.js';
+import { isRegNode, type ChunkRef, type TreeNode } from '../tree/node.js';
 import { planBootstrap } from '../bootstrap/plan.js';
 import { emitBootstrap } from '../bootstrap/emit.js';
 import * as ext from '../format/rafs/ext-superblock.js';
@@ -174,11 +174,7 @@ export async function createTarfs(o: CreateOptions): Promise<CreateResult> {
       });
     }
 
-    let flags = compressor.superFlag | digester.superFlag | ext.FLAG_ENCRYPTION_NONE | ext.FLAG_TARFS_MODE;
-    if (!o.repeatable) flags |= ext.FLAG_EXPLICIT_UID_GID;
-    for (const n of walk(root)) if (n.xattrs.length > 0) flags |= ext.FLAG_HAS_XATTR;
-    // Set when every blob inlines chunk digests: so only when there is no blob.
-    if (blobs.length === 0) flags |= ext.FLAG_INLINED_CHUNK_DIGEST;
+    const flags = compressor.superFlag | digester.superFlag | ext.FLAG_ENCRYPTION_NONE | ext.FLAG_TARFS_MODE;
 
     const planTimer = trace.start('build_bootstrap');
     const plan = planBootstrap(root, TARFS_BLOCK_SIZE);
