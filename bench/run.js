@@ -580,22 +580,22 @@ async function main() {
   const ratio = (a, b) => (a && b && b.wall > 0 ? a.wall / b.wall : null);
   const rErofs = ratio(ours, erofs);
   const rTz = ratio(ours, tz);
-  const oursRssMB = ours && ours.rssKiB != null ? ours.rssKiB / 1024 : null;
+  const rssMB = (r) => (r && r.rssKiB != null ? r.rssKiB / 1024 : null);
+  const oursRssMB = rssMB(ours);
   const tarFifo = results.find((r) => r.ok && r.name === 'tar-rafs-fifo');
   // Throughput ratio: tar-rafs MB/s over dir-rafs MB/s on the same bytes = dir wall / tar wall.
-  const rTarDir = tarFifo && ours && tarFifo.wall > 0 ? ours.wall / tarFifo.wall : null;
+  const rTarDir = ratio(ours, tarFifo);
   const tarLive = results.find((r) => r.ok && r.name === 'tar-rafs-fifo-live');
   const exp = results.find((r) => r.ok && r.name === 'export-block');
   const expV = results.find((r) => r.ok && r.name === 'export-verity');
   const cp = by((s) => s.ref === 'cp');
-  const rssMB = (r) => (r && r.rssKiB != null ? r.rssKiB / 1024 : null);
   const exportRssMB = exp || expV ? Math.max(rssMB(exp) ?? 0, rssMB(expV) ?? 0) : null;
   const rExpCp = ratio(exp, cp);
   const rExpVCp = ratio(expV, cp);
   const dd = by((s) => s.ref === 'dd');
   const rExpDd = ratio(exp, dd);
   const vs = by((s) => s.ref === 'veritysetup');
-  const rTarLiveDir = tarLive && ours && tarLive.wall > 0 ? ours.wall / tarLive.wall : null;
+  const rTarLiveDir = ratio(ours, tarLive);
   const targets = {
     wallVsErofs: rErofs == null ? 'n/a' : rErofs <= 0.5 ? 'PASS' : 'MISS',
     rss: oursRssMB == null ? 'n/a' : oursRssMB < 300 ? 'PASS' : 'MISS',

@@ -12,7 +12,7 @@ import * as ci from '../format/rafs/chunk-info.js';
 import { alignUp } from '../format/util.js';
 import { NydusError } from '../errors.js';
 import type { ChunkInfo } from '../read/model.js';
-import { S_IFMT, S_IFDIR, S_IFLNK, S_IFREG, type TreeNode } from '../tree/node.js';
+import { S_IFMT, S_IFDIR, S_IFLNK, S_IFREG, dumpOrder, type TreeNode } from '../tree/node.js';
 import type { Plan, PlacedNode } from './plan.js';
 
 /** mapped_blkaddr alignment of blobs in the flat device (HEAD: 512 KiB). */
@@ -154,18 +154,6 @@ export function emitBootstrap(input: EmitInput): Buffer {
     }, buf, ctOff + i * ci.SIZE);
   });
   return buf;
-}
-
-/** Upstream's dump walk (walk_bfs): a directory's children in order, then each child directory's. */
-function* dumpOrder(root: TreeNode): Generator<TreeNode> {
-  yield root;
-  // An explicit stack of directories still to list, the next one on top.
-  const stack: TreeNode[] = [root];
-  while (stack.length > 0) {
-    const kids = stack.pop()!.children ?? [];
-    yield* kids;
-    for (let i = kids.length - 1; i >= 0; i--) if ((kids[i].mode & S_IFMT) === S_IFDIR) stack.push(kids[i]);
-  }
 }
 
 function dirData(p: PlacedNode, nidOf: (n: PlacedNode['node']) => number, parentNid: number, B: number): Buffer {

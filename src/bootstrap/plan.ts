@@ -6,7 +6,7 @@ import * as dirent from '../format/erofs/dirent.js';
 import * as xattr from '../format/erofs/xattr.js';
 import { EXTENDED_SIZE, LAYOUT_CHUNK_BASED, LAYOUT_FLAT_INLINE, LAYOUT_FLAT_PLAIN } from '../format/erofs/inode.js';
 import { alignUp } from '../format/util.js';
-import { S_IFMT, S_IFDIR, S_IFLNK, S_IFREG, type TreeNode } from '../tree/node.js';
+import { S_IFMT, S_IFDIR, S_IFLNK, S_IFREG, dumpOrder, type TreeNode } from '../tree/node.js';
 
 export interface PlacedNode {
   node: TreeNode;
@@ -79,17 +79,12 @@ const DOTDOT = Buffer.from('..');
  * takes its group's.
  */
 export function numberInodes(root: TreeNode): { numbers: Map<TreeNode, number>; last: number } {
-  const numbers = new Map<TreeNode, number>([[root, 1]]);
-  let n = 1;
-  const visit = (dir: TreeNode) => {
-    const kids = dir.children ?? [];
-    for (const c of kids) {
-      n++;
-      numbers.set(c, c.linkTo ? numbers.get(c.linkTo) ?? n : n);
-    }
-    for (const c of kids) if ((c.mode & S_IFMT) === S_IFDIR) visit(c);
-  };
-  visit(root);
+  const numbers = new Map<TreeNode, number>();
+  let n = 0;
+  for (const c of dumpOrder(root)) {
+    n++;
+    numbers.set(c, c.linkTo ? numbers.get(c.linkTo) ?? n : n);
+  }
   return { numbers, last: n };
 }
 

@@ -70,3 +70,18 @@ export function* layoutOrder(root: TreeNode): Generator<TreeNode> {
     for (let i = kids.length - 1; i >= 0; i--) if (isDirNode(kids[i])) stack.push(kids[i]);
   }
 }
+
+/**
+ * Upstream's dump walk (walk_bfs): the root, then a directory's children in order before each
+ * child directory's. Inode numbers and the chunk table follow it.
+ */
+export function* dumpOrder(root: TreeNode): Generator<TreeNode> {
+  yield root;
+  // An explicit stack of directories still to list, the next one on top.
+  const stack: TreeNode[] = [root];
+  while (stack.length > 0) {
+    const kids = stack.pop()!.children ?? [];
+    yield* kids;
+    for (let i = kids.length - 1; i >= 0; i--) if (isDirNode(kids[i])) stack.push(kids[i]);
+  }
+}
