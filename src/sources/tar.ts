@@ -6,6 +6,10 @@
 // and upstream's errors need the headers tar-stream hides (PAX global, GNU sparse, v7 'L'/'K'/'x').
 // Sparse members (old GNU 'S' headers; PAX sparse formats 0.0, 0.1 and 1.0), which upstream
 // refuses or stores as written, are expanded to regular files whose holes read as zeros.
+// The tar is hostile: what a header only claims (sparse holes, sizes, map counts) is bounded by
+// format/limits.ts before any work follows it, paths by PATH_MAX, DEPTH_MAX and NAME_MAX, and a
+// member that upstream would drop silently (under a symlink or file) or a dangling extension
+// header is refused, naming the member.
 import * as fs from 'node:fs';
 import { setPipeSize } from '../io/xattr.js';
 import * as zlib from 'node:zlib';
