@@ -135,13 +135,26 @@ export async function createTarfs(o: CreateOptions): Promise<CreateResult> {
     const treeTimer = trace.start('build_tree');
     try {
       const source = tarSource(Readable.from(tee(input, copy, hash, seen)), { gzip: 'never', explicitUidGid: !o.repeatable, name: o.source });
+      // A file's chunks are made once the source has moved past its data, so what a header only
+      // claims (a 64 GiB member in a 2 KiB tar) is never allocated: the source refuses the tar
+      // as truncated first. Still in tar order, and before any later entry, a hardlink, looks.
+      let pending: { node: TreeNode; at: number } | undefined;
+      const settle = () => {
+        if (pending) pending.node.chunks = chunksAt(pending.node, pending.at, chunkSize, chunks);
+        pending = undefined;
+      };
       for await (const e of source) {
+        settle();
         const node = e.node;
         // A hardlink shares its target's chunks, so a link whose target is later replaced keeps the data.
-        if (isRegNode(node)) node.chunks = e.dataOffset !== undefined ? chunksAt(node, e.dataOffset, chunkSize, chunks) : node.linkTo?.chunks ?? [];
+        if (isRegNode(node)) {
+          if (e.dataOffset !== undefined) pending = { node, at: e.dataOffset };
+          else node.chunks = node.linkTo?.chunks ?? [];
+        }
         assembler.attach(node, e.parent, e.replaces);
         progress.files++;
       }
+      settle();
       await copy.drain();
     } catch (e) {
       if (e instanceof NydusError && seen.head.equals(GZIP_MAGIC)) {

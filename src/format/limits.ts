@@ -36,6 +36,8 @@ export const LIMITS = {
   CHUNK_SIZE_MAX: { value: 0x100_0000, why: 'upstream\'s RAFS_MAX_CHUNK_SIZE; blob.meta chunk info stores sizes in 24 bits' },
   /** Bytes of holes a sparse tar member may add beyond the data it stores. */
   SPARSE_HOLES_MAX: { value: 1 << 30, why: 'holes are not backed by input bytes; a 2 KiB tar must not make us hash a TiB of zeros' },
+  /** Bytes of holes all the sparse members of one tar may add together. */
+  SPARSE_HOLES_TOTAL_MAX: { value: 2 ** 32, why: 'each member\'s holes are bounded, but a tar of many small sparse members must not add up to a TiB of zeros either' },
   /** Symlink target, in bytes. */
   SYMLINK_MAX: { value: 4095, why: 'Linux PATH_MAX minus the NUL: the kernel refuses longer targets' },
 } as const satisfies Record<string, Limit>;

@@ -6,15 +6,21 @@
 // and upstream's errors need the headers tar-stream hides (PAX global, GNU sparse, v7 'L'/'K'/'x').
 // Sparse members (old GNU 'S' headers; PAX sparse formats 0.0, 0.1 and 1.0), which upstream
 // refuses or stores as written, are expanded to regular files whose holes read as zeros.
+// The tar is hostile: what a header only claims (sparse holes, sizes, map counts) is bounded by
+// format/limits.ts before any work follows it, paths by PATH_MAX, DEPTH_MAX and NAME_MAX, and a
+// member that upstream would drop silently (under a symlink or file) or a dangling extension
+// header is refused, naming the member.
 import * as fs from 'node:fs';
 import { setPipeSize } from '../io/xattr.js';
 import * as zlib from 'node:zlib';
 import { Readable, pipeline } from 'node:stream';
 import { NydusError, fsError } from '../errors.js';
 import { encodeDev } from '../format/erofs/inode.js';
+import { areaSize } from '../format/erofs/xattr.js';
+import { LIMITS, badName, limitError } from '../format/limits.js';
 import { BLOCK, decode, decodeGnuSparse, decodePax, decodeSparseExtension, isZeroBlock, padding } from '../format/tar/header.js';
 import type { PaxRecord, SparseRegion, TarHeader } from '../format/tar/header.js';
-import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG } from '../format/mode.js';
+import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG } from '../format/mode.js';
 import type { TreeNode } from '../tree/node.js';
 import type { ContentReader, SourceEntry } from '../pipeline/stage.js';
 
@@ -45,19 +51,18 @@ export interface TarEntry extends SourceEntry {
 }
 
 const EMPTY = Buffer.alloc(0);
-const SLASH = Buffer.from('/');
+const SLASH = 0x2f;
 const DOT = Buffer.from('.');
 const DOTDOT = Buffer.from('..');
 /** PAX and GNU long-name data are held in memory; more than this is a corrupt header, not a name. */
 const MAX_EXTENSION = 16 << 20;
-const MAX_NAME = 0xffff;
-const MAX_XATTR_NAME = 255;
-const MAX_XATTR_VALUE = 0x10000;
+/** Reads up to this size get one buffer at once; larger ones grow as the bytes arrive. */
+const EXACT_AT_ONCE = 64 << 10;
 /** Regions of one sparse member's map held in memory; more is a corrupt map. */
 const MAX_SPARSE_REGIONS = 1 << 20;
 const GNU_SPARSE = Buffer.from('GNU.sparse.');
-/** Skipped after normalisation for every tar type, as upstream does. */
-const SKIPPED = new Set(['/stargz.index.json', '/.prefetch.landmark', '/.no.prefetch.landmark']);
+/** Names skipped at the root after normalisation for every tar type, as upstream does. */
+const SKIPPED = new Set(['stargz.index.json', '.prefetch.landmark', '.no.prefetch.landmark']);
 const XATTR_PREFIXES = ['user.', 'security.', 'trusted.', 'system.posix_acl_access', 'system.posix_acl_default'].map((p) => Buffer.from(p));
 const SCHILY = Buffer.from('SCHILY.xattr.');
 const NO_RECORDS: PaxRecord[] = [];
@@ -111,12 +116,25 @@ class Pull {
     return n;
   }
 
-  /** n bytes in a buffer of their own, or fewer only when the input ends. */
+  /**
+   * n bytes in a buffer of their own, or fewer only when the input ends. A large n is what a
+   * header claims, so memory follows the bytes that really arrive, not the claim.
+   */
   async exact(n: number): Promise<Buffer> {
-    const out = Buffer.allocUnsafe(n);
+    if (n <= EXACT_AT_ONCE) {
+      const out = Buffer.allocUnsafe(n);
+      let got = 0;
+      while (got < n && (this.buffered > 0 || (await this.fill()))) got += this.copyTo(out, got, n - got);
+      return got === n ? out : out.subarray(0, got);
+    }
+    const parts: Buffer[] = [];
     let got = 0;
-    while (got < n && (this.buffered > 0 || (await this.fill()))) got += this.copyTo(out, got, n - got);
-    return got === n ? out : out.subarray(0, got);
+    while (got < n && (this.buffered > 0 || (await this.fill()))) {
+      const part = Buffer.allocUnsafe(Math.min(n - got, this.buffered));
+      got += this.copyTo(part, 0, part.length);
+      parts.push(part);
+    }
+    return Buffer.concat(parts, got);
   }
 
   /** Discards n bytes; returns how many there were. */
@@ -266,33 +284,72 @@ async function openInput(input: string | NodeJS.ReadableStream, name: string, gz
   return { pull: new Pull(next), stop };
 }
 
-const display = (comps: Buffer[]) => '/' + comps.map((c) => c.toString('utf8')).join('/');
+/** Text for a message: control bytes escaped so it stays one line, a long one shown by its two ends. */
+function shown(text: string): string {
+  const t = text.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  return t.length > 300 ? `${t.slice(0, 150)}…${t.slice(-150)}` : t;
+}
 
-/** Splits a tar path into components as upstream (Rust Path after joining onto "/") sees them: no empty or "." components; ".." kept. */
-function components(raw: Buffer): Buffer[] {
-  const out: Buffer[] = [];
+/** A normalised path for messages. */
+const display = (path: Buffer) => shown(path.toString('utf8'));
+
+/** A path as upstream (Rust Path after joining onto "/") sees it: its bytes "/a/b", and its components, views of those bytes. */
+interface Normalised {
+  path: Buffer;
+  comps: Buffer[];
+}
+
+/** Splits a tar path into components with no empty or "." ones (".." kept), in one pass. */
+function normalise(raw: Buffer): Normalised {
+  const ranges: number[] = [];
+  let bytes = 0;
   let start = 0;
   for (let i = 0; i <= raw.length; i++) {
-    if (i < raw.length && raw[i] !== 0x2f) continue;
-    const c = raw.subarray(start, i);
-    if (c.length > 0 && !c.equals(DOT)) out.push(Buffer.from(c));
+    if (i < raw.length && raw[i] !== SLASH) continue;
+    const n = i - start;
+    if (n > 0 && !(n === 1 && raw[start] === DOT[0])) {
+      ranges.push(start, i);
+      bytes += 1 + n;
+    }
     start = i + 1;
   }
-  return out;
+  const path = Buffer.allocUnsafe(Math.max(bytes, 1));
+  path[0] = SLASH;
+  const comps: Buffer[] = [];
+  let at = 0;
+  for (let k = 0; k < ranges.length; k += 2) {
+    path[at++] = SLASH;
+    const n = raw.copy(path, at, ranges[k], ranges[k + 1]);
+    comps.push(path.subarray(at, at + n));
+    at += n;
+  }
+  return { path, comps };
 }
+
+/** Where component i of a normalised path ends in its bytes: the path of its directory i is path.subarray(0, end). */
+const endOf = (p: Normalised, i: number) => p.comps[i]!.byteOffset - p.path.byteOffset + p.comps[i]!.length;
 
 const L = (b: Buffer) => b.toString('latin1');
-/** The map key of a path: its bytes as latin1, so any byte round-trips. */
-const keyOf = (comps: Buffer[]) => (comps.length === 0 ? '/' : comps.map((c) => `/${L(c)}`).join(''));
-const pathOf = (comps: Buffer[]) => (comps.length === 0 ? Buffer.from(SLASH) : Buffer.concat(comps.flatMap((c) => [SLASH, c])));
 
 /** A directory with the synthetic root's attributes: upstream gives the root and every implied parent these. */
-function syntheticDir(comps: Buffer[]): TreeNode {
-  return {
-    name: comps.length === 0 ? EMPTY : comps[comps.length - 1]!, path: pathOf(comps),
-    mode: S_IFDIR | 0o755, uid: 0, gid: 0, mtime: 0, mtimeNsec: 0, size: 0, rdev: 0, xattrs: [], links: 1,
-  };
+function syntheticDir(name: Buffer, path: Buffer): TreeNode {
+  return { name, path, mode: S_IFDIR | 0o755, uid: 0, gid: 0, mtime: 0, mtimeNsec: 0, size: 0, rdev: 0, xattrs: [], links: 1 };
 }
+
+/**
+ * One path met so far: the node there now, and, while that is a directory, the paths below it
+ * by name. A directory replaced by a directory keeps them (upstream's tree keeps the children);
+ * replaced by anything else, they are gone with it.
+ */
+interface Slot {
+  node: TreeNode;
+  kids?: Map<string, Slot>;
+}
+
+const KIND: Record<number, string> = {
+  [S_IFREG]: 'regular file', [S_IFLNK]: 'symlink', [S_IFCHR]: 'character device', [S_IFBLK]: 'block device', [S_IFIFO]: 'fifo',
+};
+const kindOf = (n: TreeNode) => KIND[n.mode & S_IFMT] ?? `file of type 0${(n.mode & S_IFMT).toString(8)}`;
 
 function paxGet(pax: PaxRecord[] | undefined, key: string): Buffer | undefined {
   return pax?.find((r) => r.key.toString('latin1') === key)?.value;
@@ -452,18 +509,26 @@ export async function* tarSource(input: string | NodeJS.ReadableStream, opts: Ta
 }
 
 async function* members(pull: Pull, input: string, checkIds: boolean, expandSparse: boolean): AsyncGenerator<TarEntry> {
-  const root = syntheticDir([]);
-  /** The current node at every path met so far (upstream's tree: replaced directories keep their entries). */
-  const nodes = new Map<string, TreeNode>([['/', root]]);
+  const root = syntheticDir(EMPTY, Buffer.from('/'));
+  /** Every path met so far, as a tree of slots: a member's lookup costs its components, not its depth squared. */
+  const top: Slot = { node: root, kids: new Map() };
   yield { node: root };
 
   let longName: Buffer | undefined;
   let longLink: Buffer | undefined;
   let pax: PaxRecord[] | undefined;
+  /** The first extension header still waiting for its member, for the error when none comes. */
+  let pending: { what: string; at: number } | undefined;
   let last = 'the start';
-  /** The parent directory of the previous member and its key (see the implied parents below). */
-  let lastParentKey = '';
-  let lastParent: TreeNode | undefined;
+  /** Bytes of holes the sparse members have added so far. */
+  let holes = 0;
+  /**
+   * The previous member's parent slot and path: members come grouped by directory, so this one's
+   * parent is usually the same. Valid while no directory has been replaced by a non-directory
+   * since (generation), which is what can detach a slot.
+   */
+  let lastParent: { slot: Slot; path: Buffer; generation: number } | undefined;
+  let generation = 0;
 
   const where = (at: number) => `tar offset ${at} (after ${last})`;
   const fail = (path: string, why: string) => new NydusError('SOURCE', why, { path });
@@ -506,6 +571,7 @@ async function* members(pull: Pull, input: string, checkIds: boolean, expandSpar
         if (flag === T('L')) longName = value;
         else longLink = value;
       }
+      pending ??= { what, at };
       continue;
     }
 
@@ -518,12 +584,18 @@ async function* members(pull: Pull, input: string, checkIds: boolean, expandSpar
     const gid = paxNumber(pax, 'gid') ?? h.gid;
     const ext = pax;
     longName = longLink = pax = undefined;
+    pending = undefined;
 
-    const comps = components(rawPath);
-    const path = display(comps);
+    // Bounded before it is split: every step below is linear in the path.
+    if (rawPath.length > LIMITS.PATH_MAX.value) {
+      last = shown(`/${rawPath.toString('utf8')}`);
+      throw limitError('PATH_MAX', last, `path of ${rawPath.length} bytes`);
+    }
+    const norm = normalise(rawPath);
+    const comps = norm.comps;
+    const path = display(norm.path);
     last = path;
     const member: Member = { path, size, left: size, open: false, current: true };
-    const key = keyOf(comps);
 
     // A sparse member: the map of its stored regions, and the size of the file they belong in.
     let sparse: { regions: SparseRegion[]; realSize: number } | undefined;
@@ -593,28 +665,37 @@ async function* members(pull: Pull, input: string, checkIds: boolean, expandSpar
       member.left -= skipped;
       if (member.left > 0 || (await pull.skip(padding(member.size))) < padding(member.size)) throw truncated(member);
     };
-    if (SKIPPED.has(key)) {
+    if (comps.length === 1 && SKIPPED.has(L(comps[0]!))) {
       await skipData();
       continue;
     }
     if (sparse) {
       if (mapInData) sparse.regions = await readSparseMap(pull, member, fail);
       checkRegions(sparse.regions, sparse.realSize, member.left, (why) => fail(path, why));
+      // Holes are zeros no byte of the input backs: bounded per member and per tar, before any is read.
+      const added = sparse.realSize - member.left;
+      if (added > LIMITS.SPARSE_HOLES_MAX.value) throw limitError('SPARSE_HOLES_MAX', `${path}: sparse member of ${sparse.realSize} bytes storing ${member.left}`, `${added} bytes of holes`);
+      holes += added;
+      if (holes > LIMITS.SPARSE_HOLES_TOTAL_MAX.value) throw limitError('SPARSE_HOLES_TOTAL_MAX', path, `${holes} bytes of holes in the sparse members so far`);
     }
 
     if (UNSUPPORTED[flag] !== undefined) throw fail(path, `unsupported ${UNSUPPORTED[flag]} from tar header`);
     if (comps.length > 0 && comps[comps.length - 1]!.equals(DOTDOT)) throw fail(path, 'failed to get file name from tar entry: the path ends in ".."');
     // Upstream panics (SIGABRT) on any ".." component; we refuse the entry instead.
     if (comps.some((c) => c.equals(DOTDOT))) throw fail(path, 'a ".." component in a tar entry path is not allowed');
+    if (comps.length > LIMITS.DEPTH_MAX.value) throw limitError('DEPTH_MAX', path, `${comps.length} levels`);
+    for (const c of comps) {
+      const bad = badName(c);
+      if (bad !== undefined) throw fail(path, bad);
+    }
     const type = TYPE_OF[flag];
     if (type === undefined) throw fail(path, `unsupported tar entry type '${String.fromCharCode(flag)}' (0x${flag.toString(16)})`);
     const nodeName = comps.length === 0 ? EMPTY : comps[comps.length - 1]!;
-    if (nodeName.length > MAX_NAME) throw fail(path, `file name of ${nodeName.length} bytes from tar entry is too long (at most ${MAX_NAME})`);
     if (comps.length === 0 && type !== S_IFDIR) throw fail(path, 'the root entry of a tar must be a directory');
     if (checkIds && (uid > 0xffffffff || gid > 0xffffffff)) throw fail(path, `uid ${uid} or gid ${gid} from tar entry is out of range`);
 
     const node: TreeNode = {
-      name: nodeName, path: pathOf(comps), mode: (h.mode & 0o7777) | type, uid, gid,
+      name: nodeName, path: norm.path, mode: (h.mode & 0o7777) | type, uid, gid,
       mtime: h.mtime, mtimeNsec: 0, size: 0, rdev: 0, xattrs: [], links: 1,
     };
     if (type === S_IFCHR || type === S_IFBLK || type === S_IFIFO) {
@@ -622,23 +703,27 @@ async function* members(pull: Pull, input: string, checkIds: boolean, expandSpar
       node.rdev = encodeDev(h.devmajor, h.devminor);
     } else if (type === S_IFLNK) {
       if (rawLink.length === 0) throw fail(path, 'failed to get symlink target for tar entry');
-      if (rawLink.length > MAX_NAME) throw fail(path, `symlink target of ${rawLink.length} bytes from tar entry is too big`);
+      if (rawLink.length > LIMITS.SYMLINK_MAX.value) throw limitError('SYMLINK_MAX', path, `symlink target of ${rawLink.length} bytes`);
+      if (rawLink.includes(0)) throw fail(path, 'symlink target contains a NUL byte');
       node.target = Buffer.from(rawLink);
       node.size = rawLink.length;
     } else if (type === S_IFREG && flag !== T('1')) {
       node.size = sparse ? sparse.realSize : size;
     }
 
-    // Hardlinks: the target is whatever sits at its path in the tree built so far.
+    // Hardlinks: the target is whatever sits at its path in the tree built so far, reached through directories only.
     let linkTarget: TreeNode | undefined;
     if (flag === T('1')) {
       if (rawLink.length === 0) throw fail(path, 'failed to get hardlink target for tar entry');
-      const tcomps = components(rawLink);
-      const tpath = display(tcomps);
-      if (tcomps.some((c) => c.equals(DOTDOT))) throw fail(path, `a ".." component in hardlink target ${tpath} is not allowed`);
-      linkTarget = nodes.get(keyOf(tcomps));
+      if (rawLink.length > LIMITS.PATH_MAX.value) throw limitError('PATH_MAX', path, `hardlink target of ${rawLink.length} bytes`);
+      const target = normalise(rawLink);
+      const tpath = display(target.path);
+      if (target.comps.some((c) => c.equals(DOTDOT))) throw fail(path, `a ".." component in hardlink target ${tpath} is not allowed`);
+      let at: Slot | undefined = top;
+      for (let i = 0; at !== undefined && i < target.comps.length; i++) at = at.kids?.get(L(target.comps[i]!));
+      linkTarget = at?.node;
       if (!linkTarget) throw new NydusError('SOURCE', `unknown target ${tpath} for hardlink ${path}`);
-      if ((linkTarget.mode & 0o170000) !== S_IFREG) throw new NydusError('SOURCE', `target ${tpath} for hardlink ${path} is not a regular file`);
+      if ((linkTarget.mode & S_IFMT) !== S_IFREG) throw new NydusError('SOURCE', `target ${tpath} for hardlink ${path} is not a regular file`);
     }
 
     const xattrs = new Map<string, TreeNode['xattrs'][number]>();
@@ -646,16 +731,54 @@ async function* members(pull: Pull, input: string, checkIds: boolean, expandSpar
     for (const r of ext ?? NO_RECORDS) {
       if (r.key.length <= SCHILY.length || !r.key.subarray(0, SCHILY.length).equals(SCHILY)) continue;
       const xname = Buffer.from(r.key.subarray(SCHILY.length));
-      const shown = JSON.stringify(xname.toString('utf8'));
-      if (xname.length > MAX_XATTR_NAME || r.value.length > MAX_XATTR_VALUE) throw fail(path, `xattr key/value is too big: ${shown} (${r.value.length}-byte value)`);
+      const text = xname.toString('utf8');
+      const xshown = JSON.stringify(text.length > 300 ? `${text.slice(0, 300)}…` : text);
+      if (xname.length > LIMITS.XATTR_NAME_MAX.value) throw limitError('XATTR_NAME_MAX', `${path}: xattr ${xshown}`, `name of ${xname.length} bytes`);
+      if (r.value.length > LIMITS.XATTR_VALUE_MAX.value) throw limitError('XATTR_VALUE_MAX', `${path}: xattr ${xshown}`, `value of ${r.value.length} bytes`);
       if (!XATTR_PREFIXES.some((p) => xname.length >= p.length && xname.subarray(0, p.length).equals(p))) {
-        throw fail(path, `invalid xattr key ${shown}: it must start with user., security., trusted., system.posix_acl_access or system.posix_acl_default`);
+        throw fail(path, `invalid xattr key ${xshown}: it must start with user., security., trusted., system.posix_acl_access or system.posix_acl_default`);
       }
       xattrs.set(xname.toString('latin1'), { name: xname, value: Buffer.from(r.value) });
     }
-    if (xattrs.size > 0) node.xattrs = [...xattrs.values()].sort((a, b) => Buffer.compare(a.name, b.name));
+    if (xattrs.size > 0) {
+      node.xattrs = [...xattrs.values()].sort((a, b) => Buffer.compare(a.name, b.name));
+      const area = areaSize(node.xattrs);
+      if (area > LIMITS.XATTR_AREA_MAX.value) throw limitError('XATTR_AREA_MAX', path, `xattr area of ${area} bytes`);
+    }
 
-    const old = nodes.get(key);
+    // The parent: walked from the root (or the previous member's, when it is the same path),
+    // creating implied parents with the synthetic root's attributes. A path through a symlink,
+    // file or device an earlier member made is refused: upstream would hang the member below a
+    // non-directory and drop it from the image without a word.
+    const depth = comps.length;
+    const parentPath = depth <= 1 ? norm.path.subarray(0, 1) : norm.path.subarray(0, endOf(norm, depth - 2));
+    let parentSlot: Slot;
+    if (lastParent !== undefined && lastParent.generation === generation && lastParent.path.equals(parentPath)) {
+      parentSlot = lastParent.slot;
+    } else {
+      parentSlot = top;
+      let i = 0;
+      for (; i < depth - 1; i++) {
+        const next = parentSlot.kids!.get(L(comps[i]!));
+        if (next === undefined) break;
+        if (next.kids === undefined) {
+          throw fail(path, `an earlier entry made ${display(norm.path.subarray(0, endOf(norm, i)))} a ${kindOf(next.node)}, not a directory`);
+        }
+        parentSlot = next;
+      }
+      for (; i < depth - 1; i++) {
+        const dir = syntheticDir(comps[i]!, norm.path.subarray(0, endOf(norm, i)));
+        const next: Slot = { node: dir, kids: new Map() };
+        parentSlot.kids!.set(L(comps[i]!), next);
+        yield { node: dir, parent: parentSlot.node };
+        parentSlot = next;
+      }
+      lastParent = { slot: parentSlot, path: parentPath, generation };
+    }
+
+    // This member's own slot: a repeated path is replaced, last wins.
+    let slot: Slot | undefined = depth === 0 ? top : parentSlot.kids!.get(L(nodeName));
+    const old = slot?.node;
     if (linkTarget) {
       const primary = linkTarget.linkTo ?? linkTarget;
       if (old && (old.linkTo ?? old) === primary) {
@@ -674,37 +797,24 @@ async function* members(pull: Pull, input: string, checkIds: boolean, expandSpar
       node.xattrs = linkTarget.xattrs;
       node.linkTo = primary;
     }
-
-    // Implied parents, with the synthetic root's attributes. Members come grouped by directory,
-    // so the last member's parent is usually this one's: its key is a prefix of this key.
-    let parent: TreeNode;
-    const parentKeyLength = comps.length <= 1 ? 0 : key.length - 1 - comps[comps.length - 1]!.length;
-    if (lastParent !== undefined && parentKeyLength === lastParentKey.length && key.startsWith(lastParentKey) && nodes.get(lastParentKey) === lastParent) {
-      parent = lastParent;
-    } else {
-      parent = nodes.get('/')!;
-      let pk = '';
-      for (let i = 1; i < comps.length; i++) {
-        pk += `/${L(comps[i - 1]!)}`;
-        let dir = nodes.get(pk);
-        if (!dir) {
-          dir = syntheticDir(comps.slice(0, i));
-          nodes.set(pk, dir);
-          yield { node: dir, parent };
-        }
-        parent = dir;
-      }
-      lastParentKey = key.slice(0, parentKeyLength);
-      lastParent = parent;
+    if (slot === undefined) {
+      slot = { node };
+      parentSlot.kids!.set(L(nodeName), slot);
     }
-    nodes.set(key, node);
+    slot.node = node;
+    if (type !== S_IFDIR) {
+      if (slot.kids !== undefined) generation++;
+      slot.kids = undefined;
+    } else {
+      slot.kids ??= new Map();
+    }
 
-    const entry: TarEntry = { node, parent: comps.length === 0 ? undefined : parent, replaces: old };
+    const entry: TarEntry = { node, parent: depth === 0 ? undefined : parentSlot.node, replaces: old };
     if (type === S_IFREG && !linkTarget && !sparse) entry.dataOffset = dataAt;
     if (type === S_IFREG) {
       entry.open = linkTarget
         ? () => {
-            throw new NydusError('SOURCE', `hardlink ${path} lost its target ${display(components(rawLink))}, whose data a single pass over the tar cannot read again`);
+            throw new NydusError('SOURCE', `hardlink ${path} lost its target ${display(normalise(rawLink).path)}, whose data a single pass over the tar cannot read again`);
           }
         : () => {
             if (member.open || !member.current) throw new NydusError('INTERNAL', 'tar content opened twice or after the source moved on', { path });
@@ -714,5 +824,8 @@ async function* members(pull: Pull, input: string, checkIds: boolean, expandSpar
     }
     yield entry;
     await skipData();
+  }
+  if (pending !== undefined) {
+    throw new NydusError('SOURCE', `the input ends after the ${pending.what} header at tar offset ${pending.at}, with no member for it`, { path: input });
   }
 }

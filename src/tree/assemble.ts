@@ -7,6 +7,8 @@ import { normalizeHardlinks } from './overlay.js';
 export class TreeAssembler {
   root?: TreeNode;
   private readonly attached = new Set<TreeNode>();
+  /** Where each attached node sits in its parent's children, so a replacement costs O(1), not a scan. */
+  private readonly position = new Map<TreeNode, number>();
   /** A dropped first name of a hardlink group -> the name that carries the inode instead. */
   private readonly promoted = new Map<TreeNode, TreeNode>();
 
@@ -17,6 +19,7 @@ export class TreeAssembler {
    */
   finish(): TreeNode | undefined {
     this.attached.clear();
+    this.position.clear();
     this.promoted.clear();
     if (this.root) {
       for (const n of walk(this.root)) if (isDirNode(n)) sortChildren(n);
@@ -33,12 +36,18 @@ export class TreeAssembler {
     } else {
       if (!this.attached.has(parent)) return false;
       const kids = (parent.children ??= []);
-      const at = old ? kids.indexOf(old) : -1;
-      if (at >= 0) kids[at] = node;
-      else kids.push(node);
+      const at = old ? this.position.get(old) : undefined;
+      if (at !== undefined && kids[at] === old) {
+        kids[at] = node;
+        this.position.set(node, at);
+      } else {
+        this.position.set(node, kids.length);
+        kids.push(node);
+      }
     }
     if (old) {
       this.attached.delete(old);
+      this.position.delete(old);
       if (isDirNode(node) && isDirNode(old)) node.children = old.children;
     }
     if (isDirNode(node)) node.children ??= [];

@@ -102,51 +102,59 @@ export function applyLayer(lower: TreeNode, upper: TreeNode, spec: WhiteoutSpec)
   return upper;
 }
 
-/** Upstream's merge_children: markers first, then the other entries, then recurse into dirs. */
-function mergeChildren(target: TreeNode, upperKids: readonly TreeNode[], def: WhiteoutSpecDef): void {
-  const byName = new Map<string, TreeNode>();
-  for (const c of target.children ?? []) byName.set(key(c.name), c);
+/**
+ * Upstream's merge_children: per directory, markers first, then the other entries, then each
+ * merged subdirectory. An explicit stack instead of recursion: layers may be deeper than the stack.
+ */
+function mergeChildren(top: TreeNode, topKids: readonly TreeNode[], def: WhiteoutSpecDef): void {
+  const work: Array<[TreeNode, readonly TreeNode[]]> = [[top, topKids]];
+  while (work.length > 0) {
+    const [target, upperKids] = work.pop()!;
+    const byName = new Map<string, TreeNode>();
+    for (const c of target.children ?? []) byName.set(key(c.name), c);
 
-  const others: TreeNode[] = [];
-  for (const u of [...upperKids].sort((a, b) => Buffer.compare(a.name, b.name))) {
-    switch (def.detect(u)) {
-      case 'oci-removal':
-        byName.delete(key(whiteoutTarget(u)));
-        break;
-      case 'oci-opaque':
-        byName.clear();
-        break;
-      case 'overlayfs-removal':
-        byName.delete(key(u.name));
-        break;
-      case 'overlayfs-opaque': {
-        const l = byName.get(key(u.name));
-        if (l?.children) l.children = [];
-        u.xattrs = u.xattrs.filter((x) => !x.name.equals(OVERLAYFS_OPAQUE_XATTR));
-        others.push(u);
-        break;
+    const others: TreeNode[] = [];
+    for (const u of [...upperKids].sort((a, b) => Buffer.compare(a.name, b.name))) {
+      switch (def.detect(u)) {
+        case 'oci-removal':
+          byName.delete(key(whiteoutTarget(u)));
+          break;
+        case 'oci-opaque':
+          byName.clear();
+          break;
+        case 'overlayfs-removal':
+          byName.delete(key(u.name));
+          break;
+        case 'overlayfs-opaque': {
+          const l = byName.get(key(u.name));
+          if (l?.children) l.children = [];
+          u.xattrs = u.xattrs.filter((x) => !x.name.equals(OVERLAYFS_OPAQUE_XATTR));
+          others.push(u);
+          break;
+        }
+        case undefined:
+          others.push(u);
       }
-      case undefined:
-        others.push(u);
     }
-  }
 
-  const dirs: Array<[TreeNode, TreeNode[]]> = [];
-  for (const u of others) {
-    const k = key(u.name);
-    const l = byName.get(k);
-    if (isDirNode(u)) {
-      // Over a directory the lower children stay and upper's merge in; over anything else, or
-      // when new, the directory starts empty (upper's own markers are then consumed, not kept).
-      dirs.push([u, u.children ?? []]);
-      u.children = l?.children ?? [];
-    } else {
-      u.children = undefined;
+    const dirs: Array<[TreeNode, TreeNode[]]> = [];
+    for (const u of others) {
+      const k = key(u.name);
+      const l = byName.get(k);
+      if (isDirNode(u)) {
+        // Over a directory the lower children stay and upper's merge in; over anything else, or
+        // when new, the directory starts empty (upper's own markers are then consumed, not kept).
+        dirs.push([u, u.children ?? []]);
+        u.children = l?.children ?? [];
+      } else {
+        u.children = undefined;
+      }
+      byName.set(k, u);
     }
-    byName.set(k, u);
+    target.children = [...byName.values()].sort((a, b) => Buffer.compare(a.name, b.name));
+    // Reversed onto the stack, so subdirectories are merged in name order, as upstream recurses.
+    for (let i = dirs.length - 1; i >= 0; i--) work.push(dirs[i]!);
   }
-  target.children = [...byName.values()].sort((a, b) => Buffer.compare(a.name, b.name));
-  for (const [dir, kids] of dirs) mergeChildren(dir, kids, def);
 }
 
 /**

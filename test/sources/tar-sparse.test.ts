@@ -13,6 +13,7 @@ import { NydusError } from '../../src/errors.js';
 import type { ContentReader } from '../../src/pipeline/stage.js';
 import { runOk } from '../helpers/tools.js';
 import { prng } from '../helpers/tree.js';
+import { gnuSparse } from './craft.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -33,15 +34,18 @@ let work = '';
 let src = '';
 let bigSrc = '';
 const files = new Map<string, Model>();
+/** Holes just under SPARSE_HOLES_MAX (1 GiB), data at both ends. */
 const big: Model = {
-  size: 8 * GiB + 4097,
+  size: GiB + 4097,
   pieces: [
     { at: 1000, data: prng(21, 5000) },
-    { at: 4 * GiB + 123, data: prng(22, 70_000) },
-    { at: 8 * GiB - 10, data: prng(23, 100) },
-    { at: 8 * GiB + 4096, data: Buffer.from('z') },
+    { at: GiB / 2 + 123, data: prng(22, 70_000) },
+    { at: GiB - 10, data: prng(23, 100) },
+    { at: GiB + 4096, data: Buffer.from('z') },
   ],
 };
+/** 8 GiB of holes: more than SPARSE_HOLES_MAX. */
+const huge: Model = { size: 8 * GiB + 1, pieces: [{ at: 8 * GiB, data: Buffer.from('z') }] };
 
 async function writeSparse(path: string, m: Model): Promise<void> {
   const fh = await open(path, 'w');
@@ -69,6 +73,7 @@ beforeAll(async () => {
   await mkdir(bigDir);
   bigSrc = join(bigDir, 'big');
   await writeSparse(bigSrc, big);
+  await writeSparse(join(bigDir, 'huge'), huge);
 });
 
 afterAll(async () => {
@@ -223,7 +228,7 @@ describe('sparse tar members', () => {
     });
   });
 
-  it.each(FORMATS)('a file past 8 GiB with data past 4 GiB (%s), from a file and gzip', async (label, args) => {
+  it.each(FORMATS)('a file past 1 GiB with holes just under SPARSE_HOLES_MAX (%s), from a file and gzip', async (label, args) => {
     const out = join(work, `big-${label.replace(/\W/g, '_')}.tar`);
     await runOk('tar', ['--sparse', ...args, '-C', join(work, 'big'), '-cf', out, 'big']);
     const tar = await readFile(out);
@@ -232,44 +237,13 @@ describe('sparse tar members', () => {
     expect(await readTar(out, models, 16 * MiB)).toEqual({ '/big': big.size });
     expect(await readTar(Readable.from([zlib.gzipSync(tar)]), models, 16 * MiB)).toEqual({ '/big': big.size });
   }, 120_000);
-});
 
-/** An old-GNU 'S' header (and its extension blocks) for a hand-made map. */
-function gnuSparse(name: string, realSize: number, regions: Array<[number, number]>, data?: Buffer): Buffer {
-  const oct = (n: number, len: number) => n.toString(8).padStart(len - 1, '0') + '\0';
-  const blocks: Buffer[] = [];
-  const h = Buffer.alloc(512);
-  h.write(name, 0, 'latin1');
-  h.write(oct(0o644, 8), 100, 'latin1');
-  h.write(oct(0, 8), 108, 'latin1');
-  h.write(oct(0, 8), 116, 'latin1');
-  const stored = regions.reduce((a, [, s]) => a + s, 0);
-  h.write(oct(data?.length ?? stored, 12), 124, 'latin1');
-  h.write(oct(1_700_000_000, 12), 136, 'latin1');
-  h[156] = 'S'.charCodeAt(0);
-  h.write('ustar  \0', 257, 'latin1');
-  const put = (b: Buffer, off: number, [o, s]: [number, number]) => {
-    b.write(oct(o, 12), off, 'latin1');
-    b.write(oct(s, 12), off + 12, 'latin1');
-  };
-  regions.slice(0, 4).forEach((r, i) => put(h, 386 + 24 * i, r));
-  h[482] = regions.length > 4 ? 1 : 0;
-  h.write(oct(realSize, 12), 483, 'latin1');
-  h.fill(0x20, 148, 156);
-  let sum = 0;
-  for (const b of h) sum += b;
-  h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 'latin1');
-  blocks.push(h);
-  for (let i = 4; i < regions.length; i += 21) {
-    const x = Buffer.alloc(512);
-    regions.slice(i, i + 21).forEach((r, j) => put(x, 24 * j, r));
-    x[504] = i + 21 < regions.length ? 1 : 0;
-    blocks.push(x);
-  }
-  const body = data ?? Buffer.alloc(stored, 0x61);
-  blocks.push(body, Buffer.alloc((512 - (body.length % 512)) % 512));
-  return Buffer.concat(blocks);
-}
+  it.each(FORMATS)('a file of 8 GiB of holes (%s) is refused before any hole is read', async (label, args) => {
+    const out = join(work, `huge-${label.replace(/\W/g, '_')}.tar`);
+    await runOk('tar', ['--sparse', ...args, '-C', join(work, 'big'), '-cf', out, 'huge']);
+    expect((await failure(out)).message).toMatch(/^\/huge: sparse member of 8589934593 bytes storing \d+: \d+ bytes of holes exceeds SPARSE_HOLES_MAX \(1073741824\): /);
+  });
+});
 
 describe('hand-made old-GNU sparse maps', () => {
   const end = Buffer.alloc(1024);

@@ -293,3 +293,24 @@ describe('applyLayer: hardlinks (§3.2)', () => {
     expect(f.linkTo).toBe(y);
   });
 });
+
+describe('depth', () => {
+  /** A chain of `depth` directories named d, with a file `leaf` at the bottom. */
+  function chain(depth: number, leaf: string): TreeNode {
+    let bottom = dir('d', [file(leaf)]);
+    for (let i = 1; i < depth; i++) bottom = dir('d', [bottom]);
+    return root([bottom]);
+  }
+
+  it('two layers 200,000 directories deep merge without recursion (no stack overflow)', () => {
+    const r = applyLayer(chain(200_000, 'lower'), chain(200_000, 'upper'), 'oci');
+    let n: TreeNode = r;
+    let depth = 0;
+    while (n.children?.[0]?.name.equals(Buffer.from('d'))) {
+      n = n.children[0];
+      depth++;
+    }
+    expect(depth).toBe(200_000);
+    expect(n.children!.map((c) => c.name.toString())).toEqual(['lower', 'upper']);
+  });
+});
