@@ -44,7 +44,12 @@ export class BlobReader {
       const file = this.fileFor(blobIndex);
       try {
         const fd = fs.openSync(file, 'r');
-        h = { fd, size: fs.fstatSync(fd).size, file };
+        const st = fs.fstatSync(fd);
+        if (st.isDirectory()) {
+          fs.closeSync(fd);
+          throw Object.assign(new Error('is a directory'), { code: 'EISDIR' });
+        }
+        h = { fd, size: st.size, file };
       } catch (e) {
         throw fsError('SOURCE', file, e);
       }
@@ -65,7 +70,11 @@ export class BlobReader {
       throw new NydusError('SOURCE', `blob is shorter than referenced: chunk ${c.index} needs bytes up to ${c.compressedOffset + c.compressedSize}, file has ${h.size}`, { path: h.file });
     }
     const stored = into && into.length >= c.compressedSize ? Buffer.from(into.buffer, into.byteOffset, c.compressedSize) : Buffer.allocUnsafe(c.compressedSize);
-    fs.readSync(h.fd, stored, 0, stored.length, c.compressedOffset);
+    try {
+      fs.readSync(h.fd, stored, 0, stored.length, c.compressedOffset);
+    } catch (e) {
+      throw fsError('SOURCE', h.file, e);
+    }
     let raw: Buffer = stored;
     if ((c.flags & CHUNK_COMPRESSED) !== 0) {
       try {

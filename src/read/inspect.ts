@@ -450,6 +450,9 @@ export function rustDebugName(name: Buffer): string {
 
 /** A name or path for the report: control characters and invalid UTF-8 bytes escaped. */
 function printable(b: Buffer): string {
+  // Most names are plain UTF-8 without control characters: no per-character walk for them.
+  const plain = b.toString('utf8');
+  if (!plain.includes('\uFFFD') && !/\p{Cc}/u.test(plain)) return plain;
   let out = '';
   for (const piece of utf8Pieces(b)) {
     if (typeof piece === 'number') out += `\\x${piece.toString(16).padStart(2, '0')}`;

@@ -2,7 +2,7 @@
 import { COMPRESSORS, DIGESTERS, compressorByFlags, compressorByName, digesterByFlags, digesterByName } from '../algo/index.js';
 import type { Compressor, Digester } from '../algo/index.js';
 import { NydusError, formatError } from '../errors.js';
-import { LIMITS, badBlobId, badName, checkLimit, limitError } from '../format/limits.js';
+import { LIMITS, badBlobId, badName, limitError } from '../format/limits.js';
 import * as v5 from '../format/rafs/v5.js';
 import { asFormatError, isDir, isReg, showName, showPath } from './model.js';
 import type { BlobInfo, ChunkInfo, ImageNode, RafsImage, Xattr } from './model.js';
@@ -192,7 +192,8 @@ export function loadV5(buf: Buffer): RafsImage {
         const name = child.node.name;
         const why = badName(name);
         if (why) throw new NydusError('FORMAT', `directory ${pathOf(dir)}: entry ${showName(name)}: ${why}`);
-        checkLimit('ENTRIES_MAX', `bootstrap entries at ${pathOf(dir, name)}`, ++entries);
+        // The path is spelled only for the message: building it per entry is quadratic in depth.
+        if (++entries > LIMITS.ENTRIES_MAX.value) throw limitError('ENTRIES_MAX', `bootstrap entries at ${pathOf(dir, name)}`, entries);
         children.push(child.node);
         if (child.node.children) {
           if (dirInos.has(child.inode.i_ino)) throw new NydusError('FORMAT', `directory ${pathOf(dir, name)}: inode ${child.inode.i_ino} is a directory reached twice (a hardlinked directory)`);

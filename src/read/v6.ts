@@ -10,7 +10,7 @@ import * as device from '../format/erofs/device.js';
 import * as ext from '../format/rafs/ext-superblock.js';
 import * as bt from '../format/rafs/blob-table.js';
 import * as ci from '../format/rafs/chunk-info.js';
-import { LIMITS, badBlobId, badName, checkLimit, limitError } from '../format/limits.js';
+import { LIMITS, badBlobId, badName, limitError } from '../format/limits.js';
 import { alignUp } from '../format/util.js';
 import {
   S_IFMT, S_IFBLK, S_IFCHR, S_IFDIR, S_IFLNK, S_IFREG, asFormatError, showName, showPath,
@@ -241,7 +241,8 @@ export function loadV6(buf: Buffer): RafsImage {
           }
           const why = badName(e.name);
           if (why) throw new NydusError('FORMAT', `directory ${pathOf(dir)}: entry ${showName(e.name)}: ${why}`);
-          checkLimit('ENTRIES_MAX', `bootstrap entries at ${pathOf(dir, e.name)}`, ++entries);
+          // The path is spelled only for the message: building it per entry is quadratic in depth.
+          if (++entries > LIMITS.ENTRIES_MAX.value) throw limitError('ENTRIES_MAX', `bootstrap entries at ${pathOf(dir, e.name)}`, entries);
           const { node: child, inode, xsize } = entryFor(e.nid, e.name);
           children.push(child);
           if (!child.children) continue;
