@@ -18,13 +18,14 @@ export function featureWords(features: number): string {
   return FEATURE_WORDS.filter(([bit]) => (features & bit) !== 0).map(([, w]) => w).join(' ');
 }
 
-/** Every node with its path, parents before children. */
+/** Every node with its path, parents before children (an explicit stack: depth is the image's to choose). */
 export function* walkImage(root: ImageNode, base = ''): Generator<[string, ImageNode]> {
-  yield [base === '' ? '/' : base, root];
-  for (const c of root.children ?? []) {
-    const p = `${base}/${c.name.toString('utf8')}`;
-    if (c.children) yield* walkImage(c, p);
-    else yield [p, c];
+  const stack: Array<[string, ImageNode]> = [[base, root]];
+  for (let top = stack.pop(); top; top = stack.pop()) {
+    const [p, n] = top;
+    yield [p === '' ? '/' : p, n];
+    const kids = n.children ?? [];
+    for (let i = kids.length - 1; i >= 0; i--) stack.push([`${p}/${kids[i].name.toString('utf8')}`, kids[i]]);
   }
 }
 
@@ -38,8 +39,11 @@ export function check(bootstrap: string, blobs?: BlobLocation): CheckResult {
     const reader = new BlobReader(image, blobs);
     try {
       const seen = new Set<string>();
+      const seenIno = new Set<number>();
       for (const [, n] of walkImage(image.root)) {
-        if (!isReg(n.mode)) continue;
+        // Every name of an inode shares its chunks: they are read once, not once per name.
+        if (!isReg(n.mode) || seenIno.has(n.ino)) continue;
+        seenIno.add(n.ino);
         for (const c of n.chunks ?? []) {
           const key = `${c.blobIndex}:${c.index}`;
           if (seen.has(key)) continue;

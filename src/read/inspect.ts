@@ -186,10 +186,16 @@ export class InspectSession {
 
   chunk(offset: bigint): InspectAnswer {
     let text = '';
+    // Every name of an inode shares its chunk list: it is searched once per inode, not per name.
+    const found = new Map<number, NonNullable<ImageNode['chunks']>>();
     for (const { node, parent } of this.allPlaced()) {
       if (!isReg(node.mode) || !parent) continue;
-      for (const c of node.chunks ?? []) {
-        if (BigInt(c.compressedOffset) !== offset) continue;
+      let hits = found.get(node.ino);
+      if (!hits) {
+        hits = (node.chunks ?? []).filter((c) => BigInt(c.compressedOffset) === offset);
+        found.set(node.ino, hits);
+      }
+      for (const c of hits) {
         text += `\nFile: ${padChars(lossy(node.name), 32)} Parent Path: ${padChars(this.dirPath(parent), 32)}\n`
           + `Compressed Offset: ${c.compressedOffset}, Compressed Size: ${c.compressedSize}\n`
           + `Decompressed Offset: ${c.uncompressedOffset}, Decompressed Size: ${c.uncompressedSize}\n`
@@ -444,6 +450,9 @@ export function rustDebugName(name: Buffer): string {
 
 /** A name or path for the report: control characters and invalid UTF-8 bytes escaped. */
 function printable(b: Buffer): string {
+  // Most names are plain UTF-8 without control characters: no per-character walk for them.
+  const plain = b.toString('utf8');
+  if (!plain.includes('\uFFFD') && !/\p{Cc}/u.test(plain)) return plain;
   let out = '';
   for (const piece of utf8Pieces(b)) {
     if (typeof piece === 'number') out += `\\x${piece.toString(16).padStart(2, '0')}`;
@@ -517,7 +526,9 @@ export function inspectReport(img: RafsImage): string {
     String(node.ino), modeString(node.mode), String(node.nlink), String(node.uid), String(node.gid), sizeColumn(node), formatMtime(node.mtime),
     printable(path) + (node.target ? ` -> ${printable(node.target)}` : ''),
   ]);
-  const widths = [0, 1, 2, 3, 4, 5].map((i) => Math.max(0, ...cols.map((c) => c[i].length)));
+  // A loop, not Math.max(...spread): a directory of 200,000 entries overflows an argument list.
+  const widths = [0, 0, 0, 0, 0, 0];
+  for (const c of cols) for (let i = 0; i < widths.length; i++) if (c[i].length > widths[i]) widths[i] = c[i].length;
   for (const c of cols) {
     const right = (i: number) => c[i].padStart(widths[i]);
     lines.push(`  ${right(0)} ${c[1]} ${right(2)} ${right(3)} ${right(4)} ${right(5)} ${c[6]} ${c[7]}`);

@@ -1,6 +1,7 @@
 // What a loaded bootstrap looks like to check, inspect, unpack, export and merge,
 // whatever RAFS version it was decoded from.
 import type { CompressorName, DigesterName } from '../algo/index.js';
+import { NydusError } from '../errors.js';
 
 export interface Xattr {
   /** Full name with its namespace prefix, e.g. "user.foo". */
@@ -98,3 +99,20 @@ export interface RafsImage {
 }
 
 export { S_IFMT, S_IFSOCK, S_IFLNK, S_IFREG, S_IFBLK, S_IFDIR, S_IFCHR, S_IFIFO, isDir, isReg, isSymlink } from '../format/mode.js';
+
+/** A name from an image for a message: quoted, with control bytes and quotes escaped. */
+export const showName = (name: Uint8Array): string => JSON.stringify(Buffer.from(name).toString('utf8'));
+
+/** A path of names from the root for a message ("/" for the root). */
+export const showPath = (names: readonly Uint8Array[]): string =>
+  JSON.stringify(`/${names.map((n) => Buffer.from(n).toString('utf8')).join('/')}`);
+
+/**
+ * What a decoder threw, as a user error: a RangeError (Buffer reads past the end,
+ * ERR_OUT_OF_RANGE, ERR_BUFFER_OUT_OF_BOUNDS) means the bytes lie about a size or an offset.
+ * Anything else (a NydusError, or our own bug) is returned as it is.
+ */
+export function asFormatError(e: unknown): unknown {
+  if (!(e instanceof RangeError)) return e;
+  return new NydusError('FORMAT', `bootstrap is corrupt: ${e.message.split('\n')[0]}`, { cause: e });
+}

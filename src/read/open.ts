@@ -7,15 +7,59 @@ import { NydusError, formatError, fsError } from '../errors.js';
 import * as toc from '../format/blob/toc.js';
 import * as sbc from '../format/erofs/superblock.js';
 import * as tarHeader from '../format/blob/tar-header.js';
-import type { RafsImage } from './model.js';
+import { checkLimit } from '../format/limits.js';
+import { totalContentSize } from '../format/blob/zstd-frame.js';
+import { asFormatError, type RafsImage } from './model.js';
 import { FEATURE_INLINED_FS_META, FEATURE_SEPARATE } from '../format/rafs/blob-table.js';
 import { isV6, loadV6 } from './v6.js';
 import { isV5, loadV5 } from './v5.js';
 
 export function loadBootstrap(buf: Buffer): RafsImage {
-  if (isV6(buf)) return loadV6(buf);
-  if (isV5(buf)) return loadV5(buf);
+  try {
+    if (isV6(buf)) return loadV6(buf);
+    if (isV5(buf)) return loadV5(buf);
+  } catch (e) {
+    throw asFormatError(e);
+  }
   throw new NydusError('FORMAT', 'not a RAFS bootstrap (no RAFS v5 or v6 magic)');
+}
+
+/** Reads `length` bytes at `position`, failing when the file holds fewer. */
+function readExactly(fd: number, length: number, position: number, what: string): Buffer {
+  const out = Buffer.alloc(length);
+  let done = 0;
+  while (done < length) {
+    const n = fs.readSync(fd, out, done, length - done, position + done);
+    if (n === 0) throw new NydusError('FORMAT', `${what}: file ended after ${done} of ${length} bytes`);
+    done += n;
+  }
+  return out;
+}
+
+/** image.boot as the TOC entry describes it: within the blob, within BOOTSTRAP_MAX, decompressed to its claimed size. */
+function readTocBootstrap(fd: number, size: number, boot: toc.TocEntry): Buffer {
+  const where = `toc_entry ${toc.NAME_IMAGE_BOOT}`;
+  if (boot.compressed_offset + boot.compressed_size > size) {
+    throw formatError('toc_entry', 'compressed_offset', boot.compressed_offset, `image.boot's ${boot.compressed_size} bytes there lie past the end of the blob (${size} bytes)`);
+  }
+  checkLimit('BOOTSTRAP_MAX', `${where} compressed_size`, boot.compressed_size);
+  checkLimit('BOOTSTRAP_MAX', `${where} uncompressed_size`, boot.uncompressed_size);
+  const c = compressorByTocFlag(boot.flags);
+  if (!c) throw formatError('toc_entry', 'flags', boot.flags, 'unknown compression for image.boot');
+  const stored = readExactly(fd, boot.compressed_size, boot.compressed_offset, where);
+  // What zstd frames claim is checked before the decompressor allocates for the claim.
+  if (c.name === 'zstd') {
+    const claimed = totalContentSize(stored, where);
+    if (claimed !== boot.uncompressed_size) throw formatError('toc_entry', 'uncompressed_size', boot.uncompressed_size, `image.boot's zstd frames hold ${claimed} bytes`);
+  }
+  let raw: Buffer;
+  try {
+    raw = Buffer.from(c.decompress(stored, boot.uncompressed_size));
+  } catch (e) {
+    throw new NydusError('FORMAT', `image.boot does not decompress with ${c.name}: ${(e as Error).message.split('\n')[0]}`, { cause: e });
+  }
+  if (raw.length !== boot.uncompressed_size) throw formatError('toc_entry', 'uncompressed_size', boot.uncompressed_size, `image.boot decompressed to ${raw.length} bytes`);
+  return raw;
 }
 
 export interface TocSection {
@@ -51,14 +95,7 @@ export function extractInlineBootstrap(file: string): Buffer | undefined {
     const entries = readToc(fd, size);
     if (entries) {
       const boot = entries.find((e) => e.name === toc.NAME_IMAGE_BOOT);
-      if (!boot) return undefined;
-      const stored = Buffer.alloc(boot.compressed_size);
-      fs.readSync(fd, stored, 0, stored.length, boot.compressed_offset);
-      const c = compressorByTocFlag(boot.flags);
-      if (!c) throw formatError('toc_entry', 'flags', boot.flags, 'unknown compression for image.boot');
-      const raw = Buffer.from(c.decompress(stored, boot.uncompressed_size));
-      if (raw.length !== boot.uncompressed_size) throw formatError('toc_entry', 'uncompressed_size', boot.uncompressed_size, `image.boot decompressed to ${raw.length} bytes`);
-      return raw;
+      return boot ? readTocBootstrap(fd, size, boot) : undefined;
     }
     if (size < tarHeader.SIZE) return undefined;
     const last = Buffer.alloc(tarHeader.SIZE);
@@ -69,10 +106,10 @@ export function extractInlineBootstrap(file: string): Buffer | undefined {
     } catch {
       return undefined;
     }
-    if (h.name !== toc.NAME_IMAGE_BOOT || h.size > size - tarHeader.SIZE) return undefined;
-    const raw = Buffer.alloc(h.size);
-    fs.readSync(fd, raw, 0, raw.length, size - tarHeader.SIZE - h.size);
-    return raw;
+    if (h.name !== toc.NAME_IMAGE_BOOT) return undefined;
+    if (h.size > size - tarHeader.SIZE) throw formatError('tar_header', toc.NAME_IMAGE_BOOT, h.size, `section larger than the blob (${size} bytes)`);
+    checkLimit('BOOTSTRAP_MAX', `tar_header ${toc.NAME_IMAGE_BOOT} size`, h.size);
+    return readExactly(fd, h.size, size - tarHeader.SIZE - h.size, toc.NAME_IMAGE_BOOT);
   } finally {
     fs.closeSync(fd);
   }
@@ -101,35 +138,52 @@ function nameInlinedBlobs(image: RafsImage, file: string): RafsImage {
  * inlined in it is named after the file (as upstream's load_from_file does): its table says "x"s.
  */
 export function openImage(file: string): RafsImage {
-  // The magic numbers lie in the first 1152 bytes: a data blob (possibly GBs) is never read whole.
-  let isBootstrap: boolean;
   try {
-    const fd = fs.openSync(file, 'r');
-    try {
-      const head = Buffer.alloc(sbc.OFFSET + sbc.SIZE);
-      const n = fs.readSync(fd, head, 0, head.length, 0);
-      isBootstrap = isV6(head.subarray(0, n)) || isV5(head.subarray(0, n));
-    } finally {
-      fs.closeSync(fd);
-    }
-  } catch (e) {
-    throw fsError('SOURCE', file, e);
-  }
-  try {
-    if (isBootstrap) {
-      let buf: Buffer;
-      try {
-        buf = fs.readFileSync(file);
-      } catch (e) {
-        throw fsError('SOURCE', file, e);
-      }
-      return nameInlinedBlobs(loadBootstrap(buf), file);
-    }
+    // The magic numbers lie in the first 1152 bytes: a data blob (possibly GBs) is never read whole.
+    const bootstrap = readIfBootstrap(file);
+    if (bootstrap) return nameInlinedBlobs(loadBootstrap(bootstrap), file);
     const inner = extractInlineBootstrap(file);
     if (!inner) throw new NydusError('FORMAT', 'not a RAFS bootstrap, nor a data blob with an inline bootstrap');
     return nameInlinedBlobs(loadBootstrap(inner), file);
   } catch (e) {
-    if (e instanceof NydusError && e.path === undefined) throw new NydusError(e.code, e.message, { path: file, cause: e });
-    throw e;
+    const err = asFormatError(e);
+    if (err instanceof NydusError && err.path === undefined) throw new NydusError(err.code, err.message, { path: file, cause: err });
+    throw err;
+  }
+}
+
+/** The whole file when it starts with a RAFS magic (and is no larger than BOOTSTRAP_MAX), else undefined. */
+function readIfBootstrap(file: string): Buffer | undefined {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch (e) {
+    throw fsError('SOURCE', file, e);
+  }
+  try {
+    let size: number;
+    let head: Buffer;
+    try {
+      const st = fs.fstatSync(fd);
+      if (st.isDirectory()) throw fsError('SOURCE', file, Object.assign(new Error('is a directory'), { code: 'EISDIR' }));
+      size = st.size;
+      head = Buffer.alloc(Math.min(size, sbc.OFFSET + sbc.SIZE));
+      const n = fs.readSync(fd, head, 0, head.length, 0);
+      head = head.subarray(0, n);
+    } catch (e) {
+      if (e instanceof NydusError) throw e;
+      throw fsError('SOURCE', file, e);
+    }
+    if (!isV6(head) && !isV5(head)) return undefined;
+    // Stat before reading: a bootstrap is held in memory whole.
+    checkLimit('BOOTSTRAP_MAX', 'bootstrap size', size);
+    try {
+      return readExactly(fd, size, 0, 'bootstrap');
+    } catch (e) {
+      if (e instanceof NydusError) throw e;
+      throw fsError('SOURCE', file, e);
+    }
+  } finally {
+    fs.closeSync(fd);
   }
 }

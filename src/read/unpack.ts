@@ -4,6 +4,7 @@
 // or in place when the output is a FIFO.
 import * as fs from 'node:fs';
 import { NydusError } from '../errors.js';
+import { badName } from '../format/limits.js';
 import { OutputFile } from '../io/atomic.js';
 import { BlobReader } from './data.js';
 import { openImage } from './open.js';
@@ -258,14 +259,24 @@ const TYPEFLAG: Record<number, number> = {
   [S_IFIFO]: TYPE_FIFO,
 };
 
-/** Every node but the root with its path (no leading '/'), parents before children. */
+/**
+ * Every node but the root with its path (no leading '/'), parents before children. The loaders
+ * validate names; this checks again, as the last step before bytes reach an extractor that may
+ * trust them (Python's tarfile without a filter, an old tar): each name is one plain component,
+ * names in a directory are strictly increasing (so no path is written twice, and no member can
+ * pass through an earlier symlink or file of the same name), and only directories are descended
+ * into, each written as a directory before its children.
+ */
 function* walk(root: ImageNode): Generator<[Buffer, ImageNode]> {
   const stack: Array<[Buffer, ImageNode]> = [];
   const push = (dir: Buffer | null, n: ImageNode) => {
     const kids = n.children ?? [];
     for (let i = kids.length - 1; i >= 0; i--) {
       const c = kids[i]!;
-      stack.push([dir ? Buffer.concat([dir, Buffer.from('/'), c.name]) : c.name, c]);
+      const why = badName(c.name);
+      if (why) throw refused(dir, c.name, why);
+      if (i > 0 && Buffer.compare(kids[i - 1]!.name, c.name) >= 0) throw refused(dir, c.name, 'not strictly after the name before it (a duplicate)');
+      stack.push([dir ? Buffer.concat([dir, SLASH, c.name]) : c.name, c]);
     }
   };
   push(null, root);
@@ -274,6 +285,13 @@ function* walk(root: ImageNode): Generator<[Buffer, ImageNode]> {
     yield [p, n];
     if ((n.mode & S_IFMT) === S_IFDIR) push(p, n);
   }
+}
+
+const SLASH = Buffer.from('/');
+
+function refused(dir: Buffer | null, name: Buffer, why: string): NydusError {
+  const where = dir ? `${dir.toString('utf8')}/${name.toString('utf8')}` : name.toString('utf8');
+  return new NydusError('FORMAT', `refusing to write tar member ${JSON.stringify(where)}: ${why}`);
 }
 
 /** Coalesces small pieces into larger writes and bounds what is queued behind the output. */
@@ -320,8 +338,12 @@ const CHUNK_BATCH = 0x8;
  */
 function probeBlobs(image: RafsImage, reader: BlobReader, verify: boolean): void {
   const first = new Map<number, NonNullable<ImageNode['chunks']>[number]>();
+  const seenIno = new Set<number>();
   for (const [, n] of walk(image.root)) {
-    for (const c of n.chunks ?? []) {
+    // Every name of an inode shares its chunks: look at them once.
+    if (!n.chunks || seenIno.has(n.ino)) continue;
+    seenIno.add(n.ino);
+    for (const c of n.chunks) {
       if ((c.flags & (CHUNK_ENCRYPTED | CHUNK_BATCH)) !== 0) {
         throw new NydusError('UNSUPPORTED', `unpacking ${(c.flags & CHUNK_ENCRYPTED) !== 0 ? 'encrypted' : 'batch'} chunks is not supported yet`);
       }
@@ -351,15 +373,15 @@ async function writeEntries(image: RafsImage, reader: BlobReader, w: TarWriter, 
       path: p, mode: n.mode & 0o7777, uid: n.uid, gid: n.gid, mtime: n.mtime,
       uname: users.get(n.uid), gname: groups.get(n.gid), xattrs: n.xattrs, devmajor: 0, devminor: 0,
     };
-    if (type === S_IFREG && n.nlink > 1) {
-      const first = firstLink.get(n.ino);
-      if (first) {
-        // Upstream's link name keeps the walk's leading '/'; GNU tar strips it when extracting.
-        await w.write(encodeEntryHeader({ ...common, size: 0, typeflag: TYPE_HARDLINK, link: Buffer.concat([Buffer.from('/'), first]) }));
-        continue;
-      }
-      firstLink.set(n.ino, p);
+    const first = type === S_IFREG ? firstLink.get(n.ino) : undefined;
+    if (first) {
+      // The target is a path this tar wrote as a regular file. Upstream's link name keeps the
+      // walk's leading '/', which GNU tar strips but Python's tarfile joins to nothing: it would
+      // link a host file into the output. We write it relative, as GNU tar extracts it.
+      await w.write(encodeEntryHeader({ ...common, size: 0, typeflag: TYPE_HARDLINK, link: first }));
+      continue;
     }
+    if (type === S_IFREG && n.nlink > 1) firstLink.set(n.ino, p);
     if (type === S_IFREG) {
       const held = (n.chunks ?? []).reduce((sum, c) => sum + c.uncompressedSize, 0);
       if (held !== n.size) throw new NydusError('FORMAT', `/${p.toString('utf8')}: its chunks hold ${held} bytes, its inode says ${n.size}`);
@@ -386,7 +408,12 @@ async function writeEntries(image: RafsImage, reader: BlobReader, w: TarWriter, 
 export async function unpack(o: UnpackOptions): Promise<void> {
   if (o.output === '') throw new NydusError('USAGE', 'invalid empty --output option');
   if (o.blob !== undefined && o.blobDir !== undefined) throw new NydusError('USAGE', 'give either --blob or --blob-dir, not both');
-  const image = openImage(o.bootstrap);
+  await unpackImage(openImage(o.bootstrap), o);
+}
+
+/** Writes the tar of a loaded image (`o.bootstrap` only names it): unpack after openImage. */
+export async function unpackImage(image: RafsImage, o: UnpackOptions): Promise<void> {
+  if (o.output === '') throw new NydusError('USAGE', 'invalid empty --output option');
   const verify = o.verify ?? false;
   const reader = new BlobReader(image, { blob: o.blob, blobDir: o.blobDir });
   try {

@@ -10,8 +10,12 @@ import * as device from '../format/erofs/device.js';
 import * as ext from '../format/rafs/ext-superblock.js';
 import * as bt from '../format/rafs/blob-table.js';
 import * as ci from '../format/rafs/chunk-info.js';
+import { LIMITS, badBlobId, badName, limitError } from '../format/limits.js';
 import { alignUp } from '../format/util.js';
-import { S_IFMT, S_IFBLK, S_IFCHR, S_IFDIR, S_IFLNK, S_IFREG, type BlobInfo, type ChunkInfo, type ImageNode, type RafsImage } from './model.js';
+import {
+  S_IFMT, S_IFBLK, S_IFCHR, S_IFDIR, S_IFLNK, S_IFREG, asFormatError, showName, showPath,
+  type BlobInfo, type ChunkInfo, type ImageNode, type RafsImage,
+} from './model.js';
 
 export function isV6(buf: Buffer): boolean {
   return buf.length >= sbc.OFFSET + sbc.SIZE && buf.readUInt32LE(sbc.OFFSET) === sbc.MAGIC;
@@ -35,7 +39,12 @@ export function loadV6(buf: Buffer): RafsImage {
   for (let i = 0; i < nblobs; i++) {
     const e = bt.decode(buf, es.blob_table_offset + i * bt.SIZE);
     bt.validate(e, i, es.chunk_size);
+    // A blob id names a file in -D: never a path.
+    const badId = badBlobId(e.blob_id);
+    if (badId) throw new NydusError('FORMAT', `blob_table[${i}].blob_id: ${badId}`);
     const slot = device.decode(buf, sbc.DEVT_SLOTOFF * 128 + i * device.SIZE);
+    const badSlot = badBlobId(slot.blob_id);
+    if (badSlot) throw new NydusError('FORMAT', `device_slot[${i}].blob_id: ${badSlot}`);
     if (slot.blob_id !== e.blob_id) throw formatError(`device_slot[${i}]`, 'blob_id', slot.blob_id, `differs from the blob table's ${e.blob_id}`);
     blobs.push({
       index: i,
@@ -79,10 +88,22 @@ export function loadV6(buf: Buffer): RafsImage {
   const tarfs = (es.flags & ext.FLAG_TARFS_MODE) !== 0;
   const metaBase = sb.meta_blkaddr * B;
   const nodeAt = (nid: number) => metaBase + nid * ino.SLOT_SIZE;
-  const dirsSeen = new Set<number>();
+
+  // Every structure a valid bootstrap holds lies in its own bytes, so the bytes decoded (inodes,
+  // xattrs, directory and symlink data, chunk indexes) never add up to more than the file. A
+  // crafted one can point many inodes or directories at the same bytes: this bounds the work.
+  let decoded = 0;
+  const spend = (bytes: number, where: string) => {
+    decoded += bytes;
+    if (decoded > buf.length) {
+      throw new NydusError('FORMAT', `bootstrap is corrupt: ${where} makes the structures decoded ${decoded} bytes, more than the bootstrap's ${buf.length} (shared or overlapping structures)`);
+    }
+  };
 
   const data = (nid: number, i: ino.Inode, xsize: number): Buffer => {
     const size = i.i_size;
+    if (size > buf.length) throw formatError(`inode@nid${nid}`, 'i_size', size, `larger than the bootstrap (${buf.length} bytes)`);
+    spend(size, `inode@nid${nid}`);
     if (i.layout === ino.LAYOUT_FLAT_PLAIN) {
       const start = i.i_u * B;
       if (start + size > buf.length) throw formatError(`inode@nid${nid}`, 'i_u', i.i_u, 'data blocks past the end of the bootstrap');
@@ -103,43 +124,6 @@ export function loadV6(buf: Buffer): RafsImage {
     return out;
   };
 
-  const load = (nid: number, name: Buffer, depth: number): ImageNode => {
-    if (depth > 4096) throw formatError('directory', 'depth', depth, 'too deep (a loop?)');
-    const off = nodeAt(nid);
-    if (off + ino.COMPACT_SIZE > buf.length) throw formatError('dirent', 'nid', nid, 'points past the end of the bootstrap');
-    const i = ino.decode(buf, off, sb.build_time);
-    const xsize = xattr.sizeOfIcount(i.i_xattr_icount);
-    const xattrs = xattr.decode(buf, off + ino.inodeSize(i), i.i_xattr_icount).sort((a, b) => Buffer.compare(a.name, b.name));
-    const type = i.i_mode & S_IFMT;
-    if (i.i_nlink === 0) throw formatError(`inode@nid${nid}`, 'i_nlink', 0, 'nlink must not be 0');
-    const node: ImageNode = {
-      ino: nid, name, mode: i.i_mode, uid: i.i_uid, gid: i.i_gid, size: i.i_size,
-      mtime: i.i_mtime, mtimeNsec: i.i_mtime_nsec, nlink: i.i_nlink,
-      rdev: type === S_IFCHR || type === S_IFBLK ? i.i_u : 0, xattrs,
-    };
-    if (type === S_IFDIR) {
-      if (dirsSeen.has(nid)) throw formatError('dirent', 'nid', nid, 'directory reached twice (a loop?)');
-      dirsSeen.add(nid);
-      const d = data(nid, i, xsize);
-      const children: ImageNode[] = [];
-      let prev: Buffer | undefined;
-      for (let start = 0; start < d.length; start += B) {
-        for (const e of dirent.decodeBlock(d, start, Math.min(B, d.length - start), B)) {
-          if (prev && Buffer.compare(prev, e.name) >= 0) throw formatError(`directory@nid${nid}`, 'name', e.name.toString('latin1'), 'entries are not sorted');
-          prev = e.name;
-          if (e.name.equals(DOT) || e.name.equals(DOTDOT)) continue;
-          children.push(load(e.nid, e.name, depth + 1));
-        }
-      }
-      node.children = children;
-    } else if (type === S_IFLNK) {
-      node.target = Buffer.from(data(nid, i, xsize));
-    } else if (type === S_IFREG) {
-      node.chunks = chunksOf(nid, i, off + ino.inodeSize(i) + xsize);
-    }
-    return node;
-  };
-
   const chunksOf = (nid: number, i: ino.Inode, after: number): ChunkInfo[] => {
     if (i.layout !== ino.LAYOUT_CHUNK_BASED) {
       if (i.i_size === 0) return [];
@@ -148,6 +132,10 @@ export function loadV6(buf: Buffer): RafsImage {
     cidx.parseFormatWord(i.i_u, sb.blkszbits);
     const count = Math.ceil(i.i_size / es.chunk_size);
     const base = alignUp(after, 8);
+    // The claim is checked against the bytes present before anything is allocated for it.
+    const room = Math.max(0, Math.floor((buf.length - base) / cidx.SIZE));
+    if (count > room) throw formatError(`inode@nid${nid}`, 'i_size', i.i_size, `needs ${count} chunk indexes of ${es.chunk_size} bytes, the bootstrap holds at most ${room} after the inode`);
+    spend(count * cidx.SIZE, `inode@nid${nid}`);
     const out: ChunkInfo[] = [];
     for (let k = 0; k < count; k++) {
       const x = cidx.decode(buf, base + k * cidx.SIZE);
@@ -178,14 +166,96 @@ export function loadV6(buf: Buffer): RafsImage {
     return out;
   };
 
+  /** Decodes the inode at nid into a node named `name`; directories get an empty child list. */
+  const decodeNode = (nid: number, name: Buffer): { node: ImageNode; inode: ino.Inode; xsize: number } => {
+    const off = nodeAt(nid);
+    if (!Number.isSafeInteger(off) || off + ino.COMPACT_SIZE > buf.length) throw formatError('dirent', 'nid', nid, 'points past the end of the bootstrap');
+    const i = ino.decode(buf, off, sb.build_time);
+    const xsize = xattr.sizeOfIcount(i.i_xattr_icount);
+    spend(ino.inodeSize(i) + xsize, `inode@nid${nid}`);
+    const xattrs = xattr.decode(buf, off + ino.inodeSize(i), i.i_xattr_icount).sort((a, b) => Buffer.compare(a.name, b.name));
+    const type = i.i_mode & S_IFMT;
+    if (i.i_nlink === 0) throw formatError(`inode@nid${nid}`, 'i_nlink', 0, 'nlink must not be 0');
+    const node: ImageNode = {
+      ino: nid, name, mode: i.i_mode, uid: i.i_uid, gid: i.i_gid, size: i.i_size,
+      mtime: i.i_mtime, mtimeNsec: i.i_mtime_nsec, nlink: i.i_nlink,
+      rdev: type === S_IFCHR || type === S_IFBLK ? i.i_u : 0, xattrs,
+    };
+    if (type === S_IFDIR) node.children = [];
+    else if (type === S_IFLNK) node.target = Buffer.from(data(nid, i, xsize));
+    else if (type === S_IFREG) node.chunks = chunksOf(nid, i, off + ino.inodeSize(i) + xsize);
+    return { node, inode: i, xsize };
+  };
+
+  // A non-directory inode is decoded once; every further dirent naming it (hardlinks, or a
+  // crafted image naming one huge file thousands of times) shares its xattrs, target and chunks.
+  const shared = new Map<number, ImageNode>();
+  const entryFor = (nid: number, name: Buffer): { node: ImageNode; inode?: ino.Inode; xsize?: number } => {
+    const first = shared.get(nid);
+    if (first) return { node: { ...first, name } };
+    const d = decodeNode(nid, name);
+    if (!d.node.children) shared.set(nid, d.node);
+    return d;
+  };
+
+  interface Dir {
+    nid: number;
+    parentNid: number;
+    node: ImageNode;
+    inode: ino.Inode;
+    xsize: number;
+    depth: number;
+    parent?: Dir;
+  }
+  const pathOf = (dir: Dir, name?: Buffer): string => {
+    const names: Buffer[] = name ? [name] : [];
+    for (let d: Dir | undefined = dir; d?.parent; d = d.parent) names.push(d.node.name);
+    return showPath(names.reverse());
+  };
+
+  const dirsSeen = new Set<number>();
+  let entries = 1;
   let root: ImageNode;
   try {
-    root = load(sb.root_nid, Buffer.alloc(0), 0);
+    const top = decodeNode(sb.root_nid, Buffer.alloc(0));
+    root = top.node;
+    if (!root.children) throw formatError('superblock', 'root_nid', sb.root_nid, 'root is not a directory');
+    // Directories are walked with an explicit stack: a crafted (or just deep) tree must not
+    // exhaust the JS stack.
+    const stack: Dir[] = [{ nid: sb.root_nid, parentNid: sb.root_nid, node: root, inode: top.inode, xsize: top.xsize, depth: 0 }];
+    dirsSeen.add(sb.root_nid);
+    for (let dir = stack.pop(); dir; dir = stack.pop()) {
+      const d = data(dir.nid, dir.inode, dir.xsize);
+      const children = dir.node.children!;
+      let prev: Buffer | undefined;
+      for (let start = 0; start < d.length; start += B) {
+        for (const e of dirent.decodeBlock(d, start, Math.min(B, d.length - start), B)) {
+          if (prev && Buffer.compare(prev, e.name) >= 0) {
+            throw new NydusError('FORMAT', `directory ${pathOf(dir)}: entry ${showName(e.name)} ${prev.equals(e.name) ? 'appears twice' : `is not sorted after ${showName(prev)}`}`);
+          }
+          prev = e.name;
+          if (e.name.equals(DOT) || e.name.equals(DOTDOT)) {
+            const want = e.name.length === 1 ? dir.nid : dir.parentNid;
+            if (e.nid !== want) throw new NydusError('FORMAT', `directory ${pathOf(dir)}: entry ${showName(e.name)} points to nid ${e.nid}, not to ${e.name.length === 1 ? 'the directory itself' : 'its parent'} (nid ${want})`);
+            continue;
+          }
+          const why = badName(e.name);
+          if (why) throw new NydusError('FORMAT', `directory ${pathOf(dir)}: entry ${showName(e.name)}: ${why}`);
+          // The path is spelled only for the message: building it per entry is quadratic in depth.
+          if (++entries > LIMITS.ENTRIES_MAX.value) throw limitError('ENTRIES_MAX', `bootstrap entries at ${pathOf(dir, e.name)}`, entries);
+          const { node: child, inode, xsize } = entryFor(e.nid, e.name);
+          children.push(child);
+          if (!child.children) continue;
+          if (dirsSeen.has(e.nid)) throw new NydusError('FORMAT', `directory ${pathOf(dir, e.name)}: nid ${e.nid} is a directory reached twice (a hardlinked directory or a loop)`);
+          dirsSeen.add(e.nid);
+          if (dir.depth + 1 > LIMITS.DEPTH_MAX.value) throw limitError('DEPTH_MAX', `directory ${pathOf(dir, e.name)}`, dir.depth + 1);
+          stack.push({ nid: e.nid, parentNid: dir.nid, node: child, inode: inode!, xsize: xsize!, depth: dir.depth + 1, parent: dir });
+        }
+      }
+    }
   } catch (e) {
-    if (e instanceof NydusError) throw e;
-    throw new NydusError('FORMAT', `bootstrap is corrupt: ${(e as Error).message}`, { cause: e });
+    throw asFormatError(e);
   }
-  if ((root.mode & S_IFMT) !== S_IFDIR) throw formatError('superblock', 'root_nid', sb.root_nid, 'root is not a directory');
 
   return {
     version: 6, flags: es.flags, compressor: compressor.name, digester: digester.name,

@@ -20,8 +20,7 @@ export function treeFromImage(image: RafsImage, chunks: ChunkInfo[], blobBase = 
   const inodes = new Map<number, TreeNode>();
   const SLASH = Buffer.from('/');
 
-  const convert = (n: ImageNode, parentPath: Buffer | undefined): TreeNode => {
-    const path = parentPath === undefined ? SLASH : Buffer.concat([parentPath.length === 1 ? Buffer.alloc(0) : parentPath, SLASH, n.name]);
+  const convert = (n: ImageNode, path: Buffer): TreeNode => {
     const t: TreeNode = {
       name: n.name, path, mode: n.mode, uid: n.uid, gid: n.gid, mtime: n.mtime, mtimeNsec: n.mtimeNsec,
       size: n.children ? 0 : n.size, rdev: n.rdev, xattrs: n.xattrs.map((x) => ({ name: x.name, value: x.value })),
@@ -29,11 +28,13 @@ export function treeFromImage(image: RafsImage, chunks: ChunkInfo[], blobBase = 
     };
     if (n.target) t.target = n.target;
     if (n.children) {
-      t.children = n.children.map((c) => convert(c, path));
+      t.children = [];
       return t;
     }
+    // Every further name of an inode is a hardlink to its first, whatever nlink says: a
+    // crafted image naming one huge file thousands of times costs one chunk list, not thousands.
     const first = inodes.get(n.ino);
-    if (first && n.nlink > 1) {
+    if (first) {
       t.linkTo = first;
       first.links++;
       return t;
@@ -53,5 +54,18 @@ export function treeFromImage(image: RafsImage, chunks: ChunkInfo[], blobBase = 
     }
     return t;
   };
-  return { root: convert(image.root, undefined), firstChunk };
+
+  // An explicit stack: the image's depth is not ours to choose.
+  const root = convert(image.root, SLASH);
+  const stack: Array<[ImageNode, TreeNode]> = [[image.root, root]];
+  for (let top = stack.pop(); top; top = stack.pop()) {
+    const [dir, t] = top;
+    const prefix = t.path.length === 1 ? Buffer.alloc(0) : t.path;
+    for (const c of dir.children!) {
+      const child = convert(c, Buffer.concat([prefix, SLASH, c.name]));
+      t.children!.push(child);
+      if (c.children) stack.push([c, child]);
+    }
+  }
+  return { root, firstChunk };
 }

@@ -267,7 +267,7 @@ describe('unpack of the upstream RAFS v6 fixture (rafs-v6-2.2.boot)', () => {
     const foo = entries.find((e) => e.path.toString() === 'hardlink-test/foo')!;
     const sh = entries.find((e) => e.path.toString() === 'hardlink-test/test.sh')!;
     expect([foo.typeflag, foo.size]).toEqual(['0', 944]);
-    expect([sh.typeflag, sh.linkname.toString(), sh.size]).toEqual(['1', '/hardlink-test/foo', 0]);
+    expect([sh.typeflag, sh.linkname.toString(), sh.size]).toEqual(['1', 'hardlink-test/foo', 0]);
   });
 
   it('refuses an empty output path and a directory as output', async () => {
@@ -364,10 +364,11 @@ describe('unpack of the hostile tree, extracted by GNU tar as root', () => {
       await unpack({ bootstrap: b.boot, blob: b.blob, blobDir: b.blobDir, output: out });
       const dest = join(work, `extracted-${compressor}`);
       const stderr = await extract(out, dest);
-      // Hard links name their first member with upstream's leading '/', which GNU tar strips.
-      // GNU tar also notes the times past now (y2038, y2106); nothing else may be said.
+      // Hard links name their first member relative (upstream's leading '/' is dropped: Python's
+      // tarfile would join it to nothing). GNU tar notes the times past now (y2038, y2106);
+      // nothing else may be said.
       const said = stderr.split('\n').filter((l) => l !== '' && !/: time stamp .* in the future$/.test(l));
-      expect(said).toEqual(["tar: Removing leading `/' from hard link targets"]);
+      expect(said).toEqual([]);
       const sockets = new Set(m.byKind.socket.map((p) => p.toString('latin1')));
       const ignore = (rel: Buffer) => sockets.has(rel.toString('latin1'));
       // compareTrees options: sockets are not written (ignore); the root is not in the tar, so
@@ -413,11 +414,11 @@ describe('unpack of the hostile tree, extracted by GNU tar as root', () => {
     expect(get('hard/a/one').size).toBe(70_000);
     for (const p of ['hard/b/two', 'links/three']) {
       const e = get(p);
-      expect([e.typeflag, e.linkname.toString(), e.size, e.uid, e.gid]).toEqual(['1', '/hard/a/one', 0, 1001, 1002]);
+      expect([e.typeflag, e.linkname.toString(), e.size, e.uid, e.gid]).toEqual(['1', 'hard/a/one', 0, 1001, 1002]);
       expect(e.pax!.records.map(([k]) => k)).toEqual(['SCHILY.xattr.user.hardlinked']);
     }
     expect(get('hard/b/empty-two').typeflag).toBe('0');
-    expect([get('hard/empty-one').typeflag, get('hard/empty-one').linkname.toString()]).toEqual(['1', '/hard/b/empty-two']);
+    expect([get('hard/empty-one').typeflag, get('hard/empty-one').linkname.toString()]).toEqual(['1', 'hard/b/empty-two']);
 
     // Long names: PAX path, the name field the first 100 bytes cut back to valid UTF-8.
     const longLatin = Buffer.concat([Buffer.from('names/'), Buffer.alloc(200, 'z'), Buffer.from([0xe9]), Buffer.alloc(54, 'y')]);
