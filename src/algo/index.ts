@@ -1,13 +1,14 @@
 // One table of compressors and one of digesters: parsing, help text, bit flags and codecs all read it.
 import { createRequire } from 'node:module';
 import { createHash } from 'node:crypto';
-import { compress as zstdCompress, decompress as zstdDecompress } from 'zstd-napi';
+import { compress as zstdCompress } from 'zstd-napi';
 import { blake3 } from '@napi-rs/blake-hash';
 import { native } from '../io/native.js';
 
 const require = createRequire(import.meta.url);
 const zstdBinding = require('zstd-napi/binding') as {
   CCtx: new () => { compress(dst: Uint8Array, src: Uint8Array, level: number): number };
+  DCtx: new () => { decompress(dst: Uint8Array, src: Uint8Array): number };
 };
 // Decompression only: blocks are written by our own encoder in the native addon.
 const lz4 = require('lz4-napi') as {
@@ -34,6 +35,18 @@ export interface Compressor {
 }
 
 const ZSTD_LEVEL = 3;
+
+let zstdDctx: InstanceType<typeof zstdBinding.DCtx> | undefined;
+
+/**
+ * Decompresses into a buffer of the size the chunk info claims: a hostile frame that would grow
+ * past it fails ("Destination buffer is too small") instead of allocating what it declares.
+ */
+function zstdDecompressBounded(src: Uint8Array, size: number): Uint8Array {
+  zstdDctx ??= new zstdBinding.DCtx();
+  const dst = Buffer.allocUnsafe(size);
+  return dst.subarray(0, zstdDctx.decompress(dst, src));
+}
 
 /** LZ4_COMPRESSBOUND: the largest block n bytes can become. */
 const lz4Bound = (n: number) => n + Math.floor(n / 255) + 16;
@@ -92,7 +105,7 @@ export const COMPRESSORS: readonly Compressor[] = [
     name: 'zstd', id: 3, superFlag: 0x80, tocFlag: 0x2,
     compress: (d) => zstdCompress(d, { compressionLevel: ZSTD_LEVEL }),
     compressInto: zstdInto,
-    decompress: (d) => zstdDecompress(d),
+    decompress: zstdDecompressBounded,
   },
 ];
 

@@ -30,4 +30,16 @@ describe('zstd compressInto', () => {
     expect(n).toBeGreaterThan(0);
     expect(Buffer.from(dst.subarray(0, n)).equals(Buffer.from(zstd.compress(text)))).toBe(true);
   });
+
+  it('decompresses no further than the size the chunk info claims (a 2 KiB frame of 1 GiB is refused, not allocated)', () => {
+    const zeros = Buffer.alloc(64 << 20);
+    const frame = zstd.compress(zeros);
+    expect(frame.byteLength).toBeLessThan(4096);
+    // A frame declaring 16 times what it may hold: the old decompress allocated what it declared.
+    const bomb = Buffer.concat(Array.from({ length: 16 }, () => Buffer.from(frame)));
+    const before = process.memoryUsage().rss;
+    expect(() => zstd.decompress(bomb, 1 << 20)).toThrow(/too small/);
+    expect(process.memoryUsage().rss - before).toBeLessThan(256 << 20);
+    expect(zstd.decompress(frame, 64 << 20).byteLength).toBe(64 << 20);
+  });
 });
