@@ -118,7 +118,6 @@ export function statusError(host: string, status: number, what: string, said: st
   const hint =
     status === 401 ? ` (${hint401 ?? 'check the credentials for this registry'})`
     : status === 403 ? ' (the credentials are not allowed to do this)'
-    : status === 404 ? ' (not found)'
     : '';
   const tail = said !== '' ? `: registry says ${quote(said, 200)}` : '';
   return new RegistryError(code, `${host}: ${statusText(status)}${hint}: ${what}${tail}`, status, retryableStatus(status));
