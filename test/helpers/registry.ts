@@ -10,7 +10,10 @@ import * as https from 'node:https';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import bcrypt from 'bcryptjs';
+import { expect } from 'vitest';
+import { NydusError } from '../../src/errors.js';
 import { hasTool, runOk } from './tools.js';
 
 export const REGISTRY_BIN = '/usr/bin/docker-registry';
@@ -247,3 +250,32 @@ export async function startTokenIssuer(dir: string, users: Record<string, string
 
 /** sha256 hex of bytes, as registries name blobs. */
 export const hexOf = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex');
+
+/** A stream of `data` in uneven slices, as a builder would produce it. */
+export function sliced(data: Buffer, sizes = [1, 7000, 65536, 3]): Readable {
+  return Readable.from((function* () {
+    let off = 0;
+    for (let i = 0; off < data.length; i++) {
+      const n = sizes[i % sizes.length]!;
+      yield data.subarray(off, off + n);
+      off += n;
+    }
+  })(), { objectMode: false });
+}
+
+export async function collect(r: Readable): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const c of r) parts.push(c as Buffer);
+  return Buffer.concat(parts);
+}
+
+export async function caught(p: Promise<unknown>): Promise<NydusError> {
+  try {
+    await p;
+  } catch (e) {
+    expect(e).toBeInstanceOf(NydusError);
+    expect((e as Error).message).not.toContain('\n');
+    return e as NydusError;
+  }
+  throw new Error('expected a failure');
+}

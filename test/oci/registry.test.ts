@@ -5,43 +5,13 @@ import { randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NydusError } from '../../src/errors.js';
 import { sha256Of, type Digest } from '../../src/oci/digest.js';
 import { MEDIA } from '../../src/oci/media-types.js';
 import { RegistryClient } from '../../src/oci/registry.js';
-import { registryMissing, startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { caught, collect, registryMissing, sliced, startRegistry, type TestRegistry } from '../helpers/registry.js';
 
 const missing = registryMissing();
 if (missing) process.stderr.write(`\n!!! SKIPPED (${missing}): test/oci/registry.test.ts\n`);
-
-/** A stream of `data` in uneven slices, as a builder would produce it. */
-export function sliced(data: Buffer, sizes = [1, 7000, 65536, 3]): Readable {
-  return Readable.from((function* () {
-    let off = 0;
-    for (let i = 0; off < data.length; i++) {
-      const n = sizes[i % sizes.length]!;
-      yield data.subarray(off, off + n);
-      off += n;
-    }
-  })(), { objectMode: false });
-}
-
-export async function collect(r: Readable): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  for await (const c of r) parts.push(c as Buffer);
-  return Buffer.concat(parts);
-}
-
-export async function caught(p: Promise<unknown>): Promise<NydusError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(NydusError);
-    expect((e as Error).message).not.toContain('\n');
-    return e as NydusError;
-  }
-  throw new Error('expected a failure');
-}
 
 describe.skipIf(missing)('registry client', () => {
   let reg: TestRegistry;
