@@ -192,7 +192,18 @@ export class Authenticator {
         throw networkError(host, what, e, code, this.ctx.transport);
       }
       if (res.statusCode === 200) {
-        const doc = JSON.parse((await readBody(res.body, `${host}: ${what}`, 'REGISTRY_JSON_MAX')).toString('utf8') || 'null') as Record<string, unknown> | null;
+        let doc: Record<string, unknown> | null;
+        try {
+          doc = JSON.parse((await readBody(res.body, `${host}: ${what}`, 'REGISTRY_JSON_MAX')).toString('utf8')) as Record<string, unknown> | null;
+        } catch (e) {
+          if (e instanceof NydusError) throw e;
+          if (attempt < retries && retryableError(e)) {
+            await sleep(backoff(attempt, this.ctx.transport));
+            continue;
+          }
+          throw e instanceof SyntaxError ? new NydusError(code, `${host}: ${what}: the answer is not JSON`) : networkError(host, what, e, code, this.ctx.transport);
+        }
+        if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new NydusError(code, `${host}: ${what}: the answer is not a JSON object`);
         const token = doc?.token ?? doc?.access_token;
         if (typeof token !== 'string' || !TOKEN.test(token)) throw new NydusError(code, `${host}: ${what}: the answer holds no usable token`);
         const ttl = typeof doc?.expires_in === 'number' && doc.expires_in > 0 ? doc.expires_in : 60;

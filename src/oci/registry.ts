@@ -110,17 +110,29 @@ export class RegistryClient {
   /** Fetches a manifest or an index by tag or digest; its bytes are checked against the digest. */
   async getManifest(repository: string, ref: string): Promise<Fetched> {
     const what = `manifest ${repository}${refSuffix(ref)}`;
-    const res = await this.send({
-      method: 'GET', url: this.manifestUrl(repository, ref), what, ok: [200], retry: true,
-      scopes: [scopeOf(repository, 'pull')], headers: { accept: MANIFEST_ACCEPT },
-    });
     const where = `${this.host}: ${what}`;
-    const length = Number(res.headers['content-length']);
-    if (Number.isFinite(length) && length > LIMITS.MANIFEST_MAX.value) {
-      res.body.destroy();
-      throw limitError('MANIFEST_MAX', where, length);
+    let res: Dispatcher.ResponseData;
+    let bytes: Buffer;
+    for (let attempt = 0; ; attempt++) {
+      res = await this.send({
+        method: 'GET', url: this.manifestUrl(repository, ref), what, ok: [200], retry: true,
+        scopes: [scopeOf(repository, 'pull')], headers: { accept: MANIFEST_ACCEPT },
+      });
+      const length = Number(res.headers['content-length']);
+      if (Number.isFinite(length) && length > LIMITS.MANIFEST_MAX.value) {
+        res.body.destroy();
+        throw limitError('MANIFEST_MAX', where, length);
+      }
+      try {
+        bytes = await readBody(res.body, where, 'MANIFEST_MAX');
+        break;
+      } catch (e) {
+        // A connection lost in the middle of the document: ask again, as for a failed request.
+        const err = networkError(this.host, `reading ${what}`, e, this.code, this.opts);
+        if (!(err instanceof RegistryError && err.transient) || attempt >= retriesOf(this.opts)) throw err;
+        await sleep(backoff(attempt, this.opts));
+      }
     }
-    const bytes = await readBody(res.body, where, 'MANIFEST_MAX');
     const digest = sha256Of(bytes);
     if (isDigest(ref) && digest !== ref) throw new RegistryError(this.code, `${where}: content has digest ${digest}`, res.statusCode, false);
     const said = header(res.headers['docker-content-digest']);
@@ -300,8 +312,11 @@ export class RegistryClient {
       size: opts.size,
       mismatch: (why) => new NydusError(this.code, `${this.host}: ${what}: the content has ${why}`),
     });
+    // Only the hasher's own verdict (size or digest) counts as ours; undici destroys it on a lost connection too.
     let hashError: unknown;
-    hasher.once('error', (e) => (hashError = e));
+    hasher.once('error', (e) => {
+      if (e instanceof NydusError && !(e instanceof RegistryError)) hashError = e;
+    });
     source.on('error', (e) => hasher.destroy(e as Error));
     source.pipe(hasher);
     // A failure of our own content (the builder feeding the stream) is not the registry's.

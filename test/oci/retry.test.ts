@@ -47,11 +47,15 @@ describe.skipIf(missing)('retries and faults', () => {
     return { bytes, digest: await direct.putManifest(repo, 'latest', bytes, MEDIA.OCI_MANIFEST) };
   }
 
-  it('retries a manifest GET answered 500 twice, and a POST answered 429, then succeeds', async () => {
+  it('retries a manifest GET answered 500 twice or cut midway, and a POST answered 429, then succeeds', async () => {
     const { digest } = await pushImage('retry/m');
     const { proxy, client } = await through(firstN(2, (r) => r.method === 'GET', { status: 500 }));
     expect((await client.getManifest('retry/m', 'latest')).digest).toBe(digest);
     expect(proxy.seen.map((s) => `${s.method} ${s.fault}`)).toEqual(['GET status', 'GET status', 'GET forward']);
+
+    const cut = await through(firstN(1, (r) => r.method === 'GET', { resetResponseAfter: 10 }));
+    expect((await cut.client.getManifest('retry/m', 'latest')).digest).toBe(digest);
+    expect(cut.proxy.seen.map((s) => `${s.method} ${s.fault}`)).toEqual(['GET resetResponseAfter', 'GET forward']);
 
     const t = await through(firstN(1, (r) => r.method === 'POST', { status: 429, headers: { 'retry-after': '0' } }));
     const data = randomBytes(1000);
