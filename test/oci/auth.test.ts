@@ -14,9 +14,13 @@ import { dockerCredentials } from '../../src/oci/credentials.js';
 import { sha256Of } from '../../src/oci/digest.js';
 import { RegistryClient } from '../../src/oci/registry.js';
 import { startFaultProxy } from '../helpers/proxy.js';
+import { hasTool } from '../helpers/tools.js';
 import { caught, collect, registryMissing, sliced, startRegistry, startTokenIssuer, type TestRegistry, type TokenIssuer } from '../helpers/registry.js';
 
 const missing = registryMissing();
+const noOpenssl = missing ?? (hasTool('openssl') ? undefined : 'openssl is not installed (it makes the token signing certificate)');
+if (missing) process.stderr.write(`\n!!! SKIPPED (${missing}): registry tests of test/oci/auth.test.ts\n`);
+else if (noOpenssl) process.stderr.write(`\n!!! SKIPPED (${noOpenssl}): bearer token tests of test/oci/auth.test.ts\n`);
 
 describe('WWW-Authenticate', () => {
   it('parses bearer and basic challenges, quoted values with commas and escapes, several in one header', () => {
@@ -43,7 +47,7 @@ describe('Docker config credentials', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it('reads auths (base64 auth or username/password, keys with a scheme) and asks credential helpers', async () => {
+  it('reads auths (base64 auth or username/password, keys with a scheme) and asks credHelpers and credsStore', async () => {
     const bin = join(dir, 'bin');
     await mkdir(bin);
     // A real helper program, as docker runs it: the server URL on stdin, JSON on stdout.
@@ -66,6 +70,10 @@ describe('Docker config credentials', () => {
     expect(await dockerCredentials('missing.example', env)).toBeUndefined();
     expect(await dockerCredentials('c.example', env)).toBeUndefined();
     expect(await dockerCredentials('a.example', { DOCKER_CONFIG: join(dir, 'none') })).toBeUndefined();
+    // credsStore answers for every registry without a credHelpers entry.
+    await writeFile(join(dir, 'config.json'), JSON.stringify({ credsStore: 'nydustest', auths: { 'helped.example:5000': {} } }));
+    expect(await dockerCredentials('helped.example:5000', env)).toEqual({ username: 'hu', password: 'hs' });
+    expect(await dockerCredentials('other.example', env)).toBeUndefined();
     await writeFile(join(dir, 'config.json'), '{');
     const e = await caught(dockerCredentials('a.example', env));
     expect(e.message).toBe(`${join(dir, 'config.json')}: not valid JSON`);
@@ -139,7 +147,7 @@ describe.skipIf(missing)('htpasswd basic auth', () => {
   });
 });
 
-describe.skipIf(missing)('bearer token auth', () => {
+describe.skipIf(noOpenssl)('bearer token auth', () => {
   let dir: string;
   let issuer: TokenIssuer;
   let reg: TestRegistry;
