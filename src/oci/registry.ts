@@ -188,8 +188,10 @@ export class RegistryClient {
     });
     await discard(res.body);
     if (res.statusCode === 404) return undefined;
-    const size = Number(res.headers['content-length']);
-    return Number.isSafeInteger(size) && size >= 0 ? size : 0;
+    const size = Number(header(res.headers['content-length']) ?? NaN);
+    // The distribution spec makes Content-Length part of a blob HEAD's answer.
+    if (!Number.isSafeInteger(size) || size < 0) throw new RegistryError(this.code, `${this.host}: blob ${digest} in ${repository}: HEAD answered without a usable Content-Length`, res.statusCode, false);
+    return size;
   }
 
   /**
