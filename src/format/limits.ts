@@ -38,6 +38,12 @@ export const LIMITS = {
   SPARSE_HOLES_MAX: { value: 1 << 30, why: 'holes are not backed by input bytes; a 2 KiB tar must not make us hash a TiB of zeros' },
   /** Bytes of holes all the sparse members of one tar may add together. */
   SPARSE_HOLES_TOTAL_MAX: { value: 2 ** 32, why: 'each member\'s holes are bounded, but a tar of many small sparse members must not add up to a TiB of zeros either' },
+  /** One manifest or index read from a registry or an OCI layout, in bytes. */
+  MANIFEST_MAX: { value: 4 << 20, why: 'the distribution registry refuses to store larger manifests (and containerd to read them); the document is held in memory to be hashed and parsed' },
+  /** One image config read from a registry or an OCI layout, in bytes. */
+  IMAGE_CONFIG_MAX: { value: 16 << 20, why: 'the config is JSON held in memory; real ones with long histories are a few hundred KiB' },
+  /** A token response, an error body, a Docker config.json or a credential helper's answer, in bytes. */
+  REGISTRY_JSON_MAX: { value: 1 << 20, why: 'small JSON documents from registries, token servers and credential helpers, held in memory; 1 MiB is 100 times a real one' },
   /** Symlink target, in bytes. */
   SYMLINK_MAX: { value: 4095, why: 'Linux PATH_MAX minus the NUL: the kernel refuses longer targets' },
 } as const satisfies Record<string, Limit>;
