@@ -136,10 +136,12 @@ export function makeCase(seed, index, seeds, targets, cliFraction) {
   } else {
     const type = rng.weighted([[5, 'tar-rafs'], [3, 'targz-rafs'], [3, 'tar-tarfs']]);
     let bytes;
+    let plain;
     if (type === 'targz-rafs') {
       const g = rng.pick(seeds.gzips);
       what.push(`seed ${g.name}`);
       const r = rng.chance(0.9) ? m.mutateGzip(rng, g.bytes, g.plain) : { b: g.bytes, what: 'unmutated' };
+      plain = g.plain;
       bytes = r.b;
       what.push(r.what);
     } else {
@@ -153,7 +155,7 @@ export function makeCase(seed, index, seeds, targets, cliFraction) {
         what.push(r.what);
       }
     }
-    files.push({ rel: 'case/in/layer.tar', bytes });
+    files.push({ rel: 'case/in/layer.tar', bytes, plain });
     dirs.push('case/out/blobs');
     opts = { source: 'case/in/layer.tar', type };
     const out = rng.weighted([[7, 'boot'], [2, 'inline'], [1, 'cache']]);

@@ -3,7 +3,7 @@
 // tarfile.extractall run without a filter inside a chroot jail as nobody.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { parseTar } from './tar.js';
 
 export const CANARY_MARK = Buffer.from('NYDUSFUZZCANARY:');
@@ -165,7 +165,12 @@ for m in tf:
  * host is never at risk) into jail/d, and reports what appeared or changed outside jail/d.
  */
 export function pythonJail(tarFile, jail, timeoutMs = 10_000) {
-  fs.rmSync(jail, { recursive: true, force: true });
+  try {
+    fs.rmSync(jail, { recursive: true, force: true });
+  } catch {
+    // deeper than PATH_MAX: what a hostile tar extracts to
+    execFileSync('rm', ['-rf', '--one-file-system', jail], { stdio: 'ignore' });
+  }
   fs.mkdirSync(path.join(jail, 'd'), { recursive: true });
   plantCanary(path.join(jail, 'secret'));
   for (const p of [jail, path.join(jail, 'd'), path.join(jail, 'secret')]) fs.chownSync(p, 65534, 65534);

@@ -70,6 +70,7 @@ export function splice(rng, b, other) {
 }
 
 export function zeroRange(rng, b) {
+  if (b.length === 0) return extend(rng, b);
   const out = Buffer.from(b);
   const len = rng.range(1, 1024);
   const at = rng.int(Math.max(1, out.length));

@@ -9,7 +9,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { makeSeeds } from './seeds.js';
 import { ALL_TARGETS, makeCase } from './cases.js';
@@ -49,6 +49,15 @@ function parseArgs(argv) {
   if (!Number.isFinite(o.seconds) || o.seconds <= 0) throw new Error('--seconds must be positive');
   o.out ??= path.join(os.tmpdir(), `nydus-fuzz-findings-${o.seed}`);
   return o;
+}
+
+/** rm -rf that survives trees deeper than PATH_MAX (what a hostile tar extracts to). */
+function removeTree(p) {
+  try {
+    fs.rmSync(p, { recursive: true, force: true });
+  } catch {
+    execFileSync('rm', ['-rf', '--one-file-system', p], { stdio: 'ignore' });
+  }
 }
 
 function rssKb(pid) {
@@ -343,6 +352,17 @@ async function main() {
 
   const runSlot = async (slot) => {
     while (Date.now() < deadline && !stopping) {
+      try {
+        await runOne(slot);
+      } catch (e) {
+        // A bug of the harness (not of the code under test) must not stop the slot.
+        ctx.stats.harnessErrors++;
+        process.stderr.write(`fuzz: harness error in slot ${slot.index}: ${String(e.stack).slice(0, 1000)}\n`);
+      }
+    }
+  };
+  const runOne = async (slot) => {
+    {
       const index = next++;
       let c;
       try {
@@ -351,11 +371,12 @@ async function main() {
         // A bug of the harness, not of the code under test: say so and go on.
         ctx.stats.harnessErrors++;
         process.stderr.write(`fuzz: case ${index} could not be made: ${e.stack}\n`);
-        continue;
+        return;
       }
-      c.passwdInInput = c.files.some((f) => f.bytes.includes(judge.PASSWD_MARK));
+      // Inputs that hold /etc/passwd-like bytes themselves (upstream fixtures, gzip seeds) cannot show a leak of it.
+      c.passwdInInput = c.files.some((f) => f.bytes.includes(judge.PASSWD_MARK) || f.plain?.includes(judge.PASSWD_MARK));
       const caseDir = path.join(slot.dir, 'case');
-      fs.rmSync(caseDir, { recursive: true, force: true });
+      removeTree(caseDir);
       for (const d of c.dirs) fs.mkdirSync(path.join(slot.dir, d), { recursive: true });
       for (const f of c.files) fs.writeFileSync(path.join(slot.dir, f.rel), f.bytes);
       judge.plantCanary(path.join(slot.dir, 'secret'));
@@ -378,7 +399,11 @@ async function main() {
       ctx.stats.byVia[c.via]++;
       if (c.via === 'lib' ? r.status === 'done' && !r.res.ok : r.code !== 0) ctx.stats.errors++;
       for (const f of found) {
-        const sig = `${c.target}|${f.kind}|${normalize(f.message, root)}`;
+        // A hang or a cap says nothing of its cause: the kinds of mutation that led there tell them apart.
+        const how = /^(hang|memory-cap|oom|crash|output-cap)$/.test(f.kind)
+          ? `|${[...new Set(c.what.slice(1).map((w) => normalize(w, root).split(/[ :=]/).slice(0, 2).join(' ')))].sort().join(',')}`
+          : '';
+        const sig = `${c.target}|${f.kind}|${normalize(f.message, root)}${how}`;
         const known = ctx.findings.get(sig);
         if (known) {
           known.count++;
@@ -389,8 +414,8 @@ async function main() {
         log(`fuzz: FINDING ${c.target} ${f.kind}: ${firstLine(f.message).slice(0, 200)} (case ${c.index}, ${dir})`);
       }
       // The canary and the slot directory back as they were, for the next case.
-      for (const n of judge.listing(slot.dir, ['case', 'secret']).split('\n').filter(Boolean)) fs.rmSync(path.join(slot.dir, n), { recursive: true, force: true });
-      for (const p of judge.ESCAPE_PROBES) if (fs.existsSync(p)) fs.rmSync(p, { recursive: true, force: true });
+      for (const n of judge.listing(slot.dir, ['case', 'secret']).split('\n').filter(Boolean)) removeTree(path.join(slot.dir, n));
+      for (const p of judge.ESCAPE_PROBES) if (fs.existsSync(p)) removeTree(p);
       if (judge.canaryState(path.join(slot.dir, 'secret'))) {
         fs.rmSync(path.join(slot.dir, 'secret'), { force: true });
         judge.plantCanary(path.join(slot.dir, 'secret'));
@@ -414,7 +439,7 @@ async function main() {
     list: findings.map((f) => ({ kind: f.kind, target: f.target, count: f.count, message: f.message, dir: f.dir })),
   };
   fs.writeFileSync(path.join(o.out, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
-  fs.rmSync(root, { recursive: true, force: true });
+  removeTree(root);
   if (o.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
   else {
     process.stdout.write(`executions ${summary.executions} in ${summary.seconds} s (${summary.perSecond}/s; lib ${summary.byVia.lib}, cli ${summary.byVia.cli}; python extractions ${summary.pythonRuns}; restarts ${summary.restarts})\n`);
@@ -422,10 +447,11 @@ async function main() {
     process.stdout.write(`findings: ${summary.findings}\n`);
     for (const f of findings) process.stdout.write(`  [${f.kind}] ${f.target} x${f.count}: ${f.message}\n      ${f.dir}\n`);
   }
-  process.exitCode = findings.length > 0 ? 1 : 0;
+  // Exit now: a worker the code under test left busy must not keep the run alive.
+  process.exit(findings.length > 0 ? 1 : 0);
 }
 
 main().catch((e) => {
   process.stderr.write(`fuzz: ${e.stack ?? e}\n`);
-  process.exitCode = 2;
+  process.exit(2);
 });
