@@ -23,7 +23,8 @@ import * as ext from '../format/rafs/ext-superblock.js';
 import * as bt from '../format/rafs/blob-table.js';
 import { Trace } from './trace.js';
 import { conversionByName } from './conversions.js';
-import { blobEntryFromInfo } from './blob-table.js';
+import { blobEntryFromInfo, blobFileIn } from './blob-table.js';
+import { badBlobId } from '../format/limits.js';
 import { parseChunkDictArg } from './merge.js';
 import { openImage } from '../read/open.js';
 import type { BlobInfo, RafsImage } from '../read/model.js';
@@ -106,7 +107,8 @@ function validate(o: CreateOptions): void {
   if (!o.blob && !o.blobDir && !o.blobCacheDir) {
     throw new NydusError('USAGE', 'both --blob and --blob-dir are missing, please specify one to store the generated data blob file');
   }
-  if (o.blobId !== undefined && (o.blobId.length === 0 || o.blobId.length > 64)) throw new NydusError('USAGE', `invalid --blob-id: RAFS v6 blob ids are 1 to 64 characters`);
+  const badId = o.blobId === undefined ? undefined : badBlobId(o.blobId);
+  if (badId) throw new NydusError('USAGE', `invalid --blob-id: ${badId}`);
   for (const [flag, dir] of [['--blob-dir', o.blobDir], ['--blob-cache-dir', o.blobCacheDir]] as const) {
     if (dir && !fs.existsSync(dir)) throw new NydusError('OUTPUT', 'directory does not exist', { path: dir });
     if (dir && !fs.statSync(dir).isDirectory()) throw new NydusError('OUTPUT', `${flag} is not a directory`, { path: dir });
@@ -341,18 +343,18 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
 
     let blobPath: string | undefined;
     if (blobFile) {
-      blobPath = o.blob ?? path.join(o.blobDir!, blobId);
+      blobPath = o.blob ?? blobFileIn(o.blobDir!, blobId);
       await blobFile.commit(blobPath, !o.blob);
     }
     if (cacheData) {
       cacheData.truncate(state.blob.uncompressedEnd);
-      await cacheData.commit(path.join(o.blobCacheDir!, `${blobId}.blob.data`), true);
+      await cacheData.commit(blobFileIn(o.blobCacheDir!, blobId, '.blob.data'), true);
       const meta = track(OutputFile.temp(o.blobCacheDir!, 'blob.meta'));
       const ci = writer.meta.table;
       meta.write(ci);
       meta.write(Buffer.alloc(Math.ceil(ci.length / 4096) * 4096 - ci.length));
       meta.write(writer.meta.header);
-      await meta.commit(path.join(o.blobCacheDir!, `${blobId}.blob.meta`), true);
+      await meta.commit(blobFileIn(o.blobCacheDir!, blobId, '.blob.meta'), true);
     }
     total.end();
     trace.event('blob_uncompressed_size', state.blob.uncompressedEnd);

@@ -16,6 +16,7 @@ import * as ext from '../format/rafs/ext-superblock.js';
 import * as bt from '../format/rafs/blob-table.js';
 import { blobEntryFromInfo, blobIdFromFileName, checkV6BlobId, loadedBlobId } from './blob-table.js';
 import { Trace } from './trace.js';
+import { badBlobId } from '../format/limits.js';
 import { writeBootstrap } from './bootstrap-file.js';
 
 export interface MergeOptions {
@@ -124,6 +125,10 @@ function validate(o: MergeOptions): void {
     for (const d of o[field] ?? []) {
       if (!/^[0-9a-fA-F]{64}$/.test(d)) throw new NydusError('USAGE', `invalid ${flag} item ${JSON.stringify(d)}: expected 64 hex characters`);
     }
+  }
+  for (const id of o.originalBlobIds ?? []) {
+    const bad = badBlobId(id);
+    if (bad) throw new NydusError('USAGE', `invalid --original-blob-ids item: ${bad}`);
   }
   for (const [field, flag] of [['blobSizes', '--blob-sizes'], ['blobTocSizes', '--blob-toc-sizes']] as const) {
     for (const n of o[field] ?? []) {
