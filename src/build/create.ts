@@ -167,16 +167,18 @@ function openCompatible(file: string, what: string, chunkSize: number, explicitU
 /** Removes whiteout markers from a tree that has no lower layer; an overlayfs opaque dir stays. */
 function dropWhiteouts(root: TreeNode, spec: 'oci' | 'overlayfs'): void {
   let dropped = false;
-  const visit = (dir: TreeNode) => {
+  // An explicit stack: the tree's depth comes from the input.
+  const dirs = [root];
+  while (dirs.length > 0) {
+    const dir = dirs.pop()!;
     dir.children = dir.children!.filter((c) => {
       const kind = whiteoutType(c, spec);
       const keep = kind === undefined || kind === 'overlayfs-opaque';
       if (!keep) dropped = true;
       return keep;
     });
-    for (const c of dir.children) if (isDirNode(c)) visit(c);
-  };
-  visit(root);
+    for (const c of dir.children) if (isDirNode(c)) dirs.push(c);
+  }
   // A dropped marker may have been the first name of a hardlink group.
   if (dropped) normalizeHardlinks(root);
 }
