@@ -8,6 +8,7 @@ import * as vm from 'node:vm';
 import { compressorByName, digesterByName, type CompressorName, type DigesterName } from '../algo/index.js';
 import { NydusError, fsError } from '../errors.js';
 import { OutputFile } from '../io/atomic.js';
+import { checkNoCollision, realPathOf } from '../io/collide.js';
 import { dirSource } from '../sources/dir.js';
 import { TreeAssembler } from '../tree/assemble.js';
 import { isDirNode, walk, type TreeNode } from '../tree/node.js';
@@ -116,6 +117,10 @@ function validate(o: CreateOptions): void {
   for (const file of [o.bootstrap, o.blob]) {
     if (file && !fs.existsSync(path.dirname(path.resolve(file)))) throw new NydusError('OUTPUT', 'parent directory does not exist', { path: file });
   }
+  checkNoCollision(
+    [['source', o.source], ['--parent-bootstrap', o.parentBootstrap], ['--chunk-dict', o.chunkDict && parseChunkDictArg(o.chunkDict)]],
+    [['--bootstrap', o.bootstrap], ['--blob', o.blob]],
+  );
 }
 
 /** Resolves prefetch patterns to tree nodes: an exact path match lists that inode. */
@@ -259,7 +264,7 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
         ? tarSource(o.source, { gzip: 'auto', explicitUidGid: !o.repeatable })
         : dirSource(path.resolve(o.source), {
             zeroRootMtime: true,
-            exclude: [...opened.flatMap((f) => f.paths), ...[o.bootstrap, o.blobDir && path.join(o.blobDir, '.'), o.blob].filter((p): p is string => !!p).map((p) => path.resolve(p))],
+            exclude: [...opened.flatMap((f) => f.paths), ...[o.bootstrap, o.blobDir && path.join(o.blobDir, '.'), o.blob].filter((p): p is string => !!p).map(realPathOf)],
           });
     const assembler = new TreeAssembler();
     const progressTimer = o.onProgress ? setInterval(() => o.onProgress!(state.progress), 200) : undefined;

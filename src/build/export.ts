@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { NydusError, formatError, fsError } from '../errors.js';
 import { OutputFile } from '../io/atomic.js';
+import { checkNoCollision } from '../io/collide.js';
 import * as sbc from '../format/erofs/superblock.js';
 import * as device from '../format/erofs/device.js';
 import * as ext from '../format/rafs/ext-superblock.js';
@@ -336,10 +337,7 @@ export async function exportBlock(o: ExportBlockOptions): Promise<ExportBlockRes
   }
 
   const output = o.output ?? path.join(o.blobDir, `${path.basename(o.bootstrap)}.disk`);
-  const resolved = path.resolve(output);
-  for (const input of [o.bootstrap, ...plan.blobs.map((b) => b.file)]) {
-    if (path.resolve(input) === resolved) throw new NydusError('USAGE', 'the output would replace an input of the export', { path: output });
-  }
+  checkNoCollision([['--bootstrap', o.bootstrap], ...plan.blobs.map((b) => [`blob ${b.blobId} in --localfs-dir`, b.file] as const)], [['--output', output]]);
   if (o.verity && isSpecialFile(output)) throw new NydusError('USAGE', '--verity writes the hash tree at an offset: the output must be a regular file', { path: output });
 
   const B = plan.blockSize;

@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { fsError } from '../errors.js';
+import { realPathOf } from './collide.js';
 
 function writeFd(fd: number, data: Uint8Array, off: number): Promise<number> {
   return new Promise((resolve, reject) => fs.write(fd, data, off, data.byteLength - off, null, (err, n) => (err ? reject(err) : resolve(n))));
@@ -81,7 +82,7 @@ export class OutputFile {
 
   /** The paths this output occupies (temporary and final), so a source walk can skip them. */
   get paths(): string[] {
-    return [this.tempPath, this.finalPath].filter((p): p is string => p !== undefined).map((p) => path.resolve(p));
+    return [this.tempPath, this.finalPath].filter((p): p is string => p !== undefined).map(realPathOf);
   }
 
   private get label(): string {

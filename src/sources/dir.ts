@@ -137,7 +137,15 @@ export async function* dirSource(root: string, opts: DirSourceOptions = {}): Asy
     throw fsError('SOURCE', root, e);
   }
   if (!st.isDirectory()) throw new NydusError('SOURCE', 'not a directory', { path: root });
-  const rootAbs = Buffer.from(root.replace(/\/+$/, '') || '/');
+  // A source given as a symlink to a directory means that directory: the image's root is a
+  // directory, never the link.
+  let real: string;
+  try {
+    real = fs.realpathSync(root);
+  } catch (e) {
+    throw fsError('SOURCE', root, e);
+  }
+  const rootAbs = Buffer.from(real.replace(/\/+$/, '') || '/');
   const exclude = new Set((opts.exclude ?? []).map((p) => Buffer.from(p).toString('latin1')));
   // Only a name that some excluded path ends in needs its full path resolved and looked up.
   const excludedNames = new Set([...exclude].map((p) => path.basename(p)));
