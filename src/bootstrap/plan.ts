@@ -74,6 +74,9 @@ class Fragments {
 const DOT = Buffer.from('.');
 const DOTDOT = Buffer.from('..');
 
+const U32 = 0xffff_ffff;
+const U64 = Number.MAX_SAFE_INTEGER;
+
 /** An entry's path for a message: long ones keep their two ends. */
 export function showEntry(node: TreeNode): string {
   const p = node.path.toString();
@@ -90,6 +93,10 @@ function checkEntry(node: TreeNode, isRoot: boolean): void {
     if (node.name.length > 255) throw limitError('NAME_MAX', `${where}: name`, `${node.name.length} bytes`);
     const bad = badName(node.name);
     if (bad) throw new NydusError('SOURCE', `${where}: ${bad}`);
+  }
+  // Fields EROFS stores in fixed widths: a value that does not fit is refused, not wrapped.
+  for (const [field, v, max] of [['uid', node.uid, U32], ['gid', node.gid, U32], ['mtime', node.mtime, U64], ['mtime nanoseconds', node.mtimeNsec, 999_999_999], ['size', node.size, U64]] as const) {
+    if (!Number.isSafeInteger(v) || v < 0 || v > max) throw new NydusError('SOURCE', `${where}: ${field} ${v} does not fit the inode (0 to ${max})`);
   }
   if (node.target) checkLimit('SYMLINK_MAX', `${where}: symlink target of ${node.target.length} bytes`, node.target.length);
   for (const x of node.xattrs) {

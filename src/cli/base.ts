@@ -1,7 +1,7 @@
 // Base command: shared flags, the logger, and errors turned into one line and an exit code
 // (a stack trace only at debug/trace level).
 import { Command, Flags } from '@oclif/core';
-import { NydusError } from '../errors.js';
+import { NydusError, fsError } from '../errors.js';
 import { LEVELS, Logger, type Level } from './log.js';
 import { removeTemporaries } from '../io/atomic.js';
 import { pluginOf } from './plugins.js';
@@ -91,7 +91,13 @@ export abstract class BaseCommand extends Command {
     }
     const e = err as NodeJS.ErrnoException;
     if (e.code && e.path) {
-      process.stderr.write(`Error: ${e.path}: ${e.message}\n`);
+      process.stderr.write(`Error: ${fsError('SOURCE', e.path, e).message.split('\n')[0]}\n`);
+      process.exitCode = 1;
+      return;
+    }
+    const plugin = pluginOf(err);
+    if (plugin !== undefined) {
+      process.stderr.write(`Error: plugin ${plugin}: ${err.message.split('\n')[0]}\n`);
       process.exitCode = 1;
       return;
     }

@@ -24,6 +24,17 @@ export function realPathOf(file: string): string {
   }
 }
 
+/** Refuses an output that is an existing directory, before any work is done for it. */
+function checkNotDirectory(flag: string, file: string): void {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(file);
+  } catch {
+    return;
+  }
+  if (st.isDirectory()) throw new NydusError('USAGE', `${flag} ${file} is a directory: give a file path`);
+}
+
 interface Identity {
   flag: string;
   file: string;
@@ -50,10 +61,11 @@ const same = (a: Identity, b: Identity) => a.real === b.real || (a.ino !== undef
 
 /**
  * Refuses (USAGE, one line naming both flags) an output that is the same file as an input or
- * as another output.
+ * as another output, and an output that is a directory.
  */
 export function checkNoCollision(inputs: readonly Named[], outputs: readonly Named[]): void {
   const given = (l: readonly Named[]) => l.filter((n): n is readonly [string, string] => n[1] !== undefined && n[1] !== '').map(identify);
+  for (const [flag, file] of outputs) if (file) checkNotDirectory(flag, file);
   const ins = given(inputs);
   const outs = given(outputs);
   for (const [i, o] of outs.entries()) {

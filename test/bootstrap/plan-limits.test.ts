@@ -71,3 +71,10 @@ describe('planner and emitter limits', () => {
     expect(e.message).toMatch(/blob b0: chunks: 16777217 exceeds BLOB_CHUNKS_MAX/);
   });
 });
+
+describe('inode fields that do not fit', () => {
+  it('a uid past 32 bits or a negative mtime is refused with its entry, not wrapped or "value out of range"', () => {
+    expect(refusal(() => planBootstrap(tree(node('/u', 0o100644, { uid: 2 ** 33 })), 4096)).message).toMatch(/^\/u: uid 8589934592 does not fit/);
+    expect(refusal(() => planBootstrap(tree(node('/m', 0o100644, { mtime: -5 })), 4096)).message).toMatch(/^\/m: mtime -5 does not fit/);
+  });
+});
