@@ -11,6 +11,7 @@ import * as bt from '../format/rafs/blob-table.js';
 import * as ci from '../format/rafs/chunk-info.js';
 import { alignUp } from '../format/util.js';
 import { NydusError } from '../errors.js';
+import { checkLimit } from '../format/limits.js';
 import type { ChunkInfo } from '../read/model.js';
 import { S_IFMT, S_IFDIR, S_IFLNK, S_IFREG, dumpOrder, type TreeNode } from '../tree/node.js';
 import type { Plan, PlacedNode } from './plan.js';
@@ -41,7 +42,8 @@ export function emitBootstrap(input: EmitInput): Buffer {
   const B = input.blockSize;
   const blkszbits = Math.log2(B);
   const nblobs = blobs.length;
-  if (nblobs > 254) throw new NydusError('UNSUPPORTED', `${nblobs} blobs: RAFS v6 holds at most 254`);
+  checkLimit('BLOBS_MAX', 'blobs in the image', nblobs);
+  for (const b of blobs) checkLimit('BLOB_CHUNKS_MAX', `blob ${b.blob_id}: chunks`, b.chunk_count);
   const btOff = alignUp(sbc.DEVT_SLOTOFF * 128 + device.SIZE * nblobs, 4096);
   const btSize = bt.SIZE * nblobs;
   const pfOff = btOff + btSize;

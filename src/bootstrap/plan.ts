@@ -2,6 +2,7 @@
 // written, reproducing upstream's placement (rafs-v6.md §1.5): a cursor from 4096, 32-byte
 // aligned nodes, and 128 FIFO lists of partly used blocks that small inodes are fitted into.
 import { NydusError } from '../errors.js';
+import { LIMITS, badName, checkLimit, limitError } from '../format/limits.js';
 import * as dirent from '../format/erofs/dirent.js';
 import * as xattr from '../format/erofs/xattr.js';
 import { EXTENDED_SIZE, LAYOUT_CHUNK_BASED, LAYOUT_FLAT_INLINE, LAYOUT_FLAT_PLAIN } from '../format/erofs/inode.js';
@@ -73,6 +74,51 @@ class Fragments {
 const DOT = Buffer.from('.');
 const DOTDOT = Buffer.from('..');
 
+const U32 = 0xffff_ffff;
+const U64 = Number.MAX_SAFE_INTEGER;
+
+/** An entry's path for a message: long ones keep their two ends. */
+export function showEntry(node: TreeNode): string {
+  const p = node.path.toString();
+  return p.length <= 240 ? p : `${p.slice(0, 100)}…(${node.path.length} bytes)…${p.slice(-100)}`;
+}
+
+/**
+ * Refuses what EROFS and the kernel cannot hold, naming the entry and the limit. Every build
+ * (directory, tar, merge, a layer on a parent) lays out its tree here, so this is the one check.
+ */
+function checkEntry(node: TreeNode, isRoot: boolean): void {
+  const where = showEntry(node);
+  if (!isRoot) {
+    if (node.name.length > 255) throw limitError('NAME_MAX', `${where}: name`, `${node.name.length} bytes`);
+    const bad = badName(node.name);
+    if (bad) throw new NydusError('SOURCE', `${where}: ${bad}`);
+  }
+  // Fields EROFS stores in fixed widths: a value that does not fit is refused, not wrapped.
+  for (const [field, v, max] of [['uid', node.uid, U32], ['gid', node.gid, U32], ['mtime', node.mtime, U64], ['mtime nanoseconds', node.mtimeNsec, 999_999_999], ['size', node.size, U64]] as const) {
+    if (!Number.isSafeInteger(v) || v < 0 || v > max) throw new NydusError('SOURCE', `${where}: ${field} ${v} does not fit the inode (0 to ${max})`);
+  }
+  if (node.target) checkLimit('SYMLINK_MAX', `${where}: symlink target of ${node.target.length} bytes`, node.target.length);
+  for (const x of node.xattrs) {
+    const name = x.name.toString();
+    checkLimit('XATTR_NAME_MAX', `${where}: xattr name ${JSON.stringify(name.length > 40 ? `${name.slice(0, 40)}…` : name)}`, x.name.length);
+    checkLimit('XATTR_VALUE_MAX', `${where}: value of xattr ${JSON.stringify(name.length > 40 ? `${name.slice(0, 40)}…` : name)}`, x.value.length);
+  }
+}
+
+/** The inline xattr area of a node, refused with its path when EROFS cannot hold it. */
+function xattrArea(node: TreeNode): Buffer {
+  let xa: Buffer;
+  try {
+    xa = xattr.encode(node.xattrs);
+  } catch (e) {
+    if (e instanceof NydusError) throw new NydusError(e.code, `${showEntry(node)}: ${e.message}`, { cause: e });
+    throw e;
+  }
+  checkLimit('XATTR_AREA_MAX', `${showEntry(node)}: xattrs (${node.xattrs.length}) take bytes`, xa.length);
+  return xa;
+}
+
 /**
  * Upstream's numbering (tar-merge-export.md §3.3): root 1; a directory numbers all its children
  * in name order, then processes its subdirectories; a hardlink member consumes a number but
@@ -100,10 +146,12 @@ export function planBootstrap(root: TreeNode, blockSize: number): Plan {
   // Placement needs names only; nids for dirents are filled in at emit time.
   const place = (node: TreeNode, parent: TreeNode): void => {
     entries++;
+    if (entries > LIMITS.ENTRIES_MAX.value) throw limitError('ENTRIES_MAX', `${showEntry(node)}: entries in the tree`, entries);
+    checkEntry(node, node === root);
     if (node.linkTo) return;
     const index = numbers.get(node)!;
     const type = node.mode & S_IFMT;
-    const xa = xattr.encode(node.xattrs);
+    const xa = xattrArea(node);
     const I = EXTENDED_SIZE + xa.length;
     const p: PlacedNode = { node, parent, planned: 0, nid: 0, index, layout: LAYOUT_FLAT_PLAIN, xattrs: xa, dataSize: 0, dataPlanned: 0, subdirs: 0 };
 
@@ -176,13 +224,14 @@ export function planBootstrap(root: TreeNode, blockSize: number): Plan {
     byNode.set(node, p);
   };
   // Upstream's layout order (layoutOrder in tree/node.ts), walked here so each node comes with its parent.
-  const stack: Array<[TreeNode, TreeNode]> = [[root, root]];
+  const stack: Array<[TreeNode, TreeNode, number]> = [[root, root, 0]];
   while (stack.length > 0) {
-    const [dir, parent] = stack.pop()!;
+    const [dir, parent, depth] = stack.pop()!;
+    if (depth > LIMITS.DEPTH_MAX.value) throw limitError('DEPTH_MAX', `${showEntry(dir)}: directory levels`, depth);
     place(dir, parent);
     const kids = dir.children ?? [];
     for (const c of kids) if ((c.mode & S_IFMT) !== S_IFDIR) place(c, dir);
-    for (let i = kids.length - 1; i >= 0; i--) if ((kids[i].mode & S_IFMT) === S_IFDIR) stack.push([kids[i], dir]);
+    for (let i = kids.length - 1; i >= 0; i--) if ((kids[i].mode & S_IFMT) === S_IFDIR) stack.push([kids[i], dir, depth + 1]);
   }
   return { nodes, byNode, end: cursor, entries };
 }

@@ -1,7 +1,9 @@
 // Blob-table entries of a layered build (merge, and create with a parent or a chunk dict) made
 // from blobs a loaded image already lists, and the ids they go by (blob.md §5.3, tar-merge-export.md §4.3).
 import { compressorByName, digesterByName } from '../algo/index.js';
+import * as path from 'node:path';
 import { NydusError } from '../errors.js';
+import { badBlobId } from '../format/limits.js';
 import * as bt from '../format/rafs/blob-table.js';
 import type { BlobInfo } from '../read/model.js';
 import { idFromFileName } from '../read/open.js';
@@ -62,4 +64,14 @@ export function checkV6BlobId(id: string, where?: string): void {
   const n = Buffer.byteLength(id);
   if (n === 0) throw new NydusError('SOURCE', 'blob id is empty', { path: where });
   if (n > 64) throw new NydusError('SOURCE', `blob id ${JSON.stringify(id)} is ${n} bytes: RAFS v6 blob ids are 1 to 64 bytes`, { path: where });
+}
+
+/**
+ * The file that holds blob `id` in `dir` (with `suffix`, e.g. ".blob.data"): an id is data from
+ * a flag or a bootstrap, so it is checked to be one file name before it becomes part of a path.
+ */
+export function blobFileIn(dir: string, id: string, suffix = '', where?: string): string {
+  const bad = badBlobId(id);
+  if (bad) throw new NydusError('SOURCE', `${bad}: not used as a file name in ${dir}`, { path: where });
+  return path.join(dir, id + suffix);
 }

@@ -8,6 +8,7 @@ import * as vm from 'node:vm';
 import { compressorByName, digesterByName, type CompressorName, type DigesterName } from '../algo/index.js';
 import { NydusError, fsError } from '../errors.js';
 import { OutputFile } from '../io/atomic.js';
+import { checkNoCollision, realPathOf } from '../io/collide.js';
 import { dirSource } from '../sources/dir.js';
 import { TreeAssembler } from '../tree/assemble.js';
 import { isDirNode, walk, type TreeNode } from '../tree/node.js';
@@ -23,7 +24,8 @@ import * as ext from '../format/rafs/ext-superblock.js';
 import * as bt from '../format/rafs/blob-table.js';
 import { Trace } from './trace.js';
 import { conversionByName } from './conversions.js';
-import { blobEntryFromInfo } from './blob-table.js';
+import { blobEntryFromInfo, blobFileIn } from './blob-table.js';
+import { badBlobId } from '../format/limits.js';
 import { parseChunkDictArg } from './merge.js';
 import { openImage } from '../read/open.js';
 import type { BlobInfo, RafsImage } from '../read/model.js';
@@ -106,7 +108,8 @@ function validate(o: CreateOptions): void {
   if (!o.blob && !o.blobDir && !o.blobCacheDir) {
     throw new NydusError('USAGE', 'both --blob and --blob-dir are missing, please specify one to store the generated data blob file');
   }
-  if (o.blobId !== undefined && (o.blobId.length === 0 || o.blobId.length > 64)) throw new NydusError('USAGE', `invalid --blob-id: RAFS v6 blob ids are 1 to 64 characters`);
+  const badId = o.blobId === undefined ? undefined : badBlobId(o.blobId);
+  if (badId) throw new NydusError('USAGE', `invalid --blob-id: ${badId}`);
   for (const [flag, dir] of [['--blob-dir', o.blobDir], ['--blob-cache-dir', o.blobCacheDir]] as const) {
     if (dir && !fs.existsSync(dir)) throw new NydusError('OUTPUT', 'directory does not exist', { path: dir });
     if (dir && !fs.statSync(dir).isDirectory()) throw new NydusError('OUTPUT', `${flag} is not a directory`, { path: dir });
@@ -114,6 +117,10 @@ function validate(o: CreateOptions): void {
   for (const file of [o.bootstrap, o.blob]) {
     if (file && !fs.existsSync(path.dirname(path.resolve(file)))) throw new NydusError('OUTPUT', 'parent directory does not exist', { path: file });
   }
+  checkNoCollision(
+    [['source', o.source], ['--parent-bootstrap', o.parentBootstrap], ['--chunk-dict', o.chunkDict && parseChunkDictArg(o.chunkDict)]],
+    [['--bootstrap', o.bootstrap], ['--blob', o.blob]],
+  );
 }
 
 /** Resolves prefetch patterns to tree nodes: an exact path match lists that inode. */
@@ -165,16 +172,18 @@ function openCompatible(file: string, what: string, chunkSize: number, explicitU
 /** Removes whiteout markers from a tree that has no lower layer; an overlayfs opaque dir stays. */
 function dropWhiteouts(root: TreeNode, spec: 'oci' | 'overlayfs'): void {
   let dropped = false;
-  const visit = (dir: TreeNode) => {
+  // An explicit stack: the tree's depth comes from the input.
+  const dirs = [root];
+  while (dirs.length > 0) {
+    const dir = dirs.pop()!;
     dir.children = dir.children!.filter((c) => {
       const kind = whiteoutType(c, spec);
       const keep = kind === undefined || kind === 'overlayfs-opaque';
       if (!keep) dropped = true;
       return keep;
     });
-    for (const c of dir.children) if (isDirNode(c)) visit(c);
-  };
-  visit(root);
+    for (const c of dir.children) if (isDirNode(c)) dirs.push(c);
+  }
   // A dropped marker may have been the first name of a hardlink group.
   if (dropped) normalizeHardlinks(root);
 }
@@ -255,7 +264,7 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
         ? tarSource(o.source, { gzip: 'auto', explicitUidGid: !o.repeatable })
         : dirSource(path.resolve(o.source), {
             zeroRootMtime: true,
-            exclude: [...opened.flatMap((f) => f.paths), ...[o.bootstrap, o.blobDir && path.join(o.blobDir, '.'), o.blob].filter((p): p is string => !!p).map((p) => path.resolve(p))],
+            exclude: [...opened.flatMap((f) => f.paths), ...[o.bootstrap, o.blobDir && path.join(o.blobDir, '.'), o.blob].filter((p): p is string => !!p).map(realPathOf)],
           });
     const assembler = new TreeAssembler();
     const progressTimer = o.onProgress ? setInterval(() => o.onProgress!(state.progress), 200) : undefined;
@@ -341,18 +350,18 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
 
     let blobPath: string | undefined;
     if (blobFile) {
-      blobPath = o.blob ?? path.join(o.blobDir!, blobId);
+      blobPath = o.blob ?? blobFileIn(o.blobDir!, blobId);
       await blobFile.commit(blobPath, !o.blob);
     }
     if (cacheData) {
       cacheData.truncate(state.blob.uncompressedEnd);
-      await cacheData.commit(path.join(o.blobCacheDir!, `${blobId}.blob.data`), true);
+      await cacheData.commit(blobFileIn(o.blobCacheDir!, blobId, '.blob.data'), true);
       const meta = track(OutputFile.temp(o.blobCacheDir!, 'blob.meta'));
       const ci = writer.meta.table;
       meta.write(ci);
       meta.write(Buffer.alloc(Math.ceil(ci.length / 4096) * 4096 - ci.length));
       meta.write(writer.meta.header);
-      await meta.commit(path.join(o.blobCacheDir!, `${blobId}.blob.meta`), true);
+      await meta.commit(blobFileIn(o.blobCacheDir!, blobId, '.blob.meta'), true);
     }
     total.end();
     trace.event('blob_uncompressed_size', state.blob.uncompressedEnd);

@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { NydusError, formatError, fsError } from '../errors.js';
 import { OutputFile } from '../io/atomic.js';
+import { checkNoCollision } from '../io/collide.js';
 import * as sbc from '../format/erofs/superblock.js';
 import * as device from '../format/erofs/device.js';
 import * as ext from '../format/rafs/ext-superblock.js';
@@ -14,6 +15,8 @@ import { loadBootstrap } from '../read/open.js';
 import { isV6 } from '../read/v6.js';
 import { BlobReader } from '../read/data.js';
 import type { ChunkInfo, ImageNode, RafsImage } from '../read/model.js';
+import { LIMITS, badBlobId, limitError } from '../format/limits.js';
+import { alignUp } from '../format/util.js';
 import { VerityTree, verityLayout } from './verity.js';
 import { BufferPool } from '../pipeline/buffers.js';
 
@@ -48,6 +51,9 @@ export interface DiskBlob {
   chunks: ChunkInfo[];
   /** Bytes the blob file must hold. */
   need: number;
+  /** Native blobs: where the part past the last referenced chunk starts, uncompressed and stored, and how many chunks it may hold. */
+  tail: { from: number; storedFrom: number; chunks: number };
+  chunkSize: number;
 }
 
 export interface DiskPlan {
@@ -117,6 +123,10 @@ export function planDisk(boot: Buffer, image: RafsImage, blobDir: string): DiskP
       throw formatError(where, 'mapped_blkaddr', slot.mapped_blkaddr, `overlaps the ${i === 0 ? 'bootstrap' : 'previous blob'}, which ends at block ${pos}`);
     }
     if (slot.mapped_blkaddr + blocks > U32_MAX) throw formatError(where, 'mapped_blkaddr', slot.mapped_blkaddr, `blob of ${blocks} blocks ends past 2^32 blocks`);
+    const gap = slot.mapped_blkaddr * B - pos * B;
+    if (gap >= LIMITS.BLOB_MAP_ALIGN_MAX.value) {
+      throw limitError('BLOB_MAP_ALIGN_MAX', `${where}.mapped_blkaddr ${slot.mapped_blkaddr}: zeros before blob ${b.blobId}`, gap);
+    }
     pos = slot.mapped_blkaddr + blocks;
 
     const chunks = [...byBlob[i].values()].sort((x, y) => x.uncompressedOffset - y.uncompressedOffset);
@@ -130,9 +140,39 @@ export function planDisk(boot: Buffer, image: RafsImage, blobDir: string): DiskP
       if (end > blocks * B) throw formatError('chunk_info', 'uncompressed_offset', c.uncompressedOffset, `${at} ends at ${end}, past the blob's ${blocks * B} bytes`);
       need = Math.max(need, c.compressedOffset + c.compressedSize);
     }
-    return { index: i, blobId: b.blobId, file: path.join(blobDir, b.blobId), tarfs, mappedBlkaddr: slot.mapped_blkaddr, blocks, chunks, need };
+    const badId = badBlobId(b.blobId);
+    if (badId) throw formatError(`blob_table[${i}]`, 'blob_id', JSON.stringify(b.blobId), `${badId}: a blob id is never a path`);
+    // The blob's bytes past its last referenced chunk are unreferenced chunks (of a layer an
+    // upper one deleted from): at most chunk_count - 1 - its index of them, each one chunk_size.
+    const last = chunks[chunks.length - 1];
+    const tail = {
+      from: last ? alignUp(end, B) : 0,
+      storedFrom: last ? last.compressedOffset + last.compressedSize : 0,
+      chunks: Math.max(0, b.chunkCount - (last ? last.index + 1 : 0)),
+    };
+    return { index: i, blobId: b.blobId, file: path.join(blobDir, b.blobId), tarfs, mappedBlkaddr: slot.mapped_blkaddr, blocks, chunks, need, tail, chunkSize: b.chunkSize };
   });
   return { blockSize: B, bootstrapBlocks, blobs, dataBlocks: pos };
+}
+
+/**
+ * The disk holds the blob's claimed uncompressed size, so the claim must be one its chunks and
+ * its file can back: past the last referenced chunk, no more than the chunks the blob table says
+ * follow (each at most chunk_size), and no more than the stored bytes that follow could
+ * decompress to (BLOB_EXPANSION_MAX). Every image a builder wrote passes; a bootstrap whose blob
+ * claims 64 GiB over a small file does not make us write 64 GiB of zeros.
+ */
+function checkBlobSize(plan: DiskPlan, b: DiskBlob, fileSize: number): void {
+  const claimed = b.blocks * plan.blockSize;
+  const perChunk = alignUp(b.chunkSize, plan.blockSize);
+  const stored = Math.max(0, fileSize - b.tail.storedFrom);
+  const backed = b.tail.from + Math.min(b.tail.chunks * perChunk, stored * LIMITS.BLOB_EXPANSION_MAX.value);
+  if (claimed > backed) {
+    throw new NydusError(
+      'FORMAT',
+      `blob_table[${b.index}].uncompressed_size = ${claimed}: blob ${b.blobId} cannot back it (its referenced chunks end at ${b.tail.from}, then at most ${b.tail.chunks} chunks from ${stored} stored bytes)`,
+    );
+  }
 }
 
 /** Fails before any output exists when a blob is missing or too short. */
@@ -146,6 +186,7 @@ function checkBlobFiles(plan: DiskPlan): void {
     }
     if (!st.isFile()) throw new NydusError('SOURCE', `blob ${b.blobId} is not a regular file`, { path: b.file });
     if (st.size < b.need) throw new NydusError('SOURCE', `blob is shorter than the bootstrap needs: ${b.need} bytes, file has ${st.size}`, { path: b.file });
+    if (!b.tarfs) checkBlobSize(plan, b, st.size);
   }
 }
 
@@ -289,17 +330,14 @@ export async function exportBlock(o: ExportBlockOptions): Promise<ExportBlockRes
   try {
     image = loadBootstrap(boot);
     plan = planDisk(boot, image, o.blobDir);
+    checkBlobFiles(plan);
   } catch (e) {
     if (e instanceof NydusError && e.path === undefined) throw new NydusError(e.code, e.message, { path: o.bootstrap, cause: e });
     throw e;
   }
-  checkBlobFiles(plan);
 
   const output = o.output ?? path.join(o.blobDir, `${path.basename(o.bootstrap)}.disk`);
-  const resolved = path.resolve(output);
-  for (const input of [o.bootstrap, ...plan.blobs.map((b) => b.file)]) {
-    if (path.resolve(input) === resolved) throw new NydusError('USAGE', 'the output would replace an input of the export', { path: output });
-  }
+  checkNoCollision([['--bootstrap', o.bootstrap], ...plan.blobs.map((b) => [`blob ${b.blobId} in --localfs-dir`, b.file] as const)], [['--output', output]]);
   if (o.verity && isSpecialFile(output)) throw new NydusError('USAGE', '--verity writes the hash tree at an offset: the output must be a regular file', { path: output });
 
   const B = plan.blockSize;

@@ -16,6 +16,8 @@ import * as ext from '../format/rafs/ext-superblock.js';
 import * as bt from '../format/rafs/blob-table.js';
 import { blobEntryFromInfo, blobIdFromFileName, checkV6BlobId, loadedBlobId } from './blob-table.js';
 import { Trace } from './trace.js';
+import { checkNoCollision } from '../io/collide.js';
+import { badBlobId } from '../format/limits.js';
 import { writeBootstrap } from './bootstrap-file.js';
 
 export interface MergeOptions {
@@ -125,6 +127,10 @@ function validate(o: MergeOptions): void {
       if (!/^[0-9a-fA-F]{64}$/.test(d)) throw new NydusError('USAGE', `invalid ${flag} item ${JSON.stringify(d)}: expected 64 hex characters`);
     }
   }
+  for (const id of o.originalBlobIds ?? []) {
+    const bad = badBlobId(id);
+    if (bad) throw new NydusError('USAGE', `invalid --original-blob-ids item: ${bad}`);
+  }
   for (const [field, flag] of [['blobSizes', '--blob-sizes'], ['blobTocSizes', '--blob-toc-sizes']] as const) {
     for (const n of o[field] ?? []) {
       if (!Number.isSafeInteger(n) || n < 0) throw new NydusError('USAGE', `invalid ${flag} item ${n}: expected a non-negative integer`);
@@ -133,6 +139,10 @@ function validate(o: MergeOptions): void {
   for (const n of o.blobTocSizes ?? []) {
     if (n > 0xffffffff) throw new NydusError('USAGE', `invalid --blob-toc-sizes item ${n}: larger than a u32`);
   }
+  checkNoCollision(
+    [...o.sources.map((s) => ['source', s] as const), ['--parent-bootstrap', o.parentBootstrap], ['--chunk-dict', o.chunkDict && parseChunkDictArg(o.chunkDict)]],
+    [['--bootstrap', o.bootstrap]],
+  );
   if (o.bootstrap) {
     if (!fs.existsSync(path.dirname(path.resolve(o.bootstrap)))) throw new NydusError('OUTPUT', 'parent directory does not exist', { path: o.bootstrap });
   } else if (o.blobDir) {

@@ -1,8 +1,52 @@
 // Base command: shared flags, the logger, and errors turned into one line and an exit code
 // (a stack trace only at debug/trace level).
 import { Command, Flags } from '@oclif/core';
-import { NydusError } from '../errors.js';
+import { NydusError, fsError } from '../errors.js';
 import { LEVELS, Logger, type Level } from './log.js';
+import { removeTemporaries } from '../io/atomic.js';
+import { pluginOf } from './plugins.js';
+
+let handlersInstalled = false;
+
+/**
+ * Once per process: SIGINT and SIGTERM remove every temporary output, then end the process by
+ * that same signal (its default action), so the shell reports 130 / 143 and a calling script
+ * knows it was interrupted. process.exit() cannot be used: it joins libuv's threads, and one may
+ * be blocked reading a FIFO that no writer will ever feed again. An error that escapes every
+ * await (a plugin's timer) also removes them and ends with one line: exit 1 when a plugin's code
+ * threw it, else 70 (our bug).
+ */
+export function installExitHandlers(): void {
+  if (handlersInstalled) return;
+  handlersInstalled = true;
+  for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+    process.on(signal, () => {
+      removeTemporaries();
+      process.stderr.write(`Error: interrupted by ${signal}\n`);
+      process.exitCode = code;
+      process.removeAllListeners(signal);
+      process.kill(process.pid, signal);
+    });
+  }
+  const fatal = (e: unknown) => {
+    removeTemporaries();
+    const plugin = pluginOf(e);
+    const message = (e instanceof Error ? e.message : String(e)).split('\n')[0];
+    if (e instanceof NydusError) {
+      process.stderr.write(`Error: ${e.message}\n`);
+      process.exit(e.exit);
+    }
+    if (plugin !== undefined) {
+      process.stderr.write(`Error: plugin ${plugin}: ${message}\n`);
+      process.exit(1);
+    }
+    process.stderr.write(`Error: ${message}\n`);
+    if (process.env.NYDUS_DEBUG && e instanceof Error) process.stderr.write(`${e.stack}\n`);
+    process.exit(70);
+  };
+  process.on('uncaughtException', fatal);
+  process.on('unhandledRejection', fatal);
+}
 
 export abstract class BaseCommand extends Command {
   static override baseFlags = {
@@ -12,6 +56,11 @@ export abstract class BaseCommand extends Command {
   };
 
   protected logger = new Logger('info');
+
+  override async init(): Promise<void> {
+    installExitHandlers();
+    await super.init();
+  }
 
   protected initLogger(flags: { 'log-level'?: string; 'log-file'?: string }): Logger {
     this.logger = new Logger((flags['log-level'] ?? 'info') as Level, flags['log-file']);
@@ -42,7 +91,13 @@ export abstract class BaseCommand extends Command {
     }
     const e = err as NodeJS.ErrnoException;
     if (e.code && e.path) {
-      process.stderr.write(`Error: ${e.path}: ${e.message}\n`);
+      process.stderr.write(`Error: ${fsError('SOURCE', e.path, e).message.split('\n')[0]}\n`);
+      process.exitCode = 1;
+      return;
+    }
+    const plugin = pluginOf(err);
+    if (plugin !== undefined) {
+      process.stderr.write(`Error: plugin ${plugin}: ${err.message.split('\n')[0]}\n`);
       process.exitCode = 1;
       return;
     }

@@ -9,6 +9,7 @@ import { progressReporter } from '../cli/progress.js';
 import { loadPlugins } from '../cli/plugins.js';
 import { WHITEOUT_SPEC_NAMES, type WhiteoutSpec } from '../tree/overlay.js';
 import { readPrefetchList } from '../cli/prefetch-list.js';
+import { checkNoCollision } from '../io/collide.js';
 
 export default class Create extends BaseCommand {
   static override summary = 'Create a RAFS filesystem from a directory, tar or stargz source';
@@ -66,6 +67,10 @@ export default class Create extends BaseCommand {
     if (flags.attributes) refuse('attributes');
     if (parseNumber('blob-offset', flags['blob-offset']) !== 0) refuse('blob-offset', 'other than 0 is not supported yet');
 
+    checkNoCollision(
+      [['source', args.source], ['--parent-bootstrap', flags['parent-bootstrap']], ['--chunk-dict', flags['chunk-dict']?.replace(/^bootstrap=/, '')]],
+      [['--bootstrap', flags.bootstrap], ['--blob', flags.blob], ['--output-json', flags['output-json']]],
+    );
     const prefetch = flags['prefetch-policy'] === 'none' ? [] : readPrefetchList();
     const stages = await loadPlugins(flags.plugin ?? []);
     const progress = progressReporter(log.enabled('info'));

@@ -4,6 +4,7 @@ import { merge } from '../build/merge.js';
 import { NydusError } from '../errors.js';
 import { outputJson, writeOutputJson } from '../cli/output-json.js';
 import { readPrefetchList } from '../cli/prefetch-list.js';
+import { checkNoCollision } from '../io/collide.js';
 
 /** A comma list flag: items trimmed, as upstream splits them. */
 const list = (v: string | undefined) => (v === undefined ? undefined : v.split(',').map((s) => s.trim()));
@@ -51,6 +52,10 @@ export default class Merge extends BaseCommand {
     const log = this.initLogger(flags);
     if (flags.config) throw new NydusError('UNSUPPORTED', '--config is not supported yet; merge names blobs by their source file names');
     const sources = argv as string[];
+    checkNoCollision(
+      [...sources.map((s) => ['source', s] as const), ['--parent-bootstrap', flags['parent-bootstrap']], ['--chunk-dict', flags['chunk-dict']?.replace(/^bootstrap=/, '')]],
+      [['--bootstrap', flags.bootstrap], ['--output-json', flags['output-json']]],
+    );
     const policy = flags['prefetch-policy'];
     const patterns = policy === 'none' ? [] : readPrefetchList();
     const result = await merge({

@@ -2,6 +2,7 @@ import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../cli/base.js';
 import { NydusError } from '../errors.js';
 import { unpack } from '../read/unpack.js';
+import { checkNoCollision } from '../io/collide.js';
 
 export default class Unpack extends BaseCommand {
   static override summary = 'Unpack a RAFS filesystem to a tar file';
@@ -51,6 +52,7 @@ export default class Unpack extends BaseCommand {
     if (flags.blob === undefined && flags['blob-dir'] === undefined) {
       throw new NydusError('USAGE', 'invalid backend configuration, --blob, --blob-dir or --backend-type must be specified');
     }
+    checkNoCollision([[args.bootstrap ? 'BOOTSTRAP' : '--bootstrap', bootstrap], ['--blob', flags.blob]], [['--output', flags.output]]);
     await unpack({ bootstrap, output: flags.output, blob: flags.blob, blobDir: flags['blob-dir'], verify: flags.verify });
   }
 }

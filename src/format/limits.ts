@@ -46,6 +46,10 @@ export const LIMITS = {
   REGISTRY_JSON_MAX: { value: 1 << 20, why: 'small JSON documents from registries, token servers and credential helpers, held in memory; 1 MiB is 100 times a real one' },
   /** Symlink target, in bytes. */
   SYMLINK_MAX: { value: 4095, why: 'Linux PATH_MAX minus the NUL: the kernel refuses longer targets' },
+  /** Uncompressed bytes one stored byte of a chunk can stand for, in a blob's unreferenced tail. */
+  BLOB_EXPANSION_MAX: { value: 32768, why: 'zstd\'s densest frames (RLE blocks) hold 128 KiB in 4 bytes, and a 1-byte chunk of any compressor fills one 4 KiB block; a blob size beyond that is a claim its file cannot back' },
+  /** Bytes of zeros between the end of one region of an exported disk and the next blob's mapped_blkaddr. */
+  BLOB_MAP_ALIGN_MAX: { value: 2 * 1024 * 1024, why: 'builders align a blob\'s mapped_blkaddr to 512 KiB (nydus-image 2.3 and later) or 2 MiB (earlier); a wider gap is zeros no byte of the input backs' },
 } as const satisfies Record<string, Limit>;
 
 export type LimitName = keyof typeof LIMITS;

@@ -6,9 +6,33 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { fsError } from '../errors.js';
+import { realPathOf } from './collide.js';
 
 function writeFd(fd: number, data: Uint8Array, off: number): Promise<number> {
   return new Promise((resolve, reject) => fs.write(fd, data, off, data.byteLength - off, null, (err, n) => (err ? reject(err) : resolve(n))));
+}
+
+/**
+ * Every temporary an OutputFile holds right now. A run interrupted by a signal ends without
+ * reaching commit() or abort(); its handler calls removeTemporaries() so none is left behind.
+ */
+const live = new Set<string>();
+
+/** Removes every live temporary, synchronously (for signal handlers and fatal exits). */
+export function removeTemporaries(): void {
+  for (const p of live) {
+    try {
+      fs.rmSync(p, { force: true });
+    } catch {
+      // Best effort: the process is ending; one that cannot be removed must not stop the others.
+    }
+  }
+  live.clear();
+}
+
+/** Paths of the temporaries now live (for tests and messages). */
+export function liveTemporaries(): string[] {
+  return [...live];
 }
 
 export class OutputFile {
@@ -24,7 +48,9 @@ export class OutputFile {
     readonly finalPath: string | undefined,
     private readonly tempPath: string | undefined,
     private readonly fd: number,
-  ) {}
+  ) {
+    if (tempPath) live.add(tempPath);
+  }
 
   /** Opens `target` for sequential writing. */
   static open(target: string): OutputFile {
@@ -56,7 +82,7 @@ export class OutputFile {
 
   /** The paths this output occupies (temporary and final), so a source walk can skip them. */
   get paths(): string[] {
-    return [this.tempPath, this.finalPath].filter((p): p is string => p !== undefined).map((p) => path.resolve(p));
+    return [this.tempPath, this.finalPath].filter((p): p is string => p !== undefined).map(realPathOf);
   }
 
   private get label(): string {
@@ -120,6 +146,7 @@ export class OutputFile {
     try {
       if (keepExisting && fs.existsSync(finalPath)) fs.unlinkSync(this.tempPath);
       else fs.renameSync(this.tempPath, finalPath);
+      live.delete(this.tempPath);
     } catch (e) {
       throw fsError('OUTPUT', finalPath, e);
     }
@@ -130,7 +157,10 @@ export class OutputFile {
     this.failure ??= new Error('aborted');
     await this.queue;
     this.close();
-    if (this.tempPath) fs.rmSync(this.tempPath, { force: true });
+    if (this.tempPath) {
+      fs.rmSync(this.tempPath, { force: true });
+      live.delete(this.tempPath);
+    }
   }
 
   private close(): void {

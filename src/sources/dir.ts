@@ -4,6 +4,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { NydusError, fsError } from '../errors.js';
+import { LIMITS, checkLimit, limitError } from '../format/limits.js';
+import * as xattr from '../format/erofs/xattr.js';
 import { lstatFast, readXattrs, type LstatResult } from '../io/xattr.js';
 import { encodeDev } from '../format/erofs/inode.js';
 import type { TreeNode } from '../tree/node.js';
@@ -18,15 +20,67 @@ export interface DirSourceOptions {
   exclude?: string[];
 }
 
-function statNode(abs: Buffer, rel: Buffer, name: Buffer): { node: TreeNode; key?: string } {
+/**
+ * Paths a syscall takes are shorter than Linux PATH_MAX (4096); a deeper tree is reached through
+ * an open directory: /proc/self/fd/N/rest, with no component of rest longer than NAME_MAX.
+ */
+const SHORT_PATH = 3072;
+const PROC_FD = '/proc/self/fd/';
+
+/** A path for messages: long ones keep their two ends. */
+function show(abs: Buffer): string {
+  const p = abs.toString();
+  return p.length <= 240 ? p : `${p.slice(0, 100)}…(${abs.length} bytes)…${p.slice(-100)}`;
+}
+
+/**
+ * Runs fn with a path to `abs` short enough for the kernel: `abs` itself, or its last part
+ * under directories opened one stretch at a time (each closed when fn returns).
+ */
+function withShortPath<T>(abs: Buffer, fn: (p: Buffer) => T): T {
+  if (abs.length < SHORT_PATH) return fn(abs);
+  const fds: number[] = [];
+  try {
+    let base = Buffer.alloc(0);
+    let rest = abs;
+    while (base.length + rest.length >= SHORT_PATH) {
+      // The longest prefix of rest ending at a "/" that keeps the path short.
+      let cut = rest.lastIndexOf(0x2f, SHORT_PATH - base.length - 1);
+      if (cut <= 0) cut = rest.indexOf(0x2f, 1);
+      if (cut <= 0) break;
+      const dir = Buffer.concat([base, rest.subarray(0, cut)]);
+      const fd = fs.openSync(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW);
+      fds.push(fd);
+      base = Buffer.from(`${PROC_FD}${fd}`);
+      rest = rest.subarray(cut);
+    }
+    return fn(Buffer.concat([base, rest]));
+  } finally {
+    for (const fd of fds) fs.closeSync(fd);
+  }
+}
+
+/** Refuses xattrs EROFS cannot hold as the directory is read, before any data is stored. */
+function checkXattrs(rel: Buffer, xattrs: TreeNode['xattrs']): void {
+  if (xattrs.length === 0) return;
+  const where = show(rel);
+  for (const x of xattrs) {
+    checkLimit('XATTR_NAME_MAX', `${where}: xattr name`, x.name.length);
+    checkLimit('XATTR_VALUE_MAX', `${where}: value of xattr ${JSON.stringify(x.name.toString().slice(0, 40))}`, x.value.length);
+  }
+  checkLimit('XATTR_AREA_MAX', `${where}: xattrs (${xattrs.length}) take bytes`, xattr.areaSize(xattrs));
+}
+
+function statNode(abs: Buffer, rel: Buffer, name: Buffer, at = abs): { node: TreeNode; key?: string } {
   let st: LstatResult;
   let xattrs: TreeNode['xattrs'];
   try {
-    st = lstatFast(abs);
-    xattrs = readXattrs(abs);
+    st = lstatFast(at);
+    xattrs = readXattrs(at);
   } catch (e) {
-    throw fsError('SOURCE', abs.toString(), e);
+    throw fsError('SOURCE', show(abs), e);
   }
+  checkXattrs(rel, xattrs);
   const type = st.mode & 0o170000;
   const node: TreeNode = {
     name, path: rel, mode: st.mode, uid: st.uid, gid: st.gid, mtime: st.mtime, mtimeNsec: st.mtimeNsec,
@@ -35,9 +89,9 @@ function statNode(abs: Buffer, rel: Buffer, name: Buffer): { node: TreeNode; key
   if (type === 0o100000) node.size = st.size;
   else if (type === 0o120000) {
     try {
-      node.target = fs.readlinkSync(abs, { encoding: 'buffer' });
+      node.target = fs.readlinkSync(at, { encoding: 'buffer' });
     } catch (e) {
-      throw fsError('SOURCE', abs.toString(), e);
+      throw fsError('SOURCE', show(abs), e);
     }
     node.size = node.target.length;
   } else if (type === 0o020000 || type === 0o060000) {
@@ -56,7 +110,7 @@ class FileReader implements ContentReader {
       this.pos += n;
       return n;
     } catch (e) {
-      throw fsError('SOURCE', this.path.toString(), e);
+      throw fsError('SOURCE', show(this.path), e);
     }
   }
   close(): void {
@@ -67,9 +121,9 @@ class FileReader implements ContentReader {
 function opener(abs: Buffer): () => ContentReader {
   return () => {
     try {
-      return new FileReader(fs.openSync(abs, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW), abs);
+      return new FileReader(withShortPath(abs, (p) => fs.openSync(p, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW)), abs);
     } catch (e) {
-      throw fsError('SOURCE', abs.toString(), e);
+      throw fsError('SOURCE', show(abs), e);
     }
   };
 }
@@ -83,7 +137,15 @@ export async function* dirSource(root: string, opts: DirSourceOptions = {}): Asy
     throw fsError('SOURCE', root, e);
   }
   if (!st.isDirectory()) throw new NydusError('SOURCE', 'not a directory', { path: root });
-  const rootAbs = Buffer.from(root.replace(/\/+$/, '') || '/');
+  // A source given as a symlink to a directory means that directory: the image's root is a
+  // directory, never the link.
+  let real: string;
+  try {
+    real = fs.realpathSync(root);
+  } catch (e) {
+    throw fsError('SOURCE', root, e);
+  }
+  const rootAbs = Buffer.from(real.replace(/\/+$/, '') || '/');
   const exclude = new Set((opts.exclude ?? []).map((p) => Buffer.from(p).toString('latin1')));
   // Only a name that some excluded path ends in needs its full path resolved and looked up.
   const excludedNames = new Set([...exclude].map((p) => path.basename(p)));
@@ -95,35 +157,45 @@ export async function* dirSource(root: string, opts: DirSourceOptions = {}): Asy
   }
   yield { node: top };
 
-  const visit = function* (dir: TreeNode, abs: Buffer): Generator<SourceEntry> {
+  // Depth-first with an explicit stack (the depth comes from the input): a directory, its
+  // non-directories by name, then each subdirectory in turn.
+  const stack: Array<{ node: TreeNode; parent?: TreeNode; abs: Buffer; depth: number }> = [{ node: top, abs: rootAbs, depth: 0 }];
+  while (stack.length > 0) {
+    const { node: dir, parent, abs, depth } = stack.pop()!;
+    if (parent) yield { node: dir, parent };
+    // Every child is read before the first is yielded, so a deep directory is opened once.
+    const entries = withShortPath(abs, (at) => readDir(dir, abs, at));
+    const subdirs = entries.filter((e) => (e.node.mode & 0o170000) === 0o040000);
+    for (const e of entries) {
+      if ((e.node.mode & 0o170000) === 0o040000) continue;
+      yield { node: e.node, parent: dir, open: (e.node.mode & 0o170000) === 0o100000 ? opener(e.abs) : undefined };
+    }
+    if (subdirs.length > 0 && depth + 1 > LIMITS.DEPTH_MAX.value) throw limitError('DEPTH_MAX', `${show(subdirs[0].node.path)}: directory levels`, depth + 1);
+    for (let i = subdirs.length - 1; i >= 0; i--) stack.push({ node: subdirs[i].node, parent: dir, abs: subdirs[i].abs, depth: depth + 1 });
+  }
+
+  /** The children of one directory, each stated, in name order; `at` is a short path to it. */
+  function readDir(dir: TreeNode, abs: Buffer, at: Buffer): Array<{ node: TreeNode; abs: Buffer }> {
     let names: Buffer[];
     try {
-      names = fs.readdirSync(abs, { encoding: 'buffer' });
+      names = fs.readdirSync(at, { encoding: 'buffer' });
     } catch (e) {
-      throw fsError('SOURCE', abs.toString(), e);
+      throw fsError('SOURCE', show(abs), e);
     }
     names.sort(Buffer.compare);
-    const subdirs: Array<[TreeNode, Buffer]> = [];
+    const out: Array<{ node: TreeNode; abs: Buffer }> = [];
     for (const name of names) {
       const childAbs = Buffer.concat([abs, SLASH, name]);
       if (excludedNames.has(name.toString('latin1')) && exclude.has(path.resolve(childAbs.toString('latin1')))) continue;
       const rel = dir.path.length === 1 ? Buffer.concat([SLASH, name]) : Buffer.concat([dir.path, SLASH, name]);
-      const { node, key } = statNode(childAbs, rel, name);
+      const { node, key } = statNode(childAbs, rel, name, Buffer.concat([at, SLASH, name]));
       if (key !== undefined) {
         const first = links.get(key);
         if (first) node.linkTo = first;
         else links.set(key, node);
       }
-      if ((node.mode & 0o170000) === 0o040000) {
-        subdirs.push([node, childAbs]);
-        continue;
-      }
-      yield { node, parent: dir, open: (node.mode & 0o170000) === 0o100000 ? opener(childAbs) : undefined };
+      out.push({ node, abs: childAbs });
     }
-    for (const [node, childAbs] of subdirs) {
-      yield { node, parent: dir };
-      yield* visit(node, childAbs);
-    }
-  };
-  yield* visit(top, rootAbs);
+    return out;
+  }
 }
