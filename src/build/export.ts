@@ -80,12 +80,18 @@ const COPY_PIECE = 1024 * 1024;
 const HASH_RUN = 1024 * 1024;
 const ZEROS = Buffer.alloc(COPY_PIECE);
 
+/** Every regular file's chunks, once per chunk list: names sharing one inode share its list. */
 function* fileChunks(node: ImageNode): Generator<ChunkInfo> {
   const stack = [node];
+  const seen = new Set<ChunkInfo[]>();
   while (stack.length > 0) {
     const n = stack.pop()!;
-    if (n.chunks) yield* n.chunks;
-    if (n.children) stack.push(...n.children);
+    if (n.chunks && !seen.has(n.chunks)) {
+      seen.add(n.chunks);
+      yield* n.chunks;
+    }
+    // A loop, not push(...children): a spread of 200,000 children overflows the stack.
+    if (n.children) for (const c of n.children) stack.push(c);
   }
 }
 

@@ -22,7 +22,7 @@ export function installExitHandlers(): void {
   for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
     process.on(signal, () => {
       removeTemporaries();
-      process.stderr.write(`Error: interrupted by ${signal}\n`);
+      writeError(`interrupted by ${signal}`);
       process.exitCode = code;
       process.removeAllListeners(signal);
       process.kill(process.pid, signal);
@@ -33,14 +33,14 @@ export function installExitHandlers(): void {
     const plugin = pluginOf(e);
     const message = (e instanceof Error ? e.message : String(e)).split('\n')[0];
     if (e instanceof NydusError) {
-      process.stderr.write(`Error: ${e.message}\n`);
+      writeError(`${e.message}`);
       process.exit(e.exit);
     }
     if (plugin !== undefined) {
-      process.stderr.write(`Error: plugin ${plugin}: ${message}\n`);
+      writeError(`plugin ${plugin}: ${message}`);
       process.exit(1);
     }
-    process.stderr.write(`Error: ${message}\n`);
+    writeError(`${message}`);
     if (process.env.NYDUS_DEBUG && e instanceof Error) process.stderr.write(`${e.stack}\n`);
     process.exit(70);
   };
@@ -75,7 +75,7 @@ export abstract class BaseCommand extends Command {
       return;
     }
     if (err instanceof NydusError) {
-      process.stderr.write(`Error: ${err.message}\n`);
+      writeError(`${err.message}`);
       if (this.logger.enabled('debug') && err.stack) process.stderr.write(`${err.stack}\n`);
       process.exitCode = err.exit;
       return;
@@ -85,23 +85,23 @@ export abstract class BaseCommand extends Command {
       // oclif's validation errors put the reason on the line after "The following error(s) occurred:".
       const lines = err.message.split('\n').map((l) => l.trim()).filter((l) => l.length > 0);
       const reason = /following error/.test(lines[0] ?? '') && lines[1] ? lines[1].replace(/^[^\w-]+/, '') : lines[0];
-      process.stderr.write(`Error: ${reason}\n`);
+      writeError(`${reason}`);
       process.exitCode = err.oclif?.exit ?? 2;
       return;
     }
     const e = err as NodeJS.ErrnoException;
     if (e.code && e.path) {
-      process.stderr.write(`Error: ${fsError('SOURCE', e.path, e).message.split('\n')[0]}\n`);
+      writeError(`${fsError('SOURCE', e.path, e).message.split('\n')[0]}`);
       process.exitCode = 1;
       return;
     }
     const plugin = pluginOf(err);
     if (plugin !== undefined) {
-      process.stderr.write(`Error: plugin ${plugin}: ${err.message.split('\n')[0]}\n`);
+      writeError(`plugin ${plugin}: ${err.message.split('\n')[0]}`);
       process.exitCode = 1;
       return;
     }
-    process.stderr.write(`Error: ${err.message}\n`);
+    writeError(`${err.message}`);
     if (this.logger.enabled('debug') || process.env.NYDUS_DEBUG) process.stderr.write(`${err.stack}\n`);
     process.exitCode = 70;
   }
@@ -113,4 +113,14 @@ export function parseNumber(flag: string, value: string): number {
   const n = /^0x[0-9a-f]+$/i.test(v) ? parseInt(v.slice(2), 16) : /^[0-9]+$/.test(v) ? parseInt(v, 10) : NaN;
   if (!Number.isSafeInteger(n)) throw new NydusError('USAGE', `invalid value ${JSON.stringify(value)} for --${flag}: expected a decimal or 0x-prefixed hex number`);
   return n;
+}
+
+/**
+ * Prints `Error: <message>` as exactly one line: names and ids from hostile input may hold
+ * newlines or other control bytes, which are shown escaped rather than breaking the line.
+ */
+export function writeError(message: string): void {
+  // eslint-disable-next-line no-control-regex
+  const line = message.replace(/[\x00-\x1f\x7f]/g, (c) => (c === '\n' ? '\\n' : c === '\t' ? '\\t' : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`));
+  process.stderr.write(`Error: ${line}\n`);
 }
