@@ -3,7 +3,7 @@
 // → blob upload, concurrently with a bound; only each layer's bootstrap lands in the work dir.
 // Then the bootstraps are merged, the bootstrap layer and the rewritten config are pushed, and
 // the manifest (and index) last, once every blob it names is in the target.
-import { mkdir, mkdtemp, readdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
+import { access, mkdir, mkdtemp, readdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
@@ -15,7 +15,7 @@ import { checkChunkSize, create, DEFAULT_CHUNK_SIZE, type CreateResult } from '.
 import { merge } from '../build/merge.js';
 import { NydusError, fsError } from '../errors.js';
 import { bootstrapLayer } from './bootstrap-layer.js';
-import { quote, sha256Of, type Digest } from './digest.js';
+import { isDigest, quote, sha256Of, type Digest } from './digest.js';
 import type { Descriptor, ImageConfig, ImageIndex, ImageManifest, Platform } from './manifest.js';
 import { MEDIA } from './media-types.js';
 import { formatPlatform, hostPlatform, parsePlatforms, platformMatches, type PlatformSpec } from './platform.js';
@@ -193,7 +193,12 @@ class Converter {
   private readonly confirmed = new Set<string>();
   readonly metrics: ConvertMetrics = { SourceImageSize: 0, TargetImageSize: 0, SourcePullElapsed: 0, ConversionElapsed: 0, TargetPushElapsed: 0 };
 
-  constructor(private readonly o: ConvertOptions, private readonly p: Prepared, private readonly work: string) {
+  /**
+   * `work` holds this run's merged bootstraps; `layersDir` the per-layer bootstraps, named by blob
+   * hex, with a `<key>.json` per source layer saying which blob it became. A failed run leaves
+   * `layersDir` behind, so a rerun skips the layers whose blobs the target already has.
+   */
+  constructor(private readonly o: ConvertOptions, private readonly p: Prepared, private readonly work: string, private readonly layersDir: string) {
     const retries = o.pushRetryCount ?? 3;
     if (!Number.isSafeInteger(retries) || retries < 0) throw new NydusError('USAGE', `invalid push retry count ${retries}`);
     this.source = new RegistryClient(p.src.registry, {
@@ -291,7 +296,7 @@ class Converter {
     const dir = path.join(this.work, `m${n}`);
     await mkdir(dir);
     const layers = manifest.layers;
-    const built = await Promise.all(layers.map((l, i) => queue.add(() => this.convertLayer(l, i, layers.length, platform, dir, threads, srcRef), { throwOnTimeout: true })));
+    const built = await Promise.all(layers.map((l, i) => queue.add(() => this.convertLayer(l, i, layers.length, platform, threads, srcRef), { throwOnTimeout: true })));
 
     // The converter's merge: the per-layer bootstraps named by blob hex, lower → upper, stdin "/".
     const mergedPath = path.join(dir, 'bootstrap');
@@ -356,10 +361,18 @@ class Converter {
    * was never stored anywhere else.
    */
   private async convertLayer(
-    desc: Descriptor, i: number, count: number, platform: string, dir: string, threads: number, srcRef: string,
+    desc: Descriptor, i: number, count: number, platform: string, threads: number, srcRef: string,
   ): Promise<{ digest: Digest; size: number; bootstrapPath: string; blobMeta?: Buffer }> {
     const where = `${srcRef}: layer ${i} (${desc.digest})`;
     const kind = layerCompression(desc, srcRef);
+    // What makes the blob: the source layer and every option the build reads.
+    const key = sha256Of(JSON.stringify([desc.digest, this.p.fsVersion, this.p.compressor, this.p.chunkSize, this.p.prefetch, BUILDER_VERSION])).slice(7);
+    const record = path.join(this.layersDir, `${key}.json`);
+    const resumed = await this.resumed(record);
+    if (resumed) {
+      this.progress({ platform, layer: i, layers: count, stage: 'pushed', digest: resumed.digest });
+      return resumed;
+    }
     let build: Promise<CreateResult> | undefined;
     const open = async (): Promise<Readable> => {
       this.progress({ platform, layer: i, layers: count, stage: 'pull', digest: desc.digest });
@@ -381,14 +394,44 @@ class Converter {
     const result = await build!;
     this.confirmed.add(pushed.digest);
     const hex = pushed.digest.slice(7);
-    const bootstrapPath = path.join(dir, hex);
-    try {
-      await writeFile(bootstrapPath, result.inlineBootstrap!);
-    } catch (e) {
-      throw fsError('OUTPUT', bootstrapPath, e);
-    }
+    const bootstrapPath = path.join(this.layersDir, hex);
+    const blobMeta = this.p.fsVersion === 6 ? result.blobMeta : undefined;
+    await writeOut(bootstrapPath, result.inlineBootstrap!);
+    if (blobMeta) await writeOut(`${bootstrapPath}.blob.meta`, blobMeta);
+    // Last, so a record always names files that are complete.
+    await writeOut(record, Buffer.from(JSON.stringify({ digest: pushed.digest, size: pushed.size, blobMeta: blobMeta !== undefined })));
     this.progress({ platform, layer: i, layers: count, stage: 'pushed', digest: pushed.digest });
-    return { digest: pushed.digest, size: pushed.size, bootstrapPath, ...(this.p.fsVersion === 6 && result.blobMeta ? { blobMeta: result.blobMeta } : {}) };
+    return { digest: pushed.digest, size: pushed.size, bootstrapPath, ...(blobMeta ? { blobMeta } : {}) };
+  }
+
+  /** A layer an earlier failed run converted and pushed, when its files are here and the target has its blob. */
+  private async resumed(record: string): Promise<{ digest: Digest; size: number; bootstrapPath: string; blobMeta?: Buffer } | undefined> {
+    let r: { digest?: unknown; size?: unknown; blobMeta?: unknown };
+    try {
+      r = JSON.parse(await readFile(record, 'utf8')) as typeof r;
+    } catch {
+      return undefined;
+    }
+    if (!isDigest(r.digest) || !Number.isSafeInteger(r.size)) return undefined;
+    const bootstrapPath = path.join(this.layersDir, r.digest.slice(7));
+    let blobMeta: Buffer | undefined;
+    try {
+      await access(bootstrapPath);
+      if (r.blobMeta === true) blobMeta = await readFile(`${bootstrapPath}.blob.meta`);
+    } catch {
+      return undefined;
+    }
+    if ((await this.target.headBlob(this.p.dst.repository, r.digest)) !== r.size) return undefined;
+    this.confirmed.add(r.digest);
+    return { digest: r.digest, size: r.size as number, bootstrapPath, ...(blobMeta ? { blobMeta } : {}) };
+  }
+}
+
+async function writeOut(file: string, data: Buffer): Promise<void> {
+  try {
+    await writeFile(file, data);
+  } catch (e) {
+    throw fsError('OUTPUT', file, e);
   }
 }
 
@@ -403,17 +446,23 @@ export async function convert(o: ConvertOptions): Promise<ConvertResult> {
     throw fsError('OUTPUT', base, e);
   }
   let work: string;
+  const layersDir = path.join(base, 'nydusify-layers');
   try {
     work = await mkdtemp(path.join(base, 'nydusify-'));
+    await mkdir(layersDir, { recursive: true });
   } catch (e) {
     throw fsError('OUTPUT', base, e);
   }
-  const c = new Converter(o, p, work);
+  const c = new Converter(o, p, work, layersDir);
+  let ok = false;
   try {
-    return await c.run();
+    const result = await c.run();
+    ok = true;
+    return result;
   } finally {
     await c.close();
     await rm(work, { recursive: true, force: true });
+    if (ok) await rm(layersDir, { recursive: true, force: true });
     // The work dir goes too when this run made it and nothing else is in it (upstream keeps a given one).
     if (createdBase && (await readdir(base).catch(() => ['?'])).length === 0) await rmdir(base).catch(() => undefined);
   }
