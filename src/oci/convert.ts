@@ -252,7 +252,7 @@ class Converter {
     const convStart = now();
     const queue = new PQueue({ concurrency: this.p.concurrency });
     const threads = Math.max(1, Math.floor(os.availableParallelism() / this.p.concurrency));
-    const converted = await Promise.all(jobs.map((j, i) => this.convertManifest(j.desc, j.manifest, configs[i]!, j.platform, queue, threads, srcRef, i)));
+    const converted = await this.all(jobs.map((j, i) => this.convertManifest(j.desc, j.manifest, configs[i]!, j.platform, queue, threads, srcRef, i)));
     this.metrics.ConversionElapsed = Number(now() - convStart);
 
     // Every blob and config is in the target: now the manifests, then the index (if any) under the tag.
@@ -284,6 +284,20 @@ class Converter {
     return { target: formatReference({ ...dst, tag: dstTag }), digest, mediaType, manifests: results, metrics: this.metrics };
   }
 
+  /** The first failure of the run; layers not started yet are not started. */
+  private failed?: unknown;
+
+  /**
+   * Like Promise.all, but on a failure waits for the others to settle (so nothing still writes
+   * to the work dir or the registry once convert() returns) and throws the first failure.
+   */
+  private async all<T>(tasks: Array<Promise<T>>): Promise<T[]> {
+    for (const t of tasks) t.catch((e: unknown) => (this.failed ??= e));
+    const settled = await Promise.allSettled(tasks);
+    if (this.failed !== undefined) throw this.failed;
+    return settled.map((s) => (s as PromiseFulfilledResult<T>).value);
+  }
+
   private progress(e: ConvertEvent): void {
     this.o.onProgress?.(e);
   }
@@ -296,7 +310,11 @@ class Converter {
     const dir = path.join(this.work, `m${n}`);
     await mkdir(dir);
     const layers = manifest.layers;
-    const built = await Promise.all(layers.map((l, i) => queue.add(() => this.convertLayer(l, i, layers.length, platform, threads, srcRef), { throwOnTimeout: true })));
+    const built = await this.all(layers.map((l, i) => queue.add(() => {
+      // After a failure elsewhere, layers still waiting in the queue do not start.
+      if (this.failed) throw this.failed;
+      return this.convertLayer(l, i, layers.length, platform, threads, srcRef);
+    }, { throwOnTimeout: true })));
 
     // The converter's merge: the per-layer bootstraps named by blob hex, lower → upper, stdin "/".
     const mergedPath = path.join(dir, 'bootstrap');

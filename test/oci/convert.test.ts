@@ -7,6 +7,7 @@
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { compress as zstdCompress } from 'zstd-napi';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -217,4 +218,34 @@ describe.skipIf(missing)('convert: registry → registry', () => {
       await m.unmount();
     }
   }, 120_000);
+});
+
+describe.skipIf(missing)('convert: a broken source layer', () => {
+  it('a layer that is not the gzip its media type says: one line naming the layer, no tag; only the pushed layer kept for a rerun', async () => {
+    const client = new RegistryClient(reg.host, { plainHttp: true, credentials: null });
+    try {
+      const push = async (data: Buffer) => {
+        const r = await client.pushBlob('broken', () => Readable.from([data]), { digest: sha256Of(data), size: data.length });
+        return { digest: r.digest, size: r.size };
+      };
+      const good = gzipSync(await readFile(join(work, 'layer0.tar')));
+      const bad = Buffer.from('this is not gzip at all, though the media type says so');
+      const layers = [await push(good), await push(bad)];
+      const config = await push(Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: layers.map((l) => l.digest) } })));
+      const manifest = Buffer.from(JSON.stringify({
+        schemaVersion: 2, mediaType: MEDIA.OCI_MANIFEST, config: { mediaType: MEDIA.OCI_CONFIG, ...config },
+        layers: layers.map((l) => ({ mediaType: MEDIA.OCI_LAYER_GZIP, ...l })),
+      }));
+      await client.putManifest('broken', 'v1', manifest, MEDIA.OCI_MANIFEST);
+      const workDir = join(work, 'broken-work');
+      const err = await convert({ source: `${reg.host}/broken:v1`, target: `${reg.host}/broken:nydus`, plainHttp: true, env, workDir }).then(() => undefined, (e: Error) => e);
+      expect(err?.message.split('\n')).toHaveLength(1);
+      expect(err?.message).toContain(`layer 1 (${layers[1]!.digest}): not valid gzip`);
+      expect(await client.headManifest('broken', 'nydus')).toBeUndefined();
+      // The layer that was pushed is kept for a rerun; nothing of the failed one is.
+      expect((await readdir(join(workDir, 'nydusify-layers'))).filter((n) => !n.endsWith('.json') && !n.endsWith('.blob.meta'))).toHaveLength(1);
+    } finally {
+      await client.close();
+    }
+  }, 60_000);
 });
