@@ -4,7 +4,7 @@
 // `skopeo inspect --raw` shows the shape of spec oci-and-converters.md §1, and the blobs and the
 // bootstrap layer pulled back, exported by `nydus-image export --block` and mounted by the
 // kernel, equal the rootfs umoci unpacks from the same layers.
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -248,4 +248,71 @@ describe.skipIf(missing)('convert: a broken source layer', () => {
       await client.close();
     }
   }, 60_000);
+});
+
+/** Bytes of every file under `dir` (0 when it does not exist). */
+async function treeBytes(dir: string): Promise<number> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return 0;
+  }
+  let n = 0;
+  for (const name of names) {
+    const st = await lstat(join(dir, name)).catch(() => undefined);
+    if (st?.isDirectory()) n += await treeBytes(join(dir, name));
+    else if (st) n += st.size;
+  }
+  return n;
+}
+
+describe.skipIf(missing)('convert: no layer on disk', () => {
+  it('the work dir never holds more than the bootstraps plus 1 MiB while 3 layers of 8 MiB convert', async () => {
+    const client = new RegistryClient(reg.host, { plainHttp: true, credentials: null });
+    const layers = [];
+    try {
+      for (let i = 0; i < 3; i++) {
+        const dir = join(work, `big${i}`);
+        await buildLayerDir(dir, [
+          { kind: 'dir', path: '.', mtime: T0 },
+          { kind: 'file', path: `big${i}`, data: prng(100 + i, 8 * MiB), mtime: T0 },
+        ]);
+        const tar = await tarLayer(dir, join(work, `big${i}.tar`));
+        const data = gzipSync(tar, { level: 1 });
+        layers.push({ mediaType: MEDIA.OCI_LAYER_GZIP, ...(await client.pushBlob('big', () => Readable.from([data]), { digest: sha256Of(data), size: data.length })), diffId: sha256Of(tar) });
+      }
+      const cfg = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: layers.map((l) => l.diffId) } }));
+      const config = await client.pushBlob('big', () => Readable.from([cfg]), { digest: sha256Of(cfg), size: cfg.length });
+      const manifest = Buffer.from(JSON.stringify({
+        schemaVersion: 2, mediaType: MEDIA.OCI_MANIFEST, config: { mediaType: MEDIA.OCI_CONFIG, digest: config.digest, size: config.size },
+        layers: layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size })),
+      }));
+      await client.putManifest('big', 'v1', manifest, MEDIA.OCI_MANIFEST);
+    } finally {
+      await client.close();
+    }
+    const workDir = join(work, 'big-work');
+    let peak = 0;
+    let running = true;
+    const sampler = (async () => {
+      while (running) {
+        peak = Math.max(peak, await treeBytes(workDir));
+        await new Promise((r) => setTimeout(r, 2));
+      }
+    })();
+    let result: ConvertResult;
+    try {
+      result = await convert({ source: `${reg.host}/big:v1`, target: `${reg.host}/big:nydus`, plainHttp: true, env, workDir });
+    } finally {
+      running = false;
+      await sampler;
+    }
+    const blobs = (await inspect(`${reg.host}/big:nydus`)).manifest.layers;
+    const total = blobs.slice(0, -1).reduce((n, l) => n + l.size, 0);
+    expect(total).toBeGreaterThan(24 * MiB);
+    expect(result.manifests[0]!.blobs).toHaveLength(3);
+    // Three per-layer bootstraps, their blob.meta files and the merged bootstrap are a few KiB each.
+    expect(peak).toBeLessThan(1 * MiB);
+  }, 180_000);
 });
