@@ -75,6 +75,27 @@ export interface ConvertOptions {
   env?: NodeJS.ProcessEnv;
   /** Called as layers move: pulled (started), built and pushed. */
   onProgress?: (event: ConvertEvent) => void;
+  /** Called around each manifest's push (upstream's NYDUS_HOOK_PLUGIN_PATH hooks); a throw before the push stops the run. */
+  hooks?: ConvertHooks;
+}
+
+/** What the manifest hooks are given. */
+export interface ManifestHookInfo {
+  sourceRef: string;
+  targetRef: string;
+  /** os/arch[/variant] of the converted entry, '' for a single-manifest source. */
+  platform: string;
+  mediaType: string;
+  digest: Digest;
+  /** The manifest as it is (or was) pushed. */
+  manifest: ImageManifest;
+  /** The merged bootstrap, in the work dir while the hooks run. */
+  bootstrapPath: string;
+}
+
+export interface ConvertHooks {
+  beforePushManifest?: (info: ManifestHookInfo) => void | Promise<void>;
+  afterPushManifest?: (info: ManifestHookInfo) => void | Promise<void>;
 }
 
 export interface ConvertEvent {
@@ -262,7 +283,13 @@ class Converter {
     for (const [i, c] of converted.entries()) {
       const single = converted.length === 1;
       const ref = single ? dstTag : c.digest;
+      const info: ManifestHookInfo = {
+        sourceRef: formatReference(src), targetRef: formatReference({ ...dst, tag: dstTag }), platform: c.platform,
+        mediaType: c.mediaType, digest: c.digest, manifest: JSON.parse(c.bytes.toString('utf8')) as ImageManifest, bootstrapPath: c.bootstrapPath,
+      };
+      await this.hook('beforePushManifest', info);
       await this.target.putManifest(dst.repository, ref, c.bytes, c.mediaType);
+      await this.hook('afterPushManifest', info);
       this.progress({ platform: c.platform, layer: -1, layers: c.blobs.length, stage: 'manifest', digest: c.digest });
       results.push({ platform: c.platform, digest: c.digest, mediaType: c.mediaType, size: c.bytes.length, blobs: c.blobs, bootstrap: c.bootstrap });
       const platform = jobs[i]!.platformObj;
@@ -298,6 +325,16 @@ class Converter {
     return settled.map((s) => (s as PromiseFulfilledResult<T>).value);
   }
 
+  private async hook(name: keyof ConvertHooks, info: ManifestHookInfo): Promise<void> {
+    const fn = this.o.hooks?.[name];
+    if (!fn) return;
+    try {
+      await fn(info);
+    } catch (e) {
+      throw e instanceof NydusError ? e : new NydusError('OUTPUT', `hook ${name} failed: ${String((e as Error)?.message ?? e).split('\n')[0]}`, { cause: e });
+    }
+  }
+
   private progress(e: ConvertEvent): void {
     this.o.onProgress?.(e);
   }
@@ -306,7 +343,7 @@ class Converter {
   private async convertManifest(
     srcDesc: Descriptor, manifest: ImageManifest, cfg: { config: ImageConfig; bytes: Buffer }, platform: string,
     queue: PQueue, threads: number, srcRef: string, n: number,
-  ): Promise<{ platform: string; digest: Digest; bytes: Buffer; mediaType: string; blobs: Digest[]; bootstrap: Digest }> {
+  ): Promise<{ platform: string; digest: Digest; bytes: Buffer; mediaType: string; blobs: Digest[]; bootstrap: Digest; bootstrapPath: string }> {
     const dir = path.join(this.work, `m${n}`);
     await mkdir(dir);
     const layers = manifest.layers;
@@ -362,7 +399,7 @@ class Converter {
     };
     const bytes = Buffer.from(JSON.stringify(out));
     this.metrics.TargetImageSize += configBytes.length + layer.data.length + blobDescs.reduce((s, d) => s + d.size, 0);
-    return { platform, digest: sha256Of(bytes), bytes, mediaType, blobs: blobDescs.map((d) => d.digest), bootstrap: layer.digest };
+    return { platform, digest: sha256Of(bytes), bytes, mediaType, blobs: blobDescs.map((d) => d.digest), bootstrap: layer.digest, bootstrapPath: mergedPath };
   }
 
   /** A small blob whose digest is known: skipped when the target has it, else uploaded (restartable). */

@@ -120,6 +120,32 @@ describe.skipIf(missing)('nydusify convert', () => {
     expect(r).toBeInstanceOf(Error);
   });
 
+  it('NYDUS_HOOK_PLUGIN_PATH: both hooks see the manifest; a throwing beforePushManifest stops the push in one line', async () => {
+    const log = join(work, 'hooks.log');
+    const plugin = join(work, 'hooks.mjs');
+    await writeFile(plugin, `import { appendFileSync, existsSync } from 'node:fs';
+export async function beforePushManifest(info) {
+  appendFileSync(${JSON.stringify(log)}, JSON.stringify({ hook: 'before', target: info.targetRef, layers: info.manifest.layers.length, boot: existsSync(info.bootstrapPath) }) + '\\n');
+  if (info.targetRef.endsWith(':refused')) throw new Error('not this one');
+}
+export function afterPushManifest(info) {
+  appendFileSync(${JSON.stringify(log)}, JSON.stringify({ hook: 'after', target: info.targetRef, digest: info.digest }) + '\\n');
+}
+`);
+    const withHooks = { ...env, NYDUS_HOOK_PLUGIN_PATH: plugin };
+    const r = await run(process.execPath, [NYDUSIFY, 'convert', '--source', `${reg.host}/app/oci:v1`, '--target', `${reg.host}/app/oci:hooked`, '--plain-http'], { cwd: work, env: withHooks });
+    expect(r.code, r.stderr.toString()).toBe(0);
+    const lines = (await readFile(log, 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines).toEqual([
+      { hook: 'before', target: `${reg.host}/app/oci:hooked`, layers: 2, boot: true },
+      { hook: 'after', target: `${reg.host}/app/oci:hooked`, digest: expect.stringMatching(/^sha256:/) },
+    ]);
+    const refused = await run(process.execPath, [NYDUSIFY, 'convert', '--source', `${reg.host}/app/oci:v1`, '--target', `${reg.host}/app/oci:refused`, '--plain-http'], { cwd: work, env: withHooks });
+    expect(refused.code).toBe(1);
+    expect(oneLine(refused)).toBe('Error: hook beforePushManifest failed: not this one');
+    expect(await runOk('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/app/oci:refused`]).catch((e: Error) => e)).toBeInstanceOf(Error);
+  });
+
   it('a source that does not exist: one line naming the registry and the 404, exit 1, no target tag', async () => {
     const r = await nydusify(['convert', '--source', `${reg.host}/app/none:v1`, '--target', `${reg.host}/app/none:nydus`, '--plain-http']);
     expect(r.code).toBe(1);

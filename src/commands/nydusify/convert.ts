@@ -3,7 +3,9 @@ import { BaseCommand, parseNumber } from '../../cli/base.js';
 import { readPrefetchList } from '../../cli/prefetch-list.js';
 import { writeFileAtomic } from '../../io/atomic.js';
 import { NydusError } from '../../errors.js';
-import { convert, type ConvertEvent } from '../../oci/convert.js';
+import { pathToFileURL } from 'node:url';
+import * as path from 'node:path';
+import { convert, type ConvertEvent, type ConvertHooks } from '../../oci/convert.js';
 import type { CompressorName } from '../../algo/index.js';
 
 /** Upstream's flags that this convert does not do yet: refused by name, never ignored. */
@@ -120,6 +122,7 @@ export default class Convert extends BaseCommand {
       pushRetryCount: flags['push-retry-count'],
       pushRetryDelayMs: parseDuration('push-retry-delay', flags['push-retry-delay']),
       onProgress: progress,
+      hooks: await loadHooks(process.env.NYDUS_HOOK_PLUGIN_PATH),
     });
     log.info(`converted ${flags.source} to ${result.target}@${result.digest}`);
     if (flags['output-json']) await writeFileAtomic(flags['output-json'], Buffer.from(JSON.stringify(result.metrics)));
@@ -134,4 +137,26 @@ function progressLine(enabled: boolean): ((e: ConvertEvent) => void) | undefined
     const what = e.stage === 'pull' ? `pulling and converting ${e.digest}` : e.stage === 'pushed' ? `pushed blob ${e.digest}` : e.stage === 'bootstrap' ? `pushed bootstrap ${e.digest}` : `pushed manifest ${e.digest}`;
     process.stderr.write(`${who}: ${what}\n`);
   };
+}
+
+/**
+ * NYDUS_HOOK_PLUGIN_PATH: a JS module exporting beforePushManifest and/or afterPushManifest (named,
+ * or on its default export), called with the manifest in hand (upstream documents these hooks).
+ */
+async function loadHooks(file: string | undefined): Promise<ConvertHooks | undefined> {
+  if (file === undefined || file === '') return undefined;
+  let mod: Record<string, unknown>;
+  try {
+    mod = (await import(pathToFileURL(path.resolve(file)).href)) as Record<string, unknown>;
+  } catch (e) {
+    throw new NydusError('USAGE', `NYDUS_HOOK_PLUGIN_PATH ${JSON.stringify(file)}: cannot load the module: ${String((e as Error)?.message ?? e).split('\n')[0]}`);
+  }
+  const from = (name: keyof ConvertHooks) => {
+    const f = mod[name] ?? (mod.default as Record<string, unknown> | undefined)?.[name];
+    if (f !== undefined && typeof f !== 'function') throw new NydusError('USAGE', `NYDUS_HOOK_PLUGIN_PATH ${JSON.stringify(file)}: ${name} is not a function`);
+    return f as ConvertHooks[typeof name];
+  };
+  const hooks: ConvertHooks = { beforePushManifest: from('beforePushManifest'), afterPushManifest: from('afterPushManifest') };
+  if (!hooks.beforePushManifest && !hooks.afterPushManifest) throw new NydusError('USAGE', `NYDUS_HOOK_PLUGIN_PATH ${JSON.stringify(file)}: exports neither beforePushManifest nor afterPushManifest`);
+  return hooks;
 }
