@@ -11,3 +11,4 @@ export type { RafsImage, ImageNode, BlobInfo, ChunkInfo, Xattr } from './read/mo
 export { COMPRESSORS, DIGESTERS } from './algo/index.js';
 export { NydusError, type ErrorCode } from './errors.js';
 export type { StageDef, EntryStage, BatchStage, SourceEntry, Batch } from './pipeline/stage.js';
+export { convert, type ConvertOptions, type ConvertResult, type ConvertEvent, type ConvertMetrics, type ConvertedManifest, type ConvertHooks, type ManifestHookInfo } from './oci/convert.js';

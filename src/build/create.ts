@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import * as os from 'node:os';
 import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
+import type { Writable } from 'node:stream';
 import { compressorByName, digesterByName, type CompressorName, type DigesterName } from '../algo/index.js';
 import { NydusError, fsError } from '../errors.js';
 import { OutputFile } from '../io/atomic.js';
@@ -36,12 +37,15 @@ import { createTarfs } from './tarfs.js';
 import { writeBootstrap } from './bootstrap-file.js';
 
 export interface CreateOptions {
-  source: string;
+  /** A directory or tar path; for tar conversions also a stream of the (maybe gzipped) tar. */
+  source: string | NodeJS.ReadableStream;
   /** Conversion type (see conversions.ts). */
   type?: string;
   bootstrap?: string;
   blob?: string;
   blobDir?: string;
+  /** The blob's bytes go to this stream, in order, instead of a file (a registry upload, say). */
+  blobOut?: Writable;
   blobCacheDir?: string;
   blobInlineMeta?: boolean;
   blobToc?: boolean;
@@ -79,6 +83,13 @@ export interface CreateResult {
   compressor: CompressorName;
   fsVersion: '6';
   trace: Trace;
+  /** With blobInlineMeta: the bootstrap inlined in the blob, uncompressed (what upstream's converter extracts as image.boot). */
+  inlineBootstrap?: Buffer;
+  /**
+   * The blob's chunk-info table padded to 4 KiB then its 4 KiB blob.meta header, as nydusd keeps
+   * `<blob id>.blob.meta` (spec oci-and-converters.md §1.2); undefined for a blob without chunks.
+   */
+  blobMeta?: Buffer;
 }
 
 export const DEFAULT_CHUNK_SIZE = 0x100000;
@@ -93,6 +104,10 @@ function validate(o: CreateOptions): void {
   const conv = conversionByName(o.type ?? 'dir-rafs');
   if (!conv) throw new NydusError('USAGE', `unknown conversion type ${JSON.stringify(o.type)}`);
   if (!conv.implemented) throw new NydusError('UNSUPPORTED', `conversion type ${conv.name} is not supported yet`);
+  if (typeof o.source !== 'string' && (conv.source !== 'tar' || conv.name === 'tar-tarfs')) {
+    throw new NydusError('USAGE', `conversion type ${conv.name} reads a path, not a stream`);
+  }
+  if (o.blobOut && (o.blob || o.blobDir || o.blobCacheDir)) throw new NydusError('USAGE', 'a blob stream cannot be used with --blob, --blob-dir or --blob-cache-dir');
   if ((o.fsVersion ?? 6) === 5) throw new NydusError('UNSUPPORTED', 'RAFS v5 output (--fs-version 5) is not supported yet; use --fs-version 6');
   if ((o.fsVersion ?? 6) !== 6) throw new NydusError('USAGE', `invalid fs version ${o.fsVersion}: must be 5 or 6`);
   checkChunkSize(o.chunkSize ?? DEFAULT_CHUNK_SIZE);
@@ -105,7 +120,7 @@ function validate(o: CreateOptions): void {
   if (o.blobInlineMeta && o.bootstrap) throw new NydusError('USAGE', '--bootstrap cannot be used with --blob-inline-meta');
   if (o.blobInlineMeta && o.blobId) throw new NydusError('USAGE', '--blob-id cannot be used with --blob-inline-meta');
   if (!o.bootstrap && !o.blobDir && !o.blobInlineMeta) throw new NydusError('USAGE', 'missing --bootstrap: give -B, -D or --blob-inline-meta');
-  if (!o.blob && !o.blobDir && !o.blobCacheDir) {
+  if (!o.blob && !o.blobDir && !o.blobCacheDir && !o.blobOut) {
     throw new NydusError('USAGE', 'both --blob and --blob-dir are missing, please specify one to store the generated data blob file');
   }
   const badId = o.blobId === undefined ? undefined : badBlobId(o.blobId);
@@ -255,14 +270,14 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
     let cacheData: OutputFile | undefined;
     if (o.blob) blobFile = track(OutputFile.open(o.blob));
     else if (o.blobDir) blobFile = track(OutputFile.temp(o.blobDir));
-    else cacheData = track(OutputFile.temp(o.blobCacheDir!, 'blob.data'));
-    const sink: ByteSink = blobFile ?? { write: (_d, done) => done?.(), drain: async () => undefined };
+    else if (o.blobCacheDir) cacheData = track(OutputFile.temp(o.blobCacheDir, 'blob.data'));
+    const sink: ByteSink = blobFile ?? (o.blobOut ? streamSink(o.blobOut) : { write: (_d, done) => done?.(), drain: async () => undefined });
     const writer = new BlobWriter(sink, { inlineMeta, blobToc, compressor });
 
     const source =
       conv.source === 'tar'
         ? tarSource(o.source, { gzip: 'auto', explicitUidGid: !o.repeatable })
-        : dirSource(path.resolve(o.source), {
+        : dirSource(path.resolve(o.source as string), {
             zeroRootMtime: true,
             exclude: [...opened.flatMap((f) => f.paths), ...[o.bootstrap, o.blobDir && path.join(o.blobDir, '.'), o.blob].filter((p): p is string => !!p).map(realPathOf)],
           });
@@ -348,6 +363,7 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
     const bootstrapPath = o.bootstrap || (!inlineMeta && o.blobDir) ? await writeBootstrap(bootstrap, o) : '';
     dumpBoot.end();
 
+    if (o.blobOut) await endStream(o.blobOut);
     let blobPath: string | undefined;
     if (blobFile) {
       blobPath = o.blob ?? blobFileIn(o.blobDir!, blobId);
@@ -377,10 +393,65 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
       compressor: compressor.name,
       fsVersion: '6',
       trace,
+      ...(inlineMeta ? { inlineBootstrap: bootstrap } : {}),
+      ...(state.blob.chunkCount > 0 ? { blobMeta: blobMetaFile(writer.meta.table, writer.meta.header) } : {}),
     };
   } catch (e) {
+    o.blobOut?.destroy(e as Error);
     return failBuild(opened, e);
   }
+}
+
+/** The chunk-info table padded to a 4 KiB boundary, then the blob.meta header: nydusd's `<id>.blob.meta`. */
+function blobMetaFile(table: Buffer, header: Buffer): Buffer {
+  return Buffer.concat([table, Buffer.alloc(Math.ceil(table.length / 4096) * 4096 - table.length), header]);
+}
+
+/**
+ * A ByteSink over a Writable. The pipeline reuses its buffers once a write is reported done, and
+ * a stream may hold a chunk long after accepting it, so each chunk is copied; drain waits for the
+ * stream's own buffer to fall to the limit, which bounds memory by what the consumer has not taken.
+ */
+function streamSink(out: Writable): ByteSink {
+  let failure: Error | undefined;
+  out.once('error', (e) => (failure ??= e));
+  out.once('close', () => (failure ??= out.writableFinished ? undefined : new NydusError('OUTPUT', 'the blob stream closed before the blob was written')));
+  return {
+    write(data, onWritten) {
+      if (failure) throw failure;
+      if (data.byteLength > 0) out.write(Buffer.from(data));
+      onWritten?.();
+    },
+    async drain(limit) {
+      // 'drain' comes only after a write the stream refused, so wait only then: the stream's high-water mark is the bound.
+      while (!failure && out.writableLength > limit && out.writableNeedDrain) {
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            out.off('drain', done);
+            out.off('close', done);
+            resolve();
+          };
+          out.once('drain', done);
+          out.once('close', done);
+        });
+      }
+      if (failure) throw failure;
+    },
+  };
+}
+
+/** Ends a blob stream and waits until everything written has been taken (or the stream failed). */
+function endStream(out: Writable): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (out.writableFinished) return resolve();
+    if (out.destroyed) return reject(out.errored ?? new NydusError('OUTPUT', 'the blob stream closed before the blob was written'));
+    const onError = (e: Error) => reject(e);
+    out.once('error', onError);
+    out.end(() => {
+      out.off('error', onError);
+      resolve();
+    });
+  });
 }
 
 /** A build failed: its outputs leave no trace, and an fs error becomes a one-line user error. */

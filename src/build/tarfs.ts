@@ -109,7 +109,9 @@ function chunksAt(node: TreeNode, at: number, chunkSize: number, chunks: ChunkIn
   return refs;
 }
 
-export async function createTarfs(o: CreateOptions): Promise<CreateResult> {
+export async function createTarfs(opts: CreateOptions): Promise<CreateResult> {
+  // create() refuses a stream source for tar-tarfs: its chunks point into a file it names.
+  const o = { ...opts, source: opts.source as string };
   checkOptions(o);
   const trace = new Trace();
   const total = trace.start('total_build');

@@ -1,0 +1,162 @@
+import { Flags } from '@oclif/core';
+import { BaseCommand, parseNumber } from '../../cli/base.js';
+import { readPrefetchList } from '../../cli/prefetch-list.js';
+import { writeFileAtomic } from '../../io/atomic.js';
+import { NydusError } from '../../errors.js';
+import { pathToFileURL } from 'node:url';
+import * as path from 'node:path';
+import { convert, type ConvertEvent, type ConvertHooks } from '../../oci/convert.js';
+import type { CompressorName } from '../../algo/index.js';
+
+/** Upstream's flags that this convert does not do yet: refused by name, never ignored. */
+const NOT_YET: Array<[flag: string, why: string]> = [
+  ['reverse', 'nydus → OCI conversion (--reverse) is not supported yet'],
+  ['build-cache', 'the build cache (--build-cache) is not supported yet'],
+  ['build-cache-tag', 'the build cache (--build-cache-tag) is not supported yet'],
+  ['build-cache-version', 'the build cache (--build-cache-version) is not supported yet'],
+  ['build-cache-insecure', 'the build cache (--build-cache-insecure) is not supported yet'],
+  ['build-cache-max-records', 'the build cache (--build-cache-max-records) is not supported yet'],
+  ['source-backend-type', 'model sources (--source-backend-type) are not supported yet'],
+  ['source-backend-config', 'model sources (--source-backend-config) are not supported yet'],
+  ['backend-type', 'storage backends (--backend-type) are not supported yet; blobs go to the target registry'],
+  ['backend-config', 'storage backends (--backend-config) are not supported yet; blobs go to the target registry'],
+  ['backend-config-file', 'storage backends (--backend-config-file) are not supported yet; blobs go to the target registry'],
+  ['backend-force-push', 'storage backends (--backend-force-push) are not supported yet'],
+  ['oci-ref', 'zran images (--oci-ref) are not supported yet: they need the targz-ref conversion'],
+  ['chunk-dict', 'chunk dictionaries in convert (--chunk-dict) are not supported yet'],
+  ['chunk-dict-insecure', 'chunk dictionaries in convert (--chunk-dict-insecure) are not supported yet'],
+  ['merge-platform', 'merged OCI + Nydus indexes (--merge-platform) are not supported yet'],
+  ['source-archive', 'OCI-layout archives (--source-archive) are not supported yet'],
+  ['target-archive', 'OCI-layout archives (--target-archive) are not supported yet'],
+  ['nydus-image', 'an external builder (--nydus-image) is not supported yet; convert builds in-process'],
+  ['fs-align-chunk', 'aligned chunks (--fs-align-chunk) are a RAFS v5 option and v5 is not supported yet'],
+  ['backend-aligned-chunk', 'aligned chunks (--backend-aligned-chunk) are a RAFS v5 option and v5 is not supported yet'],
+];
+
+/** A Go duration as upstream's flags take it ("5s", "500ms", "1m30s", "2h"); a bare number is seconds. */
+export function parseDuration(flag: string, value: string): number {
+  const v = value.trim();
+  if (/^\d+(\.\d+)?$/.test(v)) return Number(v) * 1000;
+  const unit: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+  const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/gy;
+  let ms = 0;
+  let seen = 0;
+  for (let m = re.exec(v); m; m = re.exec(v)) {
+    ms += Number(m[1]) * unit[m[2]!]!;
+    seen = re.lastIndex;
+  }
+  if (v.length === 0 || seen !== v.length) throw new NydusError('USAGE', `invalid value ${JSON.stringify(value)} for --${flag}: expected a duration such as 5s, 500ms or 1m`);
+  return ms;
+}
+
+const env = (name: string) => ({ env: name });
+
+export default class Convert extends BaseCommand {
+  static override summary = 'Convert an OCI image in a registry to a Nydus image in a registry';
+  static override description =
+    'Each source layer streams from the source registry through decompression into an in-process tar-rafs build whose blob is ' +
+    'uploaded to the target as it is made; the per-layer bootstraps are merged into the bootstrap layer, and the manifest is ' +
+    'pushed last, once every blob it names is in the target.';
+  static override examples = [
+    'nydusify convert --source myregistry/repo:tag --target myregistry/repo:tag-nydus',
+    'nydusify convert --source localhost:5000/app:v1 --target-suffix -nydus --plain-http',
+  ];
+
+  static override flags = {
+    source: Flags.string({ description: 'source image reference', required: true, ...env('SOURCE') }),
+    target: Flags.string({ description: 'target (Nydus) image reference', exclusive: ['target-suffix'], ...env('TARGET') }),
+    'target-suffix': Flags.string({ description: 'append this to the source tag to name the target, e.g. -nydus', ...env('TARGET_SUFFIX') }),
+    'source-insecure': Flags.boolean({ description: 'skip verifying the source registry\'s TLS certificate' }),
+    'target-insecure': Flags.boolean({ description: 'skip verifying the target registry\'s TLS certificate' }),
+    'plain-http': Flags.boolean({ description: 'speak plain HTTP to the registries', ...env('PLAIN_HTTP') }),
+    platform: Flags.string({ description: 'os/arch[/variant] to convert from a multi-platform source, comma list (default linux/<host arch>)' }),
+    'all-platforms': Flags.boolean({ description: 'convert every platform of a multi-platform source', exclusive: ['platform'] }),
+    oci: Flags.boolean({ description: 'write OCI media types even for a Docker source', ...env('OCI') }),
+    'docker-v2-format': Flags.boolean({ hidden: true, description: 'deprecated; does nothing' }),
+    'with-referrer': Flags.boolean({ description: 'set the target manifest\'s subject to the source manifest', ...env('WITH_REFERRER') }),
+    'fs-version': Flags.string({ description: 'RAFS version of the Nydus image: 5 or 6', default: '6', ...env('FS_VERSION') }),
+    compressor: Flags.string({ description: 'chunk compression: none, lz4_block or zstd', default: 'zstd', ...env('COMPRESSOR') }),
+    'fs-chunk-size': Flags.string({ aliases: ['chunk-size'], description: 'chunk size, a power of two from 0x1000 to 0x1000000', default: '0x100000', ...env('FS_CHUNK_SIZE') }),
+    'batch-size': Flags.string({ description: 'batch size for merging small chunks (0: off; not supported yet otherwise)', default: '0', ...env('BATCH_SIZE') }),
+    'prefetch-patterns': Flags.boolean({ description: 'read the paths to prefetch from stdin, one per line', ...env('PREFETCH_PATTERNS') }),
+    'prefetch-dir': Flags.string({ description: 'an absolute path to prefetch', ...env('PREFETCH_DIR') }),
+    'work-dir': Flags.string({ description: 'directory for the per-layer bootstraps (removed afterwards if this run made it)', default: './tmp', ...env('WORK_DIR') }),
+    'output-json': Flags.string({ description: 'write the conversion metrics as JSON to this file', ...env('OUTPUT_JSON') }),
+    'push-retry-count': Flags.integer({ description: 'retries of each push step after the first attempt', default: 3, min: 0 }),
+    'push-retry-delay': Flags.string({ description: 'delay before the first push retry (doubled for each next)', default: '5s' }),
+    concurrency: Flags.integer({ description: 'layers converted at once (default: the number of cores)', min: 1 }),
+    ...Object.fromEntries(NOT_YET.map(([flag]) => [flag, Flags.string({ hidden: true, description: 'not supported yet' })])),
+  };
+
+  async run(): Promise<void> {
+    // Boolean flags of upstream among NOT_YET would swallow the next argument as a value: spot them first.
+    for (const [flag, why] of NOT_YET) if (this.argv.some((a) => a === `--${flag}` || a.startsWith(`--${flag}=`))) throw new NydusError('UNSUPPORTED', why);
+    const { flags } = await this.parse(Convert);
+    const log = this.initLogger(flags);
+    for (const [flag, why] of NOT_YET) if ((flags as Record<string, unknown>)[flag] !== undefined) throw new NydusError('UNSUPPORTED', why);
+    const fsVersion = parseNumber('fs-version', flags['fs-version']);
+    if (fsVersion !== 5 && fsVersion !== 6) throw new NydusError('USAGE', `invalid value ${JSON.stringify(flags['fs-version'])} for --fs-version: must be 5 or 6`);
+    if (parseNumber('batch-size', flags['batch-size']) !== 0) throw new NydusError('UNSUPPORTED', '--batch-size is not supported yet');
+    if (!['none', 'lz4_block', 'zstd'].includes(flags.compressor)) throw new NydusError('USAGE', `invalid value ${JSON.stringify(flags.compressor)} for --compressor: must be none, lz4_block or zstd`);
+    if (flags['prefetch-dir'] !== undefined && !flags['prefetch-dir'].startsWith('/')) throw new NydusError('USAGE', `--prefetch-dir ${JSON.stringify(flags['prefetch-dir'])} is not an absolute path`);
+    const prefetch = flags['prefetch-patterns'] ? readPrefetchList() : flags['prefetch-dir'] !== undefined ? [flags['prefetch-dir']] : ['/'];
+
+    const progress = progressLine(log.enabled('info') && process.stderr.isTTY === true);
+    const result = await convert({
+      source: flags.source,
+      target: flags.target,
+      targetSuffix: flags['target-suffix'],
+      sourceInsecure: flags['source-insecure'],
+      targetInsecure: flags['target-insecure'],
+      plainHttp: flags['plain-http'],
+      platform: flags.platform,
+      allPlatforms: flags['all-platforms'],
+      oci: flags.oci,
+      withReferrer: flags['with-referrer'],
+      fsVersion,
+      compressor: flags.compressor as CompressorName,
+      chunkSize: parseNumber('fs-chunk-size', flags['fs-chunk-size']),
+      workDir: flags['work-dir'],
+      prefetchPatterns: prefetch,
+      concurrency: flags.concurrency,
+      pushRetryCount: flags['push-retry-count'],
+      pushRetryDelayMs: parseDuration('push-retry-delay', flags['push-retry-delay']),
+      onProgress: progress,
+      hooks: await loadHooks(process.env.NYDUS_HOOK_PLUGIN_PATH),
+    });
+    log.info(`converted ${flags.source} to ${result.target}@${result.digest}`);
+    if (flags['output-json']) await writeFileAtomic(flags['output-json'], Buffer.from(JSON.stringify(result.metrics)));
+  }
+}
+
+/** One line per layer step on a TTY (pulling, pushed), nothing when piped. */
+function progressLine(enabled: boolean): ((e: ConvertEvent) => void) | undefined {
+  if (!enabled) return undefined;
+  return (e) => {
+    const who = `${e.platform ? `${e.platform} ` : ''}${e.layer >= 0 ? `layer ${e.layer + 1}/${e.layers}` : 'image'}`;
+    const what = e.stage === 'pull' ? `pulling and converting ${e.digest}` : e.stage === 'pushed' ? `pushed blob ${e.digest}` : e.stage === 'bootstrap' ? `pushed bootstrap ${e.digest}` : `pushed manifest ${e.digest}`;
+    process.stderr.write(`${who}: ${what}\n`);
+  };
+}
+
+/**
+ * NYDUS_HOOK_PLUGIN_PATH: a JS module exporting beforePushManifest and/or afterPushManifest (named,
+ * or on its default export), called with the manifest in hand (upstream documents these hooks).
+ */
+async function loadHooks(file: string | undefined): Promise<ConvertHooks | undefined> {
+  if (file === undefined || file === '') return undefined;
+  let mod: Record<string, unknown>;
+  try {
+    mod = (await import(pathToFileURL(path.resolve(file)).href)) as Record<string, unknown>;
+  } catch (e) {
+    throw new NydusError('USAGE', `NYDUS_HOOK_PLUGIN_PATH ${JSON.stringify(file)}: cannot load the module: ${String((e as Error)?.message ?? e).split('\n')[0]}`);
+  }
+  const from = (name: keyof ConvertHooks) => {
+    const f = mod[name] ?? (mod.default as Record<string, unknown> | undefined)?.[name];
+    if (f !== undefined && typeof f !== 'function') throw new NydusError('USAGE', `NYDUS_HOOK_PLUGIN_PATH ${JSON.stringify(file)}: ${name} is not a function`);
+    return f as ConvertHooks[typeof name];
+  };
+  const hooks: ConvertHooks = { beforePushManifest: from('beforePushManifest'), afterPushManifest: from('afterPushManifest') };
+  if (!hooks.beforePushManifest && !hooks.afterPushManifest) throw new NydusError('USAGE', `NYDUS_HOOK_PLUGIN_PATH ${JSON.stringify(file)}: exports neither beforePushManifest nor afterPushManifest`);
+  return hooks;
+}

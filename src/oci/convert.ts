@@ -1,0 +1,524 @@
+// `nydusify convert`: an OCI image in a registry → a Nydus image in a registry (spec
+// oci-and-converters.md §1, §2). Each source layer streams registry → decompress → tar-rafs build
+// → blob upload, concurrently with a bound; only each layer's bootstrap lands in the work dir.
+// Then the bootstraps are merged, the bootstrap layer and the rewritten config are pushed, and
+// the manifest (and index) last, once every blob it names is in the target.
+import { access, mkdir, mkdtemp, readdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { PassThrough, Readable } from 'node:stream';
+import { createGunzip } from 'node:zlib';
+import PQueue from 'p-queue';
+import { DecompressStream } from 'zstd-napi';
+import { compressorByName, type CompressorName } from '../algo/index.js';
+import { checkChunkSize, create, DEFAULT_CHUNK_SIZE, type CreateResult } from '../build/create.js';
+import { merge } from '../build/merge.js';
+import { NydusError, fsError } from '../errors.js';
+import { bootstrapLayer } from './bootstrap-layer.js';
+import { isDigest, quote, sha256Of, type Digest } from './digest.js';
+import type { Descriptor, ImageConfig, ImageIndex, ImageManifest, Platform } from './manifest.js';
+import { MEDIA } from './media-types.js';
+import { formatPlatform, hostPlatform, parsePlatforms, platformMatches, type PlatformSpec } from './platform.js';
+import { formatReference, parseReference, refTarget, type Reference } from './reference.js';
+import { RegistryClient } from './registry.js';
+
+/** The annotation keys a converted image carries (spec §1.9). */
+export const ANNOTATION = {
+  BLOB: 'containerd.io/snapshot/nydus-blob',
+  BOOTSTRAP: 'containerd.io/snapshot/nydus-bootstrap',
+  FS_VERSION: 'containerd.io/snapshot/nydus-fs-version',
+  SOURCE_DIGEST: 'containerd.io/snapshot/nydus-source-digest',
+  SOURCE_REFERENCE: 'containerd.io/snapshot/nydus-source-reference',
+  BUILDER_VERSION: 'containerd.io/snapshot/nydus-builder-version',
+} as const;
+
+/** What the converted manifest's os.features carry in a multi-platform index (upstream's convertIndex). */
+export const OS_FEATURE_NYDUS = 'nydus.remoteimage.v1';
+
+/** The version written as nydus-builder-version (upstream writes `nydus-image --version`'s). */
+export const BUILDER_VERSION = 'v2.4.4-nydus-ts-0.1.0';
+
+export interface ConvertOptions {
+  /** The source image reference. */
+  source: string;
+  /** The target reference; or give targetSuffix. */
+  target?: string;
+  /** Appended to the source's tag (default "latest") to name the target in the same repository. */
+  targetSuffix?: string;
+  sourceInsecure?: boolean;
+  targetInsecure?: boolean;
+  /** Speak HTTP to both registries. */
+  plainHttp?: boolean;
+  /** os/arch[/variant], comma list; default linux/<host arch>. Only used when the source is an index. */
+  platform?: string;
+  /** Convert every platform of a source index. */
+  allPlatforms?: boolean;
+  /** Write OCI media types even for a Docker source. */
+  oci?: boolean;
+  /** Set the manifest's subject to the source manifest (spec §1.7). */
+  withReferrer?: boolean;
+  /** RAFS version, 6 (default) or 5 (not supported yet). */
+  fsVersion?: number;
+  compressor?: CompressorName;
+  chunkSize?: number;
+  /** Where the per-layer bootstraps go (a fresh directory inside it); default ./tmp. */
+  workDir?: string;
+  /** Paths whose inodes go in the prefetch table; default ["/"] as upstream. */
+  prefetchPatterns?: string[];
+  /** Layers converted at once; default the number of cores. */
+  concurrency?: number;
+  /** Retries of each push step after the first attempt (default 3). */
+  pushRetryCount?: number;
+  /** Delay before the first push retry, doubled for each next (default 5000 ms). */
+  pushRetryDelayMs?: number;
+  /** Environment for DOCKER_CONFIG and credential helpers (default process.env). */
+  env?: NodeJS.ProcessEnv;
+  /** Called as layers move: pulled (started), built and pushed. */
+  onProgress?: (event: ConvertEvent) => void;
+  /** Called around each manifest's push (upstream's NYDUS_HOOK_PLUGIN_PATH hooks); a throw before the push stops the run. */
+  hooks?: ConvertHooks;
+}
+
+/** What the manifest hooks are given. */
+export interface ManifestHookInfo {
+  sourceRef: string;
+  targetRef: string;
+  /** os/arch[/variant] of the converted entry, '' for a single-manifest source. */
+  platform: string;
+  mediaType: string;
+  digest: Digest;
+  /** The manifest as it is (or was) pushed. */
+  manifest: ImageManifest;
+  /** The merged bootstrap, in the work dir while the hooks run. */
+  bootstrapPath: string;
+}
+
+export interface ConvertHooks {
+  beforePushManifest?: (info: ManifestHookInfo) => void | Promise<void>;
+  afterPushManifest?: (info: ManifestHookInfo) => void | Promise<void>;
+}
+
+export interface ConvertEvent {
+  platform: string;
+  /** 0-based layer index, lower → upper; -1 for the image's own steps. */
+  layer: number;
+  layers: number;
+  stage: 'pull' | 'pushed' | 'bootstrap' | 'manifest';
+  /** The source layer digest, or the digest pushed. */
+  digest: string;
+}
+
+/** spec §2.7: sizes in bytes, durations in nanoseconds. */
+export interface ConvertMetrics {
+  SourceImageSize: number;
+  TargetImageSize: number;
+  SourcePullElapsed: number;
+  ConversionElapsed: number;
+  TargetPushElapsed: number;
+}
+
+export interface ConvertedManifest {
+  platform: string;
+  digest: Digest;
+  mediaType: string;
+  size: number;
+  /** Blob layer digests in manifest order (the bootstrap layer not included). */
+  blobs: Digest[];
+  bootstrap: Digest;
+}
+
+export interface ConvertResult {
+  /** The target reference as pushed. */
+  target: string;
+  /** What the target tag points at: the manifest, or the index of several. */
+  digest: Digest;
+  mediaType: string;
+  manifests: ConvertedManifest[];
+  metrics: ConvertMetrics;
+}
+
+interface Prepared {
+  fsVersion: 6;
+  compressor: CompressorName;
+  chunkSize: number;
+  concurrency: number;
+  prefetch: string[];
+  src: Reference;
+  dst: Reference;
+  dstTag: string;
+}
+
+function prepare(o: ConvertOptions): Prepared {
+  const src = parseReference(o.source);
+  if (o.target !== undefined && o.targetSuffix !== undefined) throw new NydusError('USAGE', '--target and --target-suffix cannot be used together');
+  let dst: Reference;
+  if (o.target !== undefined) dst = parseReference(o.target);
+  else if (o.targetSuffix !== undefined) {
+    if (src.digest !== undefined) throw new NydusError('USAGE', `--target-suffix needs a source reference with a tag, not a digest (${quote(o.source)})`);
+    dst = parseReference(`${src.registry}/${src.repository}:${src.tag ?? 'latest'}${o.targetSuffix}`);
+  } else throw new NydusError('USAGE', 'missing the target: give --target or --target-suffix');
+  if (dst.digest !== undefined) throw new NydusError('USAGE', `the target reference ${quote(formatReference(dst))} names a digest; give a tag`);
+  const fsVersion = o.fsVersion ?? 6;
+  if (fsVersion === 5) throw new NydusError('UNSUPPORTED', 'RAFS v5 output (--fs-version 5) is not supported yet; use --fs-version 6');
+  if (fsVersion !== 6) throw new NydusError('USAGE', `invalid fs version ${fsVersion}: must be 5 or 6`);
+  const compressor = o.compressor ?? 'zstd';
+  if (!compressorByName(compressor) || compressor === ('gzip' as string)) throw new NydusError('USAGE', `invalid compressor ${quote(String(compressor))}: must be none, lz4_block or zstd`);
+  const chunkSize = o.chunkSize ?? DEFAULT_CHUNK_SIZE;
+  checkChunkSize(chunkSize);
+  const concurrency = o.concurrency ?? os.availableParallelism();
+  if (!Number.isSafeInteger(concurrency) || concurrency < 1) throw new NydusError('USAGE', `invalid concurrency ${concurrency}: must be a positive integer`);
+  if (o.allPlatforms && o.platform !== undefined) throw new NydusError('USAGE', '--platform and --all-platforms cannot be used together');
+  return { fsVersion, compressor, chunkSize, concurrency, prefetch: o.prefetchPatterns ?? ['/'], src, dst, dstTag: dst.tag ?? 'latest' };
+}
+
+/** A source layer's media type → how its bytes are compressed; other types are refused. */
+function layerCompression(desc: Descriptor, where: string): 'gzip' | 'zstd' | 'none' {
+  switch (desc.mediaType) {
+    case MEDIA.OCI_LAYER_GZIP:
+    case MEDIA.DOCKER_LAYER_GZIP:
+    case MEDIA.DOCKER_LAYER_FOREIGN_GZIP:
+      return 'gzip';
+    case MEDIA.OCI_LAYER_ZSTD:
+      return 'zstd';
+    case MEDIA.OCI_LAYER_TAR:
+    case 'application/vnd.docker.image.rootfs.diff.tar':
+      return 'none';
+    case MEDIA.NYDUS_BLOB:
+      throw new NydusError('UNSUPPORTED', `${where}: the source is already a Nydus image (layer ${desc.digest} is a Nydus blob)`);
+    default:
+      throw new NydusError('UNSUPPORTED', `${where}: layer ${desc.digest} has media type ${quote(desc.mediaType)}, not a tar, tar+gzip or tar+zstd layer`);
+  }
+}
+
+/** The layer's tar: the verified registry stream through gunzip or zstd; a decoding failure names the layer. */
+function decompressed(blob: Readable, kind: 'gzip' | 'zstd' | 'none', where: string): Readable {
+  const out = new PassThrough({ highWaterMark: 1 << 20 });
+  const fail = (what: string) => (e: Error) => {
+    out.destroy(e instanceof NydusError ? e : new NydusError('SOURCE', `${where}: ${what}: ${e.message.split('\n')[0]}`));
+  };
+  blob.on('error', fail('reading the layer'));
+  out.on('close', () => blob.destroy());
+  if (kind === 'none') return blob.pipe(out);
+  const dec = kind === 'gzip' ? createGunzip() : new DecompressStream();
+  dec.on('error', fail(kind === 'gzip' ? 'not valid gzip' : 'not valid zstd'));
+  out.on('close', () => dec.destroy());
+  return blob.pipe(dec).pipe(out);
+}
+
+const now = () => process.hrtime.bigint();
+
+class Converter {
+  private readonly source: RegistryClient;
+  private readonly target: RegistryClient;
+  /** Blob digests already confirmed in the target repository by this run. */
+  private readonly confirmed = new Set<string>();
+  readonly metrics: ConvertMetrics = { SourceImageSize: 0, TargetImageSize: 0, SourcePullElapsed: 0, ConversionElapsed: 0, TargetPushElapsed: 0 };
+
+  /**
+   * `work` holds this run's merged bootstraps; `layersDir` the per-layer bootstraps, named by blob
+   * hex, with a `<key>.json` per source layer saying which blob it became. A failed run leaves
+   * `layersDir` behind, so a rerun skips the layers whose blobs the target already has.
+   */
+  constructor(private readonly o: ConvertOptions, private readonly p: Prepared, private readonly work: string, private readonly layersDir: string) {
+    const retries = o.pushRetryCount ?? 3;
+    if (!Number.isSafeInteger(retries) || retries < 0) throw new NydusError('USAGE', `invalid push retry count ${retries}`);
+    this.source = new RegistryClient(p.src.registry, {
+      role: 'source', insecure: o.sourceInsecure, plainHttp: o.plainHttp, env: o.env, userAgent: 'nydusify-ts',
+      hints: { insecure: '--source-insecure', plainHttp: '--plain-http' },
+    });
+    this.target = new RegistryClient(p.dst.registry, {
+      role: 'target', insecure: o.targetInsecure, plainHttp: o.plainHttp, env: o.env, userAgent: 'nydusify-ts',
+      hints: { insecure: '--target-insecure', plainHttp: '--plain-http' }, retries, retryDelayMs: o.pushRetryDelayMs ?? 5000,
+    });
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([this.source.close(), this.target.close()]);
+  }
+
+  async run(): Promise<ConvertResult> {
+    const { src, dst, dstTag } = this.p;
+    const pullStart = now();
+    const top = await this.source.getManifest(src.repository, refTarget(src));
+    const srcRef = formatReference(src);
+    type Job = { desc: Descriptor; manifest: ImageManifest; platform: string; platformObj?: Platform };
+    const jobs: Job[] = [];
+    if (top.kind === 'manifest') {
+      jobs.push({ desc: { mediaType: top.mediaType, digest: top.digest, size: top.bytes.length }, manifest: top.manifest, platform: '' });
+    } else {
+      const wanted: PlatformSpec[] | 'all' = this.o.allPlatforms ? 'all' : this.o.platform !== undefined ? parsePlatforms(this.o.platform) : [hostPlatform()];
+      // All platforms: every entry but attestations (buildx lists those as unknown/unknown).
+      const chosen = top.index.manifests.filter((m) => (wanted === 'all' ? m.platform?.os !== 'unknown' : wanted.some((w) => platformMatches(m.platform, w))));
+      if (chosen.length === 0) {
+        const have = top.index.manifests.map((m) => (m.platform ? formatPlatform(m.platform) : '?')).join(', ');
+        throw new NydusError('SOURCE', `${srcRef}: the index has no manifest for ${wanted === 'all' ? 'any platform' : wanted.map(formatPlatform).join(', ')} (it has ${have || 'none'})`);
+      }
+      for (const d of chosen) {
+        const f = await this.source.getManifest(src.repository, d.digest);
+        if (f.kind !== 'manifest') throw new NydusError('SOURCE', `${srcRef}: index entry ${d.digest} is itself an index; nested indexes are not supported`);
+        jobs.push({ desc: { mediaType: f.mediaType, digest: f.digest, size: f.bytes.length }, manifest: f.manifest, platform: d.platform ? formatPlatform(d.platform) : '', platformObj: d.platform });
+      }
+    }
+    const configs: Array<{ config: ImageConfig; bytes: Buffer }> = [];
+    for (const j of jobs) {
+      if (j.manifest.layers.at(-1)?.annotations?.[ANNOTATION.BOOTSTRAP] !== undefined) {
+        throw new NydusError('UNSUPPORTED', `${srcRef}: the source is already a Nydus image (its last layer is a Nydus bootstrap)`);
+      }
+      j.manifest.layers.forEach((l) => layerCompression(l, srcRef));
+      configs.push(await this.source.getConfig(src.repository, j.manifest.config));
+      this.metrics.SourceImageSize += j.manifest.config.size + j.manifest.layers.reduce((n, l) => n + l.size, 0);
+    }
+    this.metrics.SourcePullElapsed = Number(now() - pullStart);
+
+    const convStart = now();
+    const queue = new PQueue({ concurrency: this.p.concurrency });
+    const threads = Math.max(1, Math.floor(os.availableParallelism() / this.p.concurrency));
+    const converted = await this.all(jobs.map((j, i) => this.convertManifest(j.desc, j.manifest, configs[i]!, j.platform, queue, threads, srcRef, i)));
+    this.metrics.ConversionElapsed = Number(now() - convStart);
+
+    // Every blob and config is in the target: now the manifests, then the index (if any) under the tag.
+    const pushStart = now();
+    const results: ConvertedManifest[] = [];
+    const entries: Descriptor[] = [];
+    for (const [i, c] of converted.entries()) {
+      const single = converted.length === 1;
+      const ref = single ? dstTag : c.digest;
+      const info: ManifestHookInfo = {
+        sourceRef: formatReference(src), targetRef: formatReference({ ...dst, tag: dstTag }), platform: c.platform,
+        mediaType: c.mediaType, digest: c.digest, manifest: JSON.parse(c.bytes.toString('utf8')) as ImageManifest, bootstrapPath: c.bootstrapPath,
+      };
+      await this.hook('beforePushManifest', info);
+      await this.target.putManifest(dst.repository, ref, c.bytes, c.mediaType);
+      await this.hook('afterPushManifest', info);
+      this.progress({ platform: c.platform, layer: -1, layers: c.blobs.length, stage: 'manifest', digest: c.digest });
+      results.push({ platform: c.platform, digest: c.digest, mediaType: c.mediaType, size: c.bytes.length, blobs: c.blobs, bootstrap: c.bootstrap });
+      const platform = jobs[i]!.platformObj;
+      entries.push({
+        mediaType: c.mediaType, digest: c.digest, size: c.bytes.length,
+        ...(platform ? { platform: { ...platform, 'os.features': [...(platform['os.features'] ?? []), OS_FEATURE_NYDUS] } } : {}),
+      });
+    }
+    let digest = results[0]!.digest;
+    let mediaType = results[0]!.mediaType;
+    if (converted.length > 1) {
+      const oci = this.o.oci || top.mediaType === MEDIA.OCI_INDEX;
+      mediaType = oci ? MEDIA.OCI_INDEX : MEDIA.DOCKER_MANIFEST_LIST;
+      const index: ImageIndex = { schemaVersion: 2, mediaType, manifests: entries };
+      const bytes = Buffer.from(JSON.stringify(index));
+      digest = await this.target.putManifest(dst.repository, dstTag, bytes, mediaType);
+    }
+    this.metrics.TargetPushElapsed = Number(now() - pushStart);
+    return { target: formatReference({ ...dst, tag: dstTag }), digest, mediaType, manifests: results, metrics: this.metrics };
+  }
+
+  /** The first failure of the run; layers not started yet are not started. */
+  private failed?: unknown;
+
+  /**
+   * Like Promise.all, but on a failure waits for the others to settle (so nothing still writes
+   * to the work dir or the registry once convert() returns) and throws the first failure.
+   */
+  private async all<T>(tasks: Array<Promise<T>>): Promise<T[]> {
+    for (const t of tasks) t.catch((e: unknown) => (this.failed ??= e));
+    const settled = await Promise.allSettled(tasks);
+    if (this.failed !== undefined) throw this.failed;
+    return settled.map((s) => (s as PromiseFulfilledResult<T>).value);
+  }
+
+  private async hook(name: keyof ConvertHooks, info: ManifestHookInfo): Promise<void> {
+    const fn = this.o.hooks?.[name];
+    if (!fn) return;
+    try {
+      await fn(info);
+    } catch (e) {
+      throw e instanceof NydusError ? e : new NydusError('OUTPUT', `hook ${name} failed: ${String((e as Error)?.message ?? e).split('\n')[0]}`, { cause: e });
+    }
+  }
+
+  private progress(e: ConvertEvent): void {
+    this.o.onProgress?.(e);
+  }
+
+  /** Converts one manifest's layers and pushes its blobs, bootstrap layer and config; returns the manifest to put. */
+  private async convertManifest(
+    srcDesc: Descriptor, manifest: ImageManifest, cfg: { config: ImageConfig; bytes: Buffer }, platform: string,
+    queue: PQueue, threads: number, srcRef: string, n: number,
+  ): Promise<{ platform: string; digest: Digest; bytes: Buffer; mediaType: string; blobs: Digest[]; bootstrap: Digest; bootstrapPath: string }> {
+    const dir = path.join(this.work, `m${n}`);
+    await mkdir(dir);
+    const layers = manifest.layers;
+    const built = await this.all(layers.map((l, i) => queue.add(() => {
+      // After a failure elsewhere, layers still waiting in the queue do not start.
+      if (this.failed) throw this.failed;
+      return this.convertLayer(l, i, layers.length, platform, threads, srcRef);
+    }, { throwOnTimeout: true })));
+
+    // The converter's merge: the per-layer bootstraps named by blob hex, lower → upper, stdin "/".
+    const mergedPath = path.join(dir, 'bootstrap');
+    const merged = await merge({ sources: built.map((b) => b.bootstrapPath), bootstrap: mergedPath, prefetch: this.p.prefetch });
+    const boot = await readFile(mergedPath);
+    const layer = await bootstrapLayer(boot, built.flatMap((b) => (b.blobMeta ? [{ hex: b.digest.slice(7), data: b.blobMeta }] : [])));
+
+    const oci = this.o.oci || srcDesc.mediaType === MEDIA.OCI_MANIFEST;
+    const bootDesc: Descriptor = {
+      mediaType: oci ? MEDIA.OCI_LAYER_GZIP : MEDIA.DOCKER_LAYER_GZIP,
+      digest: layer.digest, size: layer.data.length,
+      annotations: { [ANNOTATION.BOOTSTRAP]: 'true', [ANNOTATION.FS_VERSION]: String(this.p.fsVersion) },
+    };
+    await this.pushBytes(layer.data, layer.digest);
+    this.progress({ platform, layer: -1, layers: layers.length, stage: 'bootstrap', digest: layer.digest });
+
+    // Blobs: one per source layer, in order; then any the merged bootstrap names that are not among them.
+    const blobDescs: Descriptor[] = built.map((b) => ({ mediaType: MEDIA.NYDUS_BLOB, digest: b.digest, size: b.size, annotations: { [ANNOTATION.BLOB]: 'true' } }));
+    const listed = new Set(blobDescs.map((d) => d.digest.slice(7)));
+    const extra = merged.blobs.filter((id) => !listed.has(id));
+    if (extra.length > 0) throw new NydusError('INTERNAL', `the merged bootstrap names blobs no layer produced: ${extra.join(', ')}`);
+
+    const config: ImageConfig = {
+      ...cfg.config,
+      rootfs: { ...cfg.config.rootfs, type: 'layers', diff_ids: [...blobDescs.map((d) => d.digest), layer.diffId] },
+      history: [...(cfg.config.history ?? []), { created_by: 'Nydus Converter', comment: 'Nydus Bootstrap Layer' }],
+    };
+    const configBytes = Buffer.from(JSON.stringify(config));
+    const configDigest = sha256Of(configBytes);
+    await this.pushBytes(configBytes, configDigest);
+
+    const mediaType = oci ? MEDIA.OCI_MANIFEST : MEDIA.DOCKER_MANIFEST;
+    const out: ImageManifest = {
+      schemaVersion: 2,
+      mediaType,
+      config: { mediaType: oci ? MEDIA.OCI_CONFIG : MEDIA.DOCKER_CONFIG, digest: configDigest, size: configBytes.length },
+      layers: [...blobDescs, bootDesc],
+      ...(this.o.withReferrer ? { subject: { mediaType: srcDesc.mediaType, digest: srcDesc.digest, size: srcDesc.size } } : {}),
+      annotations: {
+        [ANNOTATION.SOURCE_DIGEST]: srcDesc.digest,
+        [ANNOTATION.SOURCE_REFERENCE]: srcRef,
+        [ANNOTATION.FS_VERSION]: String(this.p.fsVersion),
+        [ANNOTATION.BUILDER_VERSION]: BUILDER_VERSION,
+      },
+    };
+    const bytes = Buffer.from(JSON.stringify(out));
+    this.metrics.TargetImageSize += configBytes.length + layer.data.length + blobDescs.reduce((s, d) => s + d.size, 0);
+    return { platform, digest: sha256Of(bytes), bytes, mediaType, blobs: blobDescs.map((d) => d.digest), bootstrap: layer.digest, bootstrapPath: mergedPath };
+  }
+
+  /** A small blob whose digest is known: skipped when the target has it, else uploaded (restartable). */
+  private async pushBytes(data: Buffer, digest: Digest): Promise<void> {
+    if (this.confirmed.has(digest)) return;
+    const repo = this.p.dst.repository;
+    if ((await this.target.headBlob(repo, digest)) !== data.length) await this.target.pushBlob(repo, () => Readable.from([data]), { digest, size: data.length });
+    this.confirmed.add(digest);
+  }
+
+  /**
+   * One layer: pull → decompress → build, the blob streamed into the upload as it is made. A
+   * failed upload that can be retried starts the layer over (pull and build again), since the blob
+   * was never stored anywhere else.
+   */
+  private async convertLayer(
+    desc: Descriptor, i: number, count: number, platform: string, threads: number, srcRef: string,
+  ): Promise<{ digest: Digest; size: number; bootstrapPath: string; blobMeta?: Buffer }> {
+    const where = `${srcRef}: layer ${i} (${desc.digest})`;
+    const kind = layerCompression(desc, srcRef);
+    // What makes the blob: the source layer and every option the build reads.
+    const key = sha256Of(JSON.stringify([desc.digest, this.p.fsVersion, this.p.compressor, this.p.chunkSize, this.p.prefetch, BUILDER_VERSION])).slice(7);
+    const record = path.join(this.layersDir, `${key}.json`);
+    const resumed = await this.resumed(record);
+    if (resumed) {
+      this.progress({ platform, layer: i, layers: count, stage: 'pushed', digest: resumed.digest });
+      return resumed;
+    }
+    let build: Promise<CreateResult> | undefined;
+    const open = async (): Promise<Readable> => {
+      this.progress({ platform, layer: i, layers: count, stage: 'pull', digest: desc.digest });
+      const blob = await this.source.getBlob(this.p.src.repository, desc.digest, desc.size);
+      const tar = decompressed(blob, kind, where);
+      const out = new PassThrough({ highWaterMark: 4 << 20 });
+      build = create({
+        type: 'tar-rafs', source: tar, blobOut: out, blobInlineMeta: true, blobToc: true, whiteoutSpec: 'none',
+        fsVersion: this.p.fsVersion, compressor: this.p.compressor, chunkSize: this.p.chunkSize, prefetch: this.p.prefetch, threads,
+      }).catch((e: unknown) => {
+        tar.destroy();
+        throw e;
+      });
+      // The upload reports the failure through the stream; the build's own rejection is read below.
+      build.catch(() => undefined);
+      return out;
+    };
+    const pushed = await this.target.pushBlob(this.p.dst.repository, open);
+    const result = await build!;
+    this.confirmed.add(pushed.digest);
+    const hex = pushed.digest.slice(7);
+    const bootstrapPath = path.join(this.layersDir, hex);
+    const blobMeta = this.p.fsVersion === 6 ? result.blobMeta : undefined;
+    await writeOut(bootstrapPath, result.inlineBootstrap!);
+    if (blobMeta) await writeOut(`${bootstrapPath}.blob.meta`, blobMeta);
+    // Last, so a record always names files that are complete.
+    await writeOut(record, Buffer.from(JSON.stringify({ digest: pushed.digest, size: pushed.size, blobMeta: blobMeta !== undefined })));
+    this.progress({ platform, layer: i, layers: count, stage: 'pushed', digest: pushed.digest });
+    return { digest: pushed.digest, size: pushed.size, bootstrapPath, ...(blobMeta ? { blobMeta } : {}) };
+  }
+
+  /** A layer an earlier failed run converted and pushed, when its files are here and the target has its blob. */
+  private async resumed(record: string): Promise<{ digest: Digest; size: number; bootstrapPath: string; blobMeta?: Buffer } | undefined> {
+    let r: { digest?: unknown; size?: unknown; blobMeta?: unknown };
+    try {
+      r = JSON.parse(await readFile(record, 'utf8')) as typeof r;
+    } catch {
+      return undefined;
+    }
+    if (!isDigest(r.digest) || !Number.isSafeInteger(r.size)) return undefined;
+    const bootstrapPath = path.join(this.layersDir, r.digest.slice(7));
+    let blobMeta: Buffer | undefined;
+    try {
+      await access(bootstrapPath);
+      if (r.blobMeta === true) blobMeta = await readFile(`${bootstrapPath}.blob.meta`);
+    } catch {
+      return undefined;
+    }
+    if ((await this.target.headBlob(this.p.dst.repository, r.digest)) !== r.size) return undefined;
+    this.confirmed.add(r.digest);
+    return { digest: r.digest, size: r.size as number, bootstrapPath, ...(blobMeta ? { blobMeta } : {}) };
+  }
+}
+
+async function writeOut(file: string, data: Buffer): Promise<void> {
+  try {
+    await writeFile(file, data);
+  } catch (e) {
+    throw fsError('OUTPUT', file, e);
+  }
+}
+
+/** Converts an image from a registry into a Nydus image pushed to a registry; see ConvertOptions. */
+export async function convert(o: ConvertOptions): Promise<ConvertResult> {
+  const p = prepare(o);
+  const base = path.resolve(o.workDir ?? './tmp');
+  let createdBase = false;
+  try {
+    createdBase = (await mkdir(base, { recursive: true })) !== undefined;
+  } catch (e) {
+    throw fsError('OUTPUT', base, e);
+  }
+  let work: string;
+  const layersDir = path.join(base, 'nydusify-layers');
+  try {
+    work = await mkdtemp(path.join(base, 'nydusify-'));
+    await mkdir(layersDir, { recursive: true });
+  } catch (e) {
+    throw fsError('OUTPUT', base, e);
+  }
+  const c = new Converter(o, p, work, layersDir);
+  let ok = false;
+  try {
+    const result = await c.run();
+    ok = true;
+    return result;
+  } finally {
+    await c.close();
+    await rm(work, { recursive: true, force: true });
+    if (ok) await rm(layersDir, { recursive: true, force: true });
+    // The work dir goes too when this run made it and nothing else is in it (upstream keeps a given one).
+    if (createdBase && (await readdir(base).catch(() => ['?'])).length === 0) await rmdir(base).catch(() => undefined);
+  }
+}

@@ -1,0 +1,156 @@
+// `nydusify convert` as users run it (bin/nydusify.js, a real docker-registry): Docker and OCI
+// media types, --oci, --with-referrer, --target-suffix, --output-json metrics (spec
+// oci-and-converters.md §2.7), quiet when piped, and the flags not done yet refused in one line.
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MEDIA } from '../../src/oci/media-types.js';
+import { sha256Of } from '../../src/oci/digest.js';
+import { buildLayerDir, tarLayer, writeOciLayout } from '../helpers/oci.js';
+import { registryMissing, startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { hasTool, run, runOk, type RunResult } from '../helpers/tools.js';
+import { REPO } from './cli-runner.js';
+
+const NYDUSIFY = join(REPO, 'bin', 'nydusify.js');
+const missing = registryMissing() ?? (hasTool('skopeo') ? undefined : 'skopeo is not on PATH');
+if (missing) process.stderr.write(`\n!!! SKIPPED (${missing}): test/cli/nydusify-convert.cli.test.ts\n`);
+
+let work = '';
+let reg: TestRegistry;
+let env: NodeJS.ProcessEnv;
+
+function nydusify(args: readonly string[]): Promise<RunResult> {
+  return run(process.execPath, [NYDUSIFY, ...args], { cwd: work, env, timeoutMs: 300_000 });
+}
+
+async function ok(args: readonly string[]): Promise<RunResult> {
+  const r = await nydusify(args);
+  if (r.code !== 0) throw new Error(`nydusify ${args.join(' ')}: exit ${r.code}\n${r.stderr.toString()}`);
+  return r;
+}
+
+async function raw(ref: string, config = false): Promise<Record<string, any>> {
+  const r = await runOk('skopeo', ['inspect', '--raw', ...(config ? ['--config'] : []), '--tls-verify=false', `docker://${ref}`]);
+  return JSON.parse(r.stdout.toString());
+}
+
+const oneLine = (r: RunResult) => {
+  const lines = r.stderr.toString().trim().split('\n');
+  expect(lines).toHaveLength(1);
+  return lines[0]!;
+};
+
+beforeAll(async () => {
+  if (missing) return;
+  work = await mkdtemp(join(tmpdir(), 'nydusify-cli-'));
+  await mkdir(join(work, 'docker-config'));
+  await writeFile(join(work, 'docker-config', 'config.json'), '{}');
+  // No SOURCE/TARGET from the caller's environment: they are flags' environment variables.
+  env = { PATH: process.env.PATH, HOME: work, DOCKER_CONFIG: join(work, 'docker-config') };
+  reg = await startRegistry();
+  await buildLayerDir(join(work, 'l0'), [
+    { kind: 'dir', path: '.', mtime: 1_600_000_000 },
+    { kind: 'file', path: 'hello', data: 'hello\n', mtime: 1_600_000_000 },
+    { kind: 'symlink', path: 'link', target: 'hello', mtime: 1_600_000_000 },
+  ]);
+  const tar = await tarLayer(join(work, 'l0'), join(work, 'l0.tar'));
+  await writeOciLayout(join(work, 'oci'), 'v1', [{ data: gzipSync(tar), mediaType: MEDIA.OCI_LAYER_GZIP, diffId: sha256Of(tar) }]);
+  // The same image as Docker schema 2.
+  await runOk('skopeo', ['copy', '--quiet', '--format', 'v2s2', '--dest-tls-verify=false', `oci:${join(work, 'oci')}:v1`, `docker://${reg.host}/app/docker:v1`]);
+  await runOk('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', `oci:${join(work, 'oci')}:v1`, `docker://${reg.host}/app/oci:v1`]);
+}, 300_000);
+
+afterAll(async () => {
+  await reg?.stop();
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+describe.skipIf(missing)('nydusify convert', () => {
+  it('keeps Docker media types for a Docker source, writes the metrics JSON, and prints no progress when piped', async () => {
+    const metrics = join(work, 'metrics.json');
+    const r = await ok(['convert', '--source', `${reg.host}/app/docker:v1`, '--target', `${reg.host}/app/docker:v1-nydus`, '--plain-http', '--output-json', metrics]);
+    expect(r.stdout.toString()).toBe('');
+    expect(r.stderr.toString()).not.toMatch(/layer 1\/1/);
+    const m = await raw(`${reg.host}/app/docker:v1-nydus`);
+    expect(m.mediaType).toBe(MEDIA.DOCKER_MANIFEST);
+    expect(m.config.mediaType).toBe(MEDIA.DOCKER_CONFIG);
+    expect(m.layers.map((l: { mediaType: string }) => l.mediaType)).toEqual([MEDIA.NYDUS_BLOB, MEDIA.DOCKER_LAYER_GZIP]);
+    const j = JSON.parse(await readFile(metrics, 'utf8'));
+    expect(Object.keys(j)).toEqual(['SourceImageSize', 'TargetImageSize', 'SourcePullElapsed', 'ConversionElapsed', 'TargetPushElapsed']);
+    for (const v of Object.values(j)) expect(Number.isSafeInteger(v) && (v as number) > 0).toBe(true);
+    const src = await raw(`${reg.host}/app/docker:v1`);
+    expect(j.SourceImageSize).toBe(src.config.size + src.layers[0].size);
+    expect(j.TargetImageSize).toBe(m.config.size + m.layers[0].size + m.layers[1].size);
+  });
+
+  it('--oci turns a Docker source into OCI types; --with-referrer sets the subject; --target-suffix names the target', async () => {
+    await ok(['convert', '--source', `${reg.host}/app/docker:v1`, '--target-suffix', '-oci', '--oci', '--with-referrer', '--plain-http']);
+    const m = await raw(`${reg.host}/app/docker:v1-oci`);
+    expect(m.mediaType).toBe(MEDIA.OCI_MANIFEST);
+    expect(m.config.mediaType).toBe(MEDIA.OCI_CONFIG);
+    expect(m.layers.at(-1).mediaType).toBe(MEDIA.OCI_LAYER_GZIP);
+    const srcBytes = (await runOk('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/app/docker:v1`])).stdout;
+    expect(m.subject).toEqual({ mediaType: MEDIA.DOCKER_MANIFEST, digest: sha256Of(srcBytes), size: srcBytes.length });
+    expect(m.annotations['containerd.io/snapshot/nydus-source-digest']).toBe(sha256Of(srcBytes));
+  });
+
+  it('an OCI source gives OCI types without --oci; the config keeps the source config.config', async () => {
+    await ok(['convert', '--source', `${reg.host}/app/oci:v1`, '--target', `${reg.host}/app/oci:nydus`, '--plain-http', '--compressor', 'lz4_block', '--fs-chunk-size', '0x10000']);
+    const m = await raw(`${reg.host}/app/oci:nydus`);
+    expect(m.mediaType).toBe(MEDIA.OCI_MANIFEST);
+    const c = await raw(`${reg.host}/app/oci:nydus`, true);
+    const s = await raw(`${reg.host}/app/oci:v1`, true);
+    expect(c.config).toEqual(s.config);
+    expect(c.rootfs.diff_ids).toHaveLength(2);
+  });
+
+  it('refuses what it does not do yet, in one line, before touching a registry', async () => {
+    const base = ['convert', '--source', `${reg.host}/app/oci:v1`, '--target', `${reg.host}/app/oci:never`, '--plain-http'];
+    for (const extra of [['--merge-platform'], ['--oci-ref'], ['--reverse'], ['--backend-type', 'oss'], ['--source-archive', 'x.tar'], ['--chunk-dict', 'bootstrap:registry:x'], ['--build-cache', 'x'], ['--nydus-image', '/bin/true'], ['--fs-version', '5'], ['--batch-size', '0x100000']]) {
+      const r = await nydusify([...base, ...extra]);
+      expect(r.code, extra.join(' ')).toBe(1);
+      expect(oneLine(r)).toMatch(/^Error: .*not supported yet/);
+    }
+    const noTarget = await nydusify(['convert', '--source', `${reg.host}/app/oci:v1`, '--plain-http']);
+    expect(noTarget.code).toBe(2);
+    expect(oneLine(noTarget)).toMatch(/--target or --target-suffix/);
+    const r = await runOk('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/app/oci:never`]).catch((e: Error) => e);
+    expect(r).toBeInstanceOf(Error);
+  });
+
+  it('NYDUS_HOOK_PLUGIN_PATH: both hooks see the manifest; a throwing beforePushManifest stops the push in one line', async () => {
+    const log = join(work, 'hooks.log');
+    const plugin = join(work, 'hooks.mjs');
+    await writeFile(plugin, `import { appendFileSync, existsSync } from 'node:fs';
+export async function beforePushManifest(info) {
+  appendFileSync(${JSON.stringify(log)}, JSON.stringify({ hook: 'before', target: info.targetRef, layers: info.manifest.layers.length, boot: existsSync(info.bootstrapPath) }) + '\\n');
+  if (info.targetRef.endsWith(':refused')) throw new Error('not this one');
+}
+export function afterPushManifest(info) {
+  appendFileSync(${JSON.stringify(log)}, JSON.stringify({ hook: 'after', target: info.targetRef, digest: info.digest }) + '\\n');
+}
+`);
+    const withHooks = { ...env, NYDUS_HOOK_PLUGIN_PATH: plugin };
+    const r = await run(process.execPath, [NYDUSIFY, 'convert', '--source', `${reg.host}/app/oci:v1`, '--target', `${reg.host}/app/oci:hooked`, '--plain-http'], { cwd: work, env: withHooks });
+    expect(r.code, r.stderr.toString()).toBe(0);
+    const lines = (await readFile(log, 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines).toEqual([
+      { hook: 'before', target: `${reg.host}/app/oci:hooked`, layers: 2, boot: true },
+      { hook: 'after', target: `${reg.host}/app/oci:hooked`, digest: expect.stringMatching(/^sha256:/) },
+    ]);
+    const refused = await run(process.execPath, [NYDUSIFY, 'convert', '--source', `${reg.host}/app/oci:v1`, '--target', `${reg.host}/app/oci:refused`, '--plain-http'], { cwd: work, env: withHooks });
+    expect(refused.code).toBe(1);
+    expect(oneLine(refused)).toBe('Error: hook beforePushManifest failed: not this one');
+    expect(await runOk('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/app/oci:refused`]).catch((e: Error) => e)).toBeInstanceOf(Error);
+  });
+
+  it('a source that does not exist: one line naming the registry and the 404, exit 1, no target tag', async () => {
+    const r = await nydusify(['convert', '--source', `${reg.host}/app/none:v1`, '--target', `${reg.host}/app/none:nydus`, '--plain-http']);
+    expect(r.code).toBe(1);
+    const line = oneLine(r);
+    expect(line).toContain(reg.host);
+    expect(line).toMatch(/404/);
+  });
+});
