@@ -133,7 +133,7 @@ function validate(o: CreateOptions): void {
     if (file && !fs.existsSync(path.dirname(path.resolve(file)))) throw new NydusError('OUTPUT', 'parent directory does not exist', { path: file });
   }
   checkNoCollision(
-    [['source', o.source], ['--parent-bootstrap', o.parentBootstrap], ['--chunk-dict', o.chunkDict && parseChunkDictArg(o.chunkDict)]],
+    [['source', typeof o.source === 'string' ? o.source : undefined], ['--parent-bootstrap', o.parentBootstrap], ['--chunk-dict', o.chunkDict && parseChunkDictArg(o.chunkDict)]],
     [['--bootstrap', o.bootstrap], ['--blob', o.blob]],
   );
 }

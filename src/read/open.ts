@@ -141,6 +141,11 @@ export function openImage(file: string): RafsImage {
   try {
     // The magic numbers lie in the first 1152 bytes: a data blob (possibly GBs) is never read whole.
     const bootstrap = readIfBootstrap(file);
+    // A blob with no chunk data starts with its inline bootstrap: the v6 magic, but not 4 KiB-sized.
+    if (bootstrap && isV6(bootstrap) && bootstrap.length % 4096 !== 0) {
+      const inner = extractInlineBootstrap(file);
+      if (inner) return nameInlinedBlobs(loadBootstrap(inner), file);
+    }
     if (bootstrap) return nameInlinedBlobs(loadBootstrap(bootstrap), file);
     const inner = extractInlineBootstrap(file);
     if (!inner) throw new NydusError('FORMAT', 'not a RAFS bootstrap, nor a data blob with an inline bootstrap');

@@ -51,3 +51,19 @@ describe('check on the upstream RAFS v5 fixtures', () => {
     expect(r.stdout.toString()).toMatch(/^RAFS filesystem metadata is valid/);
   });
 });
+
+describe('check on a blob whose tree has no data', () => {
+  it('finds the inline bootstrap that starts the blob (it used to read the whole blob as the bootstrap)', async () => {
+    const { mkdtempSync, mkdirSync, readdirSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const dir = mkdtempSync(join(tmpdir(), 'check-empty-'));
+    mkdirSync(join(dir, 'empty'));
+    mkdirSync(join(dir, 'out'));
+    await nydusImageOk(['create', '--blob-inline-meta', '-D', join(dir, 'out'), join(dir, 'empty')]);
+    const [blob] = readdirSync(join(dir, 'out'));
+    const r = await nydusImage(['check', join(dir, 'out', blob!)]);
+    expect(r.stderr.toString()).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout.toString()).toMatch(/^RAFS filesystem metadata is valid/);
+  });
+});

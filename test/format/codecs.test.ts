@@ -232,3 +232,13 @@ describe('blob structures', () => {
     expect(decodeNumber(Buffer.from(' 12345670123 '), 0, 12, 'size')).toBe(0o12345670123);
   });
 });
+
+describe('device slot encoding of hostile claims', () => {
+  it('a blob claiming more than 2^32 blocks is a one-line FORMAT error, not a RangeError (merge exited 70)', async () => {
+    const device = await import('../../src/format/erofs/device.js');
+    const { NydusError } = await import('../../src/errors.js');
+    expect(() => device.encode({ blob_id: 'a'.repeat(64), blocks: 2 ** 35, mapped_blkaddr: 0 })).toThrow(NydusError);
+    expect(() => device.encode({ blob_id: 'a'.repeat(64), blocks: 1, mapped_blkaddr: 2 ** 32 })).toThrow(/device_slot\.mapped_blkaddr = 4294967296/);
+    expect(device.encode({ blob_id: 'a'.repeat(64), blocks: 0xffff_ffff, mapped_blkaddr: 0 }).readUInt32LE(64)).toBe(0xffff_ffff);
+  });
+});

@@ -14,6 +14,10 @@ export interface DeviceSlot {
 export function encode(d: DeviceSlot): Buffer {
   const b = Buffer.alloc(SIZE);
   putCstr(b, 0, 64, d.blob_id, 'device_slot', 'blob_id');
+  // A blob's block count comes from its (hostile) size claim: name the field, not a RangeError.
+  for (const f of ['blocks', 'mapped_blkaddr'] as const) {
+    if (!Number.isInteger(d[f]) || d[f] < 0 || d[f] > 0xffff_ffff) throw formatError('device_slot', f, d[f], `blob ${d.blob_id} does not fit 2^32 blocks`);
+  }
   b.writeUInt32LE(d.blocks, 64);
   b.writeUInt32LE(d.mapped_blkaddr, 68);
   return b;
