@@ -52,9 +52,9 @@ export function oneChunk(): ChunkInfo {
   };
 }
 
-/** The RAFS v6 bootstrap of `root` (blake3, no compression), as create would write it. */
+/** The RAFS v6 bootstrap of `root` (blake3, no compression), as create would write it, but past the limits create enforces. */
 export function buildV6(root: TreeNode, o: { chunks?: ChunkInfo[]; blobs?: bt.BlobEntry[] } = {}): Buffer {
-  const plan = planBootstrap(root, 4096);
+  const plan = planBootstrap(root, 4096, { unchecked: true });
   return emitBootstrap({
     plan, chunks: o.chunks ?? [], blobs: o.blobs ?? [], chunkSize: CHUNK_SIZE, blockSize: 4096, explicitUidGid: true, prefetch: [],
     flags: ext.FLAG_COMPRESSION_NONE | ext.FLAG_HASH_BLAKE3 | ext.FLAG_ENCRYPTION_NONE,
