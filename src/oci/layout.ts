@@ -133,14 +133,27 @@ class TarFiles implements LayoutFiles {
   }
 
   async open(name: string, size: number): Promise<Readable> {
-    const m = this.members.get(name)!;
-    if (size === 0) return Readable.from([]);
-    return this.fh.createReadStream({ start: m.offset, end: m.offset + size - 1, autoClose: false, highWaterMark: 1 << 20 });
+    return rangeOf(this.fh, this.members.get(name)!.offset, size);
   }
 
   close(): Promise<void> {
     return this.fh.close();
   }
+}
+
+/** Bytes [offset, offset + size) of an open file, read by position (so several ranges of one file can stream at once). */
+function rangeOf(fh: FileHandle, offset: number, size: number): Readable {
+  const piece = 1 << 20;
+  return Readable.from((async function* () {
+    for (let done = 0; done < size; ) {
+      const buf = Buffer.allocUnsafe(Math.min(piece, size - done));
+      const { bytesRead } = await fh.read(buf, 0, buf.length, offset + done);
+      // A file that shrank: the digest check downstream reports the short blob.
+      if (bytesRead === 0) return;
+      done += bytesRead;
+      yield bytesRead === buf.length ? buf : buf.subarray(0, bytesRead);
+    }
+  })(), { objectMode: false });
 }
 
 /** Files of a layout directory; names are only ever the fixed ones or built from a validated digest. */
@@ -175,11 +188,9 @@ class DirFiles implements LayoutFiles {
   async open(name: string, size: number): Promise<Readable> {
     const f = await this.openFile(name);
     if (!f) throw new NydusError('SOURCE', `${path.join(this.root, name)}: no such file or directory`);
-    if (size === 0) {
-      await f.fh.close();
-      return Readable.from([]);
-    }
-    return f.fh.createReadStream({ start: 0, end: size - 1, highWaterMark: 1 << 20 });
+    const r = rangeOf(f.fh, 0, size);
+    r.once('close', () => void f.fh.close().catch(() => undefined));
+    return r;
   }
 
   async close(): Promise<void> {}
