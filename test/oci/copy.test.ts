@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { convert } from '../../src/oci/convert.js';
 import { copy } from '../../src/oci/copy.js';
 import { sha256Of, type Digest } from '../../src/oci/digest.js';
 import type { Descriptor } from '../../src/oci/manifest.js';
@@ -166,6 +167,21 @@ describe.skipIf(missing)('copy: registry → registry', () => {
       await proxy.stop();
     }
   }, 60_000);
+});
+
+describe.skipIf(missing)('copy: a Nydus image', () => {
+  it('registry → archive → another registry: the Nydus manifest, its blobs and bootstrap layer byte for byte', async () => {
+    await convert({ source: `${reg.host}/src/image:v1`, target: `${reg.host}/src/image:nydus`, plainHttp: true, env, workDir: join(work, 'convert-work') });
+    const before = await raw(`docker://${reg.host}/src/image:nydus`);
+    const m = JSON.parse(before.toString()) as { layers: Descriptor[] };
+    expect(m.layers.at(-1)!.annotations?.['containerd.io/snapshot/nydus-bootstrap']).toBe('true');
+    const archive = join(work, 'nydus.tar');
+    await copy({ ...opts, env, source: `${reg.host}/src/image:nydus`, target: `file://${archive}` });
+    expect((await raw(`oci-archive:${archive}`)).equals(before)).toBe(true);
+    await copy({ ...opts, env, source: `file://${archive}`, target: `${reg2.host}/nydus/image:v1` });
+    expect((await raw(`docker://${reg2.host}/nydus/image:v1`)).equals(before)).toBe(true);
+    await expectBlobs(client2, 'nydus/image', before);
+  }, 120_000);
 });
 
 describe.skipIf(missing)('copy: platforms of an index', () => {
