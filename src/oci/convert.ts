@@ -176,6 +176,9 @@ function prepare(o: ConvertOptions): Prepared {
   const concurrency = o.concurrency ?? os.availableParallelism();
   if (!Number.isSafeInteger(concurrency) || concurrency < 1) throw new NydusError('USAGE', `invalid concurrency ${concurrency}: must be a positive integer`);
   if (o.allPlatforms && o.platform !== undefined) throw new NydusError('USAGE', '--platform and --all-platforms cannot be used together');
+  if (o.sourceArchive !== undefined && o.targetArchive !== undefined && path.resolve(o.sourceArchive) === path.resolve(o.targetArchive)) {
+    throw new NydusError('USAGE', `--source-archive and --target-archive are the same file (${path.resolve(o.sourceArchive)})`);
+  }
   return { fsVersion, compressor, chunkSize, concurrency, prefetch: o.prefetchPatterns ?? ['/'], src, dst, dstTag: dst.tag ?? 'latest' };
 }
 
