@@ -201,10 +201,8 @@ export async function copy(o: CopyOptions): Promise<CopyResult> {
       o.onProgress?.({ stage: r.mounted ? 'mounted' : 'copied', digest, size });
     };
     const tasks = [...blobs].map(([digest, size]) => queue.add(() => one(digest, size), { throwOnTimeout: true }));
-    for (const task of tasks) task.catch((e: unknown) => {
-      failed ??= e;
-      queue.clear();
-    });
+    // After a failure, blobs still queued do not start (one() throws first); running ones settle.
+    for (const task of tasks) task.catch((e: unknown) => (failed ??= e));
     await Promise.allSettled(tasks);
     if (failed !== undefined) throw failed;
 

@@ -276,7 +276,8 @@ describe.skipIf(missing)('copy: OCI-layout archives', () => {
       ? { status: 404, body: '{"errors":[{"code":"BLOB_UNKNOWN","message":"blob unknown to registry"}]}' } : 'forward'));
     const archive = join(work, 'failed.tar');
     try {
-      const err = await copy({ ...opts, env, source: `${proxy.host}/src/image:v1`, target: `file://${archive}` }).then(() => undefined, (e: Error) => e);
+      // One blob at a time: the blob after the failed one is still queued, and must not be fetched.
+      const err = await copy({ ...opts, env, source: `${proxy.host}/src/image:v1`, target: `file://${archive}`, concurrency: 1 }).then(() => undefined, (e: Error) => e);
       expect(err?.message.split('\n')).toHaveLength(1);
       expect(err?.message).toContain(big.digest);
       expect(err?.message).toMatch(/404/);
@@ -285,5 +286,7 @@ describe.skipIf(missing)('copy: OCI-layout archives', () => {
     }
     await expect(stat(archive)).rejects.toThrow();
     expect((await readdir(work)).filter((n) => n.includes('failed.tar'))).toEqual([]);
+    // Nothing was asked of the source after the failure: the last layer was never fetched.
+    expect(proxy.seen.filter((r) => r.method === 'GET' && r.url.includes(m.layers.at(-1)!.digest))).toEqual([]);
   }, 60_000);
 });
