@@ -79,8 +79,10 @@ class TarFiles implements LayoutFiles {
         throw new NydusError('SOURCE', `${file}: tar header at byte ${off}: ${(e as Error).message}`);
       }
       const type = String.fromCharCode(h.typeflag === 0 ? 0x30 : h.typeflag);
+      const extension = type === 'x' || type === 'L' || type === 'g' || type === 'K';
       let memberSize = h.size;
-      const paxSize = pax?.get('size');
+      // A PAX size is the next real member's, never another extension header's.
+      const paxSize = extension ? undefined : pax?.get('size');
       if (paxSize !== undefined) {
         if (!/^[0-9]{1,16}$/.test(paxSize) || !Number.isSafeInteger(Number(paxSize))) throw new NydusError('SOURCE', `${file}: tar header at byte ${off}: PAX size ${quote(paxSize)} is not a size`);
         memberSize = Number(paxSize);
