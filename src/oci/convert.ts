@@ -2,7 +2,9 @@
 // oci-and-converters.md §1, §2). Each source layer streams registry → decompress → tar-rafs build
 // → blob upload, concurrently with a bound; only each layer's bootstrap lands in the work dir.
 // Then the bootstraps are merged, the bootstrap layer and the rewritten config are pushed, and
-// the manifest (and index) last, once every blob it names is in the target.
+// the manifest (and index) last, once every blob it names is in the target. The source may be an
+// OCI-layout archive (--source-archive) and the target one too (--target-archive): an ImageSource
+// and an ImageSink (src/oci/store.ts) stand for either; an archive takes one blob at a time.
 import { access, mkdir, mkdtemp, readdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -19,8 +21,10 @@ import { isDigest, quote, sha256Of, type Digest } from './digest.js';
 import type { Descriptor, ImageConfig, ImageIndex, ImageManifest, Platform } from './manifest.js';
 import { MEDIA } from './media-types.js';
 import { formatPlatform, hostPlatform, parsePlatforms, platformMatches, type PlatformSpec } from './platform.js';
-import { formatReference, parseReference, refTarget, type Reference } from './reference.js';
+import { LayoutSink, LayoutSource } from './layout.js';
+import { formatReference, parseReference, type Reference } from './reference.js';
 import { RegistryClient } from './registry.js';
+import { RegistrySink, RegistrySource, type ImageSink, type ImageSource } from './store.js';
 
 /** The annotation keys a converted image carries (spec §1.9). */
 export const ANNOTATION = {
@@ -49,6 +53,10 @@ export interface ConvertOptions {
   targetInsecure?: boolean;
   /** Speak HTTP to both registries. */
   plainHttp?: boolean;
+  /** Read the source image from this OCI-layout tar (or layout directory) instead of the registry; `source` still names it. */
+  sourceArchive?: string;
+  /** Write the converted image to this OCI-layout tar instead of pushing it; `target` still names it. */
+  targetArchive?: string;
   /** os/arch[/variant], comma list; default linux/<host arch>. Only used when the source is an index. */
   platform?: string;
   /** Convert every platform of a source index. */
@@ -168,6 +176,9 @@ function prepare(o: ConvertOptions): Prepared {
   const concurrency = o.concurrency ?? os.availableParallelism();
   if (!Number.isSafeInteger(concurrency) || concurrency < 1) throw new NydusError('USAGE', `invalid concurrency ${concurrency}: must be a positive integer`);
   if (o.allPlatforms && o.platform !== undefined) throw new NydusError('USAGE', '--platform and --all-platforms cannot be used together');
+  if (o.sourceArchive !== undefined && o.targetArchive !== undefined && path.resolve(o.sourceArchive) === path.resolve(o.targetArchive)) {
+    throw new NydusError('USAGE', `--source-archive and --target-archive are the same file (${path.resolve(o.sourceArchive)})`);
+  }
   return { fsVersion, compressor, chunkSize, concurrency, prefetch: o.prefetchPatterns ?? ['/'], src, dst, dstTag: dst.tag ?? 'latest' };
 }
 
@@ -208,8 +219,6 @@ function decompressed(blob: Readable, kind: 'gzip' | 'zstd' | 'none', where: str
 const now = () => process.hrtime.bigint();
 
 class Converter {
-  private readonly source: RegistryClient;
-  private readonly target: RegistryClient;
   /** Blob digests already confirmed in the target repository by this run. */
   private readonly confirmed = new Set<string>();
   readonly metrics: ConvertMetrics = { SourceImageSize: 0, TargetImageSize: 0, SourcePullElapsed: 0, ConversionElapsed: 0, TargetPushElapsed: 0 };
@@ -219,27 +228,15 @@ class Converter {
    * hex, with a `<key>.json` per source layer saying which blob it became. A failed run leaves
    * `layersDir` behind, so a rerun skips the layers whose blobs the target already has.
    */
-  constructor(private readonly o: ConvertOptions, private readonly p: Prepared, private readonly work: string, private readonly layersDir: string) {
-    const retries = o.pushRetryCount ?? 3;
-    if (!Number.isSafeInteger(retries) || retries < 0) throw new NydusError('USAGE', `invalid push retry count ${retries}`);
-    this.source = new RegistryClient(p.src.registry, {
-      role: 'source', insecure: o.sourceInsecure, plainHttp: o.plainHttp, env: o.env, userAgent: 'nydusify-ts',
-      hints: { insecure: '--source-insecure', plainHttp: '--plain-http' },
-    });
-    this.target = new RegistryClient(p.dst.registry, {
-      role: 'target', insecure: o.targetInsecure, plainHttp: o.plainHttp, env: o.env, userAgent: 'nydusify-ts',
-      hints: { insecure: '--target-insecure', plainHttp: '--plain-http' }, retries, retryDelayMs: o.pushRetryDelayMs ?? 5000,
-    });
-  }
-
-  async close(): Promise<void> {
-    await Promise.allSettled([this.source.close(), this.target.close()]);
-  }
+  constructor(
+    private readonly o: ConvertOptions, private readonly p: Prepared, private readonly work: string, private readonly layersDir: string,
+    private readonly source: ImageSource, private readonly target: ImageSink,
+  ) {}
 
   async run(): Promise<ConvertResult> {
     const { src, dst, dstTag } = this.p;
     const pullStart = now();
-    const top = await this.source.getManifest(src.repository, refTarget(src));
+    const top = await this.source.top();
     const srcRef = formatReference(src);
     type Job = { desc: Descriptor; manifest: ImageManifest; platform: string; platformObj?: Platform };
     const jobs: Job[] = [];
@@ -254,7 +251,7 @@ class Converter {
         throw new NydusError('SOURCE', `${srcRef}: the index has no manifest for ${wanted === 'all' ? 'any platform' : wanted.map(formatPlatform).join(', ')} (it has ${have || 'none'})`);
       }
       for (const d of chosen) {
-        const f = await this.source.getManifest(src.repository, d.digest);
+        const f = await this.source.getManifest(d.digest);
         if (f.kind !== 'manifest') throw new NydusError('SOURCE', `${srcRef}: index entry ${d.digest} is itself an index; nested indexes are not supported`);
         jobs.push({ desc: { mediaType: f.mediaType, digest: f.digest, size: f.bytes.length }, manifest: f.manifest, platform: d.platform ? formatPlatform(d.platform) : '', platformObj: d.platform });
       }
@@ -265,7 +262,7 @@ class Converter {
         throw new NydusError('UNSUPPORTED', `${srcRef}: the source is already a Nydus image (its last layer is a Nydus bootstrap)`);
       }
       j.manifest.layers.forEach((l) => layerCompression(l, srcRef));
-      configs.push(await this.source.getConfig(src.repository, j.manifest.config));
+      configs.push(await this.source.getConfig(j.manifest.config));
       this.metrics.SourceImageSize += j.manifest.config.size + j.manifest.layers.reduce((n, l) => n + l.size, 0);
     }
     this.metrics.SourcePullElapsed = Number(now() - pullStart);
@@ -288,7 +285,7 @@ class Converter {
         mediaType: c.mediaType, digest: c.digest, manifest: JSON.parse(c.bytes.toString('utf8')) as ImageManifest, bootstrapPath: c.bootstrapPath,
       };
       await this.hook('beforePushManifest', info);
-      await this.target.putManifest(dst.repository, ref, c.bytes, c.mediaType);
+      await this.target.putManifest(ref, c.bytes, c.mediaType);
       await this.hook('afterPushManifest', info);
       this.progress({ platform: c.platform, layer: -1, layers: c.blobs.length, stage: 'manifest', digest: c.digest });
       results.push({ platform: c.platform, digest: c.digest, mediaType: c.mediaType, size: c.bytes.length, blobs: c.blobs, bootstrap: c.bootstrap });
@@ -305,8 +302,9 @@ class Converter {
       mediaType = oci ? MEDIA.OCI_INDEX : MEDIA.DOCKER_MANIFEST_LIST;
       const index: ImageIndex = { schemaVersion: 2, mediaType, manifests: entries };
       const bytes = Buffer.from(JSON.stringify(index));
-      digest = await this.target.putManifest(dst.repository, dstTag, bytes, mediaType);
+      digest = await this.target.putManifest(dstTag, bytes, mediaType);
     }
+    await this.target.commit();
     this.metrics.TargetPushElapsed = Number(now() - pushStart);
     return { target: formatReference({ ...dst, tag: dstTag }), digest, mediaType, manifests: results, metrics: this.metrics };
   }
@@ -405,8 +403,7 @@ class Converter {
   /** A small blob whose digest is known: skipped when the target has it, else uploaded (restartable). */
   private async pushBytes(data: Buffer, digest: Digest): Promise<void> {
     if (this.confirmed.has(digest)) return;
-    const repo = this.p.dst.repository;
-    if ((await this.target.headBlob(repo, digest)) !== data.length) await this.target.pushBlob(repo, () => Readable.from([data]), { digest, size: data.length });
+    if ((await this.target.headBlob(digest)) !== data.length) await this.target.pushBlob(() => Readable.from([data]), { digest, size: data.length });
     this.confirmed.add(digest);
   }
 
@@ -431,7 +428,7 @@ class Converter {
     let build: Promise<CreateResult> | undefined;
     const open = async (): Promise<Readable> => {
       this.progress({ platform, layer: i, layers: count, stage: 'pull', digest: desc.digest });
-      const blob = await this.source.getBlob(this.p.src.repository, desc.digest, desc.size);
+      const blob = await this.source.getBlob(desc.digest, desc.size);
       const tar = decompressed(blob, kind, where);
       const out = new PassThrough({ highWaterMark: 4 << 20 });
       build = create({
@@ -445,7 +442,7 @@ class Converter {
       build.catch(() => undefined);
       return out;
     };
-    const pushed = await this.target.pushBlob(this.p.dst.repository, open);
+    const pushed = await this.target.pushBlob(open);
     const result = await build!;
     this.confirmed.add(pushed.digest);
     const hex = pushed.digest.slice(7);
@@ -476,7 +473,7 @@ class Converter {
     } catch {
       return undefined;
     }
-    if ((await this.target.headBlob(this.p.dst.repository, r.digest)) !== r.size) return undefined;
+    if ((await this.target.headBlob(r.digest)) !== r.size) return undefined;
     this.confirmed.add(r.digest);
     return { digest: r.digest, size: r.size as number, bootstrapPath, ...(blobMeta ? { blobMeta } : {}) };
   }
@@ -490,7 +487,31 @@ async function writeOut(file: string, data: Buffer): Promise<void> {
   }
 }
 
-/** Converts an image from a registry into a Nydus image pushed to a registry; see ConvertOptions. */
+/** Where the image comes from and goes to: the registries the references name, or OCI-layout archives. */
+async function endpoints(o: ConvertOptions, p: Prepared): Promise<[ImageSource, ImageSink]> {
+  const retries = o.pushRetryCount ?? 3;
+  if (!Number.isSafeInteger(retries) || retries < 0) throw new NydusError('USAGE', `invalid push retry count ${retries}`);
+  const source: ImageSource = o.sourceArchive !== undefined
+    ? await LayoutSource.open(path.resolve(o.sourceArchive))
+    : new RegistrySource(new RegistryClient(p.src.registry, {
+      role: 'source', insecure: o.sourceInsecure, plainHttp: o.plainHttp, env: o.env, userAgent: 'nydusify-ts',
+      hints: { insecure: '--source-insecure', plainHttp: '--plain-http' },
+    }), p.src);
+  try {
+    const sink: ImageSink = o.targetArchive !== undefined
+      ? await LayoutSink.create(path.resolve(o.targetArchive), { kind: 'tar', imageName: formatReference({ ...p.dst, tag: p.dstTag }) })
+      : new RegistrySink(new RegistryClient(p.dst.registry, {
+        role: 'target', insecure: o.targetInsecure, plainHttp: o.plainHttp, env: o.env, userAgent: 'nydusify-ts',
+        hints: { insecure: '--target-insecure', plainHttp: '--plain-http' }, retries, retryDelayMs: o.pushRetryDelayMs ?? 5000,
+      }), p.dst.repository);
+    return [source, sink];
+  } catch (e) {
+    await source.close();
+    throw e;
+  }
+}
+
+/** Converts an image from a registry (or an OCI-layout archive) into a Nydus image pushed to a registry (or written as an archive); see ConvertOptions. */
 export async function convert(o: ConvertOptions): Promise<ConvertResult> {
   const p = prepare(o);
   const base = path.resolve(o.workDir ?? './tmp');
@@ -508,14 +529,16 @@ export async function convert(o: ConvertOptions): Promise<ConvertResult> {
   } catch (e) {
     throw fsError('OUTPUT', base, e);
   }
-  const c = new Converter(o, p, work, layersDir);
   let ok = false;
+  let source: ImageSource | undefined;
+  let sink: ImageSink | undefined;
   try {
-    const result = await c.run();
+    [source, sink] = await endpoints(o, p);
+    const result = await new Converter(o, p, work, layersDir, source, sink).run();
     ok = true;
     return result;
   } finally {
-    await c.close();
+    await Promise.allSettled([source?.close(), sink?.close()]);
     await rm(work, { recursive: true, force: true });
     if (ok) await rm(layersDir, { recursive: true, force: true });
     // The work dir goes too when this run made it and nothing else is in it (upstream keeps a given one).

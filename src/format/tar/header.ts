@@ -167,3 +167,51 @@ export function decodeSparseExtension(block: Buffer, into: SparseRegion[]): bool
   sparseEntries(block, 0, 21, into);
   return block[504] !== 0;
 }
+
+/** What encode() writes: a ustar member of a regular file or directory with owner 0. */
+export interface TarHeaderFields {
+  /** At most 100 bytes (no prefix split, no PAX: the writers here name blobs by digest). */
+  name: string;
+  size: number;
+  mode: number;
+  mtime: number;
+  /** '0' (regular, the default) or '5' (directory). */
+  typeflag?: '0' | '5';
+}
+
+/** A number in a field of len bytes: octal with a NUL when it fits, else GNU base-256 (as Go's archive/tar writes it). */
+function encodeNumber(block: Buffer, off: number, len: number, v: number, field: string): void {
+  if (!Number.isSafeInteger(v) || v < 0) throw formatError('tar_header', field, v, 'not a non-negative integer');
+  const octal = v.toString(8);
+  if (octal.length <= len - 1) {
+    block.write(octal.padStart(len - 1, '0'), off, 'latin1');
+    block[off + len - 1] = 0;
+    return;
+  }
+  let rest = BigInt(v);
+  for (let i = off + len - 1; i > off; i--) {
+    block[i] = Number(rest & 0xffn);
+    rest >>= 8n;
+  }
+  block[off] = 0x80;
+}
+
+/** Encodes a ustar header block (the inverse of decode for the fields it writes). */
+export function encode(h: TarHeaderFields): Buffer {
+  const name = Buffer.from(h.name, 'utf8');
+  if (name.length === 0 || name.length > 100) throw formatError('tar_header', 'name', JSON.stringify(h.name), 'must be 1-100 bytes');
+  const block = Buffer.alloc(BLOCK);
+  name.copy(block, 0);
+  encodeNumber(block, 100, 8, h.mode, 'mode');
+  encodeNumber(block, 108, 8, 0, 'uid');
+  encodeNumber(block, 116, 8, 0, 'gid');
+  encodeNumber(block, 124, 12, h.size, 'size');
+  encodeNumber(block, 136, 12, h.mtime, 'mtime');
+  block[156] = (h.typeflag ?? '0').charCodeAt(0);
+  USTAR_MAGIC.copy(block, 257);
+  block.write('00', 263, 'latin1');
+  encodeNumber(block, 329, 8, 0, 'devmajor');
+  encodeNumber(block, 337, 8, 0, 'devminor');
+  block.write(`${checksumOf(block).toString(8).padStart(6, '0')}\0 `, 148, 'latin1');
+  return block;
+}
