@@ -237,6 +237,27 @@ describe('work and memory are bounded by the bytes present', () => {
   });
 });
 
+describe('unpack output is bounded by the image', () => {
+  it('one inode named 2,000 times with nlink 1 is written once, then as hardlinks', async () => {
+    const f = file('big', CHUNK_SIZE * 4, Array.from({ length: 4 }, (_, k) => ({ chunk: 0, fileOffset: k * CHUNK_SIZE })));
+    const names = Array.from({ length: 2000 }, (_, i) => link(`l${String(i).padStart(5, '0')}`, f));
+    const boot = buildV6(dir('', [f, ...names]), { chunks: [oneChunk()], blobs: [blobEntry('b', CHUNK_SIZE)] });
+    const nid = loadBootstrap(boot).root.children![0]!.ino;
+    const at = sbc.decode(boot).meta_blkaddr * 4096 + nid * 32;
+    // A hostile writer says nlink 1 for an inode it names 2,001 times.
+    if ((boot.readUInt16LE(at) & 1) === 1) boot.writeUInt32LE(1, at + 44);
+    else boot.writeUInt16LE(1, at + 6);
+    expect(loadBootstrap(boot).root.children![0]!.nlink).toBe(1);
+    const dirOut = mkdtempSync(join(work, 'nlink-'));
+    writeFileSync(join(dirOut, 'boot'), boot);
+    writeFileSync(join(dirOut, 'b'), Buffer.alloc(CHUNK_SIZE, 7));
+    await unpack({ bootstrap: join(dirOut, 'boot'), output: join(dirOut, 'out.tar'), blobDir: dirOut });
+    const size = readFileSync(join(dirOut, 'out.tar')).length;
+    // Before: the 4-chunk file's data under every name, 2,001 times.
+    expect(size).toBeLessThan(4 * CHUNK_SIZE + 2100 * 1536);
+  });
+});
+
 // ---- class 5: depth and width -----------------------------------------------------------------
 
 describe('deep and wide trees: every walk is iterative', () => {
