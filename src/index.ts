@@ -12,3 +12,4 @@ export { COMPRESSORS, DIGESTERS } from './algo/index.js';
 export { NydusError, type ErrorCode } from './errors.js';
 export type { StageDef, EntryStage, BatchStage, SourceEntry, Batch } from './pipeline/stage.js';
 export { convert, type ConvertOptions, type ConvertResult, type ConvertEvent, type ConvertMetrics, type ConvertedManifest, type ConvertHooks, type ManifestHookInfo } from './oci/convert.js';
+export { check as checkImage, type CheckOptions as CheckImageOptions, type CheckResult as CheckImageResult, type CheckDifference, type CheckedImage, type CheckRule } from './oci/check.js';
