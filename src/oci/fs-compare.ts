@@ -3,6 +3,7 @@
 // Upstream compares path, type and mode, uid, gid, size (not of directories), rdev, symlink
 // target, xattrs and a content hash, and stops at the first mismatch; this lists every
 // difference and also compares mtime, nlink and hardlink groups. Pure: no I/O.
+import { decodeDev } from '../format/erofs/inode.js';
 import { S_IFMT, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG, S_IFSOCK } from '../format/mode.js';
 import type { FsEntry, Rootfs } from './rootfs.js';
 
@@ -36,8 +37,10 @@ export function showBytes(b: Buffer): string {
 
 const octal = (mode: number) => `0${(mode & 0o7777).toString(8).padStart(3, '0')}`;
 const time = (e: FsEntry) => `${e.mtime}.${String(e.mtimeNsec).padStart(9, '0')}`;
-/** new_encode_dev form → major:minor. */
-const dev = (rdev: number) => `${((rdev & 0xfff00) >>> 8)}:${(rdev & 0xff) | ((rdev >>> 12) & 0xfff00)}`;
+const dev = (rdev: number) => {
+  const d = decodeDev(rdev);
+  return `${d.major}:${d.minor}`;
+};
 const linkList = (links: Buffer[] | undefined, self: Buffer) => (links ?? [self]).map(showPath).join(', ');
 
 /** Every difference between the two root file systems, ordered by path, then field. */
