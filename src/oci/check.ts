@@ -303,15 +303,21 @@ class Checker {
         cb(null, chunk);
       },
     });
+    try {
+      await mkdir(dir, { recursive: true });
+    } catch (e) {
+      throw fsError('OUTPUT', dir, e);
+    }
     const layerTar = decompressed(await side.client.getBlob(side.ref.repository, desc.digest, desc.size), 'gzip', where);
     layerTar.on('error', (e) => counter.destroy(e));
     const extract = tar.extract();
     counter.on('error', (e) => extract.destroy(e));
+    // The iterator first: an entry the extractor emits before anyone listens would be lost, and it would wait forever.
+    const entries = { [Symbol.asyncIterator]: ((it) => () => it)(extract[Symbol.asyncIterator]()) };
     layerTar.pipe(counter).pipe(extract as unknown as NodeJS.WritableStream);
     let boot: string | undefined;
     try {
-      await mkdir(dir, { recursive: true });
-      for await (const entry of extract) {
+      for await (const entry of entries) {
         const h = entry.header;
         const comps = memberPath(h.name, where);
         const file = path.join(dir, ...comps);

@@ -24,6 +24,7 @@ import { convert } from '../../src/oci/convert.js';
 import { sha256Of, type Digest } from '../../src/oci/digest.js';
 import type { ImageConfig, ImageManifest } from '../../src/oci/manifest.js';
 import { MEDIA } from '../../src/oci/media-types.js';
+import { hostPlatform } from '../../src/oci/platform.js';
 import { RegistryClient } from '../../src/oci/registry.js';
 import type { ChunkInfo } from '../../src/read/model.js';
 import { openImage } from '../../src/read/open.js';
@@ -315,6 +316,70 @@ describe.skipIf(missing)('nydusify check', () => {
     expect(lines(r).filter((l) => l.startsWith('bootstrap:'))).toEqual([`bootstrap: target image ${DST('lostblob')}: blob "${first}" of the bootstrap's blob table is not a blob layer of the manifest`]);
     // Its files cannot be read: each one is a difference, not a crash.
     expect(r.differences.filter((d) => d.rule === 'filesystem' && d.field === 'content').length).toBeGreaterThan(0);
+  }, 60_000);
+});
+
+describe.skipIf(missing)('nydusify check: indexes, no source, a hostile bootstrap layer', () => {
+  /** An index in dst/image holding the source OCI manifest and the converted Nydus one for the host platform. */
+  async function pushMergedIndex(tag: string): Promise<void> {
+    const src = await client.getManifest('src/image', 'v1');
+    if (src.kind !== 'manifest') throw new Error('expected a manifest');
+    for (const d of [src.manifest.config, ...src.manifest.layers]) {
+      await client.pushBlob('dst/image', () => Readable.from([]), { digest: d.digest, size: d.size, mountFrom: 'src/image' });
+    }
+    await client.putManifest('dst/image', src.digest, src.bytes, src.mediaType);
+    const nydus = await client.getManifest('dst/image', 'v1-nydus');
+    const platform = { os: 'linux', architecture: hostPlatform().architecture };
+    const index = {
+      schemaVersion: 2, mediaType: MEDIA.OCI_INDEX,
+      manifests: [
+        { mediaType: src.mediaType, digest: src.digest, size: src.bytes.length, platform },
+        { mediaType: nydus.mediaType, digest: nydus.digest, size: nydus.bytes.length, platform, artifactType: MEDIA.NYDUS_ARTIFACT },
+      ],
+    };
+    await client.putManifest('dst/image', tag, Buffer.from(JSON.stringify(index)), MEDIA.OCI_INDEX);
+  }
+
+  it('--multi-platform: an index with both manifests passes (the Nydus one is checked); a lone manifest fails in one line', async () => {
+    await pushMergedIndex('merged');
+    const r = await runCheck(DST('merged'), { multiPlatform: true });
+    expect(lines(r)).toEqual([]);
+    expect(r.target).toMatchObject({ kind: 'nydus', platform: `linux/${hostPlatform().architecture}` });
+    const files = (await readdir(join(work, 'out', 'target'))).sort();
+    expect(files).toEqual(['nydus_bootstrap', 'nydus_config.json', 'nydus_index.json', 'nydus_manifest.json', 'nydus_output.json', 'oci_config.json', 'oci_index.json', 'oci_manifest.json']);
+
+    const lone = await runCheck(DST('v1-nydus'), { multiPlatform: true });
+    expect(lines(lone)).toEqual([`manifest: target image ${DST('v1-nydus')}: --multi-platform: not an image index`]);
+  }, 120_000);
+
+  it('without --source: rules 1 and 2 only', async () => {
+    const r = await runCheck(DST('v1-nydus'), { source: undefined });
+    expect(r.ok).toBe(true);
+    expect(r.rules).toEqual({ manifest: 'passed', bootstrap: 'passed', filesystem: 'skipped' });
+    expect(existsSync(join(work, 'out', 'source'))).toBe(false);
+  }, 60_000);
+
+  it('a bootstrap layer with a member outside its directory stops the check with one line, writing nothing outside', async () => {
+    const { manifest, config } = await pulled('v1-nydus');
+    const pack = tar.pack();
+    const parts: Buffer[] = [];
+    const done = new Promise((r) => pack.on('end', r));
+    pack.on('data', (c: Buffer) => parts.push(c));
+    pack.entry({ name: 'image/../../escaped', mode: 0o644 }, 'x');
+    pack.finalize();
+    await done;
+    const raw = Buffer.concat(parts);
+    const data = gzipSync(raw);
+    await pushBytes(data);
+    await pushImage('escape', { ...manifest, layers: [...manifest.layers.slice(0, -1), { ...manifest.layers.at(-1)!, digest: sha256Of(data), size: data.length }] },
+      { ...config, rootfs: { ...config.rootfs, diff_ids: [...config.rootfs.diff_ids.slice(0, -1), sha256Of(raw)] } });
+    const err = await runCheck(DST('escape')).then(() => undefined, (e: Error) => e);
+    expect(err?.message).toMatch(/bootstrap layer sha256:[0-9a-f]{64}: member "image\/\.\.\/\.\.\/escaped": a "\.\." component is not allowed$/);
+    expect(err?.message).not.toContain('\n');
+    expect(existsSync(join(work, 'out', 'escaped'))).toBe(false);
+    expect(existsSync(join(work, 'escaped'))).toBe(false);
+    const report = JSON.parse(await readFile(join(work, 'out', 'check-report.json'), 'utf8')) as { ok: boolean; error: string };
+    expect(report).toMatchObject({ ok: false, error: err!.message });
   }, 60_000);
 });
 
