@@ -412,4 +412,12 @@ describe.skipIf(missing)('nydusify check (bin/nydusify.js)', () => {
       expect(err[0]).toMatch(/^Error: --nydus|^Error: storage backends/);
     }
   });
+
+  it('refuses a --work-dir holding the current directory (it is removed first), touching nothing', async () => {
+    await writeFile(join(work, 'keep'), 'x');
+    const r = await nydusify(['check', '--target', DST('v1-nydus'), '--plain-http', '--work-dir', '.']);
+    expect(r.code).toBe(2);
+    expect(r.stderr.toString().trim()).toMatch(/^Error: --work-dir ".*" is removed before the check, and it holds the current directory; give a directory of its own$/);
+    expect(existsSync(join(work, 'keep'))).toBe(true);
+  });
 });
