@@ -13,3 +13,4 @@ export { NydusError, type ErrorCode } from './errors.js';
 export type { StageDef, EntryStage, BatchStage, SourceEntry, Batch } from './pipeline/stage.js';
 export { convert, type ConvertOptions, type ConvertResult, type ConvertEvent, type ConvertMetrics, type ConvertedManifest, type ConvertHooks, type ManifestHookInfo } from './oci/convert.js';
 export { copy, type CopyOptions, type CopyResult, type CopyEvent } from './oci/copy.js';
+export { check as checkImage, type CheckOptions as CheckImageOptions, type CheckResult as CheckImageResult, type CheckDifference, type CheckedImage, type CheckRule } from './oci/check.js';

@@ -38,6 +38,8 @@ export const LIMITS = {
   SPARSE_HOLES_MAX: { value: 1 << 30, why: 'holes are not backed by input bytes; a 2 KiB tar must not make us hash a TiB of zeros' },
   /** Bytes of holes all the sparse members of one tar may add together. */
   SPARSE_HOLES_TOTAL_MAX: { value: 2 ** 32, why: 'each member\'s holes are bounded, but a tar of many small sparse members must not add up to a TiB of zeros either' },
+  /** Bytes of tar a Nydus bootstrap layer may unpack to (nydusify check writes them to its work dir). */
+  BOOTSTRAP_LAYER_MAX: { value: 2 ** 32, why: 'the layer holds image.boot (at most BOOTSTRAP_MAX) and a blob.meta per blob, a few MiB each in real images; a gzip layer of a few MiB could otherwise claim TiBs of disk' },
   /** One manifest or index read from a registry or an OCI layout, in bytes. */
   MANIFEST_MAX: { value: 4 << 20, why: 'the distribution registry refuses to store larger manifests (and containerd to read them); the document is held in memory to be hashed and parsed' },
   /** One image config read from a registry or an OCI layout, in bytes. */

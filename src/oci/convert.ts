@@ -183,7 +183,7 @@ function prepare(o: ConvertOptions): Prepared {
 }
 
 /** A source layer's media type → how its bytes are compressed; other types are refused. */
-function layerCompression(desc: Descriptor, where: string): 'gzip' | 'zstd' | 'none' {
+export function layerCompression(desc: Descriptor, where: string): 'gzip' | 'zstd' | 'none' {
   switch (desc.mediaType) {
     case MEDIA.OCI_LAYER_GZIP:
     case MEDIA.DOCKER_LAYER_GZIP:
@@ -202,7 +202,7 @@ function layerCompression(desc: Descriptor, where: string): 'gzip' | 'zstd' | 'n
 }
 
 /** The layer's tar: the verified registry stream through gunzip or zstd; a decoding failure names the layer. */
-function decompressed(blob: Readable, kind: 'gzip' | 'zstd' | 'none', where: string): Readable {
+export function decompressed(blob: Readable, kind: 'gzip' | 'zstd' | 'none', where: string): Readable {
   const out = new PassThrough({ highWaterMark: 1 << 20 });
   const fail = (what: string) => (e: Error) => {
     out.destroy(e instanceof NydusError ? e : new NydusError('SOURCE', `${where}: ${what}: ${e.message.split('\n')[0]}`));
