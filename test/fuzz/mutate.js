@@ -74,7 +74,7 @@ export function zeroRange(rng, b) {
   const out = Buffer.from(b);
   const len = rng.range(1, 1024);
   const at = rng.int(Math.max(1, out.length));
-  out.fill(rng.pick([0, 0xff]), at, at + len);
+  out.fill(rng.pick([0, 0xff]), at, Math.min(at + len, out.length));
   return { b: out, what: `fill ${len}@${at}` };
 }
 
