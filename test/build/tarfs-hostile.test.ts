@@ -42,7 +42,7 @@ describe('tar-tarfs of hostile tars', () => {
     const before = process.memoryUsage().heapUsed;
     const { message, ms } = await refusal(Buffer.concat([header('big', { size }), Buffer.alloc(1024, 0x61)]));
     expect(message).toBe(`/big: truncated tar: the input ends 1024 bytes into the entry's ${size} bytes of data`);
-    expect(ms).toBeLessThan(1000);
+    expect(ms).toBeLessThan(5000); // the old code ran for minutes; a busy CI machine needs slack
     expect(process.memoryUsage().heapUsed - before).toBeLessThan(200 << 20);
   });
 

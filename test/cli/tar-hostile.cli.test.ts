@@ -60,7 +60,7 @@ describe('create -t tar-rafs of hostile tars', () => {
     expect(bytes.length).toBeLessThanOrEqual(4096);
     const { line, ms } = await refused(bytes);
     expect(line).toBe(`Error: /huge: sparse member of ${TiB} bytes storing 10: ${TiB - 10} bytes of holes exceeds SPARSE_HOLES_MAX (${LIMITS.SPARSE_HOLES_MAX.value}): ${LIMITS.SPARSE_HOLES_MAX.why}`);
-    expect(ms).toBeLessThan(2000);
+    expect(ms).toBeLessThan(15_000); // the old code ran until killed at 20 s; a busy CI machine needs slack
   });
 
   it.each<[string, (n: string, s: number, r: Array<[number, number]>) => Buffer]>([
@@ -88,7 +88,7 @@ describe('create -t tar-rafs of hostile tars', () => {
   it('a member 100,000 levels deep (a 200 KB PAX path) fails at once', async () => {
     const { line, ms } = await refused(tar(pax([['path', 'a/'.repeat(100_000)]]), file('x', 'x')));
     expect(line).toMatch(/^Error: \/a\/a\/[a/]*…[a/]*: path of 200000 bytes exceeds PATH_MAX \(65535\): /);
-    expect(ms).toBeLessThan(2000);
+    expect(ms).toBeLessThan(15_000); // the old code ran until killed at 20 s; a busy CI machine needs slack
   });
 
   it('a member 4097 levels deep is refused; one DEPTH_MAX (4096) deep builds with tar-rafs and tar-tarfs', async () => {

@@ -213,7 +213,7 @@ describe('work and memory are bounded by the bytes present', () => {
     closeSync(fd);
     const t = Date.now();
     expect(refusal(() => openImage(f)).message).toMatch(/bootstrap size: 1073745920 exceeds BOOTSTRAP_MAX/);
-    expect(Date.now() - t).toBeLessThan(500);
+    expect(Date.now() - t).toBeLessThan(5000);
     rmSync(f);
   });
 

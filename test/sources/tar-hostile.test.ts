@@ -53,7 +53,7 @@ describe('class 4: sparse members whose holes are not backed by bytes', () => {
     expect(t.length).toBeLessThanOrEqual(4096);
     const { message, ms } = await failure(t);
     expect(message).toBe(`/huge: sparse member of ${TiB} bytes storing 10: ${TiB - 10} bytes of holes exceeds SPARSE_HOLES_MAX (${GiB}): ${LIMITS.SPARSE_HOLES_MAX.why}`);
-    expect(ms).toBeLessThan(1000);
+    expect(ms).toBeLessThan(5000); // the old code ran for minutes; a busy CI machine needs slack
   });
 
   it.each(FLAVOURS)('%s: holes of exactly SPARSE_HOLES_MAX are accepted, one byte more is not', async (_, make) => {
@@ -72,7 +72,7 @@ describe('class 4: sparse members whose holes are not backed by bytes', () => {
     const members = Array.from({ length: n + 1 }, (_, i) => gnuSparse(`m${i}`, per, []));
     const { message, ms } = await failure(tar(...members));
     expect(message).toBe(`/m${n}: ${(n + 1) * per} bytes of holes in the sparse members so far exceeds SPARSE_HOLES_TOTAL_MAX (${LIMITS.SPARSE_HOLES_TOTAL_MAX.value}): ${LIMITS.SPARSE_HOLES_TOTAL_MAX.why}`);
-    expect(ms).toBeLessThan(1000);
+    expect(ms).toBeLessThan(5000); // the old code ran for minutes; a busy CI machine needs slack
   });
 
   it('a PAX 1.0 map claiming a million regions it does not hold is truncated, not allocated', async () => {
@@ -109,7 +109,7 @@ describe('class 5: deep and long paths', () => {
   it('a 200 KB PAX path of 100,000 levels fails at once, without a node per level', async () => {
     const { message, ms } = await failure(tar(pax([['path', 'a/'.repeat(100_000)]]), file('x')));
     expect(message).toMatch(/^\/a\/a\/a\/[a/]*…[a/]*: path of 200000 bytes exceeds PATH_MAX \(65535\): /);
-    expect(ms).toBeLessThan(1000);
+    expect(ms).toBeLessThan(5000); // the old code ran for minutes; a busy CI machine needs slack
   });
 
   it('a name longer than NAME_MAX, a NUL byte in a PAX path, a path longer than PATH_MAX: refused', async () => {
