@@ -25,6 +25,7 @@ import { LayoutSink, LayoutSource } from './layout.js';
 import { formatReference, parseReference, type Reference } from './reference.js';
 import { RegistryClient } from './registry.js';
 import { RegistrySink, RegistrySource, type ImageSink, type ImageSource } from './store.js';
+import { ExternalBuilder } from './external-builder.js';
 
 /** The annotation keys a converted image carries (spec §1.9). */
 export const ANNOTATION = {
@@ -73,6 +74,11 @@ export interface ConvertOptions {
   workDir?: string;
   /** Paths whose inodes go in the prefetch table; default ["/"] as upstream. */
   prefetchPatterns?: string[];
+  /**
+   * Build with this `nydus-image` program (exec'd with the converter's argv, spec §2.3-2.4)
+   * instead of in-process.
+   */
+  nydusImage?: string;
   /** Layers converted at once; default the number of cores. */
   concurrency?: number;
   /** Retries of each push step after the first attempt (default 3). */
@@ -221,6 +227,8 @@ const now = () => process.hrtime.bigint();
 class Converter {
   /** Blob digests already confirmed in the target repository by this run. */
   private readonly confirmed = new Set<string>();
+  /** The external builder of --nydus-image, or undefined to build in-process. */
+  private readonly builder?: ExternalBuilder;
   readonly metrics: ConvertMetrics = { SourceImageSize: 0, TargetImageSize: 0, SourcePullElapsed: 0, ConversionElapsed: 0, TargetPushElapsed: 0 };
 
   /**
@@ -231,7 +239,9 @@ class Converter {
   constructor(
     private readonly o: ConvertOptions, private readonly p: Prepared, private readonly work: string, private readonly layersDir: string,
     private readonly source: ImageSource, private readonly target: ImageSink,
-  ) {}
+  ) {
+    if (o.nydusImage !== undefined) this.builder = new ExternalBuilder(o.nydusImage);
+  }
 
   async run(): Promise<ConvertResult> {
     const { src, dst, dstTag } = this.p;
@@ -353,7 +363,10 @@ class Converter {
 
     // The converter's merge: the per-layer bootstraps named by blob hex, lower → upper, stdin "/".
     const mergedPath = path.join(dir, 'bootstrap');
-    const merged = await merge({ sources: built.map((b) => b.bootstrapPath), bootstrap: mergedPath, prefetch: this.p.prefetch });
+    const sources = built.map((b) => b.bootstrapPath);
+    const merged = this.builder
+      ? await this.builder.merge(dir, sources, this.p.prefetch)
+      : await merge({ sources, bootstrap: mergedPath, prefetch: this.p.prefetch });
     const boot = await readFile(mergedPath);
     const layer = await bootstrapLayer(boot, built.flatMap((b) => (b.blobMeta ? [{ hex: b.digest.slice(7), data: b.blobMeta }] : [])));
 
@@ -418,19 +431,29 @@ class Converter {
     const where = `${srcRef}: layer ${i} (${desc.digest})`;
     const kind = layerCompression(desc, srcRef);
     // What makes the blob: the source layer and every option the build reads.
-    const key = sha256Of(JSON.stringify([desc.digest, this.p.fsVersion, this.p.compressor, this.p.chunkSize, this.p.prefetch, BUILDER_VERSION])).slice(7);
+    const key = sha256Of(JSON.stringify([desc.digest, this.p.fsVersion, this.p.compressor, this.p.chunkSize, this.p.prefetch, this.o.nydusImage ?? BUILDER_VERSION])).slice(7);
     const record = path.join(this.layersDir, `${key}.json`);
     const resumed = await this.resumed(record);
     if (resumed) {
       this.progress({ platform, layer: i, layers: count, stage: 'pushed', digest: resumed.digest });
       return resumed;
     }
-    let build: Promise<CreateResult> | undefined;
+    let build: Promise<Pick<CreateResult, 'inlineBootstrap' | 'blobMeta'>> | undefined;
     const open = async (): Promise<Readable> => {
       this.progress({ platform, layer: i, layers: count, stage: 'pull', digest: desc.digest });
       const blob = await this.source.getBlob(desc.digest, desc.size);
       const tar = decompressed(blob, kind, where);
       const out = new PassThrough({ highWaterMark: 4 << 20 });
+      if (this.builder) {
+        build = this.builder.pack(this.work, tar, out, { fsVersion: this.p.fsVersion, compressor: this.p.compressor, chunkSize: this.p.chunkSize, prefetch: this.p.prefetch }, where)
+          .catch((e: unknown) => {
+            tar.destroy();
+            out.destroy(e as Error);
+            throw e;
+          });
+        build.catch(() => undefined);
+        return out;
+      }
       build = create({
         type: 'tar-rafs', source: tar, blobOut: out, blobInlineMeta: true, blobToc: true, whiteoutSpec: 'none',
         fsVersion: this.p.fsVersion, compressor: this.p.compressor, chunkSize: this.p.chunkSize, prefetch: this.p.prefetch, threads,

@@ -26,7 +26,6 @@ const NOT_YET: Array<[flag: string, why: string]> = [
   ['chunk-dict', 'chunk dictionaries in convert (--chunk-dict) are not supported yet'],
   ['chunk-dict-insecure', 'chunk dictionaries in convert (--chunk-dict-insecure) are not supported yet'],
   ['merge-platform', 'merged OCI + Nydus indexes (--merge-platform) are not supported yet'],
-  ['nydus-image', 'an external builder (--nydus-image) is not supported yet; convert builds in-process'],
   ['fs-align-chunk', 'aligned chunks (--fs-align-chunk) are a RAFS v5 option and v5 is not supported yet'],
   ['backend-aligned-chunk', 'aligned chunks (--backend-aligned-chunk) are a RAFS v5 option and v5 is not supported yet'],
 ];
@@ -84,6 +83,7 @@ export default class Convert extends BaseCommand {
     'output-json': Flags.string({ description: 'write the conversion metrics as JSON to this file', ...env('OUTPUT_JSON') }),
     'push-retry-count': Flags.integer({ description: 'retries of each push step after the first attempt', default: 3, min: 0 }),
     'push-retry-delay': Flags.string({ description: 'delay before the first push retry (doubled for each next)', default: '5s' }),
+    'nydus-image': Flags.string({ description: 'build with this nydus-image program, exec\'d with the converter\'s argv (default: build in-process)', ...env('NYDUS_IMAGE') }),
     concurrency: Flags.integer({ description: 'layers converted at once (default: the number of cores)', min: 1 }),
     ...Object.fromEntries(NOT_YET.map(([flag]) => [flag, Flags.string({ hidden: true, description: 'not supported yet' })])),
   };
@@ -121,6 +121,7 @@ export default class Convert extends BaseCommand {
       workDir: flags['work-dir'],
       prefetchPatterns: prefetch,
       concurrency: flags.concurrency,
+      nydusImage: flags['nydus-image'],
       pushRetryCount: flags['push-retry-count'],
       pushRetryDelayMs: parseDuration('push-retry-delay', flags['push-retry-delay']),
       onProgress: progress,
