@@ -9,7 +9,7 @@ import { access, mkdir, mkdtemp, readdir, readFile, rm, rmdir, writeFile } from 
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
-import { createGunzip } from 'node:zlib';
+import { createGunzip, gzipSync } from 'node:zlib';
 import PQueue from 'p-queue';
 import { DecompressStream } from 'zstd-napi';
 import { compressorByName, type CompressorName } from '../algo/index.js';
@@ -40,6 +40,15 @@ export const ANNOTATION = {
 /** What the converted manifest's os.features carry in a multi-platform index (upstream's convertIndex). */
 export const OS_FEATURE_NYDUS = 'nydus.remoteimage.v1';
 
+/** The empty layer upstream prepends to the OCI manifests of a --merge-platform index (spec §1.6). */
+export const EMPTY_LAYER = {
+  /** A gzip of an empty tar (1024 zero bytes). */
+  data: gzipSync(Buffer.alloc(1024), { level: 9 }),
+  diffId: 'sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef' as Digest,
+  annotation: 'containerd.io/snapshot/nydus-empty-layer',
+  history: { created_by: 'Nydus Converter', comment: 'Nydus Empty Layer' },
+} as const;
+
 /** The version written as nydus-builder-version (upstream writes `nydus-image --version`'s). */
 export const BUILDER_VERSION = 'v2.4.4-nydus-ts-0.1.0';
 
@@ -62,6 +71,11 @@ export interface ConvertOptions {
   platform?: string;
   /** Convert every platform of a source index. */
   allPlatforms?: boolean;
+  /**
+   * Push an OCI index holding the source's manifests (rewritten as upstream does: an empty layer
+   * first) and the Nydus ones beside them, each Nydus entry with artifactType (spec §1.6).
+   */
+  mergePlatform?: boolean;
   /** Write OCI media types even for a Docker source. */
   oci?: boolean;
   /** Set the manifest's subject to the source manifest (spec §1.7). */
@@ -283,12 +297,18 @@ class Converter {
     const converted = await this.all(jobs.map((j, i) => this.convertManifest(j.desc, j.manifest, configs[i]!, j.platform, queue, threads, srcRef, i)));
     this.metrics.ConversionElapsed = Number(now() - convStart);
 
-    // Every blob and config is in the target: now the manifests, then the index (if any) under the tag.
+    // --merge-platform: the source manifests, rewritten, go in the index too; their blobs first.
     const pushStart = now();
+    const merged: Descriptor[] = [];
+    if (this.o.mergePlatform) {
+      for (const [i, j] of jobs.entries()) merged.push(await this.rewriteSource(j.desc, j.manifest, configs[i]!, j.platformObj));
+    }
+
+    // Every blob and config is in the target: now the manifests, then the index (if any) under the tag.
     const results: ConvertedManifest[] = [];
     const entries: Descriptor[] = [];
     for (const [i, c] of converted.entries()) {
-      const single = converted.length === 1;
+      const single = converted.length === 1 && !this.o.mergePlatform;
       const ref = single ? dstTag : c.digest;
       const info: ManifestHookInfo = {
         sourceRef: formatReference(src), targetRef: formatReference({ ...dst, tag: dstTag }), platform: c.platform,
@@ -300,17 +320,21 @@ class Converter {
       this.progress({ platform: c.platform, layer: -1, layers: c.blobs.length, stage: 'manifest', digest: c.digest });
       results.push({ platform: c.platform, digest: c.digest, mediaType: c.mediaType, size: c.bytes.length, blobs: c.blobs, bootstrap: c.bootstrap });
       const platform = jobs[i]!.platformObj;
-      entries.push({
-        mediaType: c.mediaType, digest: c.digest, size: c.bytes.length,
-        ...(platform ? { platform: { ...platform, 'os.features': [...(platform['os.features'] ?? []), OS_FEATURE_NYDUS] } } : {}),
-      });
+      if (this.o.mergePlatform) {
+        entries.push({ mediaType: c.mediaType, digest: c.digest, size: c.bytes.length, platform: merged[i]!.platform, artifactType: MEDIA.NYDUS_ARTIFACT });
+      } else {
+        entries.push({
+          mediaType: c.mediaType, digest: c.digest, size: c.bytes.length,
+          ...(platform ? { platform: { ...platform, 'os.features': [...(platform['os.features'] ?? []), OS_FEATURE_NYDUS] } } : {}),
+        });
+      }
     }
     let digest = results[0]!.digest;
     let mediaType = results[0]!.mediaType;
-    if (converted.length > 1) {
-      const oci = this.o.oci || top.mediaType === MEDIA.OCI_INDEX;
+    if (this.o.mergePlatform || converted.length > 1) {
+      const oci = this.o.mergePlatform || this.o.oci || top.mediaType === MEDIA.OCI_INDEX;
       mediaType = oci ? MEDIA.OCI_INDEX : MEDIA.DOCKER_MANIFEST_LIST;
-      const index: ImageIndex = { schemaVersion: 2, mediaType, manifests: entries };
+      const index: ImageIndex = { schemaVersion: 2, mediaType, manifests: [...merged, ...entries] };
       const bytes = Buffer.from(JSON.stringify(index));
       digest = await this.target.putManifest(dstTag, bytes, mediaType);
     }
@@ -341,6 +365,47 @@ class Converter {
     } catch (e) {
       throw e instanceof NydusError ? e : new NydusError('OUTPUT', `hook ${name} failed: ${String((e as Error)?.message ?? e).split('\n')[0]}`, { cause: e });
     }
+  }
+
+  /**
+   * A source manifest as a --merge-platform index holds it (acceld ≥ v0.2.21): an empty gzip layer
+   * first, so containerd does not share its snapshots with the Nydus image, and the source digest
+   * as an annotation; its layers copied (or mounted) into the target repository. Returns its entry.
+   */
+  private async rewriteSource(desc: Descriptor, manifest: ImageManifest, cfg: { config: ImageConfig }, platformObj?: Platform): Promise<Descriptor> {
+    const docker = desc.mediaType === MEDIA.DOCKER_MANIFEST;
+    const emptyDigest = sha256Of(EMPTY_LAYER.data);
+    await this.pushBytes(EMPTY_LAYER.data, emptyDigest);
+    const mountFrom = this.source instanceof RegistrySource && this.target instanceof RegistrySink
+      && this.source.client.host === this.target.client.host && this.source.ref.repository !== this.target.repository ? this.source.ref.repository : undefined;
+    for (const l of manifest.layers) {
+      if (this.confirmed.has(l.digest)) continue;
+      if ((await this.target.headBlob(l.digest)) !== l.size) {
+        await this.target.pushBlob(() => this.source.getBlob(l.digest, l.size), { digest: l.digest, size: l.size, ...(mountFrom ? { mountFrom } : {}) });
+      }
+      this.confirmed.add(l.digest);
+    }
+    const config: ImageConfig = {
+      ...cfg.config,
+      rootfs: { ...cfg.config.rootfs, diff_ids: [EMPTY_LAYER.diffId, ...cfg.config.rootfs.diff_ids] },
+      history: [{ ...EMPTY_LAYER.history }, ...(cfg.config.history ?? [])],
+    };
+    const configBytes = Buffer.from(JSON.stringify(config));
+    const configDigest = sha256Of(configBytes);
+    await this.pushBytes(configBytes, configDigest);
+    const out: ImageManifest = {
+      ...manifest,
+      config: { ...manifest.config, digest: configDigest, size: configBytes.length },
+      layers: [
+        { mediaType: docker ? MEDIA.DOCKER_LAYER_GZIP : MEDIA.OCI_LAYER_GZIP, digest: emptyDigest, size: EMPTY_LAYER.data.length, annotations: { [EMPTY_LAYER.annotation]: 'true' } },
+        ...manifest.layers,
+      ],
+      annotations: { ...manifest.annotations, [ANNOTATION.SOURCE_DIGEST]: desc.digest },
+    };
+    const bytes = Buffer.from(JSON.stringify(out));
+    const digest = await this.target.putManifest(sha256Of(bytes), bytes, desc.mediaType);
+    const platform: Platform = platformObj ?? { os: cfg.config.os, architecture: cfg.config.architecture, ...(cfg.config.variant ? { variant: cfg.config.variant } : {}) };
+    return { mediaType: desc.mediaType, digest, size: bytes.length, platform, annotations: { [ANNOTATION.SOURCE_DIGEST]: desc.digest } };
   }
 
   private progress(e: ConvertEvent): void {
@@ -398,7 +463,7 @@ class Converter {
     const out: ImageManifest = {
       schemaVersion: 2,
       mediaType,
-      config: { mediaType: oci ? MEDIA.OCI_CONFIG : MEDIA.DOCKER_CONFIG, digest: configDigest, size: configBytes.length },
+      config: { mediaType: this.o.mergePlatform ? MEDIA.NYDUS_CONFIG : oci ? MEDIA.OCI_CONFIG : MEDIA.DOCKER_CONFIG, digest: configDigest, size: configBytes.length },
       layers: [...blobDescs, bootDesc],
       ...(this.o.withReferrer ? { subject: { mediaType: srcDesc.mediaType, digest: srcDesc.digest, size: srcDesc.size } } : {}),
       annotations: {

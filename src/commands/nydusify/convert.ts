@@ -25,7 +25,6 @@ const NOT_YET: Array<[flag: string, why: string]> = [
   ['oci-ref', 'zran images (--oci-ref) are not supported yet: they need the targz-ref conversion'],
   ['chunk-dict', 'chunk dictionaries in convert (--chunk-dict) are not supported yet'],
   ['chunk-dict-insecure', 'chunk dictionaries in convert (--chunk-dict-insecure) are not supported yet'],
-  ['merge-platform', 'merged OCI + Nydus indexes (--merge-platform) are not supported yet'],
   ['fs-align-chunk', 'aligned chunks (--fs-align-chunk) are a RAFS v5 option and v5 is not supported yet'],
   ['backend-aligned-chunk', 'aligned chunks (--backend-aligned-chunk) are a RAFS v5 option and v5 is not supported yet'],
 ];
@@ -70,6 +69,7 @@ export default class Convert extends BaseCommand {
     'plain-http': Flags.boolean({ description: 'speak plain HTTP to the registries', ...env('PLAIN_HTTP') }),
     platform: Flags.string({ description: 'os/arch[/variant] to convert from a multi-platform source, comma list (default linux/<host arch>)' }),
     'all-platforms': Flags.boolean({ description: 'convert every platform of a multi-platform source', exclusive: ['platform'] }),
+    'merge-platform': Flags.boolean({ aliases: ['multi-platform'], description: 'push an OCI index holding the source manifests and the Nydus ones beside them', ...env('MERGE_PLATFORM') }),
     oci: Flags.boolean({ description: 'write OCI media types even for a Docker source', ...env('OCI') }),
     'docker-v2-format': Flags.boolean({ hidden: true, description: 'deprecated; does nothing' }),
     'with-referrer': Flags.boolean({ description: 'set the target manifest\'s subject to the source manifest', ...env('WITH_REFERRER') }),
@@ -114,6 +114,7 @@ export default class Convert extends BaseCommand {
       platform: flags.platform,
       allPlatforms: flags['all-platforms'],
       oci: flags.oci,
+      mergePlatform: flags['merge-platform'],
       withReferrer: flags['with-referrer'],
       fsVersion,
       compressor: flags.compressor as CompressorName,
