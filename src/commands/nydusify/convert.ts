@@ -99,7 +99,10 @@ export default class Convert extends BaseCommand {
     if (parseNumber('batch-size', flags['batch-size']) !== 0) throw new NydusError('UNSUPPORTED', '--batch-size is not supported yet');
     if (!['none', 'lz4_block', 'zstd'].includes(flags.compressor)) throw new NydusError('USAGE', `invalid value ${JSON.stringify(flags.compressor)} for --compressor: must be none, lz4_block or zstd`);
     if (flags['prefetch-dir'] !== undefined && !flags['prefetch-dir'].startsWith('/')) throw new NydusError('USAGE', `--prefetch-dir ${JSON.stringify(flags['prefetch-dir'])} is not an absolute path`);
-    const prefetch = flags['prefetch-patterns'] ? readPrefetchList() : flags['prefetch-dir'] !== undefined ? [flags['prefetch-dir']] : ['/'];
+    // Upstream's getPrefetchPatterns: one or the other, "/" when neither gives a path.
+    if (flags['prefetch-patterns'] && flags['prefetch-dir'] !== undefined) throw new NydusError('USAGE', '--prefetch-dir conflicts with --prefetch-patterns');
+    const listed = flags['prefetch-patterns'] ? readPrefetchList() : flags['prefetch-dir'] !== undefined ? [flags['prefetch-dir']] : [];
+    const prefetch = listed.length > 0 ? listed : ['/'];
 
     const progress = progressLine(log.enabled('info') && process.stderr.isTTY === true);
     const result = await convert({
