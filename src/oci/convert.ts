@@ -26,6 +26,7 @@ import { formatReference, parseReference, type Reference } from './reference.js'
 import { RegistryClient } from './registry.js';
 import { RegistrySink, RegistrySource, type ImageSink, type ImageSource } from './store.js';
 import { ExternalBuilder } from './external-builder.js';
+import { pullChunkDict, type ChunkDict } from './chunk-dict.js';
 
 /** The annotation keys a converted image carries (spec §1.9). */
 export const ANNOTATION = {
@@ -76,6 +77,13 @@ export interface ConvertOptions {
    * first) and the Nydus ones beside them, each Nydus entry with artifactType (spec §1.6).
    */
   mergePlatform?: boolean;
+  /**
+   * A Nydus image (a reference) whose chunks the new blobs do not store again: its bootstrap is
+   * the builds' chunk dict, and its blobs that the image uses are listed in the manifest (spec §1.3).
+   */
+  chunkDict?: string;
+  /** Skip verifying the chunk dict registry's TLS certificate. */
+  chunkDictInsecure?: boolean;
   /** Write OCI media types even for a Docker source. */
   oci?: boolean;
   /** Set the manifest's subject to the source manifest (spec §1.7). */
@@ -241,6 +249,8 @@ const now = () => process.hrtime.bigint();
 class Converter {
   /** Blob digests already confirmed in the target repository by this run. */
   private readonly confirmed = new Set<string>();
+  /** The --chunk-dict image, pulled; closed by close(). */
+  dict?: ChunkDict;
   /** The external builder of --nydus-image, or undefined to build in-process. */
   private readonly builder?: ExternalBuilder;
   readonly metrics: ConvertMetrics = { SourceImageSize: 0, TargetImageSize: 0, SourcePullElapsed: 0, ConversionElapsed: 0, TargetPushElapsed: 0 };
@@ -290,6 +300,14 @@ class Converter {
       this.metrics.SourceImageSize += j.manifest.config.size + j.manifest.layers.reduce((n, l) => n + l.size, 0);
     }
     this.metrics.SourcePullElapsed = Number(now() - pullStart);
+
+    if (this.o.chunkDict !== undefined) {
+      const platforms = this.o.platform !== undefined ? parsePlatforms(this.o.platform) : [hostPlatform()];
+      this.dict = await pullChunkDict(this.o.chunkDict, this.work, platforms, {
+        role: 'source', insecure: this.o.chunkDictInsecure, plainHttp: this.o.plainHttp, env: this.o.env, userAgent: 'nydusify-ts',
+        hints: { insecure: '--chunk-dict-insecure', plainHttp: '--plain-http' },
+      });
+    }
 
     const convStart = now();
     const queue = new PQueue({ concurrency: this.p.concurrency });
@@ -408,6 +426,18 @@ class Converter {
     return { mediaType: desc.mediaType, digest, size: bytes.length, platform, annotations: { [ANNOTATION.SOURCE_DIGEST]: desc.digest } };
   }
 
+  /** A chunk dict blob into the target: skipped when there, mounted within one registry, else streamed across. */
+  private async copyDictBlob(d: Descriptor): Promise<void> {
+    const dict = this.dict!;
+    if (this.confirmed.has(d.digest)) return;
+    if ((await this.target.headBlob(d.digest)) !== d.size) {
+      const mountFrom = this.target instanceof RegistrySink && this.target.client.host === dict.client.host && this.target.repository !== dict.ref.repository
+        ? dict.ref.repository : undefined;
+      await this.target.pushBlob(() => dict.client.getBlob(dict.ref.repository, d.digest, d.size), { digest: d.digest, size: d.size, ...(mountFrom ? { mountFrom } : {}) });
+    }
+    this.confirmed.add(d.digest);
+  }
+
   private progress(e: ConvertEvent): void {
     this.o.onProgress?.(e);
   }
@@ -429,9 +459,10 @@ class Converter {
     // The converter's merge: the per-layer bootstraps named by blob hex, lower → upper, stdin "/".
     const mergedPath = path.join(dir, 'bootstrap');
     const sources = built.map((b) => b.bootstrapPath);
+    const chunkDict = this.dict?.bootstrap;
     const merged = this.builder
-      ? await this.builder.merge(dir, sources, this.p.prefetch)
-      : await merge({ sources, bootstrap: mergedPath, prefetch: this.p.prefetch });
+      ? await this.builder.merge(dir, sources, this.p.prefetch, chunkDict)
+      : await merge({ sources, bootstrap: mergedPath, prefetch: this.p.prefetch, ...(chunkDict ? { chunkDict } : {}) });
     const boot = await readFile(mergedPath);
     const layer = await bootstrapLayer(boot, built.flatMap((b) => (b.blobMeta ? [{ hex: b.digest.slice(7), data: b.blobMeta }] : [])));
 
@@ -448,7 +479,14 @@ class Converter {
     const blobDescs: Descriptor[] = built.map((b) => ({ mediaType: MEDIA.NYDUS_BLOB, digest: b.digest, size: b.size, annotations: { [ANNOTATION.BLOB]: 'true' } }));
     const listed = new Set(blobDescs.map((d) => d.digest.slice(7)));
     const extra = merged.blobs.filter((id) => !listed.has(id));
-    if (extra.length > 0) throw new NydusError('INTERNAL', `the merged bootstrap names blobs no layer produced: ${extra.join(', ')}`);
+    const unknown = extra.filter((id) => !this.dict?.blobs.has(id));
+    if (unknown.length > 0) throw new NydusError('INTERNAL', `the merged bootstrap names blobs no layer produced: ${unknown.join(', ')}`);
+    // The chunk dict's blobs the image uses: in the target repository, then listed after the layers' own.
+    for (const id of extra) {
+      const d = this.dict!.blobs.get(id)!;
+      await this.copyDictBlob(d);
+      blobDescs.push({ mediaType: MEDIA.NYDUS_BLOB, digest: d.digest, size: d.size, annotations: { [ANNOTATION.BLOB]: 'true' } });
+    }
 
     const config: ImageConfig = {
       ...cfg.config,
@@ -496,7 +534,7 @@ class Converter {
     const where = `${srcRef}: layer ${i} (${desc.digest})`;
     const kind = layerCompression(desc, srcRef);
     // What makes the blob: the source layer and every option the build reads.
-    const key = sha256Of(JSON.stringify([desc.digest, this.p.fsVersion, this.p.compressor, this.p.chunkSize, this.p.prefetch, this.o.nydusImage ?? BUILDER_VERSION])).slice(7);
+    const key = sha256Of(JSON.stringify([desc.digest, this.p.fsVersion, this.p.compressor, this.p.chunkSize, this.p.prefetch, this.o.nydusImage ?? BUILDER_VERSION, this.dict?.digest ?? null])).slice(7);
     const record = path.join(this.layersDir, `${key}.json`);
     const resumed = await this.resumed(record);
     if (resumed) {
@@ -510,7 +548,7 @@ class Converter {
       const tar = decompressed(blob, kind, where);
       const out = new PassThrough({ highWaterMark: 4 << 20 });
       if (this.builder) {
-        build = this.builder.pack(this.work, tar, out, { fsVersion: this.p.fsVersion, compressor: this.p.compressor, chunkSize: this.p.chunkSize, prefetch: this.p.prefetch }, where)
+        build = this.builder.pack(this.work, tar, out, { fsVersion: this.p.fsVersion, compressor: this.p.compressor, chunkSize: this.p.chunkSize, prefetch: this.p.prefetch, ...(this.dict ? { chunkDict: this.dict.bootstrap } : {}) }, where)
           .catch((e: unknown) => {
             tar.destroy();
             out.destroy(e as Error);
@@ -522,6 +560,7 @@ class Converter {
       build = create({
         type: 'tar-rafs', source: tar, blobOut: out, blobInlineMeta: true, blobToc: true, whiteoutSpec: 'none',
         fsVersion: this.p.fsVersion, compressor: this.p.compressor, chunkSize: this.p.chunkSize, prefetch: this.p.prefetch, threads,
+        ...(this.dict ? { chunkDict: `bootstrap=${this.dict.bootstrap}` } : {}),
       }).catch((e: unknown) => {
         tar.destroy();
         throw e;
@@ -620,12 +659,15 @@ export async function convert(o: ConvertOptions): Promise<ConvertResult> {
   let ok = false;
   let source: ImageSource | undefined;
   let sink: ImageSink | undefined;
+  let converter: Converter | undefined;
   try {
     [source, sink] = await endpoints(o, p);
-    const result = await new Converter(o, p, work, layersDir, source, sink).run();
+    converter = new Converter(o, p, work, layersDir, source, sink);
+    const result = await converter.run();
     ok = true;
     return result;
   } finally {
+    await converter?.dict?.client.close();
     await Promise.allSettled([source?.close(), sink?.close()]);
     await rm(work, { recursive: true, force: true });
     if (ok) await rm(layersDir, { recursive: true, force: true });

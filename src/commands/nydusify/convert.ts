@@ -5,6 +5,7 @@ import { writeFileAtomic } from '../../io/atomic.js';
 import { NydusError } from '../../errors.js';
 import { pathToFileURL } from 'node:url';
 import * as path from 'node:path';
+import { parseChunkDictFlag } from '../../oci/chunk-dict.js';
 import { convert, type ConvertEvent, type ConvertHooks } from '../../oci/convert.js';
 import type { CompressorName } from '../../algo/index.js';
 
@@ -23,8 +24,6 @@ const NOT_YET: Array<[flag: string, why: string]> = [
   ['backend-config-file', 'storage backends (--backend-config-file) are not supported yet; blobs go to the target registry'],
   ['backend-force-push', 'storage backends (--backend-force-push) are not supported yet'],
   ['oci-ref', 'zran images (--oci-ref) are not supported yet: they need the targz-ref conversion'],
-  ['chunk-dict', 'chunk dictionaries in convert (--chunk-dict) are not supported yet'],
-  ['chunk-dict-insecure', 'chunk dictionaries in convert (--chunk-dict-insecure) are not supported yet'],
   ['fs-align-chunk', 'aligned chunks (--fs-align-chunk) are a RAFS v5 option and v5 is not supported yet'],
   ['backend-aligned-chunk', 'aligned chunks (--backend-aligned-chunk) are a RAFS v5 option and v5 is not supported yet'],
 ];
@@ -69,6 +68,8 @@ export default class Convert extends BaseCommand {
     'plain-http': Flags.boolean({ description: 'speak plain HTTP to the registries', ...env('PLAIN_HTTP') }),
     platform: Flags.string({ description: 'os/arch[/variant] to convert from a multi-platform source, comma list (default linux/<host arch>)' }),
     'all-platforms': Flags.boolean({ description: 'convert every platform of a multi-platform source', exclusive: ['platform'] }),
+    'chunk-dict': Flags.string({ description: 'a Nydus image whose chunks are referenced, not stored again: bootstrap:registry:REF', ...env('CHUNK_DICT') }),
+    'chunk-dict-insecure': Flags.boolean({ description: 'skip verifying the chunk dict registry\'s TLS certificate' }),
     'merge-platform': Flags.boolean({ aliases: ['multi-platform'], description: 'push an OCI index holding the source manifests and the Nydus ones beside them', ...env('MERGE_PLATFORM') }),
     oci: Flags.boolean({ description: 'write OCI media types even for a Docker source', ...env('OCI') }),
     'docker-v2-format': Flags.boolean({ hidden: true, description: 'deprecated; does nothing' }),
@@ -118,6 +119,8 @@ export default class Convert extends BaseCommand {
       allPlatforms: flags['all-platforms'],
       oci: flags.oci,
       mergePlatform: flags['merge-platform'],
+      chunkDict: flags['chunk-dict'] !== undefined ? parseChunkDictFlag(flags['chunk-dict']) : undefined,
+      chunkDictInsecure: flags['chunk-dict-insecure'],
       withReferrer: flags['with-referrer'],
       fsVersion,
       compressor: flags.compressor as CompressorName,
