@@ -122,7 +122,7 @@ export class ExternalBuilder {
       // The reader end, non-blocking: epoll reports nothing until the builder opens it to write.
       const blobSock = new net.Socket({ fd: openSync(blob, C.O_RDONLY | C.O_NONBLOCK), readable: true, writable: false });
       const tail = new TailKeeper(LIMITS.EXTERNAL_BLOB_TAIL_MAX.value);
-      const child = spawn(this.bin, ConvertArgs.create(w, o), { stdio: ['pipe', 'ignore', 'pipe'] });
+      const child = spawn(this.bin, ExternalBuilder.createArgs(w, o), { stdio: ['pipe', 'ignore', 'pipe'] });
       let stderr = '';
       child.stderr!.setEncoding('utf8').on('data', (s: string) => (stderr = (stderr + s).slice(-4096)));
       child.stdin!.on('error', () => undefined);
@@ -190,7 +190,7 @@ export class ExternalBuilder {
   /** `merge` of the per-layer bootstraps (lower → upper) into `<w>/bootstrap`; returns merge-output.json's blobs. */
   async merge(w: string, sources: string[], prefetch: string[], chunkDict?: string): Promise<{ bootstrap: string; blobs: string[] }> {
     await this.check();
-    const child = spawn(this.bin, ConvertArgs.merge(w, sources, chunkDict), { stdio: ['pipe', 'ignore', 'pipe'] });
+    const child = spawn(this.bin, ExternalBuilder.mergeArgs(w, sources, chunkDict), { stdio: ['pipe', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr!.setEncoding('utf8').on('data', (s: string) => (stderr = (stderr + s).slice(-4096)));
     child.stdin!.on('error', () => undefined);
