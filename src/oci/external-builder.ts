@@ -6,7 +6,7 @@
 // lands on disk. The blob's inline bootstrap and blob.meta are read back from its tail (its TOC),
 // kept in memory as the blob passes, since the blob itself is not stored.
 import { spawn, spawnSync } from 'node:child_process';
-import { constants as C, openSync } from 'node:fs';
+import { closeSync, constants as C, openSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import * as net from 'node:net';
 import * as path from 'node:path';
@@ -135,6 +135,7 @@ export class ExternalBuilder {
       void exited.then(() => (exitedNow = true));
 
       // The writer end opens once the builder opened its source (ENXIO until then).
+      let feedSock: net.Socket | undefined;
       const feed = (async () => {
         let fd: number | undefined;
         while (fd === undefined) {
@@ -147,6 +148,7 @@ export class ExternalBuilder {
           }
         }
         const sock = new net.Socket({ fd, readable: false, writable: true });
+        feedSock = sock;
         await new Promise<void>((resolve, reject) => {
           tar.once('error', (e) => {
             sock.destroy();
@@ -169,6 +171,16 @@ export class ExternalBuilder {
       });
       drain.catch(() => undefined);
       const code = await exited;
+      // The builder is gone: what it did not read is not fed (nor pulled) any longer, and a builder
+      // that never opened its blob (so the reader would wait for a writer forever) is made to look
+      // like one that opened and closed it: the reader sees the end of what was written.
+      if (feedSock && !feedSock.writableFinished) feedSock.destroy();
+      if (!tar.readableEnded) tar.destroy();
+      try {
+        closeSync(openSync(blob, C.O_WRONLY | C.O_NONBLOCK));
+      } catch {
+        // ENXIO: the reader has seen the end already and closed.
+      }
       let fed: unknown;
       await feed.catch((e: unknown) => (fed = e));
       if (fed) {

@@ -123,6 +123,17 @@ describe.skipIf(missing)('convert --nydus-image', () => {
     expect(await client.headManifest('app', 'bad')).toBeUndefined();
   }, 60_000);
 
+  it('a builder that exits 0 without reading its source or writing its blob: an error, not a hang', async () => {
+    const lazy = join(work, 'lazy-builder');
+    await writeFile(lazy, `#!/bin/sh\nif [ "$2" = "-h" ]; then echo "--type tar-rafs"; fi\nexit 0\n`);
+    await chmod(lazy, 0o755);
+    const err = await convert({ source: `${reg.host}/app:v1`, target: `${reg.host}/app:lazy`, plainHttp: true, env, workDir: join(work, 'w'), nydusImage: lazy, pushRetryDelayMs: 1 })
+      .then(() => undefined, (e: Error) => e);
+    expect(err?.message.split('\n')).toHaveLength(1);
+    expect(err?.message).toMatch(/the blob .*lazy-builder made \(0 bytes\) has no TOC/);
+    expect(await client.headManifest('app', 'lazy')).toBeUndefined();
+  }, 60_000);
+
   it('a builder without tar-rafs is refused by name', async () => {
     const old = join(work, 'old-builder');
     await writeFile(old, '#!/bin/sh\necho "create [OPTIONS] --source-type directory"\n');
