@@ -20,6 +20,8 @@ export const LIMITS = {
   ENTRIES_MAX: { value: 10_000_000, why: '20 times the largest real image; the reader model costs ~200 bytes per entry, so 2 GB at most' },
   /** Bootstrap bytes a reader loads into memory. */
   BOOTSTRAP_MAX: { value: 1 << 30, why: 'readers hold the bootstrap in memory; 1 GiB is ~5 million entries, 10 times the largest real image' },
+  /** The end of a blob `convert --nydus-image` keeps in memory to read the inline bootstrap and blob.meta back. */
+  EXTERNAL_BLOB_TAIL_MAX: { value: 64 << 20, why: 'the blob is streamed to the registry, not stored; its metadata sections (zstd bootstrap, chunk table, TOC) are a few MiB even for large layers, and each layer in flight holds this much' },
   /** One xattr name with its namespace prefix, in bytes. */
   XATTR_NAME_MAX: { value: 255, why: 'Linux XATTR_NAME_MAX; EROFS stores the name after its prefix in a u8 e_name_len' },
   /** One xattr value, in bytes. */

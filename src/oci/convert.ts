@@ -9,7 +9,7 @@ import { access, mkdir, mkdtemp, readdir, readFile, rm, rmdir, writeFile } from 
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
-import { createGunzip } from 'node:zlib';
+import { createGunzip, gzipSync } from 'node:zlib';
 import PQueue from 'p-queue';
 import { DecompressStream } from 'zstd-napi';
 import { compressorByName, type CompressorName } from '../algo/index.js';
@@ -25,6 +25,8 @@ import { LayoutSink, LayoutSource } from './layout.js';
 import { formatReference, parseReference, type Reference } from './reference.js';
 import { RegistryClient } from './registry.js';
 import { RegistrySink, RegistrySource, type ImageSink, type ImageSource } from './store.js';
+import { ExternalBuilder } from './external-builder.js';
+import { pullChunkDict, type ChunkDict } from './chunk-dict.js';
 
 /** The annotation keys a converted image carries (spec §1.9). */
 export const ANNOTATION = {
@@ -38,6 +40,15 @@ export const ANNOTATION = {
 
 /** What the converted manifest's os.features carry in a multi-platform index (upstream's convertIndex). */
 export const OS_FEATURE_NYDUS = 'nydus.remoteimage.v1';
+
+/** The empty layer upstream prepends to the OCI manifests of a --merge-platform index (spec §1.6). */
+export const EMPTY_LAYER = {
+  /** A gzip of an empty tar (1024 zero bytes). */
+  data: gzipSync(Buffer.alloc(1024), { level: 9 }),
+  diffId: 'sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef' as Digest,
+  annotation: 'containerd.io/snapshot/nydus-empty-layer',
+  history: { created_by: 'Nydus Converter', comment: 'Nydus Empty Layer' },
+} as const;
 
 /** The version written as nydus-builder-version (upstream writes `nydus-image --version`'s). */
 export const BUILDER_VERSION = 'v2.4.4-nydus-ts-0.1.0';
@@ -61,6 +72,18 @@ export interface ConvertOptions {
   platform?: string;
   /** Convert every platform of a source index. */
   allPlatforms?: boolean;
+  /**
+   * Push an OCI index holding the source's manifests (rewritten as upstream does: an empty layer
+   * first) and the Nydus ones beside them, each Nydus entry with artifactType (spec §1.6).
+   */
+  mergePlatform?: boolean;
+  /**
+   * A Nydus image (a reference) whose chunks the new blobs do not store again: its bootstrap is
+   * the builds' chunk dict, and its blobs that the image uses are listed in the manifest (spec §1.3).
+   */
+  chunkDict?: string;
+  /** Skip verifying the chunk dict registry's TLS certificate. */
+  chunkDictInsecure?: boolean;
   /** Write OCI media types even for a Docker source. */
   oci?: boolean;
   /** Set the manifest's subject to the source manifest (spec §1.7). */
@@ -73,6 +96,11 @@ export interface ConvertOptions {
   workDir?: string;
   /** Paths whose inodes go in the prefetch table; default ["/"] as upstream. */
   prefetchPatterns?: string[];
+  /**
+   * Build with this `nydus-image` program (exec'd with the converter's argv, spec §2.3-2.4)
+   * instead of in-process.
+   */
+  nydusImage?: string;
   /** Layers converted at once; default the number of cores. */
   concurrency?: number;
   /** Retries of each push step after the first attempt (default 3). */
@@ -221,6 +249,10 @@ const now = () => process.hrtime.bigint();
 class Converter {
   /** Blob digests already confirmed in the target repository by this run. */
   private readonly confirmed = new Set<string>();
+  /** The --chunk-dict image, pulled; closed by close(). */
+  dict?: ChunkDict;
+  /** The external builder of --nydus-image, or undefined to build in-process. */
+  private readonly builder?: ExternalBuilder;
   readonly metrics: ConvertMetrics = { SourceImageSize: 0, TargetImageSize: 0, SourcePullElapsed: 0, ConversionElapsed: 0, TargetPushElapsed: 0 };
 
   /**
@@ -231,7 +263,9 @@ class Converter {
   constructor(
     private readonly o: ConvertOptions, private readonly p: Prepared, private readonly work: string, private readonly layersDir: string,
     private readonly source: ImageSource, private readonly target: ImageSink,
-  ) {}
+  ) {
+    if (o.nydusImage !== undefined) this.builder = new ExternalBuilder(o.nydusImage);
+  }
 
   async run(): Promise<ConvertResult> {
     const { src, dst, dstTag } = this.p;
@@ -267,18 +301,32 @@ class Converter {
     }
     this.metrics.SourcePullElapsed = Number(now() - pullStart);
 
+    if (this.o.chunkDict !== undefined) {
+      const platforms = this.o.platform !== undefined ? parsePlatforms(this.o.platform) : [hostPlatform()];
+      this.dict = await pullChunkDict(this.o.chunkDict, this.work, platforms, {
+        role: 'source', insecure: this.o.chunkDictInsecure, plainHttp: this.o.plainHttp, env: this.o.env, userAgent: 'nydusify-ts',
+        hints: { insecure: '--chunk-dict-insecure', plainHttp: '--plain-http' },
+      });
+    }
+
     const convStart = now();
     const queue = new PQueue({ concurrency: this.p.concurrency });
     const threads = Math.max(1, Math.floor(os.availableParallelism() / this.p.concurrency));
     const converted = await this.all(jobs.map((j, i) => this.convertManifest(j.desc, j.manifest, configs[i]!, j.platform, queue, threads, srcRef, i)));
     this.metrics.ConversionElapsed = Number(now() - convStart);
 
-    // Every blob and config is in the target: now the manifests, then the index (if any) under the tag.
+    // --merge-platform: the source manifests, rewritten, go in the index too; their blobs first.
     const pushStart = now();
+    const merged: Descriptor[] = [];
+    if (this.o.mergePlatform) {
+      for (const [i, j] of jobs.entries()) merged.push(await this.rewriteSource(j.desc, j.manifest, configs[i]!, j.platformObj));
+    }
+
+    // Every blob and config is in the target: now the manifests, then the index (if any) under the tag.
     const results: ConvertedManifest[] = [];
     const entries: Descriptor[] = [];
     for (const [i, c] of converted.entries()) {
-      const single = converted.length === 1;
+      const single = converted.length === 1 && !this.o.mergePlatform;
       const ref = single ? dstTag : c.digest;
       const info: ManifestHookInfo = {
         sourceRef: formatReference(src), targetRef: formatReference({ ...dst, tag: dstTag }), platform: c.platform,
@@ -290,17 +338,21 @@ class Converter {
       this.progress({ platform: c.platform, layer: -1, layers: c.blobs.length, stage: 'manifest', digest: c.digest });
       results.push({ platform: c.platform, digest: c.digest, mediaType: c.mediaType, size: c.bytes.length, blobs: c.blobs, bootstrap: c.bootstrap });
       const platform = jobs[i]!.platformObj;
-      entries.push({
-        mediaType: c.mediaType, digest: c.digest, size: c.bytes.length,
-        ...(platform ? { platform: { ...platform, 'os.features': [...(platform['os.features'] ?? []), OS_FEATURE_NYDUS] } } : {}),
-      });
+      if (this.o.mergePlatform) {
+        entries.push({ mediaType: c.mediaType, digest: c.digest, size: c.bytes.length, platform: merged[i]!.platform, artifactType: MEDIA.NYDUS_ARTIFACT });
+      } else {
+        entries.push({
+          mediaType: c.mediaType, digest: c.digest, size: c.bytes.length,
+          ...(platform ? { platform: { ...platform, 'os.features': [...(platform['os.features'] ?? []), OS_FEATURE_NYDUS] } } : {}),
+        });
+      }
     }
     let digest = results[0]!.digest;
     let mediaType = results[0]!.mediaType;
-    if (converted.length > 1) {
-      const oci = this.o.oci || top.mediaType === MEDIA.OCI_INDEX;
+    if (this.o.mergePlatform || converted.length > 1) {
+      const oci = this.o.mergePlatform || this.o.oci || top.mediaType === MEDIA.OCI_INDEX;
       mediaType = oci ? MEDIA.OCI_INDEX : MEDIA.DOCKER_MANIFEST_LIST;
-      const index: ImageIndex = { schemaVersion: 2, mediaType, manifests: entries };
+      const index: ImageIndex = { schemaVersion: 2, mediaType, manifests: [...merged, ...entries] };
       const bytes = Buffer.from(JSON.stringify(index));
       digest = await this.target.putManifest(dstTag, bytes, mediaType);
     }
@@ -333,6 +385,59 @@ class Converter {
     }
   }
 
+  /**
+   * A source manifest as a --merge-platform index holds it (acceld ≥ v0.2.21): an empty gzip layer
+   * first, so containerd does not share its snapshots with the Nydus image, and the source digest
+   * as an annotation; its layers copied (or mounted) into the target repository. Returns its entry.
+   */
+  private async rewriteSource(desc: Descriptor, manifest: ImageManifest, cfg: { config: ImageConfig }, platformObj?: Platform): Promise<Descriptor> {
+    const docker = desc.mediaType === MEDIA.DOCKER_MANIFEST;
+    const emptyDigest = sha256Of(EMPTY_LAYER.data);
+    await this.pushBytes(EMPTY_LAYER.data, emptyDigest);
+    const mountFrom = this.source instanceof RegistrySource && this.target instanceof RegistrySink
+      && this.source.client.host === this.target.client.host && this.source.ref.repository !== this.target.repository ? this.source.ref.repository : undefined;
+    for (const l of manifest.layers) {
+      if (this.confirmed.has(l.digest)) continue;
+      if ((await this.target.headBlob(l.digest)) !== l.size) {
+        await this.target.pushBlob(() => this.source.getBlob(l.digest, l.size), { digest: l.digest, size: l.size, ...(mountFrom ? { mountFrom } : {}) });
+      }
+      this.confirmed.add(l.digest);
+    }
+    const config: ImageConfig = {
+      ...cfg.config,
+      rootfs: { ...cfg.config.rootfs, diff_ids: [EMPTY_LAYER.diffId, ...cfg.config.rootfs.diff_ids] },
+      history: [{ ...EMPTY_LAYER.history }, ...(cfg.config.history ?? [])],
+    };
+    const configBytes = Buffer.from(JSON.stringify(config));
+    const configDigest = sha256Of(configBytes);
+    await this.pushBytes(configBytes, configDigest);
+    const out: ImageManifest = {
+      ...manifest,
+      config: { ...manifest.config, digest: configDigest, size: configBytes.length },
+      layers: [
+        { mediaType: docker ? MEDIA.DOCKER_LAYER_GZIP : MEDIA.OCI_LAYER_GZIP, digest: emptyDigest, size: EMPTY_LAYER.data.length, annotations: { [EMPTY_LAYER.annotation]: 'true' } },
+        ...manifest.layers,
+      ],
+      annotations: { ...manifest.annotations, [ANNOTATION.SOURCE_DIGEST]: desc.digest },
+    };
+    const bytes = Buffer.from(JSON.stringify(out));
+    const digest = await this.target.putManifest(sha256Of(bytes), bytes, desc.mediaType);
+    const platform: Platform = platformObj ?? { os: cfg.config.os, architecture: cfg.config.architecture, ...(cfg.config.variant ? { variant: cfg.config.variant } : {}) };
+    return { mediaType: desc.mediaType, digest, size: bytes.length, platform, annotations: { [ANNOTATION.SOURCE_DIGEST]: desc.digest } };
+  }
+
+  /** A chunk dict blob into the target: skipped when there, mounted within one registry, else streamed across. */
+  private async copyDictBlob(d: Descriptor): Promise<void> {
+    const dict = this.dict!;
+    if (this.confirmed.has(d.digest)) return;
+    if ((await this.target.headBlob(d.digest)) !== d.size) {
+      const mountFrom = this.target instanceof RegistrySink && this.target.client.host === dict.client.host && this.target.repository !== dict.ref.repository
+        ? dict.ref.repository : undefined;
+      await this.target.pushBlob(() => dict.client.getBlob(dict.ref.repository, d.digest, d.size), { digest: d.digest, size: d.size, ...(mountFrom ? { mountFrom } : {}) });
+    }
+    this.confirmed.add(d.digest);
+  }
+
   private progress(e: ConvertEvent): void {
     this.o.onProgress?.(e);
   }
@@ -353,7 +458,11 @@ class Converter {
 
     // The converter's merge: the per-layer bootstraps named by blob hex, lower → upper, stdin "/".
     const mergedPath = path.join(dir, 'bootstrap');
-    const merged = await merge({ sources: built.map((b) => b.bootstrapPath), bootstrap: mergedPath, prefetch: this.p.prefetch });
+    const sources = built.map((b) => b.bootstrapPath);
+    const chunkDict = this.dict?.bootstrap;
+    const merged = this.builder
+      ? await this.builder.merge(dir, sources, this.p.prefetch, chunkDict)
+      : await merge({ sources, bootstrap: mergedPath, prefetch: this.p.prefetch, ...(chunkDict ? { chunkDict } : {}) });
     const boot = await readFile(mergedPath);
     const layer = await bootstrapLayer(boot, built.flatMap((b) => (b.blobMeta ? [{ hex: b.digest.slice(7), data: b.blobMeta }] : [])));
 
@@ -370,7 +479,14 @@ class Converter {
     const blobDescs: Descriptor[] = built.map((b) => ({ mediaType: MEDIA.NYDUS_BLOB, digest: b.digest, size: b.size, annotations: { [ANNOTATION.BLOB]: 'true' } }));
     const listed = new Set(blobDescs.map((d) => d.digest.slice(7)));
     const extra = merged.blobs.filter((id) => !listed.has(id));
-    if (extra.length > 0) throw new NydusError('INTERNAL', `the merged bootstrap names blobs no layer produced: ${extra.join(', ')}`);
+    const unknown = extra.filter((id) => !this.dict?.blobs.has(id));
+    if (unknown.length > 0) throw new NydusError('INTERNAL', `the merged bootstrap names blobs no layer produced: ${unknown.join(', ')}`);
+    // The chunk dict's blobs the image uses: in the target repository, then listed after the layers' own.
+    for (const id of extra) {
+      const d = this.dict!.blobs.get(id)!;
+      await this.copyDictBlob(d);
+      blobDescs.push({ mediaType: MEDIA.NYDUS_BLOB, digest: d.digest, size: d.size, annotations: { [ANNOTATION.BLOB]: 'true' } });
+    }
 
     const config: ImageConfig = {
       ...cfg.config,
@@ -385,7 +501,7 @@ class Converter {
     const out: ImageManifest = {
       schemaVersion: 2,
       mediaType,
-      config: { mediaType: oci ? MEDIA.OCI_CONFIG : MEDIA.DOCKER_CONFIG, digest: configDigest, size: configBytes.length },
+      config: { mediaType: this.o.mergePlatform ? MEDIA.NYDUS_CONFIG : oci ? MEDIA.OCI_CONFIG : MEDIA.DOCKER_CONFIG, digest: configDigest, size: configBytes.length },
       layers: [...blobDescs, bootDesc],
       ...(this.o.withReferrer ? { subject: { mediaType: srcDesc.mediaType, digest: srcDesc.digest, size: srcDesc.size } } : {}),
       annotations: {
@@ -418,22 +534,33 @@ class Converter {
     const where = `${srcRef}: layer ${i} (${desc.digest})`;
     const kind = layerCompression(desc, srcRef);
     // What makes the blob: the source layer and every option the build reads.
-    const key = sha256Of(JSON.stringify([desc.digest, this.p.fsVersion, this.p.compressor, this.p.chunkSize, this.p.prefetch, BUILDER_VERSION])).slice(7);
+    const key = sha256Of(JSON.stringify([desc.digest, this.p.fsVersion, this.p.compressor, this.p.chunkSize, this.p.prefetch, this.o.nydusImage ?? BUILDER_VERSION, this.dict?.digest ?? null])).slice(7);
     const record = path.join(this.layersDir, `${key}.json`);
     const resumed = await this.resumed(record);
     if (resumed) {
       this.progress({ platform, layer: i, layers: count, stage: 'pushed', digest: resumed.digest });
       return resumed;
     }
-    let build: Promise<CreateResult> | undefined;
+    let build: Promise<Pick<CreateResult, 'inlineBootstrap' | 'blobMeta'>> | undefined;
     const open = async (): Promise<Readable> => {
       this.progress({ platform, layer: i, layers: count, stage: 'pull', digest: desc.digest });
       const blob = await this.source.getBlob(desc.digest, desc.size);
       const tar = decompressed(blob, kind, where);
       const out = new PassThrough({ highWaterMark: 4 << 20 });
+      if (this.builder) {
+        build = this.builder.pack(this.work, tar, out, { fsVersion: this.p.fsVersion, compressor: this.p.compressor, chunkSize: this.p.chunkSize, prefetch: this.p.prefetch, ...(this.dict ? { chunkDict: this.dict.bootstrap } : {}) }, where)
+          .catch((e: unknown) => {
+            tar.destroy();
+            out.destroy(e as Error);
+            throw e;
+          });
+        build.catch(() => undefined);
+        return out;
+      }
       build = create({
         type: 'tar-rafs', source: tar, blobOut: out, blobInlineMeta: true, blobToc: true, whiteoutSpec: 'none',
         fsVersion: this.p.fsVersion, compressor: this.p.compressor, chunkSize: this.p.chunkSize, prefetch: this.p.prefetch, threads,
+        ...(this.dict ? { chunkDict: `bootstrap=${this.dict.bootstrap}` } : {}),
       }).catch((e: unknown) => {
         tar.destroy();
         throw e;
@@ -532,12 +659,15 @@ export async function convert(o: ConvertOptions): Promise<ConvertResult> {
   let ok = false;
   let source: ImageSource | undefined;
   let sink: ImageSink | undefined;
+  let converter: Converter | undefined;
   try {
     [source, sink] = await endpoints(o, p);
-    const result = await new Converter(o, p, work, layersDir, source, sink).run();
+    converter = new Converter(o, p, work, layersDir, source, sink);
+    const result = await converter.run();
     ok = true;
     return result;
   } finally {
+    await converter?.dict?.client.close();
     await Promise.allSettled([source?.close(), sink?.close()]);
     await rm(work, { recursive: true, force: true });
     if (ok) await rm(layersDir, { recursive: true, force: true });

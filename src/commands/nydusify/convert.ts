@@ -5,6 +5,7 @@ import { writeFileAtomic } from '../../io/atomic.js';
 import { NydusError } from '../../errors.js';
 import { pathToFileURL } from 'node:url';
 import * as path from 'node:path';
+import { parseChunkDictFlag } from '../../oci/chunk-dict.js';
 import { convert, type ConvertEvent, type ConvertHooks } from '../../oci/convert.js';
 import type { CompressorName } from '../../algo/index.js';
 
@@ -23,10 +24,6 @@ const NOT_YET: Array<[flag: string, why: string]> = [
   ['backend-config-file', 'storage backends (--backend-config-file) are not supported yet; blobs go to the target registry'],
   ['backend-force-push', 'storage backends (--backend-force-push) are not supported yet'],
   ['oci-ref', 'zran images (--oci-ref) are not supported yet: they need the targz-ref conversion'],
-  ['chunk-dict', 'chunk dictionaries in convert (--chunk-dict) are not supported yet'],
-  ['chunk-dict-insecure', 'chunk dictionaries in convert (--chunk-dict-insecure) are not supported yet'],
-  ['merge-platform', 'merged OCI + Nydus indexes (--merge-platform) are not supported yet'],
-  ['nydus-image', 'an external builder (--nydus-image) is not supported yet; convert builds in-process'],
   ['fs-align-chunk', 'aligned chunks (--fs-align-chunk) are a RAFS v5 option and v5 is not supported yet'],
   ['backend-aligned-chunk', 'aligned chunks (--backend-aligned-chunk) are a RAFS v5 option and v5 is not supported yet'],
 ];
@@ -71,6 +68,9 @@ export default class Convert extends BaseCommand {
     'plain-http': Flags.boolean({ description: 'speak plain HTTP to the registries', ...env('PLAIN_HTTP') }),
     platform: Flags.string({ description: 'os/arch[/variant] to convert from a multi-platform source, comma list (default linux/<host arch>)' }),
     'all-platforms': Flags.boolean({ description: 'convert every platform of a multi-platform source', exclusive: ['platform'] }),
+    'chunk-dict': Flags.string({ description: 'a Nydus image whose chunks are referenced, not stored again: bootstrap:registry:REF', ...env('CHUNK_DICT') }),
+    'chunk-dict-insecure': Flags.boolean({ description: 'skip verifying the chunk dict registry\'s TLS certificate' }),
+    'merge-platform': Flags.boolean({ aliases: ['multi-platform'], description: 'push an OCI index holding the source manifests and the Nydus ones beside them', ...env('MERGE_PLATFORM') }),
     oci: Flags.boolean({ description: 'write OCI media types even for a Docker source', ...env('OCI') }),
     'docker-v2-format': Flags.boolean({ hidden: true, description: 'deprecated; does nothing' }),
     'with-referrer': Flags.boolean({ description: 'set the target manifest\'s subject to the source manifest', ...env('WITH_REFERRER') }),
@@ -84,6 +84,7 @@ export default class Convert extends BaseCommand {
     'output-json': Flags.string({ description: 'write the conversion metrics as JSON to this file', ...env('OUTPUT_JSON') }),
     'push-retry-count': Flags.integer({ description: 'retries of each push step after the first attempt', default: 3, min: 0 }),
     'push-retry-delay': Flags.string({ description: 'delay before the first push retry (doubled for each next)', default: '5s' }),
+    'nydus-image': Flags.string({ description: 'build with this nydus-image program, exec\'d with the converter\'s argv (default: build in-process)', ...env('NYDUS_IMAGE') }),
     concurrency: Flags.integer({ description: 'layers converted at once (default: the number of cores)', min: 1 }),
     ...Object.fromEntries(NOT_YET.map(([flag]) => [flag, Flags.string({ hidden: true, description: 'not supported yet' })])),
   };
@@ -99,7 +100,10 @@ export default class Convert extends BaseCommand {
     if (parseNumber('batch-size', flags['batch-size']) !== 0) throw new NydusError('UNSUPPORTED', '--batch-size is not supported yet');
     if (!['none', 'lz4_block', 'zstd'].includes(flags.compressor)) throw new NydusError('USAGE', `invalid value ${JSON.stringify(flags.compressor)} for --compressor: must be none, lz4_block or zstd`);
     if (flags['prefetch-dir'] !== undefined && !flags['prefetch-dir'].startsWith('/')) throw new NydusError('USAGE', `--prefetch-dir ${JSON.stringify(flags['prefetch-dir'])} is not an absolute path`);
-    const prefetch = flags['prefetch-patterns'] ? readPrefetchList() : flags['prefetch-dir'] !== undefined ? [flags['prefetch-dir']] : ['/'];
+    // Upstream's getPrefetchPatterns: one or the other, "/" when neither gives a path.
+    if (flags['prefetch-patterns'] && flags['prefetch-dir'] !== undefined) throw new NydusError('USAGE', '--prefetch-dir conflicts with --prefetch-patterns');
+    const listed = flags['prefetch-patterns'] ? readPrefetchList() : flags['prefetch-dir'] !== undefined ? [flags['prefetch-dir']] : [];
+    const prefetch = listed.length > 0 ? listed : ['/'];
 
     const progress = progressLine(log.enabled('info') && process.stderr.isTTY === true);
     const result = await convert({
@@ -114,6 +118,9 @@ export default class Convert extends BaseCommand {
       platform: flags.platform,
       allPlatforms: flags['all-platforms'],
       oci: flags.oci,
+      mergePlatform: flags['merge-platform'],
+      chunkDict: flags['chunk-dict'] !== undefined ? parseChunkDictFlag(flags['chunk-dict']) : undefined,
+      chunkDictInsecure: flags['chunk-dict-insecure'],
       withReferrer: flags['with-referrer'],
       fsVersion,
       compressor: flags.compressor as CompressorName,
@@ -121,6 +128,7 @@ export default class Convert extends BaseCommand {
       workDir: flags['work-dir'],
       prefetchPatterns: prefetch,
       concurrency: flags.concurrency,
+      nydusImage: flags['nydus-image'],
       pushRetryCount: flags['push-retry-count'],
       pushRetryDelayMs: parseDuration('push-retry-delay', flags['push-retry-delay']),
       onProgress: progress,
