@@ -1,7 +1,7 @@
 // The public library API: every CLI command is a thin layer over these.
 export { create, checkChunkSize, DEFAULT_CHUNK_SIZE, type CreateOptions, type CreateResult } from './build/create.js';
 export { CONVERSIONS, conversionByName } from './build/conversions.js';
-export { check, checkReport, verboseListing, walkImage, featureWords, type CheckResult } from './read/check.js';
+export { check, checkReport, verboseListing, verboseLines, walkImage, featureWords, type CheckResult } from './read/check.js';
 export { openImage, loadBootstrap, extractInlineBootstrap } from './read/open.js';
 export { BlobReader, type BlobLocation } from './read/data.js';
 export { unpack, type UnpackOptions } from './read/unpack.js';

@@ -1,7 +1,8 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../cli/base.js';
 import { NydusError } from '../errors.js';
-import { check, checkReport, verboseListing } from '../read/check.js';
+import { check, checkReport, verboseLines } from '../read/check.js';
+import { once } from 'node:events';
 import { outputJson, writeOutputJson } from '../cli/output-json.js';
 
 export default class Check extends BaseCommand {
@@ -27,7 +28,18 @@ export default class Check extends BaseCommand {
     if (!file) throw new NydusError('USAGE', 'missing bootstrap: check BOOTSTRAP');
     if (flags.config) throw new NydusError('UNSUPPORTED', '--config is not supported yet; use --blob-dir');
     const r = check(file, { blobDir: flags['blob-dir'], blob: flags.blob });
-    if (flags.verbose) process.stdout.write(verboseListing(r.image));
+    if (flags.verbose) {
+      // Streamed in 64 KiB pieces, waiting for the pipe: the listing grows with the image.
+      let piece = '';
+      for (const line of verboseLines(r.image)) {
+        piece += `${line}\n`;
+        if (piece.length >= 1 << 16) {
+          if (!process.stdout.write(piece)) await once(process.stdout, 'drain');
+          piece = '';
+        }
+      }
+      process.stdout.write(piece);
+    }
     process.stdout.write(checkReport(r.image));
     if (flags['output-json']) {
       await writeOutputJson(flags['output-json'], outputJson({
