@@ -78,13 +78,16 @@ try {
 
   // 2. build each layer (gzip -dc | nydus-image create -t tar-rafs), then merge
   const cores = os.cpus().length;
-  await bounded(layers, cores, async (_, i) => {
+  const built = await bounded(layers, cores, async (_, i) => {
     const w = (n) => q(path.join(work, n));
     await sh(`gzip -dc ${w(`layer${i}.tar.gz`)} | ${NYDUS_IMAGE} create -t tar-rafs --log-level warn --whiteout-spec oci --fs-version 6 ` +
-      `--compressor zstd --chunk-size 0x100000 -B ${w(`boot${i}`)} -b ${w(`blob${i}`)} /dev/stdin`);
+      `--compressor zstd --chunk-size 0x100000 -B ${w(`boot${i}`)} -b ${w(`blob${i}`)} -J ${w(`build${i}.json`)} /dev/stdin`);
+    // The builder names the blob by its sha256 (the blob id), so no second pass over it is needed.
+    const hex = JSON.parse(fs.readFileSync(path.join(work, `build${i}.json`), 'utf8')).blobs[0];
+    return { hex, size: fs.statSync(path.join(work, `blob${i}`)).size };
   });
   fs.mkdirSync(path.join(work, 'bootstrap/image'), { recursive: true });
-  await sh(`${NYDUS_IMAGE} merge --log-level warn -B ${q(path.join(work, 'bootstrap/image/image.boot'))} ` +
+  await sh(`${NYDUS_IMAGE} merge --log-level warn --blob-digests ${built.map((b) => b.hex).join(',')} --blob-sizes ${built.map((b) => b.size).join(',')} -B ${q(path.join(work, 'bootstrap/image/image.boot'))} ` +
     layers.map((_, i) => q(path.join(work, `boot${i}`))).join(' '));
   await sh(`tar -cf ${q(path.join(work, 'bootstrap.tar'))} -C ${q(path.join(work, 'bootstrap'))} image`);
   const diffBoot = await sha256File(path.join(work, 'bootstrap.tar'));
@@ -92,7 +95,7 @@ try {
 
   // 3. push the blobs, the bootstrap layer, the config and the manifest
   const blobs = await Promise.all(layers.map(async (_, i) => {
-    const r = await to.pushBlob(dst.repo, fs.createReadStream(path.join(work, `blob${i}`)));
+    const r = await to.pushBlob(dst.repo, () => fs.createReadStream(path.join(work, `blob${i}`)), { digest: `sha256:${built[i].hex}`, size: built[i].size });
     return { mediaType: MEDIA.NYDUS_BLOB, digest: r.digest, size: r.size, annotations: { 'containerd.io/snapshot/nydus-blob': 'true' } };
   }));
   const bootFile = path.join(work, 'bootstrap.tar.gz');

@@ -12,6 +12,7 @@
 //   BENCH_CONVERT_LAYERS  number of gzip layers (default 3)
 //   BENCH_TMPDIR          parent of the scratch dir (default os.tmpdir())
 //   BENCH_TIME_BIN        GNU time (default /usr/bin/time)
+//   BENCH_CONVERT_CHECK   '1': afterwards (untimed) `nydusify check` each Nydus target against the source
 //   BENCH_CONVERT         '0' skips this benchmark (npm run bench runs it after bench/run.js)
 //
 // Setup (untimed): the tree's entries, up to the size, are cut into layers by bytes, each a GNU
@@ -68,7 +69,8 @@ async function startRegistry(dir) {
     'storage:', '  filesystem:', `    rootdirectory: ${path.join(dir, 'data')}`, '  maintenance:', '    uploadpurging:', '      enabled: false',
     'http:', `  addr: 127.0.0.1:${port}`, `  secret: ${crypto.randomBytes(16).toString('hex')}`, '',
   ].join('\n'));
-  const proc = spawn('docker-registry', ['serve', config], { stdio: ['ignore', 'ignore', 'inherit'] });
+  // Its stderr (404s of HEAD probes at level warn) goes to a file beside its storage.
+  const proc = spawn('docker-registry', ['serve', config], { stdio: ['ignore', 'ignore', fs.openSync(path.join(dir, 'registry.log'), 'w')] });
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 15_000;
   while (proc.exitCode === null && Date.now() < deadline && !(await ping(url))) await new Promise((r) => setTimeout(r, 50));
@@ -233,6 +235,15 @@ async function main() {
       const r = await timed(name, argv, work(name), logs);
       results.push(r);
       fs.rmSync(work(name), { recursive: true, force: true });
+    }
+
+    if (process.env.BENCH_CONVERT_CHECK === '1') {
+      for (const name of ['convert', 'staged']) {
+        const r = spawnSync(process.execPath, [path.join(ROOT, 'bin/nydusify.js'), 'check', '--source', srcRef, '--target', `${dst.host}/bench/${name}:v1`, '--plain-http', '--log-level', 'warn', '--work-dir', path.join(scratch, `check-${name}`)], { encoding: 'utf8' });
+        console.log(`nydusify check of the ${name} target: ${r.status === 0 ? 'passes' : `exit ${r.status}: ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ')}`}`);
+        const report = path.join(scratch, `check-${name}`, 'check-report.json');
+        if (r.status !== 0 && fs.existsSync(report)) console.log(`  first differences: ${fs.readFileSync(report, 'utf8').slice(0, 1500)}`);
+      }
     }
 
     // ---- report
