@@ -37,8 +37,10 @@ export async function runPipeline(spec: PipelineSpec): Promise<void> {
   try {
     let entries: AsyncIterable<SourceEntry> = spec.source;
     for (const s of stages.filter((x) => x.kind === 'entry')) entries = s.create(state)(entries);
-    let batches: AsyncIterable<Batch> = dedup(state)(digester(state)(chunker(state, spec.assembler)(entries)));
-    for (const s of stages.filter((x) => x.kind === 'batch')) batches = s.create(state)(batches);
+    const batchStages = stages.filter((x) => x.kind === 'batch');
+    // The workers compress every chunk with its digest unless a batch stage sits between dedup and compression.
+    let batches: AsyncIterable<Batch> = dedup(state)(digester(state, batchStages.length === 0)(chunker(state, spec.assembler)(entries)));
+    for (const s of batchStages) batches = s.create(state)(batches);
     await spec.sink.consume(compressor(state)(batches), state);
   } finally {
     await state.pool?.destroy();

@@ -1,7 +1,6 @@
 // The worker pool and the batch buffers shared by the pooled stages.
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
-import type { ChunkTask } from './workers/chunks.js';
 
 /** The worker as compiled JavaScript; under a TypeScript test runner, its copy in dist/. */
 function workerFile(): string {
@@ -24,7 +23,7 @@ export class ChunkPool {
   }
 
   /** Runs a task; its data buffer (and out buffer, if any) moves to the worker and back. */
-  run<R>(name: 'digest' | 'compress', task: ChunkTask & { out?: Uint8Array }): Promise<R> {
+  run<R>(name: 'read' | 'digest' | 'compress', task: { data: Uint8Array; out?: Uint8Array }): Promise<R> {
     const transferList = [task.data.buffer as ArrayBuffer];
     if (task.out) transferList.push(task.out.buffer as ArrayBuffer);
     return this.pool.run(task, { name, transferList });

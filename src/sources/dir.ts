@@ -3,13 +3,13 @@
 // each subdirectory. Names are raw bytes; hardlinks are found by device and inode.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { NydusError, fsError } from '../errors.js';
+import { NydusError, fsError, showPath as show } from '../errors.js';
 import { LIMITS, checkLimit, limitError } from '../format/limits.js';
 import * as xattr from '../format/erofs/xattr.js';
 import { lstatFast, readXattrs, type LstatResult } from '../io/xattr.js';
 import { encodeDev } from '../format/erofs/inode.js';
 import type { TreeNode } from '../tree/node.js';
-import type { ContentReader, SourceEntry } from '../pipeline/stage.js';
+import { READ_PATH, type ContentReader, type SourceEntry } from '../pipeline/stage.js';
 
 const SLASH = Buffer.from('/');
 
@@ -26,12 +26,6 @@ export interface DirSourceOptions {
  */
 const SHORT_PATH = 3072;
 const PROC_FD = '/proc/self/fd/';
-
-/** A path for messages: long ones keep their two ends. */
-function show(abs: Buffer): string {
-  const p = abs.toString();
-  return p.length <= 240 ? p : `${p.slice(0, 100)}…(${abs.length} bytes)…${p.slice(-100)}`;
-}
 
 /**
  * Runs fn with a path to `abs` short enough for the kernel: `abs` itself, or its last part
@@ -118,14 +112,19 @@ class FileReader implements ContentReader {
   }
 }
 
+/**
+ * The file's opener, tagged with its path when the kernel takes that path as is: the pipeline's
+ * workers then open and read the file themselves, and no byte of it passes the main thread.
+ */
 function opener(abs: Buffer): () => ContentReader {
-  return () => {
+  const open = () => {
     try {
       return new FileReader(withShortPath(abs, (p) => fs.openSync(p, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW)), abs);
     } catch (e) {
       throw fsError('SOURCE', show(abs), e);
     }
   };
+  return abs.length < SHORT_PATH ? Object.assign(open, { [READ_PATH]: abs }) : open;
 }
 
 /** Yields the root first, then every entry with its parent, in layout order. */
