@@ -5,7 +5,7 @@
 /** Batch buffers of one capacity, reused so the heap does not grow with the input. */
 export class BufferPool {
   private readonly free: Uint8Array[] = [];
-  constructor(readonly capacity: number, private readonly keep = 16) {}
+  constructor(readonly capacity: number, private readonly keep = 8) {}
 
   /** Drops the idle buffers (the pipeline is done with them). */
   clear(): void {

@@ -54,6 +54,32 @@ function withShortPath<T>(abs: Buffer, fn: (p: Buffer) => T): T {
   }
 }
 
+/**
+ * The tree keeps every entry's path and name for the whole build: they are cut from large
+ * shared slabs (the name is the path's tail), not kept as a buffer each as readdir returns them
+ * (an ArrayBuffer per name costs several times the name).
+ */
+class PathArena {
+  private slab = Buffer.allocUnsafeSlow(0);
+  private used = 0;
+
+  /** dir + "/" + name (just "/" + name under the root) as one slice of a slab. */
+  child(dir: Buffer, name: Buffer): Buffer {
+    const head = dir.length === 1 ? 0 : dir.length;
+    const n = head + 1 + name.length;
+    if (this.used + n > this.slab.length) {
+      this.slab = Buffer.allocUnsafeSlow(Math.max(64 << 10, n));
+      this.used = 0;
+    }
+    const at = this.used;
+    if (head > 0) dir.copy(this.slab, at);
+    this.slab[at + head] = 0x2f;
+    name.copy(this.slab, at + head + 1);
+    this.used += n;
+    return this.slab.subarray(at, at + n);
+  }
+}
+
 /** Refuses xattrs EROFS cannot hold as the directory is read, before any data is stored. */
 function checkXattrs(rel: Buffer, xattrs: TreeNode['xattrs']): void {
   if (xattrs.length === 0) return;
@@ -149,6 +175,7 @@ export async function* dirSource(root: string, opts: DirSourceOptions = {}): Asy
   // Only a name that some excluded path ends in needs its full path resolved and looked up.
   const excludedNames = new Set([...exclude].map((p) => path.basename(p)));
   const links = new Map<string, TreeNode>();
+  const arena = new PathArena();
   const top = statNode(rootAbs, SLASH, Buffer.alloc(0)).node;
   if (opts.zeroRootMtime) {
     top.mtime = 0;
@@ -186,8 +213,8 @@ export async function* dirSource(root: string, opts: DirSourceOptions = {}): Asy
     for (const name of names) {
       const childAbs = Buffer.concat([abs, SLASH, name]);
       if (excludedNames.has(name.toString('latin1')) && exclude.has(path.resolve(childAbs.toString('latin1')))) continue;
-      const rel = dir.path.length === 1 ? Buffer.concat([SLASH, name]) : Buffer.concat([dir.path, SLASH, name]);
-      const { node, key } = statNode(childAbs, rel, name, Buffer.concat([at, SLASH, name]));
+      const rel = arena.child(dir.path, name);
+      const { node, key } = statNode(childAbs, rel, rel.subarray(rel.length - name.length), Buffer.concat([at, SLASH, name]));
       if (key !== undefined) {
         const first = links.get(key);
         if (first) node.linkTo = first;
