@@ -19,7 +19,7 @@ import type { BuildState, StageDef } from '../pipeline/stage.js';
 import { BufferPool } from '../pipeline/pool.js';
 import { BATCH_BYTES } from '../pipeline/stages/chunk.js';
 import { BlobWriter, blobFeatures, type ByteSink } from './blob.js';
-import { planBootstrap } from '../bootstrap/plan.js';
+import { planBootstrap, type Plan } from '../bootstrap/plan.js';
 import { emitBootstrap } from '../bootstrap/emit.js';
 import * as ext from '../format/rafs/ext-superblock.js';
 import * as bt from '../format/rafs/blob-table.js';
@@ -284,12 +284,30 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
     const assembler = new TreeAssembler();
     const progressTimer = o.onProgress ? setInterval(() => o.onProgress!(state.progress), 200) : undefined;
     const dump = trace.start('dump_blob');
+    // The tree is whole once the walk ends: it is finished and laid out while the workers still
+    // compress the last batches (only chunk counts matter to the layout, and they are known).
+    let root: TreeNode | undefined;
+    let plan: Plan | undefined;
+    const layOut = () => {
+      root = assembler.finish()!;
+      if (parentTree) {
+        root = applyLayer(parentTree, root, whiteouts);
+      } else if (conv.source === 'dir' && whiteouts !== 'none') {
+        // Without a parent a directory layer's markers have nothing to act on: upstream drops them.
+        dropWhiteouts(root, whiteouts);
+      }
+      collectGarbage();
+      const planTimer = trace.start('build_bootstrap');
+      plan = planBootstrap(root, 4096);
+      planTimer.end();
+    };
     try {
       await runPipeline({
         source,
         stages: o.stages,
         state,
         assembler,
+        onWalkEnd: layOut,
         sink: blobSink({ write: (d, done) => writer.write(d, true, done), drain: (n) => writer.drain(n), rawChunk: cacheData ? (d, off) => cacheData!.writeAt(d, off) : undefined }),
       });
     } finally {
@@ -298,15 +316,9 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
     o.onProgress?.(state.progress);
     state.buffers.clear();
     trace.event('load_from_directory', state.progress.files);
-    // Dedup is over: its index of every chunk can go before the bootstrap is laid out.
+    // Dedup is over: its index of every chunk can go.
     state.dict.clear();
-    let root = assembler.finish()!;
-    if (parentTree) {
-      root = applyLayer(parentTree, root, whiteouts);
-    } else if (conv.source === 'dir' && whiteouts !== 'none') {
-      // Without a parent a directory layer's markers have nothing to act on: upstream drops them.
-      dropWhiteouts(root, whiteouts);
-    }
+    if (!plan) layOut();
     writer.writeMeta(state.blob, state.chunks);
     dump.end();
 
@@ -335,13 +347,9 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
 
     const flags = compressor.superFlag | digester.superFlag | ext.FLAG_ENCRYPTION_NONE;
 
-    collectGarbage();
-    const planTimer = trace.start('build_bootstrap');
-    const plan = planBootstrap(root, 4096);
-    planTimer.end();
-    const prefetch = prefetchNodes(root, o.prefetch ?? []).map((n) => plan.byNode.get(n)!.nid);
+    const prefetch = prefetchNodes(root!, o.prefetch ?? []).map((n) => plan!.byNode.get(n)!.nid);
     const bootstrapFor = (blobId: string, compressedSize: number, withToc: boolean) => emitBootstrap({
-      plan, chunks: state.chunks, chunkSize, blockSize: 4096, explicitUidGid: !o.repeatable, prefetch, flags,
+      plan: plan!, chunks: state.chunks, chunkSize, blockSize: 4096, explicitUidGid: !o.repeatable, prefetch, flags,
       blobs: table(blobId, compressedSize, withToc),
     });
 

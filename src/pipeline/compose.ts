@@ -16,6 +16,8 @@ export interface PipelineSpec {
   sink: Sink;
   state: BuildState;
   assembler: TreeAssembler;
+  /** Called once the source is exhausted (the tree is whole), while the last batches are still in flight. */
+  onWalkEnd?: () => void;
 }
 
 export function validateStages(stages: StageDef[]): void {
@@ -39,9 +41,10 @@ export async function runPipeline(spec: PipelineSpec): Promise<void> {
     for (const s of stages.filter((x) => x.kind === 'entry')) entries = s.create(state)(entries);
     const batchStages = stages.filter((x) => x.kind === 'batch');
     // The workers compress every chunk with its digest unless a batch stage sits between dedup and compression.
-    let batches: AsyncIterable<Batch> = dedup(state)(digester(state, batchStages.length === 0)(chunker(state, spec.assembler)(entries)));
+    const early = batchStages.length === 0;
+    let batches: AsyncIterable<Batch> = dedup(state)(digester(state, early)(chunker(state, spec.assembler, spec.onWalkEnd)(entries)));
     for (const s of batchStages) batches = s.create(state)(batches);
-    await spec.sink.consume(compressor(state)(batches), state);
+    await spec.sink.consume(compressor(state, early)(batches), state);
   } finally {
     await state.pool?.destroy();
     state.pool = undefined;

@@ -1,7 +1,7 @@
 // The stage interface: what flows between pipeline stages and how a stage is declared.
 // Two kinds of items flow: entries (source -> entry stages -> chunker) and batches of chunks
 // (chunker -> digest -> dedup -> batch stages -> compress -> sink).
-import type { TreeNode } from '../tree/node.js';
+import type { ChunkRef, TreeNode } from '../tree/node.js';
 import type { ChunkInfo } from '../read/model.js';
 import type { Compressor, Digester } from '../algo/index.js';
 import type { BufferPool, ChunkPool } from './pool.js';
@@ -46,6 +46,11 @@ export interface PendingChunk {
   ref?: number;
   /** True when this chunk must be written to the blob (not a duplicate). */
   fresh?: boolean;
+  /**
+   * Internal: the file's chunk list, sized by the chunker, where dedup records this chunk at
+   * fileOffset / chunkSize (the list may move to another name of a hardlink group meanwhile).
+   */
+  refs?: ChunkRef[];
 }
 
 export interface Batch {

@@ -3,7 +3,7 @@
 // planned here (its chunks' places in the buffer): the worker reads it. Any other content (a
 // tar member, a stage's own reader) is read here, straight into the batch buffer.
 import { READ_PATH, type Batch, type BuildState, type PendingChunk, type SourceEntry } from '../stage.js';
-import type { TreeNode } from '../../tree/node.js';
+import type { ChunkRef, TreeNode } from '../../tree/node.js';
 import type { FileReads } from '../workers/chunks.js';
 import { TreeAssembler } from '../../tree/assemble.js';
 import { isRegNode } from '../../tree/node.js';
@@ -54,7 +54,8 @@ class ReadList {
   }
 }
 
-export function chunker(state: BuildState, assembler: TreeAssembler) {
+/** @param onWalkEnd called once every entry has passed, before the last batch goes. */
+export function chunker(state: BuildState, assembler: TreeAssembler, onWalkEnd?: () => void) {
   const capacity = state.buffers.capacity;
   return async function* (entries: AsyncIterable<SourceEntry>): AsyncGenerator<Batch> {
     let data = state.buffers.acquire();
@@ -73,7 +74,8 @@ export function chunker(state: BuildState, assembler: TreeAssembler) {
       state.progress.files++;
       const node = e.node;
       if (!isRegNode(node) || node.linkTo) continue;
-      node.chunks = [];
+      // Sized now: the bootstrap is laid out (by chunk counts) before dedup fills the last refs.
+      const refs: ChunkRef[] = (node.chunks = new Array(Math.ceil(node.size / state.chunkSize)));
       if (node.size === 0) continue;
       if (!e.open) throw new NydusError('INTERNAL', 'regular file without content', { path: node.path.toString() });
       const path = e.open[READ_PATH];
@@ -82,7 +84,7 @@ export function chunker(state: BuildState, assembler: TreeAssembler) {
           const want = Math.min(state.chunkSize, node.size - fileOffset);
           if (used + want > capacity || chunks.length >= BATCH_CHUNKS) yield flush();
           reads.add(node, path, used, want, fileOffset);
-          chunks.push({ node, fileOffset, size: want, dataOffset: used });
+          chunks.push({ node, refs, fileOffset, size: want, dataOffset: used });
           used += want;
           state.progress.bytes += want;
         }
@@ -100,7 +102,7 @@ export function chunker(state: BuildState, assembler: TreeAssembler) {
             if (n === 0) throw fileShrank(node.path, node.size);
             got += n;
           }
-          chunks.push({ node, fileOffset, size: want, dataOffset: used });
+          chunks.push({ node, refs, fileOffset, size: want, dataOffset: used });
           used += want;
           state.progress.bytes += want;
         }
@@ -108,6 +110,7 @@ export function chunker(state: BuildState, assembler: TreeAssembler) {
         reader.close();
       }
     }
+    onWalkEnd?.();
     if (chunks.length > 0) yield flush();
     else state.buffers.release(data);
   };

@@ -61,7 +61,8 @@ function storeRaw(b: Batch, state: BuildState): Batch {
   return b;
 }
 
-export function compressor(state: BuildState) {
+/** @param precompressed whether the workers compressed every batch already (no window is kept then). */
+export function compressor(state: BuildState, precompressed: boolean) {
   return async function* (batches: AsyncIterable<Batch>): AsyncGenerator<Batch> {
     const algo = state.compressor.name;
     if (algo === 'none') {
@@ -70,12 +71,10 @@ export function compressor(state: BuildState) {
     }
     const task = (b: Batch) => ({ algo, data: b.data, out: state.buffers.acquire(), spans: spansOf(b.chunks.filter((c) => c.fresh)) });
     const pool = state.pool;
-    if (!pool) {
+    if (!pool || precompressed) {
       for await (const b of batches) yield (b.pre && fromPre(b, state)) || apply(b, compressChunks(task(b)));
       return;
     }
-    yield* ordered(batches, 2 * state.threads + 1, async (b) =>
-      (b.pre && fromPre(b, state)) || apply(b, await pool.run<CompressResult>('compress', task(b))),
-    );
+    yield* ordered(batches, 2 * state.threads + 1, async (b) => apply(b, await pool.run<CompressResult>('compress', task(b))));
   };
 }
