@@ -16,7 +16,7 @@ import { isDirNode, walk, type TreeNode } from '../tree/node.js';
 import { runPipeline } from '../pipeline/compose.js';
 import { blobSink } from '../pipeline/stages/sink.js';
 import type { BuildState, StageDef } from '../pipeline/stage.js';
-import { BufferPool } from '../pipeline/pool.js';
+import { BufferPool } from '../pipeline/buffers.js';
 import { BATCH_BYTES } from '../pipeline/stages/chunk.js';
 import { BlobWriter, blobFeatures, type ByteSink } from './blob.js';
 import { planBootstrap, type Plan } from '../bootstrap/plan.js';
@@ -27,13 +27,9 @@ import { Trace } from './trace.js';
 import { conversionByName } from './conversions.js';
 import { blobEntryFromInfo, blobFileIn } from './blob-table.js';
 import { badBlobId } from '../format/limits.js';
-import { parseChunkDictArg } from './merge.js';
-import { openImage } from '../read/open.js';
+import { parseChunkDictArg } from './chunk-dict-arg.js';
 import type { BlobInfo, RafsImage } from '../read/model.js';
-import { treeFromImage } from '../tree/from-image.js';
 import { applyLayer, normalizeHardlinks, whiteoutType } from '../tree/overlay.js';
-import { tarSource } from '../sources/tar.js';
-import { createTarfs } from './tarfs.js';
 import { writeBootstrap } from './bootstrap-file.js';
 
 export interface CreateOptions {
@@ -173,8 +169,8 @@ function addToDict(state: BuildState, k: number): void {
 }
 
 /** Opens a parent bootstrap or chunk dict and checks it can be built on (tar-merge-export.md §5). */
-function openCompatible(file: string, what: string, chunkSize: number, explicitUidGid: boolean): RafsImage {
-  const image = openImage(file);
+async function openCompatible(file: string, what: string, chunkSize: number, explicitUidGid: boolean): Promise<RafsImage> {
+  const image = (await import('../read/open.js')).openImage(file);
   if (image.chunkSize !== chunkSize) throw new NydusError('USAGE', `${what} has chunk size 0x${image.chunkSize.toString(16)}, the build uses 0x${chunkSize.toString(16)}`, { path: file });
   if (image.version !== 6) throw new NydusError('UNSUPPORTED', `${what} is RAFS v${image.version}; only v6 can be built on`, { path: file });
   if ((image.flags & ext.FLAG_TARFS_MODE) !== 0) throw new NydusError('USAGE', `${what} is a tarfs image`, { path: file });
@@ -205,7 +201,7 @@ function dropWhiteouts(root: TreeNode, spec: 'oci' | 'overlayfs'): void {
 
 export async function create(o: CreateOptions): Promise<CreateResult> {
   validate(o);
-  if (conversionByName(o.type ?? 'dir-rafs')!.name === 'tar-tarfs') return createTarfs(o);
+  if (conversionByName(o.type ?? 'dir-rafs')!.name === 'tar-tarfs') return (await import('./tarfs.js')).createTarfs(o);
   const trace = new Trace();
   const total = trace.start('total_build');
   const cacheMode = !!o.blobCacheDir;
@@ -233,8 +229,8 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
   let parentTree: TreeNode | undefined;
   if (o.parentBootstrap) {
     const t = trace.start('load_parent_bootstrap');
-    const parent = openCompatible(o.parentBootstrap, 'parent bootstrap', chunkSize, !o.repeatable);
-    parentTree = treeFromImage(parent, state.chunks, 0).root;
+    const parent = await openCompatible(o.parentBootstrap, 'parent bootstrap', chunkSize, !o.repeatable);
+    parentTree = (await import('../tree/from-image.js')).treeFromImage(parent, state.chunks, 0).root;
     for (const b of parent.blobs) {
       candidates.push({ info: b, file: o.parentBootstrap });
       state.blobOrder.push(b.index);
@@ -246,7 +242,7 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
   if (o.chunkDict) {
     const t = trace.start('import_chunk_dict');
     const dictFile = parseChunkDictArg(o.chunkDict);
-    const dict = openCompatible(dictFile, 'chunk dict', chunkSize, !o.repeatable);
+    const dict = await openCompatible(dictFile, 'chunk dict', chunkSize, !o.repeatable);
     const base = candidates.length;
     for (const b of dict.blobs) {
       candidates.push({ info: b, file: dictFile });
@@ -276,7 +272,7 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
 
     const source =
       conv.source === 'tar'
-        ? tarSource(o.source, { gzip: 'auto', explicitUidGid: !o.repeatable })
+        ? (await import('../sources/tar.js')).tarSource(o.source, { gzip: 'auto', explicitUidGid: !o.repeatable })
         : dirSource(path.resolve(o.source as string), {
             zeroRootMtime: true,
             exclude: [...opened.flatMap((f) => f.paths), ...[o.bootstrap, o.blobDir && path.join(o.blobDir, '.'), o.blob].filter((p): p is string => !!p).map(realPathOf)],

@@ -7,7 +7,6 @@ import { chunker } from './stages/chunk.js';
 import { digester } from './stages/digest.js';
 import { dedup } from './stages/dedup.js';
 import { compressor } from './stages/compress.js';
-import { ChunkPool } from './pool.js';
 
 export interface PipelineSpec {
   source: AsyncIterable<SourceEntry>;
@@ -35,7 +34,8 @@ export async function runPipeline(spec: PipelineSpec): Promise<void> {
   const stages = spec.stages ?? [];
   validateStages(stages);
   const state = spec.state;
-  if (state.threads > 0) state.pool = new ChunkPool(state.threads);
+  // Piscina loads only for a build that runs workers.
+  if (state.threads > 0) state.pool = new (await import('./pool.js')).ChunkPool(state.threads);
   try {
     let entries: AsyncIterable<SourceEntry> = spec.source;
     for (const s of stages.filter((x) => x.kind === 'entry')) entries = s.create(state)(entries);

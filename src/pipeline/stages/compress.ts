@@ -2,7 +2,7 @@
 // without one); batches come back in submit order through a bounded window. A batch the workers
 // already compressed (before dedup) only sheds the stored bytes of its duplicates here.
 import type { Batch, BuildState } from '../stage.js';
-import { ordered, spansOf } from '../pool.js';
+import { ordered, spansOf } from '../window.js';
 import { compressChunks, type CompressResult } from '../workers/chunks.js';
 
 function apply(b: Batch, r: CompressResult): Batch {

@@ -3,7 +3,7 @@
 // and compression, compresses them too (dedup then only drops the stored bytes of duplicates).
 // Without a pool the same function runs on the main thread.
 import type { Batch, BuildState } from '../stage.js';
-import { ordered, spansOf } from '../pool.js';
+import { ordered, spansOf } from '../window.js';
 import { readChunks, type ReadResult, type ReadTask } from '../workers/chunks.js';
 import { NydusError, fileShrank, fsError, showPath } from '../../errors.js';
 
