@@ -164,6 +164,20 @@ const SCENARIOS = [
           },
   },
   {
+    // Issue 14: with lz4_block, at most 0.6 x mkfs.erofs -zlz4.
+    name: 'ours-lz4',
+    desc: 'nydus-image create -t dir-rafs --compressor lz4_block',
+    enabled: true,
+    command: (c) => oursWith(c, ['--compressor', 'lz4_block']),
+  },
+  {
+    // Issue 14: without compression, at most 1.5 x `tar -cf - | cat > file`.
+    name: 'ours-none',
+    desc: 'nydus-image create -t dir-rafs --compressor none',
+    enabled: true,
+    command: (c) => oursWith(c, ['--compressor', 'none']),
+  },
+  {
     name: 'mkfs.erofs',
     desc: 'mkfs.erofs -zlz4',
     enabled: true,
@@ -179,6 +193,14 @@ const SCENARIOS = [
     command: (c) => ({
       argv: ['sh', '-c', `tar -cf - -C ${shq(c.tree)} . | zstd -1 -T0 -q -o ${shq(path.join(c.out, 'ref.tar.zst'))}`],
     }),
+  },
+  {
+    // The reference for --compressor none: every byte read and written once, nothing computed.
+    name: 'tar|cat',
+    desc: 'tar -cf - | cat > file',
+    enabled: true,
+    ref: 'tarcat',
+    command: (c) => ({ argv: ['sh', '-c', `tar -cf - -C ${shq(c.tree)} . | cat > ${shq(path.join(c.out, 'ref.tar'))}`] }),
   },
   {
     // tar-rafs from a FIFO: the converter's path. Issue 3 target: at least 80% of the dir-rafs
@@ -258,6 +280,16 @@ const SCENARIOS = [
     }),
   },
 ];
+
+/** `create -t dir-rafs` of the tree with extra flags. */
+function oursWith(c, extra) {
+  return {
+    argv: [
+      c.node, path.join(c.root, 'bin/nydus-image.js'), 'create', '-t', 'dir-rafs', ...extra,
+      '-B', path.join(c.out, 'boot'), '-b', path.join(c.out, 'blob'), '--log-level', 'warn', c.tree,
+    ],
+  };
+}
 
 const EXPORT_FILES = 3;
 const EXPORT_FILE_MIB = 400;
@@ -596,6 +628,11 @@ async function main() {
   const rExpDd = ratio(exp, dd);
   const vs = by((s) => s.ref === 'veritysetup');
   const rTarLiveDir = ratio(ours, tarLive);
+  const oursLz4 = results.find((r) => r.ok && r.name === 'ours-lz4');
+  const oursNone = results.find((r) => r.ok && r.name === 'ours-none');
+  const tarCat = by((s) => s.ref === 'tarcat');
+  const rLz4Erofs = ratio(oursLz4, erofs);
+  const rNoneCat = ratio(oursNone, tarCat);
   const targets = {
     wallVsErofs: rErofs == null ? 'n/a' : rErofs <= 0.5 ? 'PASS' : 'MISS',
     rss: oursRssMB == null ? 'n/a' : oursRssMB < 300 ? 'PASS' : 'MISS',
@@ -610,6 +647,8 @@ async function main() {
       ` ${fmt(floor.wallS)} s = ${x(erofs ? floor.wallS / erofs.wall : null)} mkfs.erofs wall, ${fmt(ours ? floor.wallS / ours.wall : null)} of ours`);
   }
   console.log(`ours / tar|zstd wall:   ${x(rTz)}`);
+  console.log(`ours --compressor lz4_block / mkfs.erofs wall: ${x(rLz4Erofs)} (target <= 0.6)`);
+  console.log(`ours --compressor none / tar|cat wall:        ${x(rNoneCat)} (target <= 1.5)`);
   console.log(`target ours wall <= 0.5 x mkfs.erofs -zlz4 wall: ${targets.wallVsErofs}`);
   console.log(`target ours peak RSS < 300 MB:                  ${targets.rss}` +
     (oursRssMB != null ? ` (${oursRssMB.toFixed(1)} MB)` : ''));
@@ -648,6 +687,8 @@ async function main() {
       ratios: {
         oursOverErofs: rErofs,
         oursOverTarZstd: rTz,
+        oursLz4OverErofs: rLz4Erofs,
+        oursNoneOverTarCat: rNoneCat,
         tarRafsOverDirRafsThroughput: rTarDir,
         tarRafsLiveTarOverDirRafsThroughput: rTarLiveDir,
         zstdFloorOverErofs: floor && erofs ? floor.wallS / erofs.wall : null,

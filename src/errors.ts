@@ -35,6 +35,17 @@ export function formatError(structure: string, field: string, value: unknown, wh
   return new NydusError('FORMAT', `${structure}.${field} = ${String(value)}: ${why}`);
 }
 
+/** A file path for a message: long ones keep their two ends. */
+export function showPath(abs: Buffer): string {
+  const p = abs.toString();
+  return p.length <= 240 ? p : `${p.slice(0, 100)}…(${abs.length} bytes)…${p.slice(-100)}`;
+}
+
+/** A regular file that ended before the size its stat gave (it changed while the build read it). */
+export function fileShrank(path: Buffer, size: number): NydusError {
+  return new NydusError('SOURCE', `file shrank while reading (expected ${size} bytes)`, { path: path.toString() });
+}
+
 /** Wraps a Node fs error (ENOENT, EACCES, ...) into a one-line user error naming the path. */
 export function fsError(code: ErrorCode, path: string, err: unknown): NydusError {
   const e = err as NodeJS.ErrnoException;

@@ -1,19 +1,22 @@
 // One table of compressors and one of digesters: parsing, help text, bit flags and codecs all read it.
+// The codecs' native modules load on first use: a command that only parses flags, or a build
+// with one compressor, does not pay for the others.
 import { createRequire } from 'node:module';
 import { createHash } from 'node:crypto';
-import { compress as zstdCompress } from 'zstd-napi';
-import { blake3 } from '@napi-rs/blake-hash';
 import { native } from '../io/native.js';
 
 const require = createRequire(import.meta.url);
-const zstdBinding = require('zstd-napi/binding') as {
+interface ZstdBinding {
   CCtx: new () => { compress(dst: Uint8Array, src: Uint8Array, level: number): number };
   DCtx: new () => { decompress(dst: Uint8Array, src: Uint8Array): number };
-};
+}
+let zstdModules: { binding: ZstdBinding; compress: (d: Uint8Array, o: { compressionLevel: number }) => Buffer } | undefined;
+const zstd = () => (zstdModules ??= { binding: require('zstd-napi/binding') as ZstdBinding, compress: (require('zstd-napi') as { compress: never }).compress });
+let blake3Fn: ((d: Uint8Array) => Buffer) | undefined;
+const blake3 = (d: Uint8Array): Buffer => (blake3Fn ??= (require('@napi-rs/blake-hash') as { blake3: (d: Uint8Array) => Buffer }).blake3)(d);
 // Decompression only: blocks are written by our own encoder in the native addon.
-const lz4 = require('lz4-napi') as {
-  uncompressSync(data: Uint8Array): Buffer;
-};
+let lz4Module: { uncompressSync(data: Uint8Array): Buffer } | undefined;
+const lz4 = () => (lz4Module ??= require('lz4-napi') as { uncompressSync(data: Uint8Array): Buffer });
 
 export interface Compressor {
   name: 'none' | 'lz4_block' | 'gzip' | 'zstd';
@@ -36,14 +39,14 @@ export interface Compressor {
 
 const ZSTD_LEVEL = 3;
 
-let zstdDctx: InstanceType<typeof zstdBinding.DCtx> | undefined;
+let zstdDctx: InstanceType<ZstdBinding['DCtx']> | undefined;
 
 /**
  * Decompresses into a buffer of the size the chunk info claims: a hostile frame that would grow
  * past it fails ("Destination buffer is too small") instead of allocating what it declares.
  */
 function zstdDecompressBounded(src: Uint8Array, size: number): Uint8Array {
-  zstdDctx ??= new zstdBinding.DCtx();
+  zstdDctx ??= new (zstd().binding.DCtx)();
   const dst = Buffer.allocUnsafe(size);
   return dst.subarray(0, zstdDctx.decompress(dst, src));
 }
@@ -51,7 +54,7 @@ function zstdDecompressBounded(src: Uint8Array, size: number): Uint8Array {
 /** LZ4_COMPRESSBOUND: the largest block n bytes can become. */
 const lz4Bound = (n: number) => n + Math.floor(n / 255) + 16;
 
-let zstdCtx: InstanceType<typeof zstdBinding.CCtx> | undefined;
+let zstdCtx: InstanceType<ZstdBinding['CCtx']> | undefined;
 let zstdScratch = new Uint8Array(0);
 
 /** ZSTD_COMPRESSBOUND: the largest frame n bytes can become. */
@@ -63,7 +66,7 @@ const zstdBound = (n: number) => n + (n >>> 8) + (n < 128 << 10 ? ((128 << 10) -
  * letting zstd fail on a too-small dst costs a thrown exception per chunk.
  */
 function zstdInto(dst: Uint8Array, src: Uint8Array): number {
-  zstdCtx ??= new zstdBinding.CCtx();
+  zstdCtx ??= new (zstd().binding.CCtx)();
   const bound = zstdBound(src.byteLength);
   if (zstdScratch.byteLength < bound) zstdScratch = new Uint8Array(Math.max(bound, 1 << 20));
   const n = zstdCtx.compress(zstdScratch, src, ZSTD_LEVEL);
@@ -92,7 +95,7 @@ export const COMPRESSORS: readonly Compressor[] = [
       const framed = Buffer.allocUnsafe(d.byteLength + 4);
       framed.writeUInt32LE(size, 0);
       framed.set(d, 4);
-      return lz4.uncompressSync(framed);
+      return lz4().uncompressSync(framed);
     },
   },
   {
@@ -103,7 +106,7 @@ export const COMPRESSORS: readonly Compressor[] = [
   },
   {
     name: 'zstd', id: 3, superFlag: 0x80, tocFlag: 0x2,
-    compress: (d) => zstdCompress(d, { compressionLevel: ZSTD_LEVEL }),
+    compress: (d) => zstd().compress(d, { compressionLevel: ZSTD_LEVEL }),
     compressInto: zstdInto,
     decompress: zstdDecompressBounded,
   },

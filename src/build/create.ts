@@ -16,10 +16,10 @@ import { isDirNode, walk, type TreeNode } from '../tree/node.js';
 import { runPipeline } from '../pipeline/compose.js';
 import { blobSink } from '../pipeline/stages/sink.js';
 import type { BuildState, StageDef } from '../pipeline/stage.js';
-import { BufferPool } from '../pipeline/pool.js';
+import { BufferPool } from '../pipeline/buffers.js';
 import { BATCH_BYTES } from '../pipeline/stages/chunk.js';
 import { BlobWriter, blobFeatures, type ByteSink } from './blob.js';
-import { planBootstrap } from '../bootstrap/plan.js';
+import { planBootstrap, type Plan } from '../bootstrap/plan.js';
 import { emitBootstrap } from '../bootstrap/emit.js';
 import * as ext from '../format/rafs/ext-superblock.js';
 import * as bt from '../format/rafs/blob-table.js';
@@ -27,13 +27,9 @@ import { Trace } from './trace.js';
 import { conversionByName } from './conversions.js';
 import { blobEntryFromInfo, blobFileIn } from './blob-table.js';
 import { badBlobId } from '../format/limits.js';
-import { parseChunkDictArg } from './merge.js';
-import { openImage } from '../read/open.js';
+import { parseChunkDictArg } from './chunk-dict-arg.js';
 import type { BlobInfo, RafsImage } from '../read/model.js';
-import { treeFromImage } from '../tree/from-image.js';
 import { applyLayer, normalizeHardlinks, whiteoutType } from '../tree/overlay.js';
-import { tarSource } from '../sources/tar.js';
-import { createTarfs } from './tarfs.js';
 import { writeBootstrap } from './bootstrap-file.js';
 
 export interface CreateOptions {
@@ -173,8 +169,8 @@ function addToDict(state: BuildState, k: number): void {
 }
 
 /** Opens a parent bootstrap or chunk dict and checks it can be built on (tar-merge-export.md §5). */
-function openCompatible(file: string, what: string, chunkSize: number, explicitUidGid: boolean): RafsImage {
-  const image = openImage(file);
+async function openCompatible(file: string, what: string, chunkSize: number, explicitUidGid: boolean): Promise<RafsImage> {
+  const image = (await import('../read/open.js')).openImage(file);
   if (image.chunkSize !== chunkSize) throw new NydusError('USAGE', `${what} has chunk size 0x${image.chunkSize.toString(16)}, the build uses 0x${chunkSize.toString(16)}`, { path: file });
   if (image.version !== 6) throw new NydusError('UNSUPPORTED', `${what} is RAFS v${image.version}; only v6 can be built on`, { path: file });
   if ((image.flags & ext.FLAG_TARFS_MODE) !== 0) throw new NydusError('USAGE', `${what} is a tarfs image`, { path: file });
@@ -205,7 +201,7 @@ function dropWhiteouts(root: TreeNode, spec: 'oci' | 'overlayfs'): void {
 
 export async function create(o: CreateOptions): Promise<CreateResult> {
   validate(o);
-  if (conversionByName(o.type ?? 'dir-rafs')!.name === 'tar-tarfs') return createTarfs(o);
+  if (conversionByName(o.type ?? 'dir-rafs')!.name === 'tar-tarfs') return (await import('./tarfs.js')).createTarfs(o);
   const trace = new Trace();
   const total = trace.start('total_build');
   const cacheMode = !!o.blobCacheDir;
@@ -233,8 +229,8 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
   let parentTree: TreeNode | undefined;
   if (o.parentBootstrap) {
     const t = trace.start('load_parent_bootstrap');
-    const parent = openCompatible(o.parentBootstrap, 'parent bootstrap', chunkSize, !o.repeatable);
-    parentTree = treeFromImage(parent, state.chunks, 0).root;
+    const parent = await openCompatible(o.parentBootstrap, 'parent bootstrap', chunkSize, !o.repeatable);
+    parentTree = (await import('../tree/from-image.js')).treeFromImage(parent, state.chunks, 0).root;
     for (const b of parent.blobs) {
       candidates.push({ info: b, file: o.parentBootstrap });
       state.blobOrder.push(b.index);
@@ -246,7 +242,7 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
   if (o.chunkDict) {
     const t = trace.start('import_chunk_dict');
     const dictFile = parseChunkDictArg(o.chunkDict);
-    const dict = openCompatible(dictFile, 'chunk dict', chunkSize, !o.repeatable);
+    const dict = await openCompatible(dictFile, 'chunk dict', chunkSize, !o.repeatable);
     const base = candidates.length;
     for (const b of dict.blobs) {
       candidates.push({ info: b, file: dictFile });
@@ -276,7 +272,7 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
 
     const source =
       conv.source === 'tar'
-        ? tarSource(o.source, { gzip: 'auto', explicitUidGid: !o.repeatable })
+        ? (await import('../sources/tar.js')).tarSource(o.source, { gzip: 'auto', explicitUidGid: !o.repeatable })
         : dirSource(path.resolve(o.source as string), {
             zeroRootMtime: true,
             exclude: [...opened.flatMap((f) => f.paths), ...[o.bootstrap, o.blobDir && path.join(o.blobDir, '.'), o.blob].filter((p): p is string => !!p).map(realPathOf)],
@@ -284,12 +280,30 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
     const assembler = new TreeAssembler();
     const progressTimer = o.onProgress ? setInterval(() => o.onProgress!(state.progress), 200) : undefined;
     const dump = trace.start('dump_blob');
+    // The tree is whole once the walk ends: it is finished and laid out while the workers still
+    // compress the last batches (only chunk counts matter to the layout, and they are known).
+    let root: TreeNode | undefined;
+    let plan: Plan | undefined;
+    const layOut = () => {
+      root = assembler.finish()!;
+      if (parentTree) {
+        root = applyLayer(parentTree, root, whiteouts);
+      } else if (conv.source === 'dir' && whiteouts !== 'none') {
+        // Without a parent a directory layer's markers have nothing to act on: upstream drops them.
+        dropWhiteouts(root, whiteouts);
+      }
+      collectGarbage();
+      const planTimer = trace.start('build_bootstrap');
+      plan = planBootstrap(root, 4096);
+      planTimer.end();
+    };
     try {
       await runPipeline({
         source,
         stages: o.stages,
         state,
         assembler,
+        onWalkEnd: layOut,
         sink: blobSink({ write: (d, done) => writer.write(d, true, done), drain: (n) => writer.drain(n), rawChunk: cacheData ? (d, off) => cacheData!.writeAt(d, off) : undefined }),
       });
     } finally {
@@ -298,15 +312,9 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
     o.onProgress?.(state.progress);
     state.buffers.clear();
     trace.event('load_from_directory', state.progress.files);
-    // Dedup is over: its index of every chunk can go before the bootstrap is laid out.
+    // Dedup is over: its index of every chunk can go.
     state.dict.clear();
-    let root = assembler.finish()!;
-    if (parentTree) {
-      root = applyLayer(parentTree, root, whiteouts);
-    } else if (conv.source === 'dir' && whiteouts !== 'none') {
-      // Without a parent a directory layer's markers have nothing to act on: upstream drops them.
-      dropWhiteouts(root, whiteouts);
-    }
+    if (!plan) layOut();
     writer.writeMeta(state.blob, state.chunks);
     dump.end();
 
@@ -335,13 +343,9 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
 
     const flags = compressor.superFlag | digester.superFlag | ext.FLAG_ENCRYPTION_NONE;
 
-    collectGarbage();
-    const planTimer = trace.start('build_bootstrap');
-    const plan = planBootstrap(root, 4096);
-    planTimer.end();
-    const prefetch = prefetchNodes(root, o.prefetch ?? []).map((n) => plan.byNode.get(n)!.nid);
+    const prefetch = prefetchNodes(root!, o.prefetch ?? []).map((n) => plan!.byNode.get(n)!.nid);
     const bootstrapFor = (blobId: string, compressedSize: number, withToc: boolean) => emitBootstrap({
-      plan, chunks: state.chunks, chunkSize, blockSize: 4096, explicitUidGid: !o.repeatable, prefetch, flags,
+      plan: plan!, chunks: state.chunks, chunkSize, blockSize: 4096, explicitUidGid: !o.repeatable, prefetch, flags,
       blobs: table(blobId, compressedSize, withToc),
     });
 

@@ -95,16 +95,8 @@ function checkSupported(img: RafsImage, file: string): void {
   if ((img.flags & ext.FLAG_ENCRYPTION_AES128XTS) !== 0) throw new NydusError('UNSUPPORTED', 'merging encrypted bootstraps is not supported yet', { path: file });
 }
 
-/** `--chunk-dict`: `bootstrap=PATH`, or a bare PATH (split at the first `=`). */
-export function parseChunkDictArg(arg: string): string {
-  const eq = arg.indexOf('=');
-  if (eq < 0) return arg;
-  const type = arg.slice(0, eq);
-  if (type !== 'bootstrap') throw new NydusError('USAGE', `invalid chunk dict type ${JSON.stringify(type)}: only bootstrap=PATH is supported`);
-  const p = arg.slice(eq + 1);
-  if (p.length === 0) throw new NydusError('USAGE', 'invalid --chunk-dict: the path is empty');
-  return p;
-}
+import { parseChunkDictArg } from './chunk-dict-arg.js';
+export { parseChunkDictArg };
 
 const LISTS = [
   ['blobDigests', 'blob digest'],

@@ -7,7 +7,6 @@ import { chunker } from './stages/chunk.js';
 import { digester } from './stages/digest.js';
 import { dedup } from './stages/dedup.js';
 import { compressor } from './stages/compress.js';
-import { ChunkPool } from './pool.js';
 
 export interface PipelineSpec {
   source: AsyncIterable<SourceEntry>;
@@ -16,6 +15,8 @@ export interface PipelineSpec {
   sink: Sink;
   state: BuildState;
   assembler: TreeAssembler;
+  /** Called once the source is exhausted (the tree is whole), while the last batches are still in flight. */
+  onWalkEnd?: () => void;
 }
 
 export function validateStages(stages: StageDef[]): void {
@@ -33,13 +34,19 @@ export async function runPipeline(spec: PipelineSpec): Promise<void> {
   const stages = spec.stages ?? [];
   validateStages(stages);
   const state = spec.state;
-  if (state.threads > 0) state.pool = new ChunkPool(state.threads);
+  // Piscina loads only for a build that runs workers.
+  if (state.threads > 0) state.pool = new (await import('./pool.js')).ChunkPool(state.threads);
   try {
     let entries: AsyncIterable<SourceEntry> = spec.source;
     for (const s of stages.filter((x) => x.kind === 'entry')) entries = s.create(state)(entries);
-    let batches: AsyncIterable<Batch> = dedup(state)(digester(state)(chunker(state, spec.assembler)(entries)));
-    for (const s of stages.filter((x) => x.kind === 'batch')) batches = s.create(state)(batches);
-    await spec.sink.consume(compressor(state)(batches), state);
+    const batchStages = stages.filter((x) => x.kind === 'batch');
+    // The workers compress every chunk with its digest unless a batch stage sits between dedup and
+    // compression, or a chunk dict or parent already holds chunks (most may then be duplicates,
+    // and compressing them would be wasted).
+    const early = batchStages.length === 0 && state.dict.size === 0;
+    let batches: AsyncIterable<Batch> = dedup(state)(digester(state, early)(chunker(state, spec.assembler, spec.onWalkEnd)(entries)));
+    for (const s of batchStages) batches = s.create(state)(batches);
+    await spec.sink.consume(compressor(state, early)(batches), state);
   } finally {
     await state.pool?.destroy();
     state.pool = undefined;

@@ -1,7 +1,6 @@
-// The worker pool and the batch buffers shared by the pooled stages.
+// The worker pool (piscina): loaded only by a build that runs workers.
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
-import type { ChunkTask } from './workers/chunks.js';
 
 /** The worker as compiled JavaScript; under a TypeScript test runner, its copy in dist/. */
 function workerFile(): string {
@@ -24,7 +23,7 @@ export class ChunkPool {
   }
 
   /** Runs a task; its data buffer (and out buffer, if any) moves to the worker and back. */
-  run<R>(name: 'digest' | 'compress', task: ChunkTask & { out?: Uint8Array }): Promise<R> {
+  run<R>(name: 'read' | 'digest' | 'compress', task: { data: Uint8Array; out?: Uint8Array }): Promise<R> {
     const transferList = [task.data.buffer as ArrayBuffer];
     if (task.out) transferList.push(task.out.buffer as ArrayBuffer);
     return this.pool.run(task, { name, transferList });
@@ -36,29 +35,3 @@ export class ChunkPool {
 }
 
 export { BufferPool } from './buffers.js';
-
-export function spansOf(chunks: Array<{ dataOffset: number; size: number }>): Uint32Array {
-  const spans = new Uint32Array(chunks.length * 2);
-  chunks.forEach((c, i) => {
-    spans[2 * i] = c.dataOffset;
-    spans[2 * i + 1] = c.size;
-  });
-  return spans;
-}
-
-/** Runs `submit` on each item with up to `window` in flight, yielding results in submit order. */
-export async function* ordered<I, O>(input: AsyncIterable<I>, window: number, submit: (item: I) => Promise<O>): AsyncGenerator<O> {
-  const inflight: Array<Promise<O>> = [];
-  try {
-    for await (const item of input) {
-      const p = submit(item);
-      // Avoid an unhandled rejection while it waits its turn; the await below rethrows.
-      p.catch(() => undefined);
-      inflight.push(p);
-      if (inflight.length >= window) yield await inflight.shift()!;
-    }
-    while (inflight.length > 0) yield await inflight.shift()!;
-  } finally {
-    await Promise.allSettled(inflight);
-  }
-}

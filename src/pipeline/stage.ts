@@ -1,10 +1,11 @@
 // The stage interface: what flows between pipeline stages and how a stage is declared.
 // Two kinds of items flow: entries (source -> entry stages -> chunker) and batches of chunks
 // (chunker -> digest -> dedup -> batch stages -> compress -> sink).
-import type { TreeNode } from '../tree/node.js';
+import type { ChunkRef, TreeNode } from '../tree/node.js';
 import type { ChunkInfo } from '../read/model.js';
 import type { Compressor, Digester } from '../algo/index.js';
 import type { BufferPool, ChunkPool } from './pool.js';
+import type { FileReads } from './workers/chunks.js';
 
 /** Sequential reader of one regular file's bytes; a sync result avoids a promise per read. */
 export interface ContentReader {
@@ -12,12 +13,19 @@ export interface ContentReader {
   close(): void;
 }
 
+/**
+ * A source may tag an entry's `open` with the file's absolute path: the pipeline's workers then
+ * open and read the file themselves. An entry stage that replaces `open` drops the tag, and the
+ * main thread reads through the stage's reader instead.
+ */
+export const READ_PATH: unique symbol = Symbol('nydus.readPath');
+
 export interface SourceEntry {
   node: TreeNode;
   /** The directory this entry goes into; undefined for the root. */
   parent?: TreeNode;
   /** Opens the content of a regular file (also offered for hardlinks, in case the first name is dropped). */
-  open?: () => ContentReader;
+  open?: (() => ContentReader) & { [READ_PATH]?: Buffer };
   /**
    * An earlier entry at the same path that this one replaces (tar: a repeated path, or an
    * explicit entry for a directory that was implied). A directory replacing a directory keeps
@@ -38,6 +46,11 @@ export interface PendingChunk {
   ref?: number;
   /** True when this chunk must be written to the blob (not a duplicate). */
   fresh?: boolean;
+  /**
+   * Internal: the file's chunk list, sized by the chunker, where dedup records this chunk at
+   * fileOffset / chunkSize (the list may move to another name of a hardlink group meanwhile).
+   */
+  refs?: ChunkRef[];
 }
 
 export interface Batch {
@@ -48,6 +61,14 @@ export interface Batch {
   out?: Uint8Array;
   /** After compression: stored size and whether it is compressed, per fresh chunk. */
   stored?: Array<{ size: number; compressed: boolean }>;
+  /** Internal: the files the workers read into data, and the node of each read (for messages). */
+  files?: { reads: FileReads; nodes: TreeNode[] };
+  /**
+   * Internal: every chunk compressed by the workers before dedup (when no batch stage runs in
+   * between): stored bytes in out in chunk order, and per chunk its stored size (negative when
+   * stored raw, 0 when it repeats an earlier chunk of the batch and was not compressed).
+   */
+  pre?: { out: Uint8Array; sizes: Int32Array; used: number };
 }
 
 /** Per-blob counters the dedup stage and the sink advance. */

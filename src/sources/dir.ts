@@ -3,13 +3,13 @@
 // each subdirectory. Names are raw bytes; hardlinks are found by device and inode.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { NydusError, fsError } from '../errors.js';
+import { NydusError, fsError, showPath as show } from '../errors.js';
 import { LIMITS, checkLimit, limitError } from '../format/limits.js';
 import * as xattr from '../format/erofs/xattr.js';
 import { lstatFast, readXattrs, type LstatResult } from '../io/xattr.js';
 import { encodeDev } from '../format/erofs/inode.js';
 import type { TreeNode } from '../tree/node.js';
-import type { ContentReader, SourceEntry } from '../pipeline/stage.js';
+import { READ_PATH, type ContentReader, type SourceEntry } from '../pipeline/stage.js';
 
 const SLASH = Buffer.from('/');
 
@@ -26,12 +26,6 @@ export interface DirSourceOptions {
  */
 const SHORT_PATH = 3072;
 const PROC_FD = '/proc/self/fd/';
-
-/** A path for messages: long ones keep their two ends. */
-function show(abs: Buffer): string {
-  const p = abs.toString();
-  return p.length <= 240 ? p : `${p.slice(0, 100)}…(${abs.length} bytes)…${p.slice(-100)}`;
-}
 
 /**
  * Runs fn with a path to `abs` short enough for the kernel: `abs` itself, or its last part
@@ -57,6 +51,32 @@ function withShortPath<T>(abs: Buffer, fn: (p: Buffer) => T): T {
     return fn(Buffer.concat([base, rest]));
   } finally {
     for (const fd of fds) fs.closeSync(fd);
+  }
+}
+
+/**
+ * The tree keeps every entry's path and name for the whole build: they are cut from large
+ * shared slabs (the name is the path's tail), not kept as a buffer each as readdir returns them
+ * (an ArrayBuffer per name costs several times the name).
+ */
+class PathArena {
+  private slab = Buffer.allocUnsafeSlow(0);
+  private used = 0;
+
+  /** dir + "/" + name (just "/" + name under the root) as one slice of a slab. */
+  child(dir: Buffer, name: Buffer): Buffer {
+    const head = dir.length === 1 ? 0 : dir.length;
+    const n = head + 1 + name.length;
+    if (this.used + n > this.slab.length) {
+      this.slab = Buffer.allocUnsafeSlow(Math.max(64 << 10, n));
+      this.used = 0;
+    }
+    const at = this.used;
+    if (head > 0) dir.copy(this.slab, at);
+    this.slab[at + head] = 0x2f;
+    name.copy(this.slab, at + head + 1);
+    this.used += n;
+    return this.slab.subarray(at, at + n);
   }
 }
 
@@ -118,14 +138,19 @@ class FileReader implements ContentReader {
   }
 }
 
+/**
+ * The file's opener, tagged with its path when the kernel takes that path as is: the pipeline's
+ * workers then open and read the file themselves, and no byte of it passes the main thread.
+ */
 function opener(abs: Buffer): () => ContentReader {
-  return () => {
+  const open = () => {
     try {
       return new FileReader(withShortPath(abs, (p) => fs.openSync(p, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW)), abs);
     } catch (e) {
       throw fsError('SOURCE', show(abs), e);
     }
   };
+  return abs.length < SHORT_PATH ? Object.assign(open, { [READ_PATH]: abs }) : open;
 }
 
 /** Yields the root first, then every entry with its parent, in layout order. */
@@ -150,6 +175,7 @@ export async function* dirSource(root: string, opts: DirSourceOptions = {}): Asy
   // Only a name that some excluded path ends in needs its full path resolved and looked up.
   const excludedNames = new Set([...exclude].map((p) => path.basename(p)));
   const links = new Map<string, TreeNode>();
+  const arena = new PathArena();
   const top = statNode(rootAbs, SLASH, Buffer.alloc(0)).node;
   if (opts.zeroRootMtime) {
     top.mtime = 0;
@@ -187,8 +213,8 @@ export async function* dirSource(root: string, opts: DirSourceOptions = {}): Asy
     for (const name of names) {
       const childAbs = Buffer.concat([abs, SLASH, name]);
       if (excludedNames.has(name.toString('latin1')) && exclude.has(path.resolve(childAbs.toString('latin1')))) continue;
-      const rel = dir.path.length === 1 ? Buffer.concat([SLASH, name]) : Buffer.concat([dir.path, SLASH, name]);
-      const { node, key } = statNode(childAbs, rel, name, Buffer.concat([at, SLASH, name]));
+      const rel = arena.child(dir.path, name);
+      const { node, key } = statNode(childAbs, rel, rel.subarray(rel.length - name.length), Buffer.concat([at, SLASH, name]));
       if (key !== undefined) {
         const first = links.get(key);
         if (first) node.linkTo = first;

@@ -1,22 +1,69 @@
-// Chunker: attaches each entry to the tree and cuts regular files into fixed-size chunks,
-// reading them straight into a batch buffer so the pool gets several MiB per task.
-import type { Batch, BuildState, PendingChunk, SourceEntry } from '../stage.js';
+// Chunker: attaches each entry to the tree and cuts regular files into fixed-size chunks, a
+// batch buffer of several MiB per pool task. A file the source tagged with its path is only
+// planned here (its chunks' places in the buffer): the worker reads it. Any other content (a
+// tar member, a stage's own reader) is read here, straight into the batch buffer.
+import { READ_PATH, type Batch, type BuildState, type PendingChunk, type SourceEntry } from '../stage.js';
+import type { ChunkRef, TreeNode } from '../../tree/node.js';
+import type { FileReads } from '../workers/chunks.js';
 import { TreeAssembler } from '../../tree/assemble.js';
 import { isRegNode } from '../../tree/node.js';
-import { NydusError } from '../../errors.js';
+import { NydusError, fileShrank } from '../../errors.js';
 
 /** A batch closes when its buffer (BATCH_BYTES, or one chunk if chunks are larger) is full or at this many chunks. */
 export const BATCH_BYTES = 2 << 20;
 const BATCH_CHUNKS = 512;
 
-export function chunker(state: BuildState, assembler: TreeAssembler) {
+/** The reads of one batch, gathered as plain numbers and packed into typed arrays at the end. */
+class ReadList {
+  private spans: number[] = [];
+  private paths: Buffer[] = [];
+  private pathBytes = 0;
+  nodes: TreeNode[] = [];
+
+  /** Extends the last read when it is the same file and continues it, else starts one. */
+  add(node: TreeNode, path: Buffer, at: number, len: number, pos: number): void {
+    const k = this.nodes.length - 1;
+    const s = this.spans;
+    if (k >= 0 && this.nodes[k] === node && s[3 * k] + s[3 * k + 1] === at && s[3 * k + 2] + s[3 * k + 1] === pos) {
+      s[3 * k + 1] += len;
+      return;
+    }
+    s.push(at, len, pos);
+    this.paths.push(path);
+    this.pathBytes += path.length;
+    this.nodes.push(node);
+  }
+
+  take(): { reads: FileReads; nodes: TreeNode[] } | undefined {
+    const n = this.nodes.length;
+    if (n === 0) return undefined;
+    const paths = new Uint8Array(this.pathBytes);
+    const pathEnds = new Uint32Array(n);
+    let end = 0;
+    this.paths.forEach((p, i) => {
+      paths.set(p, end);
+      end += p.length;
+      pathEnds[i] = end;
+    });
+    const out = { reads: { spans: Float64Array.from(this.spans), paths, pathEnds, fds: new Int32Array(n).fill(-1) }, nodes: this.nodes };
+    this.spans = [];
+    this.paths = [];
+    this.pathBytes = 0;
+    this.nodes = [];
+    return out;
+  }
+}
+
+/** @param onWalkEnd called once every entry has passed, before the last batch goes. */
+export function chunker(state: BuildState, assembler: TreeAssembler, onWalkEnd?: () => void) {
   const capacity = state.buffers.capacity;
   return async function* (entries: AsyncIterable<SourceEntry>): AsyncGenerator<Batch> {
     let data = state.buffers.acquire();
     let used = 0;
     let chunks: PendingChunk[] = [];
+    const reads = new ReadList();
     const flush = (): Batch => {
-      const b: Batch = { data: data.subarray(0, used), chunks };
+      const b: Batch = { data: data.subarray(0, used), chunks, files: reads.take() };
       data = state.buffers.acquire();
       used = 0;
       chunks = [];
@@ -27,9 +74,22 @@ export function chunker(state: BuildState, assembler: TreeAssembler) {
       state.progress.files++;
       const node = e.node;
       if (!isRegNode(node) || node.linkTo) continue;
-      node.chunks = [];
+      // Sized now: the bootstrap is laid out (by chunk counts) before dedup fills the last refs.
+      const refs: ChunkRef[] = (node.chunks = new Array(Math.ceil(node.size / state.chunkSize)));
       if (node.size === 0) continue;
       if (!e.open) throw new NydusError('INTERNAL', 'regular file without content', { path: node.path.toString() });
+      const path = e.open[READ_PATH];
+      if (path) {
+        for (let fileOffset = 0; fileOffset < node.size; fileOffset += state.chunkSize) {
+          const want = Math.min(state.chunkSize, node.size - fileOffset);
+          if (used + want > capacity || chunks.length >= BATCH_CHUNKS) yield flush();
+          reads.add(node, path, used, want, fileOffset);
+          chunks.push({ node, refs, fileOffset, size: want, dataOffset: used });
+          used += want;
+          state.progress.bytes += want;
+        }
+        continue;
+      }
       const reader = e.open();
       try {
         for (let fileOffset = 0; fileOffset < node.size; fileOffset += state.chunkSize) {
@@ -39,10 +99,10 @@ export function chunker(state: BuildState, assembler: TreeAssembler) {
           while (got < want) {
             const r = reader.read(data, used + got, want - got);
             const n = typeof r === 'number' ? r : await r;
-            if (n === 0) throw new NydusError('SOURCE', `file shrank while reading (expected ${node.size} bytes)`, { path: node.path.toString() });
+            if (n === 0) throw fileShrank(node.path, node.size);
             got += n;
           }
-          chunks.push({ node, fileOffset, size: want, dataOffset: used });
+          chunks.push({ node, refs, fileOffset, size: want, dataOffset: used });
           used += want;
           state.progress.bytes += want;
         }
@@ -50,6 +110,8 @@ export function chunker(state: BuildState, assembler: TreeAssembler) {
         reader.close();
       }
     }
+    onWalkEnd?.();
     if (chunks.length > 0) yield flush();
+    else state.buffers.release(data);
   };
 }

@@ -1,7 +1,8 @@
 // Compressor: the fresh chunks of each batch go to the worker pool (or are compressed inline
-// without one); batches come back in submit order through a bounded window.
+// without one); batches come back in submit order through a bounded window. A batch the workers
+// already compressed (before dedup) only sheds the stored bytes of its duplicates here.
 import type { Batch, BuildState } from '../stage.js';
-import { ordered, spansOf } from '../pool.js';
+import { ordered, spansOf } from '../window.js';
 import { compressChunks, type CompressResult } from '../workers/chunks.js';
 
 function apply(b: Batch, r: CompressResult): Batch {
@@ -11,38 +12,69 @@ function apply(b: Batch, r: CompressResult): Batch {
   return b;
 }
 
+/**
+ * The fresh chunks' stored bytes out of what the workers compressed: the whole buffer when every
+ * chunk is fresh, else moved down in place over the duplicates'. Undefined when a fresh chunk was
+ * not compressed (a repeat within the batch that dedup nonetheless kept).
+ */
+function fromPre(b: Batch, state: BuildState): Batch | undefined {
+  const { out, sizes } = b.pre!;
+  b.pre = undefined;
+  const stored: Array<{ size: number; compressed: boolean }> = [];
+  let from = 0;
+  let to = 0;
+  b.chunks.forEach((c, i) => {
+    const s = sizes[i];
+    const n = Math.abs(s);
+    if (c.fresh) {
+      if (s === 0) return;
+      if (to !== from) out.copyWithin(to, from, from + n);
+      to += n;
+      stored.push({ size: n, compressed: s > 0 });
+    }
+    from += n;
+  });
+  if (stored.length !== b.chunks.filter((c) => c.fresh).length) {
+    state.buffers.release(out);
+    return undefined;
+  }
+  b.out = out.subarray(0, to);
+  b.stored = stored;
+  return b;
+}
+
 /** Identity "compression": the fresh chunks' raw bytes, without copying when all are fresh. */
-function storeRaw(b: Batch): Batch {
+function storeRaw(b: Batch, state: BuildState): Batch {
   const fresh = b.chunks.filter((c) => c.fresh);
   if (fresh.length === b.chunks.length) {
     b.out = b.data;
   } else {
-    const out = new Uint8Array(fresh.reduce((n, c) => n + c.size, 0));
+    const out = state.buffers.acquire();
     let off = 0;
     for (const c of fresh) {
       out.set(b.data.subarray(c.dataOffset, c.dataOffset + c.size), off);
       off += c.size;
     }
-    b.out = out;
+    b.out = out.subarray(0, off);
   }
   b.stored = fresh.map((c) => ({ size: c.size, compressed: false }));
   return b;
 }
 
-export function compressor(state: BuildState) {
+/** @param precompressed whether the workers compressed every batch already (no window is kept then). */
+export function compressor(state: BuildState, precompressed: boolean) {
   return async function* (batches: AsyncIterable<Batch>): AsyncGenerator<Batch> {
     const algo = state.compressor.name;
     if (algo === 'none') {
-      for await (const b of batches) yield storeRaw(b);
+      for await (const b of batches) yield storeRaw(b, state);
       return;
     }
+    const task = (b: Batch) => ({ algo, data: b.data, out: state.buffers.acquire(), spans: spansOf(b.chunks.filter((c) => c.fresh)) });
     const pool = state.pool;
-    if (!pool) {
-      for await (const b of batches) yield apply(b, compressChunks({ algo, data: b.data, out: state.buffers.acquire(), spans: spansOf(b.chunks.filter((c) => c.fresh)) }));
+    if (!pool || precompressed) {
+      for await (const b of batches) yield (b.pre && fromPre(b, state)) || apply(b, compressChunks(task(b)));
       return;
     }
-    yield* ordered(batches, 2 * state.threads + 1, async (b) =>
-      apply(b, await pool.run<CompressResult>('compress', { algo, data: b.data, out: state.buffers.acquire(), spans: spansOf(b.chunks.filter((c) => c.fresh)) })),
-    );
+    yield* ordered(batches, 2 * state.threads + 1, async (b) => apply(b, await pool.run<CompressResult>('compress', task(b))));
   };
 }

@@ -33,7 +33,7 @@ export function dedup(state: BuildState) {
         }
         c.ref = ref;
         state.progress.chunks++;
-        c.node.chunks!.push({ chunk: ref, fileOffset: c.fileOffset });
+        c.refs![Math.floor(c.fileOffset / state.chunkSize)] = { chunk: ref, fileOffset: c.fileOffset };
       }
       yield b;
     }

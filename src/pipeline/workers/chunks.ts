@@ -1,7 +1,9 @@
-// Piscina worker: digests or compresses the chunks of one batch. Tiny and self-contained: algo
-// only. Buffers travel both ways by transfer, so the batch buffer goes back to be reused.
+// Piscina worker: reads, digests and compresses the chunks of one batch. Tiny and
+// self-contained: algo and fs only. Buffers travel both ways by transfer, so the batch's
+// buffers go back to be reused.
+import * as fs from 'node:fs';
 import { move, transferableSymbol, valueSymbol } from 'piscina';
-import { compressorByName, digesterByName } from '../../algo/index.js';
+import { compressorByName, digesterByName, type Compressor } from '../../algo/index.js';
 
 export interface ChunkTask {
   /** Compressor or digester name. */
@@ -31,7 +33,7 @@ export interface CompressResult {
   data: Uint8Array;
 }
 
-const slice = (t: ChunkTask, i: number) => t.data.subarray(t.spans[2 * i], t.spans[2 * i] + t.spans[2 * i + 1]);
+const slice = (t: { data: Uint8Array; spans: Uint32Array }, i: number) => t.data.subarray(t.spans[2 * i], t.spans[2 * i] + t.spans[2 * i + 1]);
 
 /** Marks the result's buffers for transfer back to the main thread. */
 function moved<T extends object>(value: T, buffers: ArrayBufferLike[]): T {
@@ -52,19 +54,121 @@ export function compressChunks(t: CompressTask): CompressResult {
   const sizes = new Int32Array(n);
   let used = 0;
   for (let i = 0; i < n; i++) {
-    const raw = slice(t, i);
-    // Keep the compressed form only when it is strictly smaller (blob.md §3).
-    const z = raw.byteLength > 1 ? c.compressInto(t.out.subarray(used, used + raw.byteLength - 1), raw) : -1;
-    if (z < 0) {
-      t.out.set(raw, used);
-      sizes[i] = -raw.byteLength;
-      used += raw.byteLength;
-    } else {
-      sizes[i] = z;
-      used += z;
-    }
+    const z = compressOne(c, t.out, used, slice(t, i));
+    sizes[i] = z;
+    used += Math.abs(z);
   }
   return { out: t.out, used, sizes, data: t.data };
+}
+
+/**
+ * Files (or parts of files) the worker reads into the batch's data buffer itself, so no byte
+ * passes through the main thread: per read, [dataOffset, length, fileOffset] in `spans`, and the
+ * file's path (bytes pathEnds[i-1]..pathEnds[i] of `paths`) or, when fds[i] >= 0, an open fd.
+ */
+export interface FileReads {
+  spans: Float64Array;
+  paths: Uint8Array;
+  pathEnds: Uint32Array;
+  fds: Int32Array;
+}
+
+export interface ReadTask {
+  digester: string;
+  /** Also compress every chunk (but a repeat within the batch) with this compressor into out. */
+  compressor?: string;
+  data: Uint8Array;
+  out?: Uint8Array;
+  /** Chunks: [offset, length] pairs into data. */
+  spans: Uint32Array;
+  reads?: FileReads;
+}
+
+export interface ReadResult {
+  data: Uint8Array;
+  /** 32 bytes per chunk. */
+  digests: Uint8Array;
+  out?: Uint8Array;
+  used: number;
+  /** With a compressor: stored size per chunk, negative when stored raw, 0 when not compressed (a repeat in this batch). */
+  sizes?: Int32Array;
+  /** The read that failed: its index, and the errno code and message, or shrank when the file ended early. */
+  failure?: { read: number; code?: string; message: string; shrank?: boolean };
+}
+
+const O_READ = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW;
+
+/** Reads every file of t.reads into t.data; the failure of the first read that fails. */
+function readFiles(t: ReadTask): ReadResult['failure'] {
+  const r = t.reads;
+  if (!r) return undefined;
+  const n = r.fds.length;
+  for (let i = 0; i < n; i++) {
+    const at = r.spans[3 * i];
+    const len = r.spans[3 * i + 1];
+    const pos = r.spans[3 * i + 2];
+    let fd = r.fds[i];
+    const own = fd < 0;
+    try {
+      if (own) fd = fs.openSync(Buffer.from(r.paths.buffer, r.paths.byteOffset + (i > 0 ? r.pathEnds[i - 1] : 0), r.pathEnds[i] - (i > 0 ? r.pathEnds[i - 1] : 0)), O_READ);
+      try {
+        let got = 0;
+        while (got < len) {
+          const k = fs.readSync(fd, t.data, at + got, len - got, pos + got);
+          if (k === 0) return { read: i, message: 'file shrank while reading', shrank: true };
+          got += k;
+        }
+      } finally {
+        if (own) fs.closeSync(fd);
+      }
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      return { read: i, code: err.code, message: err.message };
+    }
+  }
+  return undefined;
+}
+
+/** Reads, digests and (with a compressor) compresses one batch; runs on the main thread too, without a pool. */
+export function readChunks(t: ReadTask): ReadResult {
+  const failure = readFiles(t);
+  const n = t.spans.length / 2;
+  const digests = new Uint8Array(32 * n);
+  if (failure) return { data: t.data, out: t.out, digests, used: 0, failure };
+  const d = digesterByName(t.digester)!;
+  for (let i = 0; i < n; i++) digests.set(d.digest(slice(t, i)), 32 * i);
+  if (!t.compressor || !t.out) return { data: t.data, out: t.out, digests, used: 0 };
+  const c = compressorByName(t.compressor)!;
+  const sizes = new Int32Array(n);
+  // A chunk repeated within the batch is certainly a duplicate: it is not compressed twice.
+  const seen = new Set<string>();
+  let used = 0;
+  for (let i = 0; i < n; i++) {
+    const raw = slice(t, i);
+    const key = Buffer.from(digests.buffer, 32 * i, 32).toString('latin1') + raw.byteLength;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    const z = compressOne(c, t.out, used, raw);
+    sizes[i] = z;
+    used += Math.abs(z);
+  }
+  return { data: t.data, out: t.out, digests, used, sizes };
+}
+
+/** Stores raw in out at used: compressed when strictly smaller (blob.md §3), else as is; the size, negative when raw. */
+function compressOne(c: Compressor, out: Uint8Array, used: number, raw: Uint8Array): number {
+  const z = raw.byteLength > 1 ? c.compressInto(out.subarray(used, used + raw.byteLength - 1), raw) : -1;
+  if (z >= 0) return z;
+  out.set(raw, used);
+  return -raw.byteLength;
+}
+
+/** As a pool task: readChunks, with buffers transferred back. */
+export function read(t: ReadTask): ReadResult {
+  const r = readChunks(t);
+  const buffers: ArrayBufferLike[] = [r.data.buffer, r.digests.buffer];
+  if (r.out) buffers.push(r.out.buffer);
+  return moved(r, buffers);
 }
 
 /** As a pool task: the same, with buffers transferred back. */
