@@ -10,7 +10,7 @@ import * as ext from '../format/rafs/ext-superblock.js';
 import * as bt from '../format/rafs/blob-table.js';
 import * as ci from '../format/rafs/chunk-info.js';
 import { alignUp } from '../format/util.js';
-import { NydusError } from '../errors.js';
+import { formatError } from '../errors.js';
 import { checkLimit } from '../format/limits.js';
 import type { ChunkInfo } from '../read/model.js';
 import { S_IFMT, S_IFDIR, S_IFLNK, S_IFREG, dumpOrder, type TreeNode } from '../tree/node.js';
@@ -82,7 +82,8 @@ export function emitBootstrap(input: EmitInput): Buffer {
   let blocks = 0;
   blobs.forEach((b, i) => {
     const n = b.uncompressed_size / B;
-    if (!Number.isInteger(n) || n === 0) throw new NydusError('INTERNAL', `blob ${b.blob_id} has a bad uncompressed size ${b.uncompressed_size}`);
+    // Merge copies blob entries from bootstraps it was given: a bad size is their fault, not ours.
+    if (!Number.isInteger(n) || n === 0) throw formatError(`blob_table[${i}]`, 'uncompressed_size', b.uncompressed_size, `blob ${b.blob_id} must hold a whole, non-zero number of ${B}-byte blocks`);
     device.encode({ blob_id: b.blob_id, blocks: n, mapped_blkaddr: mapped }).copy(buf, sbc.DEVT_SLOTOFF * 128 + i * device.SIZE);
     bt.encode(b).copy(buf, btOff + i * bt.SIZE);
     blocks += n;

@@ -70,6 +70,14 @@ describe('planner and emitter limits', () => {
     const e = refusal(() => emitBootstrap({ plan, chunks: [], blobs: [blob(0, 2 ** 24 + 1)], flags: 0, chunkSize: 0x100000, blockSize: 4096, explicitUidGid: true, prefetch: [] }));
     expect(e.message).toMatch(/blob b0: chunks: 16777217 exceeds BLOB_CHUNKS_MAX/);
   });
+
+  it('a blob size that is not whole blocks (merge copies it from a hostile layer) is a FORMAT error, not exit 70', () => {
+    const plan = planBootstrap(tree(), 512);
+    const e = refusal(() => emitBootstrap({ plan, chunks: [], blobs: [{ ...blob(0), uncompressed_size: 34305 }], flags: 0, chunkSize: 0x100000, blockSize: 512, explicitUidGid: true, prefetch: [] }));
+    expect(e.code).toBe('FORMAT');
+    expect(e.exit).toBe(1);
+    expect(e.message).toMatch(/blob_table\[0\]\.uncompressed_size = 34305: .* whole, non-zero number of 512-byte blocks/);
+  });
 });
 
 describe('inode fields that do not fit', () => {
