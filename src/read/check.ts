@@ -70,14 +70,14 @@ export function checkReport(image: RafsImage): string {
 
 /**
  * The verbose listing, line by line: one line per name, and an inode's chunk lines under its first
- * name only. A hostile image names one 10,000-chunk inode 5,000 times; listing its chunks under
+ * name only (its other names share its ino). A hostile image names one 10,000-chunk inode 5,000 times; listing its chunks under
  * every name was 50 million lines held in memory.
  */
 export function* verboseLines(image: RafsImage): Generator<string> {
   const listed = new Set<number>();
   for (const [p, n] of walkImage(image.root)) {
     const again = n.chunks !== undefined && n.chunks.length > 0 && listed.has(n.ino);
-    yield `inode: ${p} ino ${n.ino} mode 0o${n.mode.toString(8)} uid ${n.uid} gid ${n.gid} nlink ${n.nlink} size ${n.size} mtime ${n.mtime}.${String(n.mtimeNsec).padStart(9, '0')}${n.target ? ` -> ${n.target.toString('utf8')}` : ''}${again ? ' (chunks listed above)' : ''}`;
+    yield `inode: ${p} ino ${n.ino} mode 0o${n.mode.toString(8)} uid ${n.uid} gid ${n.gid} nlink ${n.nlink} size ${n.size} mtime ${n.mtime}.${String(n.mtimeNsec).padStart(9, '0')}${n.target ? ` -> ${n.target.toString('utf8')}` : ''}`;
     if (again || !n.chunks) continue;
     listed.add(n.ino);
     for (const c of n.chunks) {
