@@ -111,32 +111,39 @@ export function tarEscapes(bytes) {
   const { members, error } = parseTar(bytes);
   const out = [];
   if (error) out.push({ kind: 'tar-unreadable', detail: error });
-  const types = new Map();
+  // path -> { t: type, bad: the nearest non-directory ancestor ({ key, t }) or undefined }.
+  // Looked up from the nearest known ancestor, so a 4096-deep tree costs linear time per member
+  // (joining every prefix of every member was cubic and stalled the harness for minutes).
+  const info = new Map();
   const comps = (name) => name.toString('latin1').split('/').filter((c) => c !== '' && c !== '.');
+  const badAncestor = (cs) => {
+    for (let i = cs.length - 1; i >= 1; i--) {
+      const key = cs.slice(0, i).join('/');
+      const e = info.get(key);
+      if (e) return e.t !== '5' ? { key, t: e.t } : e.bad;
+    }
+    return undefined;
+  };
   for (const m of members) {
     const name = m.name;
     if (name.includes(0)) out.push({ kind: 'member-nul', detail: show(name) });
     if (name[0] === 0x2f) out.push({ kind: 'member-absolute', detail: show(name) });
     const cs = comps(name);
     if (cs.includes('..')) out.push({ kind: 'member-dotdot', detail: show(name) });
-    for (let i = 1; i < cs.length; i++) {
-      const t = types.get(cs.slice(0, i).join('/'));
-      if (t === '2') out.push({ kind: 'member-through-symlink', detail: `${show(name)} under symlink ${cs.slice(0, i).join('/')}` });
-      else if (t !== undefined && t !== '5') out.push({ kind: 'member-under-nondir', detail: `${show(name)} under type ${t} ${cs.slice(0, i).join('/')}` });
-      if (t !== undefined && t !== '5') break;
-    }
+    const anc = badAncestor(cs);
+    if (anc?.t === '2') out.push({ kind: 'member-through-symlink', detail: `${show(name)} under symlink ${anc.key}` });
+    else if (anc) out.push({ kind: 'member-under-nondir', detail: `${show(name)} under type ${anc.t} ${anc.key}` });
     if (m.type === '1') {
       const lc = comps(m.linkname);
       if (m.linkname[0] === 0x2f) out.push({ kind: 'hardlink-absolute', detail: `${show(name)} -> ${show(m.linkname)}` });
       if (lc.includes('..')) out.push({ kind: 'hardlink-dotdot', detail: `${show(name)} -> ${show(m.linkname)}` });
-      for (let i = 1; i < lc.length; i++) {
-        if (types.get(lc.slice(0, i).join('/')) === '2') out.push({ kind: 'hardlink-through-symlink', detail: `${show(name)} -> ${show(m.linkname)}` });
-      }
+      if (badAncestor(lc)?.t === '2') out.push({ kind: 'hardlink-through-symlink', detail: `${show(name)} -> ${show(m.linkname)}` });
     }
-    const prev = types.get(cs.join('/'));
+    const key = cs.join('/');
+    const prev = info.get(key)?.t;
     if (prev === '2' && m.type !== '2') out.push({ kind: 'member-over-symlink', detail: `${show(name)} (type ${m.type}) after a symlink of that name` });
     else if (prev !== undefined && !(prev === '5' && m.type === '5')) out.push({ kind: 'member-duplicate', detail: `${show(name)} (type ${m.type}) after type ${prev}` });
-    if (cs.length) types.set(cs.join('/'), m.type === '\0' || m.type === '7' ? '0' : m.type);
+    if (cs.length) info.set(key, { t: m.type === '\0' || m.type === '7' ? '0' : m.type, bad: anc });
   }
   return out;
 }

@@ -428,14 +428,21 @@ async function main() {
     }
   };
   const runStart = Date.now();
-  await Promise.all(slots.map(runSlot));
+  // A watchdog: whatever a slot is stuck on, the run ends with a summary 120 s past its budget.
+  let overtime = false;
+  const watchdog = new Promise((resolve) => setTimeout(() => {
+    overtime = true;
+    log(`fuzz: still running 120 s past the ${o.seconds} s budget; ending with what was judged`);
+    resolve();
+  }, o.seconds * 1000 + 120_000).unref());
+  await Promise.race([Promise.all(slots.map(runSlot)), watchdog]);
   for (const s of slots) s.kill();
   const seconds = (Date.now() - runStart) / 1000;
   const findings = [...ctx.findings.values()].sort((a, b) => a.kind.localeCompare(b.kind) || a.target.localeCompare(b.target));
   const summary = {
     seed: o.seed, seconds: Math.round(seconds), executions: ctx.stats.executions, perSecond: Number((ctx.stats.executions / seconds).toFixed(2)),
     byTarget: ctx.stats.byTarget, byVia: ctx.stats.byVia, cleanErrors: ctx.stats.errors, pythonRuns: ctx.stats.pythonRuns,
-    restarts: ctx.stats.restarts, harnessErrors: ctx.stats.harnessErrors, peakRssMiB: Math.round(ctx.stats.peakKb / 1024), findings: findings.length, out: o.out,
+    restarts: ctx.stats.restarts, harnessErrors: ctx.stats.harnessErrors, overtime, peakRssMiB: Math.round(ctx.stats.peakKb / 1024), findings: findings.length, out: o.out,
     list: findings.map((f) => ({ kind: f.kind, target: f.target, count: f.count, message: f.message, dir: f.dir })),
   };
   fs.writeFileSync(path.join(o.out, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
