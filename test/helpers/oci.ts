@@ -345,6 +345,27 @@ export async function buildSourceImage(dir: string, layers: readonly (readonly L
   return { tars, rootfs };
 }
 
+/** One platform of a pushed multi-platform source: umoci's rootfs and what its manifest holds. */
+export interface PlatformImage extends SourceImage {
+  image: WrittenImage;
+}
+
+/**
+ * A linux index of SAMPLE_LAYERS plus platformLayer(arch) for each arch, gzip layers, built under
+ * `dir` (created; must not exist), written as an OCI layout and pushed by skopeo to `ref` with its
+ * digests kept. Returns each platform's rootfs and manifest, by arch.
+ */
+export async function pushPlatformIndex(dir: string, ref: string, arches: readonly string[]): Promise<Record<string, PlatformImage>> {
+  await mkdir(dir);
+  const built: SourceImage[] = [];
+  for (const arch of arches) built.push(await buildSourceImage(join(dir, arch), [...SAMPLE_LAYERS, platformLayer(arch)]));
+  const images = await writeOciIndexLayout(join(dir, 'layout'), 'v1', arches.map((architecture, i) => ({
+    platform: { os: 'linux', architecture }, layers: built[i]!.tars.map((t) => compressLayer(t, 'gzip')),
+  })));
+  await pushLayout(join(dir, 'layout'), 'v1', ref);
+  return Object.fromEntries(arches.map((a, i) => [a, { ...built[i]!, image: images[i]! }]));
+}
+
 /** Where the judge reads a converted image: a plain-HTTP registry's repository, or an OCI layout directory. */
 export type ImageAt = { registry: string; repo: string } | { layout: string };
 
