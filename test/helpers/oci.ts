@@ -8,8 +8,11 @@
 import { createHash } from 'node:crypto';
 import { chmod, lchown, link, lutimes, mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { compress as zstdCompress } from 'zstd-napi';
+import { sha256Of, type Digest } from '../../src/oci/digest.js';
+import type { RegistryClient } from '../../src/oci/registry.js';
 import { nydusImageOk } from '../cli/cli-runner.js';
 import { compareTrees } from './compare.js';
 import { kernelSupport, mountErofs, skipLoudly, type SkipContext } from './kernel.js';
@@ -258,7 +261,8 @@ const MiB = 1024 * 1024;
 /**
  * The multi-layer image the OCI tests convert, lower → upper: whiteouts of a file and a
  * directory, an opaque directory, hard links (one name replaced above), xattrs (user.* and
- * trusted.*) on files and directories, a symlink loop, 0-byte files, multi-chunk files, and a last
+ * trusted.*) on files and directories, a symlink loop, 0-byte files, multi-chunk files, two files
+ * of one size, and a last
  * layer of metadata only (its blob has no chunks but is still one of the manifest's layers).
  */
 export const SAMPLE_LAYERS: readonly (readonly LayerEntry[])[] = [
@@ -300,6 +304,10 @@ export const SAMPLE_LAYERS: readonly (readonly LayerEntry[])[] = [
     { kind: 'dir', path: '.', mode: 0o751, mtime: T2 },
     { kind: 'dir', path: 'newdir', mtime: T2 },
     { kind: 'file', path: 'newdir/big', data: prng(3, MiB + 1), mtime: T2 },
+    // Two files of one size and other bytes (check's test swaps their chunks).
+    { kind: 'dir', path: 'same', mtime: T2 },
+    { kind: 'file', path: 'same/one', data: 'one: 1111\n', mtime: T2 },
+    { kind: 'file', path: 'same/two', data: 'two: 2222\n', mtime: T2 },
     { kind: 'dir', path: 'x', mtime: T2, xattrs: { 'user.dir': 'd2' } },
     { kind: 'file', path: 'x/xf', data: 'xattr file v2\n', mtime: T2, xattrs: { 'user.foo': 'baz', 'trusted.t': 'tv2' } },
   ],
@@ -319,6 +327,21 @@ export function platformLayer(architecture: string): LayerEntry[] {
   ];
 }
 
+/**
+ * Builds each layer's directory under `dir` (created; must not exist), tars it with GNU tar as
+ * `dir`/layerN.tar and removes the directory. Returns the tars, lower → upper.
+ */
+export async function buildLayerTars(dir: string, layers: readonly (readonly LayerEntry[])[]): Promise<Buffer[]> {
+  await mkdir(dir);
+  const tars: Buffer[] = [];
+  for (const [i, entries] of layers.entries()) {
+    await buildLayerDir(join(dir, `layer${i}`), entries);
+    tars.push(await tarLayer(join(dir, `layer${i}`), join(dir, `layer${i}.tar`)));
+    await rm(join(dir, `layer${i}`), { recursive: true });
+  }
+  return tars;
+}
+
 /** Layers built as GNU tars and the rootfs umoci unpacks from them: the source and its reference. */
 export interface SourceImage {
   /** The uncompressed layer tars, lower → upper. */
@@ -328,21 +351,55 @@ export interface SourceImage {
 }
 
 /**
- * Builds each layer's directory and tar under `dir` (created; must not exist) and unpacks them
- * with umoci (as root) into `dir`/bundle. Push the tars with compressLayer and writeOciLayout.
+ * buildLayerTars, then the tars unpacked by umoci (as root) into `dir`/bundle. Push the tars with
+ * compressLayer and writeOciLayout + pushLayout (or pushImage).
  */
 export async function buildSourceImage(dir: string, layers: readonly (readonly LayerEntry[])[]): Promise<SourceImage> {
-  await mkdir(dir);
-  const tars: Buffer[] = [];
-  for (const [i, entries] of layers.entries()) {
-    await buildLayerDir(join(dir, `layer${i}`), entries);
-    tars.push(await tarLayer(join(dir, `layer${i}`), join(dir, `layer${i}.tar`)));
-    await rm(join(dir, `layer${i}`), { recursive: true });
-  }
+  const tars = await buildLayerTars(dir, layers);
   // umoci judges from plain tars (the same bytes the compressed layers hold).
   await writeOciLayout(join(dir, 'ref'), 'v1', tars.map((data) => ({ data })));
   const rootfs = await umociUnpack(join(dir, 'ref'), 'v1', join(dir, 'bundle'));
   return { tars, rootfs };
+}
+
+/** What pushImage pushed: the manifest (its bytes, digest, size) and its layers' descriptors. */
+export interface PushedImage {
+  digest: Digest;
+  size: number;
+  bytes: Buffer;
+  layers: Array<{ mediaType: string; digest: Digest; size: number }>;
+  diffIds: string[];
+}
+
+export interface PushImageOptions {
+  /** Default linux/amd64. */
+  platform?: Platform;
+  /** The config's `config` (default {}). */
+  config?: Record<string, unknown>;
+  /** The config's history (default none). */
+  history?: unknown[];
+}
+
+/**
+ * Pushes an OCI image through our registry client, for images a test shapes itself (a layer that
+ * lies about its compression, an index built entry by entry): each layer, the config, then the
+ * manifest tagged `tag` (by its digest when undefined). skopeo (pushLayout) pushes the rest.
+ */
+export async function pushImage(client: RegistryClient, repo: string, tag: string | undefined, layers: readonly OciLayer[], o: PushImageOptions = {}): Promise<PushedImage> {
+  const push = async (data: Buffer) => {
+    const r = await client.pushBlob(repo, () => Readable.from([data]), { digest: sha256Of(data), size: data.length });
+    return { digest: r.digest, size: r.size };
+  };
+  const descs: PushedImage['layers'] = [];
+  for (const l of layers) descs.push({ mediaType: l.mediaType ?? MEDIA_LAYER_TAR, ...(await push(l.data)) });
+  const diffIds = layers.map((l, i) => l.diffId ?? descs[i]!.digest);
+  const platform = o.platform ?? { os: 'linux', architecture: 'amd64' };
+  const config = await push(Buffer.from(JSON.stringify({
+    architecture: platform.architecture, os: platform.os, config: o.config ?? {}, rootfs: { type: 'layers', diff_ids: diffIds }, ...(o.history ? { history: o.history } : {}),
+  })));
+  const bytes = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MEDIA_MANIFEST, config: { mediaType: MEDIA_CONFIG, ...config }, layers: descs }));
+  const digest = await client.putManifest(repo, tag ?? sha256Of(bytes), bytes, MEDIA_MANIFEST);
+  return { digest, size: bytes.length, bytes, layers: descs, diffIds };
 }
 
 /** One platform of a pushed multi-platform source: umoci's rootfs and what its manifest holds. */

@@ -11,16 +11,15 @@
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
-import { gunzipSync, gzipSync } from 'node:zlib';
+import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { check } from '../../src/oci/check.js';
 import { convert, EMPTY_LAYER } from '../../src/oci/convert.js';
-import { sha256Of, type Digest } from '../../src/oci/digest.js';
+import type { Digest } from '../../src/oci/digest.js';
 import { MEDIA } from '../../src/oci/media-types.js';
 import { RegistryClient } from '../../src/oci/registry.js';
 import type { SkipContext } from '../helpers/kernel.js';
-import { buildLayerDir, judgeNydusImage, pushPlatformIndex, tarLayer, umociMissing, type PlatformImage } from '../helpers/oci.js';
+import { buildLayerTars, compressLayer, judgeNydusImage, pushImage, pushPlatformIndex, umociMissing, type PlatformImage } from '../helpers/oci.js';
 import { registryMissing, startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { hasTool, runOk } from '../helpers/tools.js';
 
@@ -36,26 +35,15 @@ const ARCHES = ['amd64', 'arm64'];
 const src: Record<string, { digest: Digest; size: number; layers: Array<{ digest: Digest; size: number }>; diffIds: Digest[]; history: unknown[] }> = {};
 let multi: Record<string, PlatformImage>;
 
-async function push(repo: string, data: Buffer): Promise<{ digest: Digest; size: number }> {
-  const r = await client.pushBlob(repo, () => Readable.from([data]), { digest: sha256Of(data), size: data.length });
-  return { digest: r.digest, size: r.size };
-}
-
-async function image(repo: string, arch: string, tag?: string): Promise<void> {
-  await buildLayerDir(join(work, `${repo}-${arch}`), [
+/** The lone linux/arm64 manifest single:v1, one gzip layer, a config with Env and history. */
+async function singleImage(): Promise<void> {
+  const [tar] = await buildLayerTars(join(work, 'single'), [[
     { kind: 'dir', path: '.', mtime: 1_600_000_000 },
-    { kind: 'file', path: 'arch', data: `${arch} ${repo}\n`, mtime: 1_600_000_000 },
-  ]);
-  const tar = await tarLayer(join(work, `${repo}-${arch}`), join(work, `${repo}-${arch}.tar`));
-  const layer = await push(repo, gzipSync(tar));
-  const config = await push(repo, Buffer.from(JSON.stringify({
-    architecture: arch, os: 'linux', config: { Env: ['X=1'] }, rootfs: { type: 'layers', diff_ids: [sha256Of(tar)] }, history: [{ created_by: 'test' }],
-  })));
-  const manifest = Buffer.from(JSON.stringify({
-    schemaVersion: 2, mediaType: MEDIA.OCI_MANIFEST, config: { mediaType: MEDIA.OCI_CONFIG, ...config }, layers: [{ mediaType: MEDIA.OCI_LAYER_GZIP, ...layer }],
-  }));
-  const digest = await client.putManifest(repo, tag ?? sha256Of(manifest), manifest, MEDIA.OCI_MANIFEST);
-  src[tag ? 'single' : arch] = { digest, size: manifest.length, layers: [layer], diffIds: [sha256Of(tar)], history: [{ created_by: 'test' }] };
+    { kind: 'file', path: 'arch', data: 'arm64 single\n', mtime: 1_600_000_000 },
+  ]]);
+  const history = [{ created_by: 'test' }];
+  const p = await pushImage(client, 'single', 'v1', [compressLayer(tar!, 'gzip')], { platform: { os: 'linux', architecture: 'arm64' }, config: { Env: ['X=1'] }, history });
+  src.single = { digest: p.digest, size: p.size, layers: p.layers.map(({ digest, size }) => ({ digest, size })), diffIds: p.diffIds as Digest[], history };
 }
 
 async function skopeo(ref: string, config = false): Promise<any> {
@@ -71,7 +59,7 @@ beforeAll(async () => {
   env = { ...process.env, DOCKER_CONFIG: join(work, 'docker-config') };
   reg = await startRegistry();
   client = new RegistryClient(reg.host, { plainHttp: true, credentials: null });
-  await image('single', 'arm64', 'v1');
+  await singleImage();
   multi = await pushPlatformIndex(join(work, 'multi'), `${reg.host}/multi:v1`, ARCHES);
   for (const a of ARCHES) {
     const { manifest, layers, diffIds, history } = multi[a]!.image;

@@ -5,10 +5,9 @@
 // oci-and-converters.md §1, and the blobs and the bootstrap layer pulled back, exported by
 // `nydus-image export --block` and mounted by the kernel, equal the rootfs umoci unpacks from the
 // same layers — for each source compression and for --with-referrer.
-import { lstat, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { convert, type ConvertResult } from '../../src/oci/convert.js';
@@ -17,12 +16,12 @@ import { MEDIA } from '../../src/oci/media-types.js';
 import { RegistryClient } from '../../src/oci/registry.js';
 import type { SkipContext } from '../helpers/kernel.js';
 import {
-  buildLayerDir, buildSourceImage, compressLayer, judgeNydusImage, pushLayout, SAMPLE_LAYERS, tarLayer, umociMissing, writeOciLayout,
+  buildLayerTars, buildSourceImage, compressLayer, judgeNydusImage, pushImage, pushLayout, SAMPLE_LAYERS, umociMissing, writeOciLayout,
   type LayerCompression, type SourceImage,
 } from '../helpers/oci.js';
 import { collect, registryMissing, startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { hasTool, runOk } from '../helpers/tools.js';
-import { prng } from '../helpers/tree.js';
+import { prng, treeBytes } from '../helpers/tree.js';
 
 const T0 = 1_600_000_000;
 const MiB = 1024 * 1024;
@@ -179,19 +178,9 @@ describe.skipIf(missing)('convert: a broken source layer', () => {
   it('a layer that is not the gzip its media type says: one line naming the layer, no tag; only the pushed layer kept for a rerun', async () => {
     const client = new RegistryClient(reg.host, { plainHttp: true, credentials: null });
     try {
-      const push = async (data: Buffer) => {
-        const r = await client.pushBlob('broken', () => Readable.from([data]), { digest: sha256Of(data), size: data.length });
-        return { digest: r.digest, size: r.size };
-      };
       const good = gzipSync(await readFile(join(work, 'src', 'layer0.tar')));
       const bad = Buffer.from('this is not gzip at all, though the media type says so');
-      const layers = [await push(good), await push(bad)];
-      const config = await push(Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: layers.map((l) => l.digest) } })));
-      const manifest = Buffer.from(JSON.stringify({
-        schemaVersion: 2, mediaType: MEDIA.OCI_MANIFEST, config: { mediaType: MEDIA.OCI_CONFIG, ...config },
-        layers: layers.map((l) => ({ mediaType: MEDIA.OCI_LAYER_GZIP, ...l })),
-      }));
-      await client.putManifest('broken', 'v1', manifest, MEDIA.OCI_MANIFEST);
+      const { layers } = await pushImage(client, 'broken', 'v1', [good, bad].map((data) => ({ data, mediaType: MEDIA.OCI_LAYER_GZIP })));
       const workDir = join(work, 'broken-work');
       const err = await convert({ source: `${reg.host}/broken:v1`, target: `${reg.host}/broken:nydus`, plainHttp: true, env, workDir }).then(() => undefined, (e: Error) => e);
       expect(err?.message.split('\n')).toHaveLength(1);
@@ -205,45 +194,15 @@ describe.skipIf(missing)('convert: a broken source layer', () => {
   }, 60_000);
 });
 
-/** Bytes of every file under `dir` (0 when it does not exist). */
-async function treeBytes(dir: string): Promise<number> {
-  let names: string[];
-  try {
-    names = await readdir(dir);
-  } catch {
-    return 0;
-  }
-  let n = 0;
-  for (const name of names) {
-    const st = await lstat(join(dir, name)).catch(() => undefined);
-    if (st?.isDirectory()) n += await treeBytes(join(dir, name));
-    else if (st) n += st.size;
-  }
-  return n;
-}
-
 describe.skipIf(missing)('convert: no layer on disk', () => {
   it('the work dir never holds more than the bootstraps plus 1 MiB while 3 layers of 8 MiB convert', async () => {
     const client = new RegistryClient(reg.host, { plainHttp: true, credentials: null });
-    const layers = [];
     try {
-      for (let i = 0; i < 3; i++) {
-        const dir = join(work, `big${i}`);
-        await buildLayerDir(dir, [
-          { kind: 'dir', path: '.', mtime: T0 },
-          { kind: 'file', path: `big${i}`, data: prng(100 + i, 8 * MiB), mtime: T0 },
-        ]);
-        const tar = await tarLayer(dir, join(work, `big${i}.tar`));
-        const data = gzipSync(tar, { level: 1 });
-        layers.push({ mediaType: MEDIA.OCI_LAYER_GZIP, ...(await client.pushBlob('big', () => Readable.from([data]), { digest: sha256Of(data), size: data.length })), diffId: sha256Of(tar) });
-      }
-      const cfg = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: layers.map((l) => l.diffId) } }));
-      const config = await client.pushBlob('big', () => Readable.from([cfg]), { digest: sha256Of(cfg), size: cfg.length });
-      const manifest = Buffer.from(JSON.stringify({
-        schemaVersion: 2, mediaType: MEDIA.OCI_MANIFEST, config: { mediaType: MEDIA.OCI_CONFIG, digest: config.digest, size: config.size },
-        layers: layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size })),
-      }));
-      await client.putManifest('big', 'v1', manifest, MEDIA.OCI_MANIFEST);
+      const tars = await buildLayerTars(join(work, 'big'), [0, 1, 2].map((i) => [
+        { kind: 'dir', path: '.', mtime: T0 },
+        { kind: 'file', path: `big${i}`, data: prng(100 + i, 8 * MiB), mtime: T0 },
+      ]));
+      await pushImage(client, 'big', 'v1', tars.map((t) => ({ data: gzipSync(t, { level: 1 }), mediaType: MEDIA.OCI_LAYER_GZIP, diffId: sha256Of(t) })));
     } finally {
       await client.close();
     }
