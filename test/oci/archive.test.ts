@@ -27,7 +27,7 @@ import {
   buildSourceImage, compressLayer, judgeNydusImage, pushLayout, SAMPLE_LAYERS, umociMissing, writeOciLayout, writeTar,
   type ImageAt, type SourceImage, type TarMember,
 } from '../helpers/oci.js';
-import { caught, collect, registryMissing, startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { anonymousDockerEnv, caught, collect, registryMissing, startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { hasTool, run, runOk } from '../helpers/tools.js';
 import { prng } from '../helpers/tree.js';
 
@@ -245,9 +245,7 @@ describe.skipIf(missing)('convert with OCI-layout archives', () => {
   };
 
   beforeAll(async () => {
-    await mkdir(join(work, 'docker-config'), { recursive: true });
-    await writeFile(join(work, 'docker-config', 'config.json'), '{}');
-    env = { ...process.env, DOCKER_CONFIG: join(work, 'docker-config') };
+    env = await anonymousDockerEnv(work);
     reg = await startRegistry();
     src = await buildSourceImage(join(work, 'src'), SAMPLE_LAYERS);
     await writeOciLayout(join(work, 'src-layout'), 'v1', src.tars.map((t) => compressLayer(t, 'gzip')));

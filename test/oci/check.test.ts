@@ -31,7 +31,7 @@ import { treeFromImage } from '../../src/tree/from-image.js';
 import type { TreeNode } from '../../src/tree/node.js';
 import { normalizeHardlinks } from '../../src/tree/overlay.js';
 import { buildLayerTars, compressLayer, pushLayout, SAMPLE_LAYERS, writeOciLayout, type LayerCompression } from '../helpers/oci.js';
-import { collect, registryMissing, startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { anonymousDockerEnv, collect, registryMissing, startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { hasTool, run, type RunResult } from '../helpers/tools.js';
 import { REPO } from '../cli/cli-runner.js';
 
@@ -54,9 +54,7 @@ const runCheck = (target: string, extra: Partial<Parameters<typeof check>[0]> = 
 beforeAll(async () => {
   if (missing) return;
   work = await mkdtemp(join(tmpdir(), 'nydus-check-'));
-  await mkdir(join(work, 'docker-config'));
-  await writeFile(join(work, 'docker-config', 'config.json'), '{}');
-  env = { ...process.env, DOCKER_CONFIG: join(work, 'docker-config') };
+  env = await anonymousDockerEnv(work);
   reg = await startRegistry();
   client = new RegistryClient(reg.host, { plainHttp: true, credentials: null });
   const tars = await buildLayerTars(join(work, 'layers'), SAMPLE_LAYERS);

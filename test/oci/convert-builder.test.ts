@@ -5,7 +5,7 @@
 // SAMPLE_LAYERS image converts to an image that passes `check`, is the same image the in-process
 // conversion makes, and, pulled back, exported by `nydus-image export --block` and mounted by the
 // kernel, equals the rootfs umoci unpacks from the source layers.
-import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,7 +15,7 @@ import { ConvertArgs } from '../../src/oci/external-builder.js';
 import { RegistryClient } from '../../src/oci/registry.js';
 import type { SkipContext } from '../helpers/kernel.js';
 import { buildSourceImage, compressLayer, judgeNydusImage, pushLayout, SAMPLE_LAYERS, umociMissing, writeOciLayout, type SourceImage } from '../helpers/oci.js';
-import { registryMissing, startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { anonymousDockerEnv, registryMissing, startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { hasTool } from '../helpers/tools.js';
 
 const BIN = resolve('bin/nydus-image.js');
@@ -32,9 +32,7 @@ let src: SourceImage;
 beforeAll(async () => {
   if (missing) return;
   work = await mkdtemp(join(tmpdir(), 'nydus-convert-builder-'));
-  await mkdir(join(work, 'docker-config'));
-  await writeFile(join(work, 'docker-config', 'config.json'), '{}');
-  env = { ...process.env, DOCKER_CONFIG: join(work, 'docker-config') };
+  env = await anonymousDockerEnv(work);
   // Each run of the launcher logs its argv, so the test sees what the converter exec'd.
   launcher = join(work, 'nydus-image');
   await writeFile(launcher, `#!/bin/sh\nprintf '%s\\n' "$*" >> ${join(work, 'argv.log')}\nexec node ${BIN} "$@"\n`);

@@ -3,7 +3,7 @@
 // the dict stores no chunk again. Its own blobs hold metadata only, the dict blobs it uses are
 // listed after them in the manifest (mounted into the target repository), and check passes:
 // every file's content is read back through the dict's blobs. The same with --nydus-image.
-import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -15,7 +15,7 @@ import { sha256Of } from '../../src/oci/digest.js';
 import { MEDIA } from '../../src/oci/media-types.js';
 import { RegistryClient } from '../../src/oci/registry.js';
 import { buildLayerTars, pushImage } from '../helpers/oci.js';
-import { registryMissing, startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { anonymousDockerEnv, registryMissing, startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { prng } from '../helpers/tree.js';
 
 const MiB = 1024 * 1024;
@@ -32,9 +32,7 @@ let dict: ConvertResult;
 beforeAll(async () => {
   if (missing) return;
   work = await mkdtemp(join(tmpdir(), 'nydus-convert-dict-'));
-  await mkdir(join(work, 'docker-config'));
-  await writeFile(join(work, 'docker-config', 'config.json'), '{}');
-  env = { ...process.env, DOCKER_CONFIG: join(work, 'docker-config') };
+  env = await anonymousDockerEnv(work);
   reg = await startRegistry();
   client = new RegistryClient(reg.host, { plainHttp: true, credentials: null });
   const tars = await buildLayerTars(join(work, 'layers'), [

@@ -4,7 +4,7 @@
 // manifest is about to be pushed) plus 1 MiB. The layers are random data, so nothing shrinks them:
 // built in-process and by --nydus-image (its FIFOs hold nothing); generated as a tar stream, gzipped and uploaded without touching the disk here either.
 import { createHash, randomBytes } from 'node:crypto';
-import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
@@ -15,7 +15,7 @@ import { convert } from '../../src/oci/convert.js';
 import { sha256Of, type Digest } from '../../src/oci/digest.js';
 import { MEDIA } from '../../src/oci/media-types.js';
 import { RegistryClient } from '../../src/oci/registry.js';
-import { registryMissing, startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { anonymousDockerEnv, registryMissing, startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { treeBytes } from '../helpers/tree.js';
 
 const MiB = 1024 * 1024;
@@ -69,9 +69,7 @@ async function pushLayer(i: number): Promise<{ digest: Digest; size: number; dif
 beforeAll(async () => {
   if (missing) return;
   work = await mkdtemp(join(tmpdir(), 'nydus-convert-disk-'));
-  await mkdir(join(work, 'docker-config'));
-  await writeFile(join(work, 'docker-config', 'config.json'), '{}');
-  env = { ...process.env, DOCKER_CONFIG: join(work, 'docker-config') };
+  env = await anonymousDockerEnv(work);
   reg = await startRegistry();
   client = new RegistryClient(reg.host, { plainHttp: true, credentials: null });
   const layers = [];

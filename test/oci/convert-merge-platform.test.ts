@@ -8,7 +8,7 @@
 // Sources: one manifest alone, and a two-platform index of the multi-layer SAMPLE_LAYERS image
 // (plus a layer per platform); the target is another repository, so the source layers are
 // mounted across.
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
@@ -20,7 +20,7 @@ import { MEDIA } from '../../src/oci/media-types.js';
 import { RegistryClient } from '../../src/oci/registry.js';
 import type { SkipContext } from '../helpers/kernel.js';
 import { buildLayerTars, compressLayer, judgeNydusImage, pushImage, pushPlatformIndex, umociMissing, type PlatformImage } from '../helpers/oci.js';
-import { registryMissing, startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { anonymousDockerEnv, registryMissing, startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { hasTool, runOk } from '../helpers/tools.js';
 
 const missing = registryMissing() ?? umociMissing() ?? (hasTool('skopeo') ? undefined : 'skopeo is not on PATH');
@@ -54,9 +54,7 @@ async function skopeo(ref: string, config = false): Promise<any> {
 beforeAll(async () => {
   if (missing) return;
   work = await mkdtemp(join(tmpdir(), 'nydus-convert-merge-'));
-  await mkdir(join(work, 'docker-config'));
-  await writeFile(join(work, 'docker-config', 'config.json'), '{}');
-  env = { ...process.env, DOCKER_CONFIG: join(work, 'docker-config') };
+  env = await anonymousDockerEnv(work);
   reg = await startRegistry();
   client = new RegistryClient(reg.host, { plainHttp: true, credentials: null });
   await singleImage();

@@ -4,7 +4,7 @@
 // carrying os.features nydus.remoteimage.v1 (upstream's convertIndex), and each of them, pulled
 // back, exported by `nydus-image export --block` and mounted by the kernel, equals umoci's rootfs
 // of its platform; a platform the index lacks is one line naming what it has.
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,7 +14,7 @@ import type { ImageIndex } from '../../src/oci/manifest.js';
 import { RegistryClient } from '../../src/oci/registry.js';
 import type { SkipContext } from '../helpers/kernel.js';
 import { judgeNydusImage, pushPlatformIndex, umociMissing, type PlatformImage } from '../helpers/oci.js';
-import { registryMissing, startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { anonymousDockerEnv, registryMissing, startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { hasTool } from '../helpers/tools.js';
 import { hostPlatform } from '../../src/oci/platform.js';
 
@@ -31,9 +31,7 @@ const ARCHES = ['amd64', 'arm64'];
 beforeAll(async () => {
   if (missing) return;
   work = await mkdtemp(join(tmpdir(), 'nydus-convert-platforms-'));
-  await mkdir(join(work, 'docker-config'));
-  await writeFile(join(work, 'docker-config', 'config.json'), '{}');
-  env = { ...process.env, DOCKER_CONFIG: join(work, 'docker-config') };
+  env = await anonymousDockerEnv(work);
   reg = await startRegistry();
   client = new RegistryClient(reg.host, { plainHttp: true, credentials: null });
   src = await pushPlatformIndex(join(work, 'src'), `${reg.host}/multi:v1`, ARCHES);

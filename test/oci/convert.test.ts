@@ -19,7 +19,7 @@ import {
   buildLayerTars, buildSourceImage, compressLayer, judgeNydusImage, pushImage, pushLayout, SAMPLE_LAYERS, umociMissing, writeOciLayout,
   type LayerCompression, type SourceImage,
 } from '../helpers/oci.js';
-import { collect, registryMissing, startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { anonymousDockerEnv, collect, registryMissing, startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { hasTool, runOk } from '../helpers/tools.js';
 import { prng, treeBytes } from '../helpers/tree.js';
 
@@ -49,9 +49,7 @@ beforeAll(async () => {
   if (missing) return;
   work = await mkdtemp(join(tmpdir(), 'nydus-convert-'));
   // No credentials from the host: the registry here is anonymous.
-  await mkdir(join(work, 'docker-config'));
-  await writeFile(join(work, 'docker-config', 'config.json'), '{}');
-  env = { ...process.env, DOCKER_CONFIG: join(work, 'docker-config') };
+  env = await anonymousDockerEnv(work);
   reg = await startRegistry();
   src = await buildSourceImage(join(work, 'src'), SAMPLE_LAYERS);
   for (const [tag, how] of Object.entries(COMPRESSION)) {

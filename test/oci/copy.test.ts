@@ -3,7 +3,7 @@
 // registry, sent to another), in PATCH chunks through a proxy that counts them, to an OCI-layout
 // archive that skopeo reads and back. Manifests and indexes must come out byte for byte as they
 // went in; skopeo inspect --raw and the registry's own digests are the judges.
-import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,7 +15,7 @@ import { MEDIA } from '../../src/oci/media-types.js';
 import { RegistryClient } from '../../src/oci/registry.js';
 import { buildLayerTars, compressLayer, pushImage, pushLayout, writeOciLayout } from '../helpers/oci.js';
 import { startFaultProxy } from '../helpers/proxy.js';
-import { registryMissing, startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { anonymousDockerEnv, registryMissing, startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { hasTool, runOk } from '../helpers/tools.js';
 import { prng } from '../helpers/tree.js';
 
@@ -50,9 +50,7 @@ async function expectBlobs(c: RegistryClient, repo: string, manifest: Buffer): P
 beforeAll(async () => {
   if (missing) return;
   work = await mkdtemp(join(tmpdir(), 'nydus-copy-'));
-  await mkdir(join(work, 'docker-config'));
-  await writeFile(join(work, 'docker-config', 'config.json'), '{}');
-  env = { ...process.env, DOCKER_CONFIG: join(work, 'docker-config') };
+  env = await anonymousDockerEnv(work);
   [reg, reg2] = await Promise.all([startRegistry(), startRegistry()]);
   client = new RegistryClient(reg.host, { plainHttp: true, credentials: null });
   client2 = new RegistryClient(reg2.host, { plainHttp: true, credentials: null });
