@@ -2,9 +2,11 @@
 // GNU tar of them (or Python tarfile for tars no archiver would write), and OCI image layouts
 // written by hand (oci-layout, index.json, manifests, configs, layer blobs; one image or a
 // multi-platform index) for umoci to unpack as the reference for the overlay rules a layered
-// nydus image must reproduce. The judge of a converted image: its manifest and blobs read back
-// from a registry (plain HTTP, not our client) or a layout, the bootstrap layer's image.boot
-// exported by `nydus-image export --block`, mounted by the kernel and compared with umoci's rootfs.
+// nydus image must reproduce. SAMPLE_LAYERS is the multi-layer image the OCI tests share; skopeo
+// pushes layouts (pushLayout), our client the images a test shapes itself (pushImage). The judge
+// of a converted image (judgeNydusImage): its manifest and blobs read back from a registry (plain
+// HTTP, not our client) or a layout, the bootstrap layer's image.boot exported by
+// `nydus-image export --block`, mounted by the kernel and compared with umoci's rootfs.
 import { createHash } from 'node:crypto';
 import { chmod, lchown, link, lutimes, mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
