@@ -3,7 +3,8 @@ import { BaseCommand } from '../cli/base.js';
 import { NydusError } from '../errors.js';
 import { check, checkReport, verboseLines } from '../read/check.js';
 import { once } from 'node:events';
-import { outputJson, writeOutputJson } from '../cli/output-json.js';
+import { outputJson } from '../build/output-json.js';
+import { writeOutputJson } from '../cli/output-json.js';
 
 export default class Check extends BaseCommand {
   static override summary = 'Validate a RAFS filesystem metadata blob (bootstrap)';

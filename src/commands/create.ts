@@ -4,7 +4,8 @@ import { BUILD_COMPRESSORS, DIGESTER_NAMES, type CompressorName, type DigesterNa
 import { CONVERSION_NAMES } from '../build/conversions.js';
 import { create } from '../build/create.js';
 import { NydusError } from '../errors.js';
-import { outputJson, writeOutputJson } from '../cli/output-json.js';
+import { outputJson } from '../build/output-json.js';
+import { writeOutputJson } from '../cli/output-json.js';
 import { progressReporter } from '../cli/progress.js';
 import { loadPlugins } from '../cli/plugins.js';
 import { WHITEOUT_SPEC_NAMES, type WhiteoutSpec } from '../tree/overlay.js';

@@ -7,23 +7,20 @@
 // back from the blob layers): every difference, not just the first. The work dir gets upstream's
 // layout (source/ and target/ with the JSON documents, nydus_bootstrap/, nydus_output.json) and
 // check-report.json, the differences as JSON.
-import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import PQueue from 'p-queue';
-import tar from 'tar-stream';
-import { outputJson } from '../cli/output-json.js';
+import { outputJson } from '../build/output-json.js';
 import { NydusError, fsError } from '../errors.js';
-import { LIMITS, badName, limitError } from '../format/limits.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { check as checkBootstrap } from '../read/check.js';
 import { BlobReader } from '../read/data.js';
 import type { RafsImage } from '../read/model.js';
 import { ANNOTATION, OS_FEATURE_NYDUS, decompressed, layerCompression } from './convert.js';
+import { BOOTSTRAP_IN_LAYER, unpackBootstrapLayer } from './bootstrap-layer.js';
 import { quote, type Digest } from './digest.js';
 import { compareRootfs, describeFsDifference, type FsDifference } from './fs-compare.js';
 import type { Descriptor, ImageConfig, ImageIndex, ImageManifest } from './manifest.js';
@@ -35,7 +32,6 @@ import { nydusRootfs, ociRootfs, type Rootfs } from './rootfs.js';
 
 /** Zran (--oci-ref) blob layers name the OCI layer they index; rule 2 skips them as upstream does. */
 const ANNOTATION_NYDUS_REF = 'containerd.io/snapshot/nydus-ref';
-const BOOTSTRAP_IN_LAYER = 'image/image.boot';
 const REPORT = 'check-report.json';
 
 export interface CheckOptions {
@@ -277,69 +273,12 @@ class Checker {
     const last = img.manifest.layers.at(-1);
     if (img.kind === 'nydus' && last && last.annotations?.[ANNOTATION.BOOTSTRAP] === 'true' && isGzipLayer(last.mediaType)) {
       this.progress(`${side.role}: pulling the bootstrap layer ${last.digest}`);
-      const r = await this.unpackBootstrapLayer(side, last, at('nydus_bootstrap'));
+      const where = `${side.text}: bootstrap layer ${last.digest}`;
+      const layerTar = decompressed(await side.client.getBlob(side.ref.repository, last.digest, last.size), 'gzip', where);
+      const r = await unpackBootstrapLayer(layerTar, { dir: at('nydus_bootstrap') }, where);
       side.bootDiffId = r.diffId;
       side.bootPath = r.boot;
     }
-  }
-
-  /**
-   * The bootstrap layer, gunzipped and unpacked into `dir`, its tar hashed on the way (the diff_id).
-   * It is hostile: only directories and regular files are written, each name checked, no path
-   * outside `dir`, and the bytes unpacked bounded by BOOTSTRAP_LAYER_MAX.
-   */
-  private async unpackBootstrapLayer(side: Side, desc: Descriptor, dir: string): Promise<{ diffId: Digest; boot?: string }> {
-    const where = `${side.text}: bootstrap layer ${desc.digest}`;
-    const hash = createHash('sha256');
-    let total = 0;
-    const counter = new Transform({
-      transform(chunk: Buffer, _enc, cb) {
-        total += chunk.length;
-        if (total > LIMITS.BOOTSTRAP_LAYER_MAX.value) {
-          cb(limitError('BOOTSTRAP_LAYER_MAX', where, `more than ${LIMITS.BOOTSTRAP_LAYER_MAX.value} bytes of tar`));
-          return;
-        }
-        hash.update(chunk);
-        cb(null, chunk);
-      },
-    });
-    try {
-      await mkdir(dir, { recursive: true });
-    } catch (e) {
-      throw fsError('OUTPUT', dir, e);
-    }
-    const layerTar = decompressed(await side.client.getBlob(side.ref.repository, desc.digest, desc.size), 'gzip', where);
-    layerTar.on('error', (e) => counter.destroy(e));
-    const extract = tar.extract();
-    counter.on('error', (e) => extract.destroy(e));
-    // The iterator first: an entry the extractor emits before anyone listens would be lost, and it would wait forever.
-    const entries = { [Symbol.asyncIterator]: ((it) => () => it)(extract[Symbol.asyncIterator]()) };
-    layerTar.pipe(counter).pipe(extract as unknown as NodeJS.WritableStream);
-    let boot: string | undefined;
-    try {
-      for await (const entry of entries) {
-        const h = entry.header;
-        const comps = memberPath(h.name, where);
-        const file = path.join(dir, ...comps);
-        if (comps.length > 0 && h.type === 'directory') {
-          await mkdir(file, { recursive: true });
-        } else if (comps.length > 0 && (h.type === 'file' || h.type === 'contiguous-file')) {
-          await mkdir(path.dirname(file), { recursive: true });
-          await pipeline(entry, createWriteStream(file));
-          if (comps.join('/') === BOOTSTRAP_IN_LAYER) boot = file;
-          continue;
-        }
-        // Links, devices and the like have no place in a bootstrap layer: not written.
-        for await (const _ of entry) void _;
-      }
-    } catch (e) {
-      layerTar.destroy();
-      if (e instanceof NydusError) throw e;
-      const code = (e as NodeJS.ErrnoException)?.code;
-      if (typeof code === 'string' && code.startsWith('E')) throw fsError('OUTPUT', dir, e);
-      throw new NydusError('SOURCE', `${where}: not a valid tar: ${String((e as Error)?.message ?? e).split('\n')[0]}`, { cause: e });
-    }
-    return { diffId: `sha256:${hash.digest('hex')}`, ...(boot ? { boot } : {}) };
   }
 
   // ---- rule 1: manifests ----
@@ -527,17 +466,6 @@ class Checker {
       reader.close();
     }
   }
-}
-
-/** A bootstrap-layer member's path as components under the unpack dir; refuses anything that could leave it. */
-function memberPath(name: string, where: string): string[] {
-  const comps = name.split('/').filter((c) => c !== '' && c !== '.');
-  if (comps.length > LIMITS.DEPTH_MAX.value) throw limitError('DEPTH_MAX', `${where}: member ${quote(name)}`, `${comps.length} levels`);
-  for (const c of comps) {
-    const bad = c === '..' ? 'a ".." component is not allowed' : badName(Buffer.from(c, 'utf8'));
-    if (bad !== undefined) throw new NydusError('SOURCE', `${where}: member ${quote(name)}: ${bad}`);
-  }
-  return comps;
 }
 
 function summary(side: Side | undefined): CheckedImage | undefined {

@@ -3,24 +3,18 @@
 // the work dir and given to every build and to the merge as `--chunk-dict bootstrap=PATH`, so
 // chunks the dict's blobs hold are referenced, not stored again. Its blob layers are what the new
 // manifest appends for the dict blobs the merged bootstrap names (spec §1.3).
-import { createWriteStream } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
 import * as path from 'node:path';
-import { Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import tar from 'tar-stream';
-import { NydusError, fsError } from '../errors.js';
-import { checkLimit, LIMITS, limitError } from '../format/limits.js';
+import { NydusError } from '../errors.js';
 import { quote, type Digest } from './digest.js';
 import type { Descriptor } from './manifest.js';
 import { MEDIA } from './media-types.js';
 import { formatPlatform, platformMatches, type PlatformSpec } from './platform.js';
 import { formatReference, parseReference, refTarget, type Reference } from './reference.js';
 import { RegistryClient, type RegistryClientOptions } from './registry.js';
+import { unpackBootstrapLayer } from './bootstrap-layer.js';
 import { decompressed } from './convert.js';
 
 const BOOTSTRAP_ANNOTATION = 'containerd.io/snapshot/nydus-bootstrap';
-const IN_LAYER = 'image/image.boot';
 
 export interface ChunkDict {
   /** The dict's reference, as messages name it. */
@@ -68,53 +62,11 @@ export async function pullChunkDict(refText: string, dir: string, platforms: Pla
     const blobs = new Map<string, Descriptor>();
     for (const l of layers.slice(0, -1)) if (l.mediaType === MEDIA.NYDUS_BLOB) blobs.set(l.digest.slice(7), l);
     const bootstrap = path.join(dir, 'chunk-dict.boot');
-    await unpackBoot(client, ref.repository, last, bootstrap, `chunk dict ${text}: bootstrap layer ${last.digest}`);
+    const where = `chunk dict ${text}: bootstrap layer ${last.digest}`;
+    await unpackBootstrapLayer(decompressed(await client.getBlob(ref.repository, last.digest, last.size), 'gzip', where), { file: bootstrap }, where);
     return { ref, text, digest: top.digest, bootstrap, blobs, client };
   } catch (e) {
     await client.close();
     throw e;
   }
-}
-
-/** image/image.boot of a bootstrap layer (hostile: one regular file written, bounded by BOOTSTRAP_MAX) into `file`. */
-async function unpackBoot(client: RegistryClient, repo: string, desc: Descriptor, file: string, where: string): Promise<void> {
-  let total = 0;
-  const counter = new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      total += chunk.length;
-      if (total > LIMITS.BOOTSTRAP_LAYER_MAX.value) cb(limitError('BOOTSTRAP_LAYER_MAX', where, `more than ${LIMITS.BOOTSTRAP_LAYER_MAX.value} bytes of tar`));
-      else cb(null, chunk);
-    },
-  });
-  try {
-    await mkdir(path.dirname(file), { recursive: true });
-  } catch (e) {
-    throw fsError('OUTPUT', path.dirname(file), e);
-  }
-  const layerTar = decompressed(await client.getBlob(repo, desc.digest, desc.size), 'gzip', where);
-  layerTar.on('error', (e) => counter.destroy(e));
-  const extract = tar.extract();
-  counter.on('error', (e) => extract.destroy(e));
-  const entries = { [Symbol.asyncIterator]: ((it) => () => it)(extract[Symbol.asyncIterator]()) };
-  layerTar.pipe(counter).pipe(extract as unknown as NodeJS.WritableStream);
-  let found = false;
-  try {
-    for await (const entry of entries) {
-      const h = entry.header;
-      if (!found && (h.type === 'file' || h.type === 'contiguous-file') && h.name.replace(/^(\.\/)+|^\/+/, '') === IN_LAYER) {
-        checkLimit('BOOTSTRAP_MAX', `${where}: ${IN_LAYER} size`, h.size ?? 0);
-        await pipeline(entry, createWriteStream(file));
-        found = true;
-        continue;
-      }
-      for await (const _ of entry) void _;
-    }
-  } catch (e) {
-    layerTar.destroy();
-    if (e instanceof NydusError) throw e;
-    const code = (e as NodeJS.ErrnoException)?.code;
-    if (typeof code === 'string' && code.startsWith('E')) throw fsError('OUTPUT', file, e);
-    throw new NydusError('SOURCE', `${where}: not a valid tar: ${String((e as Error)?.message ?? e).split('\n')[0]}`, { cause: e });
-  }
-  if (!found) throw new NydusError('SOURCE', `${where}: no ${IN_LAYER} in it`);
 }

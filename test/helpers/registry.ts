@@ -4,7 +4,7 @@
 // checks the tokens' signatures itself), or TLS with a self-signed certificate.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, createSign, randomBytes, X509Certificate } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import { createServer, type AddressInfo } from 'node:net';
@@ -17,6 +17,16 @@ import { NydusError } from '../../src/errors.js';
 import { hasTool, runOk } from './tools.js';
 
 export const REGISTRY_BIN = '/usr/bin/docker-registry';
+
+/**
+ * The environment for talking to the test's anonymous registries: process.env with DOCKER_CONFIG
+ * pointing at `dir`/docker-config, whose config.json has no credentials (none from the host).
+ */
+export async function anonymousDockerEnv(dir: string): Promise<NodeJS.ProcessEnv> {
+  await mkdir(join(dir, 'docker-config'), { recursive: true });
+  await writeFile(join(dir, 'docker-config', 'config.json'), '{}');
+  return { ...process.env, DOCKER_CONFIG: join(dir, 'docker-config') };
+}
 
 /** Why registries cannot be started here, or undefined when they can. */
 export function registryMissing(): string | undefined {

@@ -1,7 +1,8 @@
 // A source tree built in code to break image builders: every file type, edge sizes, names that
 // are not UTF-8, odd owners and modes, nanosecond times and xattrs everywhere they can go.
 // Needs root (device nodes, chown, trusted.* xattrs) and a filesystem with xattrs (ext4, tmpfs).
-import { link, lchown, chmod, mkdir, open, symlink, writeFile, truncate } from 'node:fs/promises';
+import { link, lchown, chmod, lstat, mkdir, open, readdir, symlink, writeFile, truncate } from 'node:fs/promises';
+import { join } from 'node:path';
 import { xattr } from './native.js';
 import { runOk } from './tools.js';
 
@@ -431,4 +432,21 @@ export async function buildHostileTree(root: string, opts: HostileTreeOptions = 
   b.mode(Buffer.alloc(0), 0o755);
   await b.finish();
   return b.m;
+}
+
+/** Bytes of every file under `dir` (0 when it does not exist, or entries vanish while it walks): a work dir's size, sampled. */
+export async function treeBytes(dir: string): Promise<number> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return 0;
+  }
+  let n = 0;
+  for (const name of names) {
+    const st = await lstat(join(dir, name)).catch(() => undefined);
+    if (st?.isDirectory()) n += await treeBytes(join(dir, name));
+    else if (st) n += st.size;
+  }
+  return n;
 }

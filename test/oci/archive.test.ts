@@ -1,8 +1,11 @@
 // OCI-layout archives (src/oci/layout.ts): what our writer makes, GNU tar and skopeo read; what a
 // hostile archive holds (names that climb out, links, duplicates, lies about sizes and digests,
 // oversized JSON, truncation, compression, FIFOs) ends in one line naming the member, before or
-// instead of anything being pushed. Then convert --source-archive on an archive skopeo wrote, and
-// --target-archive whose result skopeo inspects and whose blobs `nydus-image check` verifies.
+// instead of anything being pushed. Then convert of the multi-layer SAMPLE_LAYERS image with
+// --source-archive on an archive skopeo wrote, and --target-archive whose result skopeo inspects
+// and whose blobs `nydus-image check` verifies; each result, read back from the registry or from
+// the archive's layout, exported by `nydus-image export --block` and mounted by the kernel, equals
+// the rootfs umoci unpacks from the source layers.
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,13 +22,16 @@ import { RegistryClient } from '../../src/oci/registry.js';
 import { NydusError } from '../../src/errors.js';
 import { decode, encode } from '../../src/format/tar/header.js';
 import { nydusImageOk, REPO } from '../cli/cli-runner.js';
-import { buildLayerDir, tarLayer, writeOciLayout, writeTar, type TarMember } from '../helpers/oci.js';
-import { caught, collect, registryMissing, startRegistry, type TestRegistry } from '../helpers/registry.js';
+import type { SkipContext } from '../helpers/kernel.js';
+import {
+  buildSourceImage, compressLayer, judgeNydusImage, pushLayout, SAMPLE_LAYERS, umociMissing, writeOciLayout, writeTar,
+  type ImageAt, type SourceImage, type TarMember,
+} from '../helpers/oci.js';
+import { anonymousDockerEnv, caught, collect, registryMissing, startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { hasTool, run, runOk } from '../helpers/tools.js';
 import { prng } from '../helpers/tree.js';
 
-const T0 = 1_600_000_000;
-const missing = registryMissing() ?? (hasTool('skopeo') ? undefined : 'skopeo is not on PATH');
+const missing = registryMissing() ?? umociMissing() ?? (hasTool('skopeo') ? undefined : 'skopeo is not on PATH');
 if (missing) process.stderr.write(`\n!!! SKIPPED (${missing}): test/oci/archive.test.ts (registry parts)\n`);
 
 let work = '';
@@ -226,24 +232,24 @@ describe.skipIf(missing)('convert with OCI-layout archives', () => {
   let reg: TestRegistry;
   let env: NodeJS.ProcessEnv;
   let srcArchive = '';
+  let src: SourceImage;
   const nydusRef = () => `${reg.host}/dst/image:nydus`;
+  /** The kernel's judge of a converted image in the registry or in an unpacked archive. */
+  const judge = (ctx: unknown, at: ImageAt, ref: string, name: string) =>
+    judgeNydusImage(ctx as SkipContext, { at, ref, rootfs: src.rootfs, scratch: join(work, `judge-${name}`) });
+  /** An archive unpacked by GNU tar: the OCI layout it holds. */
+  const unpacked = async (archive: string, dir: string): Promise<string> => {
+    await mkdir(dir);
+    await runOk('tar', ['-xf', archive, '-C', dir]);
+    return dir;
+  };
 
   beforeAll(async () => {
-    await mkdir(join(work, 'docker-config'), { recursive: true });
-    await writeFile(join(work, 'docker-config', 'config.json'), '{}');
-    env = { ...process.env, DOCKER_CONFIG: join(work, 'docker-config') };
+    env = await anonymousDockerEnv(work);
     reg = await startRegistry();
-    const tars: Buffer[] = [];
-    for (let i = 0; i < 2; i++) {
-      await buildLayerDir(join(work, `l${i}`), [
-        { kind: 'dir', path: '.', mtime: T0 },
-        { kind: 'file', path: `f${i}`, data: prng(20 + i, 300_000), mtime: T0 },
-        { kind: 'symlink', path: `s${i}`, target: `f${i}`, mtime: T0 },
-      ]);
-      tars.push(await tarLayer(join(work, `l${i}`), join(work, `l${i}.tar`)));
-    }
-    await writeOciLayout(join(work, 'src-layout'), 'v1', tars.map((t) => ({ data: gzipSync(t), mediaType: MEDIA.OCI_LAYER_GZIP, diffId: sha256Of(t) })));
-    await skopeo(['copy', '--quiet', '--dest-tls-verify=false', `oci:${join(work, 'src-layout')}:v1`, `docker://${reg.host}/src/image:v1`]);
+    src = await buildSourceImage(join(work, 'src'), SAMPLE_LAYERS);
+    await writeOciLayout(join(work, 'src-layout'), 'v1', src.tars.map((t) => compressLayer(t, 'gzip')));
+    await pushLayout(join(work, 'src-layout'), 'v1', `${reg.host}/src/image:v1`);
     // The archive as users make one: skopeo from the registry.
     srcArchive = join(work, 'skopeo-src.tar');
     await skopeo(['copy', '--quiet', '--src-tls-verify=false', `docker://${reg.host}/src/image:v1`, `oci-archive:${srcArchive}`]);
@@ -257,7 +263,7 @@ describe.skipIf(missing)('convert with OCI-layout archives', () => {
 
   const layersOf = async (ref: string) => (JSON.parse((await skopeo(['inspect', '--raw', '--tls-verify=false', ref])).toString()) as { layers: Descriptor[]; annotations: Record<string, string> });
 
-  it('--source-archive: the archive skopeo wrote converts to the same blobs as the registry image', async () => {
+  it('--source-archive: the archive skopeo wrote converts to the same blobs as the registry image, which mount as the umoci rootfs', async (ctx) => {
     // The name given is not in the registry: only the archive holds the image.
     const r = await convert({
       source: `${reg.host}/only/in-archive:v1`, sourceArchive: srcArchive, target: `${reg.host}/dst/image:from-archive`,
@@ -267,10 +273,11 @@ describe.skipIf(missing)('convert with OCI-layout archives', () => {
     const fromRegistry = await layersOf(`docker://${nydusRef()}`);
     expect(fromArchive.layers).toEqual(fromRegistry.layers);
     expect(fromArchive.annotations['containerd.io/snapshot/nydus-source-reference']).toBe(`${reg.host}/only/in-archive:v1`);
-    expect(r.manifests[0]!.blobs).toHaveLength(2);
+    expect(r.manifests[0]!.blobs).toHaveLength(SAMPLE_LAYERS.length);
+    expect(await judge(ctx, { registry: reg.host, repo: 'dst/image' }, 'from-archive', 'from-archive')).toEqual([]);
   }, 120_000);
 
-  it('--target-archive: skopeo inspects the Nydus image in it and nydus-image check verifies every chunk of its blobs', async () => {
+  it('--target-archive: skopeo inspects the Nydus image in it, nydus-image check verifies every chunk of its blobs, and it mounts as the umoci rootfs', async (ctx) => {
     const out = join(work, 'nydus.tar');
     const r = await convert({
       source: `${reg.host}/src/image:v1`, target: `${reg.host}/dst/image:archived`, targetArchive: out,
@@ -287,9 +294,7 @@ describe.skipIf(missing)('convert with OCI-layout archives', () => {
     } finally {
       await client.close();
     }
-    const x = join(work, 'nydus-x');
-    await mkdir(x);
-    await runOk('tar', ['-xf', out, '-C', x]);
+    const x = await unpacked(out, join(work, 'nydus-x'));
     const index = JSON.parse(await readFile(join(x, 'index.json'), 'utf8')) as { manifests: Descriptor[] };
     expect(index.manifests).toEqual([expect.objectContaining({ digest: r.digest, annotations: { 'org.opencontainers.image.ref.name': 'archived', 'io.containerd.image.name': `${reg.host}/dst/image:archived` } })]);
     const blobs = join(x, 'blobs', 'sha256');
@@ -297,12 +302,14 @@ describe.skipIf(missing)('convert with OCI-layout archives', () => {
     await mkdir(boot);
     await runOk('tar', ['-xzf', join(blobs, m.layers.at(-1)!.digest.slice(7)), '-C', boot]);
     await nydusImageOk(['check', '-B', join(boot, 'image', 'image.boot'), '-D', blobs]);
+    expect(await judge(ctx, { layout: x }, 'archived', 'archived')).toEqual([]);
   }, 120_000);
 
-  it('--source-archive and --target-archive together: no registry is asked for anything', async () => {
+  it('--source-archive and --target-archive together: no registry is asked for anything; the archived image mounts as the umoci rootfs', async (ctx) => {
     const out = join(work, 'offline.tar');
     await convert({ source: 'nowhere.invalid/src/image:v1', sourceArchive: srcArchive, target: 'nowhere.invalid/dst:v1', targetArchive: out, env, workDir: join(work, 'w3') });
     expect((await layersOf(`oci-archive:${out}`)).layers).toEqual((await layersOf(`docker://${nydusRef()}`)).layers);
+    expect(await judge(ctx, { layout: await unpacked(out, join(work, 'offline-x')) }, 'v1', 'offline')).toEqual([]);
   }, 120_000);
 
   it('the CLI: --source-archive/--target-archive, and a missing archive is one line', async () => {
@@ -310,7 +317,7 @@ describe.skipIf(missing)('convert with OCI-layout archives', () => {
     const out = join(work, 'cli.tar');
     const ok = await run(process.execPath, [bin, 'convert', '--source', 'x.invalid/a:v1', '--source-archive', srcArchive, '--target', 'x.invalid/b:v1', '--target-archive', out, '--work-dir', join(work, 'w4')], { env });
     expect(ok.code, ok.stderr.toString()).toBe(0);
-    expect((await layersOf(`oci-archive:${out}`)).layers).toHaveLength(3);
+    expect((await layersOf(`oci-archive:${out}`)).layers).toHaveLength(SAMPLE_LAYERS.length + 1);
     const bad = await run(process.execPath, [bin, 'convert', '--source', 'x.invalid/a:v1', '--source-archive', join(work, 'absent.tar'), '--target', 'x.invalid/b:v1', '--target-archive', join(work, 'never.tar'), '--work-dir', join(work, 'w4')], { env });
     expect(bad.code).toBe(1);
     expect(bad.stderr.toString().trim().split('\n')).toHaveLength(1);

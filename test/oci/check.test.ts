@@ -1,8 +1,8 @@
-// `nydusify check` against a real docker-registry: a multi-layer image made here (whiteouts, an
-// opaque directory, hard links, xattrs, symlinks, empty files; gzip, zstd and plain layers) is
-// pushed by skopeo and converted, then checked: the converted image passes; a Nydus image whose
-// bootstrap was rebuilt with a changed mode, a changed content and a missing file fails naming
-// exactly those three; a bootstrap layer without its annotation and a wrong bootstrap diff_id
+// `nydusify check` against a real docker-registry: the multi-layer SAMPLE_LAYERS image
+// (whiteouts, an opaque directory, hard links, xattrs, symlinks, empty files; gzip, zstd and plain
+// layers) is pushed by skopeo and converted, then checked: the converted image passes; a Nydus
+// image whose bootstrap was rebuilt with a changed mode, a changed content and a missing file fails
+// naming exactly those three; a bootstrap layer without its annotation and a wrong bootstrap diff_id
 // fail rule 1 with one clear line; the work dir holds upstream's layout and the JSON report.
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
@@ -11,7 +11,6 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import tar from 'tar-stream';
-import { compress as zstdCompress } from 'zstd-napi';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compressorByName, digesterByName } from '../../src/algo/index.js';
 import { emitBootstrap } from '../../src/bootstrap/emit.js';
@@ -31,72 +30,13 @@ import { openImage } from '../../src/read/open.js';
 import { treeFromImage } from '../../src/tree/from-image.js';
 import type { TreeNode } from '../../src/tree/node.js';
 import { normalizeHardlinks } from '../../src/tree/overlay.js';
-import { buildLayerDir, tarLayer, writeOciLayout, type LayerEntry } from '../helpers/oci.js';
-import { collect, registryMissing, startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { hasTool, run, runOk, type RunResult } from '../helpers/tools.js';
-import { prng } from '../helpers/tree.js';
+import { buildLayerTars, compressLayer, pushLayout, SAMPLE_LAYERS, writeOciLayout, type LayerCompression } from '../helpers/oci.js';
+import { anonymousDockerEnv, collect, registryMissing, startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { hasTool, run, type RunResult } from '../helpers/tools.js';
 import { REPO } from '../cli/cli-runner.js';
 
-const T0 = 1_600_000_000;
-const T1 = 1_650_000_000;
-const T2 = 1_700_000_000;
-const MiB = 1024 * 1024;
-
-/** Lower → upper. */
-const LAYERS: LayerEntry[][] = [
-  [
-    { kind: 'dir', path: '.', mtime: T0 },
-    { kind: 'dir', path: 'bin', mtime: T0 },
-    { kind: 'file', path: 'bin/tool', data: prng(1, 2 * MiB + 123), mode: 0o755, mtime: T0 },
-    { kind: 'symlink', path: 'bin/sh', target: 'tool', mtime: T0 },
-    { kind: 'dir', path: 'data', mtime: T0, xattrs: { 'user.layer': '0' } },
-    { kind: 'file', path: 'data/a', data: 'a0\n', mtime: T0 },
-    { kind: 'dir', path: 'data/sub', mtime: T0 },
-    { kind: 'file', path: 'data/sub/c', data: 'c0\n', mtime: T0 },
-    { kind: 'file', path: 'empty', data: '', mtime: T0 },
-    { kind: 'file', path: 'gone', data: 'gone0\n', mtime: T0 },
-    { kind: 'dir', path: 'gonedir', mtime: T0 },
-    { kind: 'file', path: 'gonedir/x', data: 'x0', mtime: T0 },
-    { kind: 'dir', path: 'hard', mtime: T0 },
-    { kind: 'file', path: 'hard/orig', data: 'shared by three names\n', uid: 7, gid: 8, mode: 0o640, mtime: T0, xattrs: { 'user.h': '1', 'trusted.h': 'th' } },
-    { kind: 'hardlink', path: 'hard/link1', to: 'hard/orig' },
-    { kind: 'hardlink', path: 'hard/link2', to: 'hard/orig' },
-    { kind: 'dir', path: 'loop', mtime: T0 },
-    { kind: 'symlink', path: 'loop/a', target: 'b', mtime: T0 },
-    { kind: 'symlink', path: 'loop/b', target: 'a', mtime: T0 },
-    { kind: 'dir', path: 'x', mtime: T0, xattrs: { 'user.dir': 'd0', 'trusted.dir': 'td0' } },
-    { kind: 'file', path: 'x/xf', data: 'xattr file\n', mtime: T0, xattrs: { 'user.foo': 'bar', 'trusted.t': 'tv' } },
-  ],
-  [
-    { kind: 'dir', path: '.', mtime: T1 },
-    { kind: 'file', path: '.wh.gone', data: '', mtime: T1 },
-    { kind: 'file', path: '.wh.gonedir', data: '', mtime: T1 },
-    { kind: 'dir', path: 'data', mode: 0o750, mtime: T1, xattrs: { 'user.layer': '1' } },
-    { kind: 'file', path: 'data/.wh..wh..opq', data: '', mtime: T1 },
-    { kind: 'file', path: 'data/new', data: prng(2, 300_000), mtime: T1 },
-    { kind: 'dir', path: 'hard', mtime: T1 },
-    { kind: 'file', path: 'hard/link2', data: 'replaced\n', mtime: T1 },
-    { kind: 'file', path: 'zero', data: '', mode: 0o600, mtime: T1 },
-  ],
-  [
-    { kind: 'dir', path: '.', mode: 0o751, mtime: T2 },
-    { kind: 'dir', path: 'newdir', mtime: T2 },
-    { kind: 'file', path: 'newdir/big', data: prng(3, MiB + 1), mtime: T2 },
-    { kind: 'dir', path: 'same', mtime: T2 },
-    { kind: 'file', path: 'same/one', data: 'one: 1111\n', mtime: T2 },
-    { kind: 'file', path: 'same/two', data: 'two: 2222\n', mtime: T2 },
-    { kind: 'dir', path: 'x', mtime: T2, xattrs: { 'user.dir': 'd2' } },
-    { kind: 'file', path: 'x/xf', data: 'xattr file v2\n', mtime: T2, xattrs: { 'user.foo': 'baz', 'trusted.t': 'tv2' } },
-  ],
-  // A layer of metadata only: its blob has no chunks, but it is still one of the manifest's layers.
-  [
-    { kind: 'dir', path: '.', mode: 0o751, mtime: T2 },
-    { kind: 'file', path: '.wh.empty', data: '', mtime: T2 },
-  ],
-];
-
-/** How each layer is stored in the source registry. */
-const COMPRESSION = ['gzip', 'zstd', 'gzip', 'none'] as const;
+/** How each layer of SAMPLE_LAYERS is stored in the source registry. */
+const COMPRESSION: readonly LayerCompression[] = ['gzip', 'zstd', 'gzip', 'none'];
 
 const missing = registryMissing() ?? (hasTool('skopeo') ? undefined : 'skopeo is not on PATH') ?? (process.getuid?.() === 0 ? undefined : 'trusted.* xattrs in the test layers need root');
 if (missing) process.stderr.write(`\n!!! SKIPPED (${missing}): test/oci/check.test.ts\n`);
@@ -108,30 +48,18 @@ let client: RegistryClient;
 const SRC = () => `${reg.host}/src/image:v1`;
 const DST = (tag: string) => `${reg.host}/dst/image:${tag}`;
 
-function compressLayer(data: Buffer, how: (typeof COMPRESSION)[number]): { data: Buffer; mediaType: string } {
-  if (how === 'gzip') return { data: gzipSync(data), mediaType: MEDIA.OCI_LAYER_GZIP };
-  if (how === 'zstd') return { data: Buffer.from(zstdCompress(data)), mediaType: MEDIA.OCI_LAYER_ZSTD };
-  return { data, mediaType: MEDIA.OCI_LAYER_TAR };
-}
-
 const runCheck = (target: string, extra: Partial<Parameters<typeof check>[0]> = {}): Promise<CheckResult> =>
   check({ source: SRC(), target, plainHttp: true, env, workDir: join(work, 'out'), ...extra });
 
 beforeAll(async () => {
   if (missing) return;
   work = await mkdtemp(join(tmpdir(), 'nydus-check-'));
-  await mkdir(join(work, 'docker-config'));
-  await writeFile(join(work, 'docker-config', 'config.json'), '{}');
-  env = { ...process.env, DOCKER_CONFIG: join(work, 'docker-config') };
+  env = await anonymousDockerEnv(work);
   reg = await startRegistry();
   client = new RegistryClient(reg.host, { plainHttp: true, credentials: null });
-  const tars: Buffer[] = [];
-  for (const [i, entries] of LAYERS.entries()) {
-    await buildLayerDir(join(work, `layer${i}`), entries);
-    tars.push(await tarLayer(join(work, `layer${i}`), join(work, `layer${i}.tar`)));
-  }
-  await writeOciLayout(join(work, 'src'), 'v1', tars.map((t, i) => ({ ...compressLayer(t, COMPRESSION[i]!), diffId: sha256Of(t) })));
-  await runOk('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', `oci:${join(work, 'src')}:v1`, `docker://${SRC()}`], { timeoutMs: 120_000 });
+  const tars = await buildLayerTars(join(work, 'layers'), SAMPLE_LAYERS);
+  await writeOciLayout(join(work, 'src'), 'v1', tars.map((t, i) => compressLayer(t, COMPRESSION[i]!)));
+  await pushLayout(join(work, 'src'), 'v1', SRC());
   await convert({ source: SRC(), target: DST('v1-nydus'), plainHttp: true, env, workDir: join(work, 'convert-work') });
 }, 300_000);
 

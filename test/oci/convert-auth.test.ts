@@ -4,11 +4,9 @@
 // temporary $DOCKER_CONFIG; wrong credentials make bin/nydusify.js exit non-zero with one stderr
 // line naming the registry and 401, and no tag is written; a self-signed TLS target is refused
 // without --target-insecure (one line) and works with it.
-import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import tar from 'tar-stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,6 +15,7 @@ import { sha256Of, type Digest } from '../../src/oci/digest.js';
 import { MEDIA } from '../../src/oci/media-types.js';
 import { RegistryClient } from '../../src/oci/registry.js';
 import { REPO } from '../cli/cli-runner.js';
+import { pushImage, type OciLayer } from '../helpers/oci.js';
 import { caught, registryMissing, selfSignedCert, startRegistry, startTokenIssuer, type TestRegistry, type TokenIssuer } from '../helpers/registry.js';
 import { hasTool, run } from '../helpers/tools.js';
 import { prng } from '../helpers/tree.js';
@@ -28,7 +27,7 @@ const NYDUSIFY = join(REPO, 'bin', 'nydusify.js');
 const MTIME = new Date(1_600_000_000_000);
 
 /** A gzip tar layer made in memory: a directory, a file of `size` bytes and a symlink. */
-async function layerTar(seed: number, size: number): Promise<{ blob: Buffer; diffId: Digest }> {
+async function layerTar(seed: number, size: number): Promise<OciLayer> {
   const pack = tar.pack();
   const parts: Buffer[] = [];
   pack.on('data', (c: Buffer) => parts.push(c));
@@ -39,21 +38,12 @@ async function layerTar(seed: number, size: number): Promise<{ blob: Buffer; dif
   pack.finalize();
   await done;
   const t = Buffer.concat(parts);
-  return { blob: gzipSync(t, { level: 1 }), diffId: `sha256:${createHash('sha256').update(t).digest('hex')}` as Digest };
+  return { data: gzipSync(t, { level: 1 }), mediaType: MEDIA.OCI_LAYER_GZIP, diffId: sha256Of(t) };
 }
 
 /** Pushes a two-layer OCI image as `repo:tag` through `client`. */
-async function pushImage(client: RegistryClient, repo: string, tag: string): Promise<void> {
-  const layers = [await layerTar(1, 300_000), await layerTar(2, 50_000)];
-  const descs = [];
-  for (const l of layers) {
-    const r = await client.pushBlob(repo, () => Readable.from([l.blob]), { digest: sha256Of(l.blob), size: l.blob.length });
-    descs.push({ mediaType: MEDIA.OCI_LAYER_GZIP, digest: r.digest, size: r.size });
-  }
-  const cfg = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: layers.map((l) => l.diffId) } }));
-  const c = await client.pushBlob(repo, () => Readable.from([cfg]), { digest: sha256Of(cfg), size: cfg.length });
-  const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MEDIA.OCI_MANIFEST, config: { mediaType: MEDIA.OCI_CONFIG, digest: c.digest, size: c.size }, layers: descs }));
-  await client.putManifest(repo, tag, manifest, MEDIA.OCI_MANIFEST);
+async function pushSmallImage(client: RegistryClient, repo: string, tag: string): Promise<void> {
+  await pushImage(client, repo, tag, [await layerTar(1, 300_000), await layerTar(2, 50_000)]);
 }
 
 /** A Docker config dir whose config.json gives `user:password` for `host`. */
@@ -80,7 +70,7 @@ beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'nydus-convert-auth-'));
   source = await startRegistry();
   const c = new RegistryClient(source.host, { plainHttp: true, credentials: null });
-  await pushImage(c, 'app', 'v1');
+  await pushSmallImage(c, 'app', 'v1');
   await c.close();
 }, 60_000);
 
@@ -178,7 +168,7 @@ describe.skipIf(missing)('convert to a self-signed TLS target', () => {
     target = await startRegistry({ tls: await selfSignedCert(dir) });
     // The source lives on the same TLS registry (--plain-http would apply to both ends).
     src = new RegistryClient(target.host, { insecure: true, credentials: null });
-    await pushImage(src, 'app', 'v1');
+    await pushSmallImage(src, 'app', 'v1');
   }, 30_000);
   afterAll(async () => {
     await src?.close();

@@ -3,10 +3,9 @@
 // the dict stores no chunk again. Its own blobs hold metadata only, the dict blobs it uses are
 // listed after them in the manifest (mounted into the target repository), and check passes:
 // every file's content is read back through the dict's blobs. The same with --nydus-image.
-import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseChunkDictFlag } from '../../src/oci/chunk-dict.js';
@@ -15,8 +14,8 @@ import { convert, type ConvertResult } from '../../src/oci/convert.js';
 import { sha256Of } from '../../src/oci/digest.js';
 import { MEDIA } from '../../src/oci/media-types.js';
 import { RegistryClient } from '../../src/oci/registry.js';
-import { buildLayerDir, tarLayer } from '../helpers/oci.js';
-import { registryMissing, startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { buildLayerTars, pushImage } from '../helpers/oci.js';
+import { anonymousDockerEnv, registryMissing, startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { prng } from '../helpers/tree.js';
 
 const MiB = 1024 * 1024;
@@ -33,12 +32,10 @@ let dict: ConvertResult;
 beforeAll(async () => {
   if (missing) return;
   work = await mkdtemp(join(tmpdir(), 'nydus-convert-dict-'));
-  await mkdir(join(work, 'docker-config'));
-  await writeFile(join(work, 'docker-config', 'config.json'), '{}');
-  env = { ...process.env, DOCKER_CONFIG: join(work, 'docker-config') };
+  env = await anonymousDockerEnv(work);
   reg = await startRegistry();
   client = new RegistryClient(reg.host, { plainHttp: true, credentials: null });
-  const layers = [
+  const tars = await buildLayerTars(join(work, 'layers'), [
     [
       { kind: 'dir', path: '.', mtime: T0 },
       { kind: 'file', path: 'big', data: prng(1, 3 * MiB + 17), mtime: T0 },
@@ -49,21 +46,8 @@ beforeAll(async () => {
       { kind: 'file', path: 'other', data: prng(2, 2 * MiB), mtime: T0 },
       { kind: 'file', path: '.wh.small', data: '', mtime: T0 },
     ],
-  ] as const;
-  const descs = [];
-  const diffIds = [];
-  for (const [i, entries] of layers.entries()) {
-    await buildLayerDir(join(work, `l${i}`), entries);
-    const tar = await tarLayer(join(work, `l${i}`), join(work, `l${i}.tar`));
-    const gz = gzipSync(tar, { level: 1 });
-    const r = await client.pushBlob('app', () => Readable.from([gz]), { digest: sha256Of(gz), size: gz.length });
-    descs.push({ mediaType: MEDIA.OCI_LAYER_GZIP, digest: r.digest, size: r.size });
-    diffIds.push(sha256Of(tar));
-  }
-  const cfg = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: diffIds } }));
-  const c = await client.pushBlob('app', () => Readable.from([cfg]), { digest: sha256Of(cfg), size: cfg.length });
-  const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MEDIA.OCI_MANIFEST, config: { mediaType: MEDIA.OCI_CONFIG, digest: c.digest, size: c.size }, layers: descs }));
-  await client.putManifest('app', 'v1', manifest, MEDIA.OCI_MANIFEST);
+  ]);
+  await pushImage(client, 'app', 'v1', tars.map((t) => ({ data: gzipSync(t, { level: 1 }), mediaType: MEDIA.OCI_LAYER_GZIP, diffId: sha256Of(t) })));
   // The dict: the same image converted before, in another repository.
   dict = await convert({ source: `${reg.host}/app:v1`, target: `${reg.host}/dict/base:nydus`, plainHttp: true, env, workDir: join(work, 'w') });
 }, 120_000);

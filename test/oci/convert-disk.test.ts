@@ -4,7 +4,7 @@
 // manifest is about to be pushed) plus 1 MiB. The layers are random data, so nothing shrinks them:
 // built in-process and by --nydus-image (its FIFOs hold nothing); generated as a tar stream, gzipped and uploaded without touching the disk here either.
 import { createHash, randomBytes } from 'node:crypto';
-import { chmod, lstat, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
@@ -15,7 +15,8 @@ import { convert } from '../../src/oci/convert.js';
 import { sha256Of, type Digest } from '../../src/oci/digest.js';
 import { MEDIA } from '../../src/oci/media-types.js';
 import { RegistryClient } from '../../src/oci/registry.js';
-import { registryMissing, startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { anonymousDockerEnv, registryMissing, startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { treeBytes } from '../helpers/tree.js';
 
 const MiB = 1024 * 1024;
 const LAYERS = 4;
@@ -65,29 +66,10 @@ async function pushLayer(i: number): Promise<{ digest: Digest; size: number; dif
   return { digest: r.digest, size: r.size, diffId: `sha256:${tarHash.digest('hex')}` as Digest };
 }
 
-/** Bytes of every file under `dir` (0 when it does not exist). */
-async function treeBytes(dir: string): Promise<number> {
-  let names: string[];
-  try {
-    names = await readdir(dir);
-  } catch {
-    return 0;
-  }
-  let n = 0;
-  for (const name of names) {
-    const st = await lstat(join(dir, name)).catch(() => undefined);
-    if (st?.isDirectory()) n += await treeBytes(join(dir, name));
-    else if (st) n += st.size;
-  }
-  return n;
-}
-
 beforeAll(async () => {
   if (missing) return;
   work = await mkdtemp(join(tmpdir(), 'nydus-convert-disk-'));
-  await mkdir(join(work, 'docker-config'));
-  await writeFile(join(work, 'docker-config', 'config.json'), '{}');
-  env = { ...process.env, DOCKER_CONFIG: join(work, 'docker-config') };
+  env = await anonymousDockerEnv(work);
   reg = await startRegistry();
   client = new RegistryClient(reg.host, { plainHttp: true, credentials: null });
   const layers = [];

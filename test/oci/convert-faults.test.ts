@@ -2,7 +2,7 @@
 // docker-registry: 500s and a connection reset mid-upload are retried (a layer's upload restarts
 // by pulling and building the layer again); a target that goes away mid-push fails the run in one
 // line with no tag written, and a rerun completes without uploading the blobs already there.
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -14,7 +14,7 @@ import { MEDIA } from '../../src/oci/media-types.js';
 import { RegistryClient } from '../../src/oci/registry.js';
 import { buildLayerDir, tarLayer, writeOciLayout } from '../helpers/oci.js';
 import { startFaultProxy, type Fault, type FaultProxy, type FaultRequest } from '../helpers/proxy.js';
-import { registryMissing, startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { anonymousDockerEnv, registryMissing, startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { hasTool, runOk } from '../helpers/tools.js';
 import { prng } from '../helpers/tree.js';
 
@@ -31,9 +31,7 @@ const proxies: FaultProxy[] = [];
 beforeAll(async () => {
   if (missing) return;
   work = await mkdtemp(join(tmpdir(), 'nydus-convert-faults-'));
-  await mkdir(join(work, 'docker-config'));
-  await writeFile(join(work, 'docker-config', 'config.json'), '{}');
-  env = { ...process.env, DOCKER_CONFIG: join(work, 'docker-config') };
+  env = await anonymousDockerEnv(work);
   [src, dst] = await Promise.all([startRegistry(), startRegistry()]);
   const layers = [];
   for (let i = 0; i < LAYERS; i++) {

@@ -3,24 +3,27 @@
 // (an empty gzip layer first, its diff_id and history entry, the source digest annotated), then
 // the Nydus manifests with the same platforms, artifactType application/vnd.nydus.image.manifest.v1+json
 // and the Nydus config media type. Read back with `skopeo inspect --raw`; `check --multi-platform`
-// passes on it. Sources: one manifest alone, and a two-platform index; the target is another
-// repository, so the source layers are mounted across.
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+// passes on it, and each Nydus manifest of the two-platform index, pulled back, exported by
+// `nydus-image export --block` and mounted by the kernel, equals umoci's rootfs of its platform.
+// Sources: one manifest alone, and a two-platform index of the multi-layer SAMPLE_LAYERS image
+// (plus a layer per platform); the target is another repository, so the source layers are
+// mounted across.
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
-import { gunzipSync, gzipSync } from 'node:zlib';
+import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { check } from '../../src/oci/check.js';
 import { convert, EMPTY_LAYER } from '../../src/oci/convert.js';
-import { sha256Of, type Digest } from '../../src/oci/digest.js';
+import type { Digest } from '../../src/oci/digest.js';
 import { MEDIA } from '../../src/oci/media-types.js';
 import { RegistryClient } from '../../src/oci/registry.js';
-import { buildLayerDir, tarLayer } from '../helpers/oci.js';
-import { registryMissing, startRegistry, type TestRegistry } from '../helpers/registry.js';
+import type { SkipContext } from '../helpers/kernel.js';
+import { buildLayerTars, compressLayer, judgeNydusImage, pushImage, pushPlatformIndex, umociMissing, type PlatformImage } from '../helpers/oci.js';
+import { anonymousDockerEnv, registryMissing, startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { hasTool, runOk } from '../helpers/tools.js';
 
-const missing = registryMissing() ?? (hasTool('skopeo') ? undefined : 'skopeo is not on PATH');
+const missing = registryMissing() ?? umociMissing() ?? (hasTool('skopeo') ? undefined : 'skopeo is not on PATH');
 if (missing) process.stderr.write(`\n!!! SKIPPED (${missing}): test/oci/convert-merge-platform.test.ts\n`);
 
 let work = '';
@@ -28,29 +31,19 @@ let reg: TestRegistry;
 let client: RegistryClient;
 let env: NodeJS.ProcessEnv;
 const ARCHES = ['amd64', 'arm64'];
-/** Source manifests by arch ('single' for the lone one), with their config's history. */
-const src: Record<string, { digest: Digest; size: number; layers: Array<{ digest: Digest; size: number }>; diffIds: Digest[] }> = {};
+/** Source manifests by arch ('single' for the lone one), with their config's diff_ids and history. */
+const src: Record<string, { digest: Digest; size: number; layers: Array<{ digest: Digest; size: number }>; diffIds: Digest[]; history: unknown[] }> = {};
+let multi: Record<string, PlatformImage>;
 
-async function push(repo: string, data: Buffer): Promise<{ digest: Digest; size: number }> {
-  const r = await client.pushBlob(repo, () => Readable.from([data]), { digest: sha256Of(data), size: data.length });
-  return { digest: r.digest, size: r.size };
-}
-
-async function image(repo: string, arch: string, tag?: string): Promise<void> {
-  await buildLayerDir(join(work, `${repo}-${arch}`), [
+/** The lone linux/arm64 manifest single:v1, one gzip layer, a config with Env and history. */
+async function singleImage(): Promise<void> {
+  const [tar] = await buildLayerTars(join(work, 'single'), [[
     { kind: 'dir', path: '.', mtime: 1_600_000_000 },
-    { kind: 'file', path: 'arch', data: `${arch} ${repo}\n`, mtime: 1_600_000_000 },
-  ]);
-  const tar = await tarLayer(join(work, `${repo}-${arch}`), join(work, `${repo}-${arch}.tar`));
-  const layer = await push(repo, gzipSync(tar));
-  const config = await push(repo, Buffer.from(JSON.stringify({
-    architecture: arch, os: 'linux', config: { Env: ['X=1'] }, rootfs: { type: 'layers', diff_ids: [sha256Of(tar)] }, history: [{ created_by: 'test' }],
-  })));
-  const manifest = Buffer.from(JSON.stringify({
-    schemaVersion: 2, mediaType: MEDIA.OCI_MANIFEST, config: { mediaType: MEDIA.OCI_CONFIG, ...config }, layers: [{ mediaType: MEDIA.OCI_LAYER_GZIP, ...layer }],
-  }));
-  const digest = await client.putManifest(repo, tag ?? sha256Of(manifest), manifest, MEDIA.OCI_MANIFEST);
-  src[tag ? 'single' : arch] = { digest, size: manifest.length, layers: [layer], diffIds: [sha256Of(tar)] };
+    { kind: 'file', path: 'arch', data: 'arm64 single\n', mtime: 1_600_000_000 },
+  ]]);
+  const history = [{ created_by: 'test' }];
+  const p = await pushImage(client, 'single', 'v1', [compressLayer(tar!, 'gzip')], { platform: { os: 'linux', architecture: 'arm64' }, config: { Env: ['X=1'] }, history });
+  src.single = { digest: p.digest, size: p.size, layers: p.layers.map(({ digest, size }) => ({ digest, size })), diffIds: p.diffIds as Digest[], history };
 }
 
 async function skopeo(ref: string, config = false): Promise<any> {
@@ -61,19 +54,16 @@ async function skopeo(ref: string, config = false): Promise<any> {
 beforeAll(async () => {
   if (missing) return;
   work = await mkdtemp(join(tmpdir(), 'nydus-convert-merge-'));
-  await mkdir(join(work, 'docker-config'));
-  await writeFile(join(work, 'docker-config', 'config.json'), '{}');
-  env = { ...process.env, DOCKER_CONFIG: join(work, 'docker-config') };
+  env = await anonymousDockerEnv(work);
   reg = await startRegistry();
   client = new RegistryClient(reg.host, { plainHttp: true, credentials: null });
-  await image('single', 'arm64', 'v1');
-  for (const arch of ARCHES) await image('multi', arch);
-  const index = Buffer.from(JSON.stringify({
-    schemaVersion: 2, mediaType: MEDIA.OCI_INDEX,
-    manifests: ARCHES.map((a) => ({ mediaType: MEDIA.OCI_MANIFEST, digest: src[a]!.digest, size: src[a]!.size, platform: { os: 'linux', architecture: a } })),
-  }));
-  await client.putManifest('multi', 'v1', index, MEDIA.OCI_INDEX);
-}, 120_000);
+  await singleImage();
+  multi = await pushPlatformIndex(join(work, 'multi'), `${reg.host}/multi:v1`, ARCHES);
+  for (const a of ARCHES) {
+    const { manifest, layers, diffIds, history } = multi[a]!.image;
+    src[a] = { digest: manifest.digest as Digest, size: manifest.size, layers: layers.map((l) => ({ digest: l.digest as Digest, size: l.size })), diffIds: diffIds as Digest[], history };
+  }
+}, 300_000);
 
 afterAll(async () => {
   await client?.close();
@@ -94,13 +84,13 @@ async function expectPair(ref: string, index: any, arch: string, key: string): P
   expect(nydus.platform).toEqual({ os: 'linux', architecture: arch });
 
   const om = await skopeo(`${reg.host}/${repo}@${oci.digest}`);
-  expect(om.layers).toHaveLength(2);
+  expect(om.layers).toHaveLength(1 + src[key]!.layers.length);
   expect(om.layers[0]).toMatchObject({ mediaType: MEDIA.OCI_LAYER_GZIP, annotations: { [EMPTY_LAYER.annotation]: 'true' } });
-  expect(om.layers[1]).toMatchObject({ mediaType: MEDIA.OCI_LAYER_GZIP, ...src[key]!.layers[0] });
+  for (const [i, l] of src[key]!.layers.entries()) expect(om.layers[1 + i]).toMatchObject({ mediaType: MEDIA.OCI_LAYER_GZIP, ...l });
   expect(om.annotations).toEqual({ 'containerd.io/snapshot/nydus-source-digest': src[key]!.digest });
   const oc = await skopeo(`${reg.host}/${repo}@${oci.digest}`, true);
   expect(oc.rootfs.diff_ids).toEqual([EMPTY_LAYER.diffId, ...src[key]!.diffIds]);
-  expect(oc.history).toEqual([EMPTY_LAYER.history, { created_by: 'test' }]);
+  expect(oc.history).toEqual([EMPTY_LAYER.history, ...src[key]!.history]);
   // The empty layer is a gzip of an empty tar, and the registry holds it.
   const empty = await client.getBlob(repo, om.layers[0].digest, om.layers[0].size);
   const chunks: Buffer[] = [];
@@ -126,7 +116,7 @@ describe.skipIf(missing)('convert --merge-platform', () => {
     expect(c.differences).toEqual([]);
   }, 120_000);
 
-  it('a two-platform index with --all-platforms: both source entries first, then both Nydus ones', async () => {
+  it('a two-platform index with --all-platforms: both source entries first, then both Nydus ones, each mounting as its platform\'s rootfs', async (ctx) => {
     const ref = `${reg.host}/merged-multi:v1`;
     await convert({ source: `${reg.host}/multi:v1`, target: ref, plainHttp: true, env, workDir: join(work, 'w'), mergePlatform: true, allPlatforms: true });
     const index = await skopeo(ref);
@@ -138,6 +128,12 @@ describe.skipIf(missing)('convert --merge-platform', () => {
     for (const a of ARCHES) {
       const c = await check({ source: `${reg.host}/multi:v1`, target: ref, plainHttp: true, env, platform: `linux/${a}`, multiPlatform: true, workDir: join(work, `check-${a}`) });
       expect(c.differences).toEqual([]);
+    }
+    for (const a of ARCHES) {
+      const diffs = await judgeNydusImage(ctx as unknown as SkipContext, {
+        at: { registry: reg.host, repo: 'merged-multi' }, ref: 'v1', platform: `linux/${a}`, rootfs: multi[a]!.rootfs, scratch: join(work, `judge-${a}`),
+      });
+      expect(diffs, a).toEqual([]);
     }
   }, 180_000);
 });

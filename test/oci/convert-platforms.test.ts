@@ -1,65 +1,41 @@
-// convert of a two-platform index in a real docker-registry: --platform picks one entry (the
-// host's by default) and gives a single manifest; --all-platforms gives an index of Nydus
-// manifests carrying os.features nydus.remoteimage.v1 (upstream's convertIndex); a platform the
-// index lacks is one line naming what it has.
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+// convert of a two-platform index in a real docker-registry (the multi-layer SAMPLE_LAYERS image
+// plus a layer of its own per platform, pushed by skopeo): --platform picks one entry (the host's
+// by default) and gives a single manifest; --all-platforms gives an index of Nydus manifests
+// carrying os.features nydus.remoteimage.v1 (upstream's convertIndex), and each of them, pulled
+// back, exported by `nydus-image export --block` and mounted by the kernel, equals umoci's rootfs
+// of its platform; a platform the index lacks is one line naming what it has.
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
-import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { convert, OS_FEATURE_NYDUS } from '../../src/oci/convert.js';
-import { sha256Of, type Digest } from '../../src/oci/digest.js';
 import { MEDIA } from '../../src/oci/media-types.js';
 import type { ImageIndex } from '../../src/oci/manifest.js';
 import { RegistryClient } from '../../src/oci/registry.js';
-import { buildLayerDir, tarLayer } from '../helpers/oci.js';
-import { registryMissing, startRegistry, type TestRegistry } from '../helpers/registry.js';
+import type { SkipContext } from '../helpers/kernel.js';
+import { judgeNydusImage, pushPlatformIndex, umociMissing, type PlatformImage } from '../helpers/oci.js';
+import { anonymousDockerEnv, registryMissing, startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { hasTool } from '../helpers/tools.js';
 import { hostPlatform } from '../../src/oci/platform.js';
 
-const missing = registryMissing();
+const missing = registryMissing() ?? umociMissing() ?? (hasTool('skopeo') ? undefined : 'skopeo is not on PATH');
 if (missing) process.stderr.write(`\n!!! SKIPPED (${missing}): test/oci/convert-platforms.test.ts\n`);
 
 let work = '';
 let reg: TestRegistry;
 let client: RegistryClient;
 let env: NodeJS.ProcessEnv;
-const manifestOf: Record<string, Digest> = {};
+let src: Record<string, PlatformImage>;
 const ARCHES = ['amd64', 'arm64'];
-
-async function push(data: Buffer): Promise<{ digest: Digest; size: number }> {
-  const r = await client.pushBlob('multi', () => Readable.from([data]), { digest: sha256Of(data), size: data.length });
-  return { digest: r.digest, size: r.size };
-}
 
 beforeAll(async () => {
   if (missing) return;
   work = await mkdtemp(join(tmpdir(), 'nydus-convert-platforms-'));
-  await mkdir(join(work, 'docker-config'));
-  await writeFile(join(work, 'docker-config', 'config.json'), '{}');
-  env = { ...process.env, DOCKER_CONFIG: join(work, 'docker-config') };
+  env = await anonymousDockerEnv(work);
   reg = await startRegistry();
   client = new RegistryClient(reg.host, { plainHttp: true, credentials: null });
-  const entries = [];
-  for (const arch of ARCHES) {
-    await buildLayerDir(join(work, arch), [
-      { kind: 'dir', path: '.', mtime: 1_600_000_000 },
-      { kind: 'file', path: 'arch', data: `${arch}\n`, mtime: 1_600_000_000 },
-    ]);
-    const tar = await tarLayer(join(work, arch), join(work, `${arch}.tar`));
-    const layer = await push(gzipSync(tar));
-    const config = await push(Buffer.from(JSON.stringify({ architecture: arch, os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [sha256Of(tar)] } })));
-    const manifest = Buffer.from(JSON.stringify({
-      schemaVersion: 2, mediaType: MEDIA.OCI_MANIFEST,
-      config: { mediaType: MEDIA.OCI_CONFIG, ...config }, layers: [{ mediaType: MEDIA.OCI_LAYER_GZIP, ...layer }],
-    }));
-    const digest = await client.putManifest('multi', sha256Of(manifest), manifest, MEDIA.OCI_MANIFEST);
-    manifestOf[arch] = digest;
-    entries.push({ mediaType: MEDIA.OCI_MANIFEST, digest, size: manifest.length, platform: { os: 'linux', architecture: arch } });
-  }
-  const index = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MEDIA.OCI_INDEX, manifests: entries }));
-  await client.putManifest('multi', 'v1', index, MEDIA.OCI_INDEX);
-}, 120_000);
+  src = await pushPlatformIndex(join(work, 'src'), `${reg.host}/multi:v1`, ARCHES);
+}, 300_000);
 
 afterAll(async () => {
   await client?.close();
@@ -77,7 +53,7 @@ describe.skipIf(missing)('convert: platforms of an index', () => {
     expect(r.mediaType).toBe(MEDIA.OCI_MANIFEST);
     const m = await client.getManifest('multi', 'default');
     expect(m.kind).toBe('manifest');
-    if (m.kind === 'manifest') expect(m.manifest.annotations?.['containerd.io/snapshot/nydus-source-digest']).toBe(manifestOf[host]);
+    if (m.kind === 'manifest') expect(m.manifest.annotations?.['containerd.io/snapshot/nydus-source-digest']).toBe(src[host]!.image.manifest.digest);
   });
 
   it('--platform linux/arm64 picks that entry', async () => {
@@ -85,11 +61,11 @@ describe.skipIf(missing)('convert: platforms of an index', () => {
     expect(r.manifests).toHaveLength(1);
     expect(r.manifests[0]!.platform).toBe('linux/arm64');
     const m = await client.getManifest('multi', 'arm64');
-    if (m.kind === 'manifest') expect(m.manifest.annotations?.['containerd.io/snapshot/nydus-source-digest']).toBe(manifestOf.arm64);
+    if (m.kind === 'manifest') expect(m.manifest.annotations?.['containerd.io/snapshot/nydus-source-digest']).toBe(src.arm64!.image.manifest.digest);
     else expect.fail('expected a manifest');
   });
 
-  it('--all-platforms pushes an index of the Nydus manifests, each marked nydus.remoteimage.v1', async () => {
+  it('--all-platforms pushes an index of the Nydus manifests, each marked nydus.remoteimage.v1, each mounting as its platform\'s rootfs', async (ctx) => {
     const r = await convert({ ...base(), target: `${reg.host}/multi:all`, allPlatforms: true });
     expect(r.mediaType).toBe(MEDIA.OCI_INDEX);
     const f = await client.getManifest('multi', 'all');
@@ -101,10 +77,16 @@ describe.skipIf(missing)('convert: platforms of an index', () => {
       if (m.kind !== 'manifest') expect.fail('expected a manifest');
       else {
         expect(m.manifest.layers.at(-1)!.annotations?.['containerd.io/snapshot/nydus-bootstrap']).toBe('true');
-        expect(m.manifest.annotations?.['containerd.io/snapshot/nydus-source-digest']).toBe(manifestOf[ARCHES[i]!]);
+        expect(m.manifest.annotations?.['containerd.io/snapshot/nydus-source-digest']).toBe(src[ARCHES[i]!]!.image.manifest.digest);
       }
     }
-  });
+    for (const a of ARCHES) {
+      const diffs = await judgeNydusImage(ctx as unknown as SkipContext, {
+        at: { registry: reg.host, repo: 'multi' }, ref: 'all', platform: `linux/${a}`, rootfs: src[a]!.rootfs, scratch: join(work, `judge-${a}`),
+      });
+      expect(diffs, a).toEqual([]);
+    }
+  }, 120_000);
 
   it('a platform the index lacks: one line naming the platforms it has', async () => {
     const err = await convert({ ...base(), target: `${reg.host}/multi:none`, platform: 'linux/s390x' }).then(() => undefined, (e: Error) => e);

@@ -1,99 +1,45 @@
-// `convert` against a real docker-registry: a multi-layer image made here (whiteouts, an opaque
-// directory, hard links, xattrs, a symlink loop, an empty file; gzip, zstd and plain layers) is
-// pushed by skopeo, converted registry → registry in-process, then judged from outside:
-// `skopeo inspect --raw` shows the shape of spec oci-and-converters.md §1, and the blobs and the
-// bootstrap layer pulled back, exported by `nydus-image export --block` and mounted by the
-// kernel, equal the rootfs umoci unpacks from the same layers.
-import { lstat, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+// `convert` against a real docker-registry: the multi-layer image of SAMPLE_LAYERS (whiteouts,
+// an opaque directory, hard links, xattrs, a symlink loop, empty files) is pushed by skopeo three
+// times (mixed gzip, zstd and plain layers; all gzip; all zstd), converted registry → registry
+// in-process, then judged from outside: `skopeo inspect --raw` shows the shape of spec
+// oci-and-converters.md §1, and the blobs and the bootstrap layer pulled back, exported by
+// `nydus-image export --block` and mounted by the kernel, equal the rootfs umoci unpacks from the
+// same layers — for each source compression and for --with-referrer.
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { compress as zstdCompress } from 'zstd-napi';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { convert, type ConvertResult } from '../../src/oci/convert.js';
 import { sha256Of, type Digest } from '../../src/oci/digest.js';
 import { MEDIA } from '../../src/oci/media-types.js';
 import { RegistryClient } from '../../src/oci/registry.js';
-import { compareTrees } from '../helpers/compare.js';
-import { kernelSupport, mountErofs, skipLoudly, type SkipContext } from '../helpers/kernel.js';
-import { buildLayerDir, tarLayer, umociMissing, umociUnpack, writeOciLayout, type LayerEntry } from '../helpers/oci.js';
-import { collect, registryMissing, startRegistry, type TestRegistry } from '../helpers/registry.js';
+import type { SkipContext } from '../helpers/kernel.js';
+import {
+  buildLayerTars, buildSourceImage, compressLayer, judgeNydusImage, pushImage, pushLayout, SAMPLE_LAYERS, umociMissing, writeOciLayout,
+  type LayerCompression, type SourceImage,
+} from '../helpers/oci.js';
+import { anonymousDockerEnv, collect, registryMissing, startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { hasTool, runOk } from '../helpers/tools.js';
-import { prng } from '../helpers/tree.js';
-import { nydusImageOk } from '../cli/cli-runner.js';
+import { prng, treeBytes } from '../helpers/tree.js';
 
 const T0 = 1_600_000_000;
-const T1 = 1_650_000_000;
-const T2 = 1_700_000_000;
 const MiB = 1024 * 1024;
 
-/** Lower → upper. */
-const LAYERS: LayerEntry[][] = [
-  [
-    { kind: 'dir', path: '.', mtime: T0 },
-    { kind: 'dir', path: 'bin', mtime: T0 },
-    { kind: 'file', path: 'bin/tool', data: prng(1, 2 * MiB + 123), mode: 0o755, mtime: T0 },
-    { kind: 'symlink', path: 'bin/sh', target: 'tool', mtime: T0 },
-    { kind: 'dir', path: 'data', mtime: T0, xattrs: { 'user.layer': '0' } },
-    { kind: 'file', path: 'data/a', data: 'a0\n', mtime: T0 },
-    { kind: 'dir', path: 'data/sub', mtime: T0 },
-    { kind: 'file', path: 'data/sub/c', data: 'c0\n', mtime: T0 },
-    { kind: 'file', path: 'empty', data: '', mtime: T0 },
-    { kind: 'file', path: 'gone', data: 'gone0\n', mtime: T0 },
-    { kind: 'dir', path: 'gonedir', mtime: T0 },
-    { kind: 'file', path: 'gonedir/x', data: 'x0', mtime: T0 },
-    { kind: 'dir', path: 'hard', mtime: T0 },
-    { kind: 'file', path: 'hard/orig', data: 'shared by three names\n', uid: 7, gid: 8, mode: 0o640, mtime: T0, xattrs: { 'user.h': '1', 'trusted.h': 'th' } },
-    { kind: 'hardlink', path: 'hard/link1', to: 'hard/orig' },
-    { kind: 'hardlink', path: 'hard/link2', to: 'hard/orig' },
-    { kind: 'dir', path: 'loop', mtime: T0 },
-    { kind: 'symlink', path: 'loop/a', target: 'b', mtime: T0 },
-    { kind: 'symlink', path: 'loop/b', target: 'a', mtime: T0 },
-    { kind: 'dir', path: 'x', mtime: T0, xattrs: { 'user.dir': 'd0', 'trusted.dir': 'td0' } },
-    { kind: 'file', path: 'x/xf', data: 'xattr file\n', mtime: T0, xattrs: { 'user.foo': 'bar', 'trusted.t': 'tv' } },
-  ],
-  [
-    { kind: 'dir', path: '.', mtime: T1 },
-    { kind: 'file', path: '.wh.gone', data: '', mtime: T1 },
-    { kind: 'file', path: '.wh.gonedir', data: '', mtime: T1 },
-    { kind: 'dir', path: 'data', mode: 0o750, mtime: T1, xattrs: { 'user.layer': '1' } },
-    { kind: 'file', path: 'data/.wh..wh..opq', data: '', mtime: T1 },
-    { kind: 'file', path: 'data/new', data: prng(2, 300_000), mtime: T1 },
-    { kind: 'dir', path: 'hard', mtime: T1 },
-    { kind: 'file', path: 'hard/link2', data: 'replaced\n', mtime: T1 },
-    { kind: 'file', path: 'zero', data: '', mode: 0o600, mtime: T1 },
-  ],
-  [
-    { kind: 'dir', path: '.', mode: 0o751, mtime: T2 },
-    { kind: 'dir', path: 'newdir', mtime: T2 },
-    { kind: 'file', path: 'newdir/big', data: prng(3, MiB + 1), mtime: T2 },
-    { kind: 'dir', path: 'x', mtime: T2, xattrs: { 'user.dir': 'd2' } },
-    { kind: 'file', path: 'x/xf', data: 'xattr file v2\n', mtime: T2, xattrs: { 'user.foo': 'baz', 'trusted.t': 'tv2' } },
-  ],
-  // A layer of metadata only: its blob has no chunks, but it is still one of the manifest's layers.
-  [
-    { kind: 'dir', path: '.', mode: 0o751, mtime: T2 },
-    { kind: 'file', path: '.wh.empty', data: '', mtime: T2 },
-  ],
-];
-
-/** How each layer is stored in the source registry. */
-const COMPRESSION = ['gzip', 'zstd', 'gzip', 'none'] as const;
+/** How each layer of SAMPLE_LAYERS is stored in the source registry, by source tag. */
+const COMPRESSION: Record<'v1' | 'gzip' | 'zstd', readonly LayerCompression[]> = {
+  v1: ['gzip', 'zstd', 'gzip', 'none'],
+  gzip: SAMPLE_LAYERS.map(() => 'gzip'),
+  zstd: SAMPLE_LAYERS.map(() => 'zstd'),
+};
 
 const missing = registryMissing() ?? umociMissing() ?? (hasTool('skopeo') ? undefined : 'skopeo is not on PATH');
 if (missing) process.stderr.write(`\n!!! SKIPPED (${missing}): test/oci/convert.test.ts\n`);
 
 let work = '';
 let reg: TestRegistry;
-let rootfs = '';
+let src: SourceImage;
 let env: NodeJS.ProcessEnv;
-
-function compressLayer(tar: Buffer, how: (typeof COMPRESSION)[number]): { data: Buffer; mediaType: string } {
-  if (how === 'gzip') return { data: gzipSync(tar), mediaType: MEDIA.OCI_LAYER_GZIP };
-  if (how === 'zstd') return { data: Buffer.from(zstdCompress(tar)), mediaType: MEDIA.OCI_LAYER_ZSTD };
-  return { data: tar, mediaType: MEDIA.OCI_LAYER_TAR };
-}
 
 async function skopeo(args: string[]): Promise<string> {
   return (await runOk('skopeo', args, { timeoutMs: 120_000 })).stdout.toString();
@@ -103,21 +49,18 @@ beforeAll(async () => {
   if (missing) return;
   work = await mkdtemp(join(tmpdir(), 'nydus-convert-'));
   // No credentials from the host: the registry here is anonymous.
-  await mkdir(join(work, 'docker-config'));
-  await writeFile(join(work, 'docker-config', 'config.json'), '{}');
-  env = { ...process.env, DOCKER_CONFIG: join(work, 'docker-config') };
+  env = await anonymousDockerEnv(work);
   reg = await startRegistry();
-  const tars: Buffer[] = [];
-  for (const [i, entries] of LAYERS.entries()) {
-    await buildLayerDir(join(work, `layer${i}`), entries);
-    tars.push(await tarLayer(join(work, `layer${i}`), join(work, `layer${i}.tar`)));
+  src = await buildSourceImage(join(work, 'src'), SAMPLE_LAYERS);
+  for (const [tag, how] of Object.entries(COMPRESSION)) {
+    await writeOciLayout(join(work, `layout-${tag}`), tag, src.tars.map((t, i) => compressLayer(t, how[i]!)));
+    await pushLayout(join(work, `layout-${tag}`), tag, `${reg.host}/src/image:${tag}`);
   }
-  // umoci judges from plain tars (the same bytes the compressed layers hold).
-  await writeOciLayout(join(work, 'ref'), 'v1', tars.map((data) => ({ data })));
-  rootfs = await umociUnpack(join(work, 'ref'), 'v1', join(work, 'bundle'));
-  await writeOciLayout(join(work, 'src'), 'v1', tars.map((t, i) => ({ ...compressLayer(t, COMPRESSION[i]!), diffId: sha256Of(t) })));
-  await skopeo(['copy', '--quiet', '--dest-tls-verify=false', `oci:${join(work, 'src')}:v1`, `docker://${reg.host}/src/image:v1`]);
 }, 300_000);
+
+/** The kernel's judge of a converted image in this file's registry. */
+const judge = (ctx: unknown, repo: string, ref: string, name: string) =>
+  judgeNydusImage(ctx as SkipContext, { at: { registry: reg.host, repo }, ref, rootfs: src.rootfs, scratch: join(work, `judge-${name}`) });
 
 afterAll(async () => {
   await reg?.stop();
@@ -152,7 +95,7 @@ describe.skipIf(missing)('convert: registry → registry', () => {
     const { manifest } = pulled;
     expect(manifest.mediaType).toBe(MEDIA.OCI_MANIFEST);
     expect(manifest.config.mediaType).toBe(MEDIA.OCI_CONFIG);
-    expect(manifest.layers).toHaveLength(LAYERS.length + 1);
+    expect(manifest.layers).toHaveLength(SAMPLE_LAYERS.length + 1);
     for (const l of manifest.layers.slice(0, -1)) {
       expect(l.mediaType).toBe(MEDIA.NYDUS_BLOB);
       expect(l.annotations).toEqual({ 'containerd.io/snapshot/nydus-blob': 'true' });
@@ -181,7 +124,7 @@ describe.skipIf(missing)('convert: registry → registry', () => {
     } finally {
       await client.close();
     }
-    expect(config.history).toHaveLength(LAYERS.length + 1);
+    expect(config.history).toHaveLength(SAMPLE_LAYERS.length + 1);
     expect(config.history.at(-1)).toEqual({ created_by: 'Nydus Converter', comment: 'Nydus Bootstrap Layer' });
   });
 
@@ -189,34 +132,43 @@ describe.skipIf(missing)('convert: registry → registry', () => {
     expect(await readdir(workDir()).catch(() => [])).toEqual([]);
   });
 
-  it('the blobs and bootstrap pulled back, exported as a block image and mounted, equal the umoci rootfs', async (ctx) => {
-    const k = kernelSupport();
-    if (!k.ok) skipLoudly(ctx as unknown as SkipContext, k.why!);
-    const dir = join(work, 'pulled');
-    await mkdir(dir);
+  it('the bootstrap layer holds image/image.boot and a blob.meta (whole 4 KiB blocks) for every layer with chunks', async () => {
+    const boot = pulled.manifest.layers.at(-1)!;
     const client = new RegistryClient(reg.host, { plainHttp: true, credentials: null });
+    const untar = join(work, 'boot-untar');
+    await mkdir(untar);
     try {
-      for (const l of pulled.manifest.layers) await writeFile(join(dir, l.digest.slice(7)), await collect(await client.getBlob('dst/image', l.digest, l.size)));
+      await writeFile(join(work, 'boot.tar.gz'), await collect(await client.getBlob('dst/image', boot.digest, boot.size)));
     } finally {
       await client.close();
     }
-    const boot = pulled.manifest.layers.at(-1)!;
-    const untar = join(dir, 'untar');
-    await mkdir(untar);
-    await runOk('tar', ['-xzf', join(dir, boot.digest.slice(7)), '-C', untar]);
-    const files = (await readdir(join(untar, 'image'))).sort();
-    // Every layer with data has its blob.meta beside image.boot (the metadata-only layer has none).
+    await runOk('tar', ['-xzf', join(work, 'boot.tar.gz'), '-C', untar]);
+    // The metadata-only layer has no blob.meta.
     const withData = pulled.manifest.layers.slice(0, -2).map((l) => `${l.digest.slice(7)}.blob.meta`);
-    expect(files).toEqual(['image.boot', ...withData].sort());
+    expect((await readdir(join(untar, 'image'))).sort()).toEqual(['image.boot', ...withData].sort());
     for (const f of withData) expect((await readFile(join(untar, 'image', f))).length % 4096).toBe(0);
-    const disk = join(dir, 'image.disk');
-    await nydusImageOk(['export', '--block', '-B', join(untar, 'image', 'image.boot'), '-D', dir, '-O', disk]);
-    const m = await mountErofs(disk, { loop: true });
-    try {
-      expect(await compareTrees(rootfs, m.dir)).toEqual([]);
-    } finally {
-      await m.unmount();
-    }
+  });
+
+  it('the blobs and bootstrap pulled back, exported as a block image and mounted, equal the umoci rootfs', async (ctx) => {
+    expect(await judge(ctx, 'dst/image', 'v1-nydus', 'mixed')).toEqual([]);
+  }, 120_000);
+});
+
+describe.skipIf(missing)('convert: each source compression and --with-referrer, judged by the kernel', () => {
+  it.for(['gzip', 'zstd'] as const)('%s source layers: the Nydus image mounts as the umoci rootfs', { timeout: 120_000 }, async (tag, ctx) => {
+    const r = await convert({ source: `${reg.host}/src/image:${tag}`, target: `${reg.host}/dst/image:${tag}-nydus`, plainHttp: true, env, workDir: join(work, `w-${tag}`) });
+    const srcLayers = JSON.parse(await skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/src/image:${tag}`])).layers as Array<{ mediaType: string }>;
+    expect(srcLayers.map((l) => l.mediaType)).toEqual(SAMPLE_LAYERS.map(() => (tag === 'gzip' ? MEDIA.OCI_LAYER_GZIP : MEDIA.OCI_LAYER_ZSTD)));
+    expect(r.manifests[0]!.blobs).toHaveLength(SAMPLE_LAYERS.length);
+    expect(await judge(ctx, 'dst/image', `${tag}-nydus`, tag)).toEqual([]);
+  });
+
+  it('--with-referrer: the subject is the source manifest, and the image mounts as the umoci rootfs', async (ctx) => {
+    await convert({ source: `${reg.host}/src/image:v1`, target: `${reg.host}/dst/referrer:v1`, plainHttp: true, env, workDir: join(work, 'w-ref'), withReferrer: true });
+    const srcBytes = Buffer.from(await skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/src/image:v1`]));
+    const { manifest } = await inspect(`${reg.host}/dst/referrer:v1`);
+    expect(manifest.subject).toEqual({ mediaType: MEDIA.OCI_MANIFEST, digest: sha256Of(srcBytes), size: srcBytes.length });
+    expect(await judge(ctx, 'dst/referrer', 'v1', 'referrer')).toEqual([]);
   }, 120_000);
 });
 
@@ -224,19 +176,9 @@ describe.skipIf(missing)('convert: a broken source layer', () => {
   it('a layer that is not the gzip its media type says: one line naming the layer, no tag; only the pushed layer kept for a rerun', async () => {
     const client = new RegistryClient(reg.host, { plainHttp: true, credentials: null });
     try {
-      const push = async (data: Buffer) => {
-        const r = await client.pushBlob('broken', () => Readable.from([data]), { digest: sha256Of(data), size: data.length });
-        return { digest: r.digest, size: r.size };
-      };
-      const good = gzipSync(await readFile(join(work, 'layer0.tar')));
+      const good = gzipSync(await readFile(join(work, 'src', 'layer0.tar')));
       const bad = Buffer.from('this is not gzip at all, though the media type says so');
-      const layers = [await push(good), await push(bad)];
-      const config = await push(Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: layers.map((l) => l.digest) } })));
-      const manifest = Buffer.from(JSON.stringify({
-        schemaVersion: 2, mediaType: MEDIA.OCI_MANIFEST, config: { mediaType: MEDIA.OCI_CONFIG, ...config },
-        layers: layers.map((l) => ({ mediaType: MEDIA.OCI_LAYER_GZIP, ...l })),
-      }));
-      await client.putManifest('broken', 'v1', manifest, MEDIA.OCI_MANIFEST);
+      const { layers } = await pushImage(client, 'broken', 'v1', [good, bad].map((data) => ({ data, mediaType: MEDIA.OCI_LAYER_GZIP })));
       const workDir = join(work, 'broken-work');
       const err = await convert({ source: `${reg.host}/broken:v1`, target: `${reg.host}/broken:nydus`, plainHttp: true, env, workDir }).then(() => undefined, (e: Error) => e);
       expect(err?.message.split('\n')).toHaveLength(1);
@@ -250,45 +192,15 @@ describe.skipIf(missing)('convert: a broken source layer', () => {
   }, 60_000);
 });
 
-/** Bytes of every file under `dir` (0 when it does not exist). */
-async function treeBytes(dir: string): Promise<number> {
-  let names: string[];
-  try {
-    names = await readdir(dir);
-  } catch {
-    return 0;
-  }
-  let n = 0;
-  for (const name of names) {
-    const st = await lstat(join(dir, name)).catch(() => undefined);
-    if (st?.isDirectory()) n += await treeBytes(join(dir, name));
-    else if (st) n += st.size;
-  }
-  return n;
-}
-
 describe.skipIf(missing)('convert: no layer on disk', () => {
   it('the work dir never holds more than the bootstraps plus 1 MiB while 3 layers of 8 MiB convert', async () => {
     const client = new RegistryClient(reg.host, { plainHttp: true, credentials: null });
-    const layers = [];
     try {
-      for (let i = 0; i < 3; i++) {
-        const dir = join(work, `big${i}`);
-        await buildLayerDir(dir, [
-          { kind: 'dir', path: '.', mtime: T0 },
-          { kind: 'file', path: `big${i}`, data: prng(100 + i, 8 * MiB), mtime: T0 },
-        ]);
-        const tar = await tarLayer(dir, join(work, `big${i}.tar`));
-        const data = gzipSync(tar, { level: 1 });
-        layers.push({ mediaType: MEDIA.OCI_LAYER_GZIP, ...(await client.pushBlob('big', () => Readable.from([data]), { digest: sha256Of(data), size: data.length })), diffId: sha256Of(tar) });
-      }
-      const cfg = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: layers.map((l) => l.diffId) } }));
-      const config = await client.pushBlob('big', () => Readable.from([cfg]), { digest: sha256Of(cfg), size: cfg.length });
-      const manifest = Buffer.from(JSON.stringify({
-        schemaVersion: 2, mediaType: MEDIA.OCI_MANIFEST, config: { mediaType: MEDIA.OCI_CONFIG, digest: config.digest, size: config.size },
-        layers: layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size })),
-      }));
-      await client.putManifest('big', 'v1', manifest, MEDIA.OCI_MANIFEST);
+      const tars = await buildLayerTars(join(work, 'big'), [0, 1, 2].map((i) => [
+        { kind: 'dir', path: '.', mtime: T0 },
+        { kind: 'file', path: `big${i}`, data: prng(100 + i, 8 * MiB), mtime: T0 },
+      ]));
+      await pushImage(client, 'big', 'v1', tars.map((t) => ({ data: gzipSync(t, { level: 1 }), mediaType: MEDIA.OCI_LAYER_GZIP, diffId: sha256Of(t) })));
     } finally {
       await client.close();
     }

@@ -3,21 +3,19 @@
 // registry, sent to another), in PATCH chunks through a proxy that counts them, to an OCI-layout
 // archive that skopeo reads and back. Manifests and indexes must come out byte for byte as they
 // went in; skopeo inspect --raw and the registry's own digests are the judges.
-import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
-import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { convert } from '../../src/oci/convert.js';
 import { copy } from '../../src/oci/copy.js';
-import { sha256Of, type Digest } from '../../src/oci/digest.js';
+import { sha256Of } from '../../src/oci/digest.js';
 import type { Descriptor } from '../../src/oci/manifest.js';
 import { MEDIA } from '../../src/oci/media-types.js';
 import { RegistryClient } from '../../src/oci/registry.js';
-import { buildLayerDir, tarLayer, writeOciLayout } from '../helpers/oci.js';
+import { buildLayerTars, compressLayer, pushImage, pushLayout, writeOciLayout } from '../helpers/oci.js';
 import { startFaultProxy } from '../helpers/proxy.js';
-import { registryMissing, startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { anonymousDockerEnv, registryMissing, startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { hasTool, runOk } from '../helpers/tools.js';
 import { prng } from '../helpers/tree.js';
 
@@ -43,11 +41,6 @@ export async function skopeo(args: string[]): Promise<Buffer> {
 /** The exact bytes skopeo gets for a reference (docker://, oci-archive:, oci:). */
 const raw = (ref: string) => skopeo(['inspect', '--raw', '--tls-verify=false', ref]);
 
-async function pushTo(c: RegistryClient, repo: string, data: Buffer): Promise<{ digest: Digest; size: number }> {
-  const r = await c.pushBlob(repo, () => Readable.from([data]), { digest: sha256Of(data), size: data.length });
-  return { digest: r.digest, size: r.size };
-}
-
 /** Every blob a manifest names is in the repository with its size. */
 async function expectBlobs(c: RegistryClient, repo: string, manifest: Buffer): Promise<void> {
   const m = JSON.parse(manifest.toString()) as { config: Descriptor; layers: Descriptor[] };
@@ -57,41 +50,28 @@ async function expectBlobs(c: RegistryClient, repo: string, manifest: Buffer): P
 beforeAll(async () => {
   if (missing) return;
   work = await mkdtemp(join(tmpdir(), 'nydus-copy-'));
-  await mkdir(join(work, 'docker-config'));
-  await writeFile(join(work, 'docker-config', 'config.json'), '{}');
-  env = { ...process.env, DOCKER_CONFIG: join(work, 'docker-config') };
+  env = await anonymousDockerEnv(work);
   [reg, reg2] = await Promise.all([startRegistry(), startRegistry()]);
   client = new RegistryClient(reg.host, { plainHttp: true, credentials: null });
   client2 = new RegistryClient(reg2.host, { plainHttp: true, credentials: null });
 
   // A three-layer image (one layer of 3 MiB that does not compress), pushed by skopeo.
-  const tars: Buffer[] = [];
-  for (let i = 0; i < 3; i++) {
-    await buildLayerDir(join(work, `layer${i}`), [
-      { kind: 'dir', path: '.', mtime: T0 },
-      { kind: 'file', path: `f${i}`, data: i === 1 ? prng(7, 3 * MiB) : `layer ${i}\n`, mtime: T0 },
-    ]);
-    tars.push(await tarLayer(join(work, `layer${i}`), join(work, `layer${i}.tar`)));
-  }
-  await writeOciLayout(join(work, 'src'), 'v1', tars.map((t) => ({ data: gzipSync(t), mediaType: MEDIA.OCI_LAYER_GZIP, diffId: sha256Of(t) })));
-  await skopeo(['copy', '--quiet', '--dest-tls-verify=false', `oci:${join(work, 'src')}:v1`, `docker://${reg.host}/src/image:v1`]);
+  const tars = await buildLayerTars(join(work, 'layers'), [0, 1, 2].map((i) => [
+    { kind: 'dir', path: '.', mtime: T0 },
+    { kind: 'file', path: `f${i}`, data: i === 1 ? prng(7, 3 * MiB) : `layer ${i}\n`, mtime: T0 },
+  ]));
+  await writeOciLayout(join(work, 'src'), 'v1', tars.map((t) => compressLayer(t, 'gzip')));
+  await pushLayout(join(work, 'src'), 'v1', `${reg.host}/src/image:v1`);
 
   // A three-platform index, pushed by our client.
   const entries: Descriptor[] = [];
   for (const arch of ARCHES) {
-    await buildLayerDir(join(work, arch), [
+    const [tar] = await buildLayerTars(join(work, arch), [[
       { kind: 'dir', path: '.', mtime: T0 },
       { kind: 'file', path: 'arch', data: `${arch}\n`, mtime: T0 },
-    ]);
-    const tar = await tarLayer(join(work, arch), join(work, `${arch}.tar`));
-    const layer = await pushTo(client, 'multi', gzipSync(tar));
-    const config = await pushTo(client, 'multi', Buffer.from(JSON.stringify({ architecture: arch, os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [sha256Of(tar)] } })));
-    const manifest = Buffer.from(JSON.stringify({
-      schemaVersion: 2, mediaType: MEDIA.OCI_MANIFEST,
-      config: { mediaType: MEDIA.OCI_CONFIG, ...config }, layers: [{ mediaType: MEDIA.OCI_LAYER_GZIP, ...layer }],
-    }));
-    const digest = await client.putManifest('multi', sha256Of(manifest), manifest, MEDIA.OCI_MANIFEST);
-    manifestOf[arch] = { mediaType: MEDIA.OCI_MANIFEST, digest, size: manifest.length, platform: { os: 'linux', architecture: arch } };
+    ]]);
+    const { digest, size } = await pushImage(client, 'multi', undefined, [compressLayer(tar!, 'gzip')], { platform: { os: 'linux', architecture: arch } });
+    manifestOf[arch] = { mediaType: MEDIA.OCI_MANIFEST, digest, size, platform: { os: 'linux', architecture: arch } };
     entries.push(manifestOf[arch]!);
   }
   // Unknown fields and annotations of the index must survive a copy byte for byte.
