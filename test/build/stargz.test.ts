@@ -270,6 +270,16 @@ describe('create -t stargz_index / estargztoc-ref', () => {
     await runOk('touch', ['-r', join(upperSrc, 'etc'), join(merged, 'etc')]);
     expect(await unpackAndCompare(join(dir, 'bootstrap'), ['-D', dir], merged)).toEqual([]);
     expect(await exportAndMount(ctx, join(dir, 'bootstrap'), dir, merged)).toEqual([]);
+
+    // The snapshotter's way: each layer alone, its bootstrap named by the layer id (merge takes
+    // the blob id from that name, as upstream), then `merge --bootstrap OUT` of the two.
+    const boots = await fresh('alone');
+    for (const [l, json] of [[lower, 'lower.json'], [upper, 'upper.json']] as const) {
+      await nydusImageOk(['create', '--source-type', 'stargz_index', '--bootstrap', join(boots, l.digest), '--blob-id', l.digest, '--chunk-size', cs, join(dir, json)]);
+    }
+    await nydusImageOk(['merge', '--bootstrap', join(dir, 'merged-boot'), join(boots, lower.digest), join(boots, upper.digest)]);
+    expect(openImage(join(dir, 'merged-boot')).blobs.map((b) => b.blobId)).toEqual([lower.digest, upper.digest]);
+    expect(await unpackAndCompare(join(dir, 'merged-boot'), ['-D', dir], merged)).toEqual([]);
   });
 });
 
