@@ -216,6 +216,16 @@ describe('create -t stargz_index / estargztoc-ref', () => {
     expect(readBackAndCompare(image, { blobDir: dir }, root).mismatches).toEqual([]);
   });
 
+  it('a blob ending in the legacy 47-byte stargz footer builds from the blob itself', async () => {
+    const legacy = stargzify(await tarOf(src), { chunkSize: CHUNK, legacyFooter: true });
+    const dir = await fresh('legacy');
+    await writeFile(join(dir, legacy.digest), legacy.blob);
+    const boot = join(dir, 'boot');
+    const r = await nydusImageOk(['create', '-t', 'estargztoc-ref', '-B', boot, '--chunk-size', `0x${CHUNK.toString(16)}`, join(dir, legacy.digest)]);
+    expect(r.stderr.toString()).toContain(`data blobs: ["${legacy.digest}"]`);
+    expect(readBackAndCompare(openImage(boot), { blobDir: dir }, src).mismatches).toEqual([]);
+  });
+
   it('builds upstream\'s estargz_sample.json: the tree its TOC describes, landmark skipped, hardlink sharing the data', async () => {
     const out = await fresh('sample');
     const boot = join(out, 'boot');
