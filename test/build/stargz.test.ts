@@ -341,6 +341,13 @@ describe('refusals and bad input: one line, non-zero exit, nothing under the out
     const bad = join(await fresh('pastend'), 'toc.json');
     await writeFile(bad, JSON.stringify(toc));
     await mustFail(['-t', 'estargztoc-ref', '--blob-id', layer.digest, '--blob-data-size', layer.tocOffset.toString(16), '--chunk-size', `0x${CHUNK.toString(16)}`, bad], /past the end of the blob data/);
+    // Without --blob-data-size the TOC alone cannot know the blob's end: the read names it.
+    const boot = join(await fresh('pastend-read'), 'boot');
+    await nydusImageOk(['create', '-t', 'stargz_index', '--blob-id', layer.digest, '-B', boot, '--chunk-size', `0x${CHUNK.toString(16)}`, bad]);
+    const r = await nydusImage(['check', '-B', boot, '--blob', blobFile]);
+    expect(r.code).toBe(1);
+    expect(r.stderr.toString().trim().split('\n')).toHaveLength(1);
+    expect(r.stderr.toString()).toMatch(/blob is shorter than referenced: chunk \d+ needs bytes up to \d+, file has \d+/);
     // A footer whose TOC offset lies past the end.
     const blob = Buffer.from(layer.blob);
     blob.write(`${(blob.length + 10).toString(16).padStart(16, '0')}STARGZ`, blob.length - 51 + 16, 'latin1');
