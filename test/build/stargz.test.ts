@@ -19,6 +19,8 @@ import { runOk } from '../helpers/tools.js';
 import { nydusImage, nydusImageOk, UPSTREAM } from '../cli/cli-runner.js';
 import { openImage } from '../../src/read/open.js';
 import { readBackAndCompare } from './read-back.js';
+import { gzipSizeBound } from '../../src/sources/stargz.js';
+import { ShortGzipMember, inflateMemberPrefix } from '../../src/format/stargz/gzip.js';
 
 const CHUNK = 0x10000;
 const kernel = kernelSupport();
@@ -55,6 +57,11 @@ async function buildTree(root: string): Promise<void> {
   const all = ['a/small.txt', 'zero', 'a/b/big.bin', 'a/b/c/exact.bin', 'one-chunk.bin', 'zeros.bin', 'fifo', 'null-dev', 'a/b/c', 'a/b', 'empty-dir', 'a'];
   for (const [i, p] of all.entries()) await utimes(join(root, p), T0 + i, T0 + i);
   for (const l of ['rel-link', 'abs-link', 'dangling']) await runOk('touch', ['-h', '-d', `@${T0}`, join(root, l)]);
+}
+
+/** Every mtime under root set to T0: the TOC keeps whole seconds. */
+async function wholeSeconds(root: string): Promise<void> {
+  await runOk('find', [root, '-exec', 'touch', '-h', '-d', `@${T0}`, '{}', '+']);
 }
 
 async function tarOf(root: string): Promise<Buffer> {
@@ -216,6 +223,27 @@ describe('create -t stargz_index / estargztoc-ref', () => {
     expect(readBackAndCompare(image, { blobDir: dir }, root).mismatches).toEqual([]);
   });
 
+  it('a chunk whose member codes the following tar headers in one block reads past upstream\'s size estimate', async () => {
+    // Incompressible data, then 300 symlink headers in the same member: zlib codes them in one
+    // dynamic block, and the data alone takes more than upstream's bound (size + 151 bytes).
+    const root = join(await fresh('estimate'), 'src');
+    await mkdir(join(root, 'm'), { recursive: true });
+    await writeFile(join(root, 'm', 'a.bin'), prng(11, 1505));
+    for (let i = 0; i < 300; i++) await symlink(`../some/longer/target/name/${i}`, join(root, 'm', `b${String(i).padStart(3, '0')}`));
+    await wholeSeconds(root);
+    const l = stargzify(await tarOf(root), { chunkSize: CHUNK });
+    const dir = await fresh('estimate-blob');
+    await writeFile(join(dir, l.digest), l.blob);
+    const boot = join(dir, 'boot');
+    await nydusImageOk(['create', '-t', 'estargztoc-ref', '-B', boot, '--chunk-size', `0x${CHUNK.toString(16)}`, join(dir, l.digest)]);
+    const image = openImage(boot);
+    const c = image.chunkTable.find((x) => x.uncompressedSize === 1505)!;
+    expect(c.compressedSize).toBe(gzipSizeBound(1505));
+    expect(() => inflateMemberPrefix(l.blob.subarray(c.compressedOffset, c.compressedOffset + c.compressedSize), 1505, 'x')).toThrow(ShortGzipMember);
+    expect(readBackAndCompare(image, { blobDir: dir }, root).mismatches).toEqual([]);
+    expect(await unpackAndCompare(boot, ['-D', dir], root)).toEqual([]);
+  });
+
   it('a blob ending in the legacy 47-byte stargz footer builds from the blob itself', async () => {
     const legacy = stargzify(await tarOf(src), { chunkSize: CHUNK, legacyFooter: true });
     const dir = await fresh('legacy');
@@ -256,8 +284,7 @@ describe('create -t stargz_index / estargztoc-ref', () => {
     await writeFile(join(upperSrc, 'etc', '.wh.gone'), '');
     await writeFile(join(upperSrc, 'etc', 'new'), 'added above\n');
     await writeFile(join(upperSrc, 'top.bin'), prng(6, 2 * CHUNK + 5));
-    // The TOC keeps whole seconds.
-    for (const root of [lowerSrc, upperSrc]) await runOk('find', [root, '-exec', 'touch', '-h', '-d', `@${T0}`, '{}', '+']);
+    for (const root of [lowerSrc, upperSrc]) await wholeSeconds(root);
     const lower = stargzify(await tarOf(lowerSrc), { chunkSize: CHUNK });
     const upper = stargzify(await tarOf(upperSrc), { chunkSize: CHUNK });
     const dir = await fresh('layers');

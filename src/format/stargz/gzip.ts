@@ -43,6 +43,21 @@ export function memberHeaderLength(buf: Buffer, where: string): number {
   return at;
 }
 
+/** The bytes given held fewer than asked: the member is cut short there (more bytes may help). */
+export class ShortGzipMember extends NydusError {
+  constructor(message: string) {
+    super('FORMAT', message);
+  }
+}
+
+/**
+ * Stored bytes that always hold `size` bytes of one member's output: a deflate literal takes at
+ * most 15 bits, and block headers are a few hundred bytes each. Upstream's bound
+ * (gzipSizeBound) assumes stored blocks and can be short when a dynamic block also codes the tar
+ * headers that follow a file's data in its member.
+ */
+export const gzipReadBound = (size: number) => 2 * size + (64 << 10);
+
 function inflatePass(body: Buffer, cap: number): Buffer | 'too-large' {
   try {
     // A sync flush: a member cut short (its size is an upper bound) yields what it holds.
@@ -84,9 +99,7 @@ export function inflateMemberPrefix(buf: Buffer, size: number, where: string): B
     if (e instanceof NydusError) throw e;
     throw new NydusError('FORMAT', `${where}: corrupt gzip data: ${(e as Error).message.split('\n')[0]}`, { cause: e });
   }
-  if (out.length < size) {
-    throw new NydusError('FORMAT', `${where}: gzip data ends after ${out.length} of ${size} bytes (truncated or corrupt blob)`);
-  }
+  if (out.length < size) throw new ShortGzipMember(`${where}: gzip data ends after ${out.length} of ${size} bytes (truncated or corrupt blob)`);
   return out.subarray(0, size);
 }
 
