@@ -48,6 +48,8 @@ export function gzipSizeBound(size: number): number {
 }
 
 const align4k = (n: number) => Math.ceil(n / 4096) * 4096;
+/** blob_table.compressed_size and blob.meta's compressed offsets stop at 2^40. */
+const MAX_BLOB_OFFSET = 2 ** 40 - (32 << 20);
 
 /** The path's components, or an error naming the entry: no "..", no empty or overlong names. */
 function components(name: string, fail: (why: string) => NydusError): Buffer[] {
@@ -239,6 +241,7 @@ export function stargzTree(toc: Toc, o: StargzTreeOptions): StargzTree {
     if (!digest) throw fail(`invalid chunk digest ${JSON.stringify(p.entry.chunkDigest.slice(0, 80))} (expected sha256:<64 hex digits>)`);
     const next = k + 1 < pending.length ? pending[k + 1]!.entry.offset : o.dataEnd;
     const off = p.entry.offset;
+    if (off >= MAX_BLOB_OFFSET) throw fail(`gzip member offset ${off} is past 2^40, the largest blob a blob table describes`);
     if (o.dataEnd !== undefined && off >= o.dataEnd) throw fail(`its gzip member at offset ${off} lies past the end of the blob data (${o.dataEnd} bytes)`);
     if (next !== undefined && off >= next) throw fail(`compressed offset ${off} is out of order (the next chunk's member is at ${next})`);
     const bound = gzipSizeBound(p.size);

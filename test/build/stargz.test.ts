@@ -437,6 +437,7 @@ describe('refusals and bad input: one line, non-zero exit, nothing under the out
     await mustFail(['-t', 'stargz_index', '--blob-id', 'x1', ...cs, await mutate((t) => (t.entries.find((e) => e.type === 'chunk')!.chunkDigest = 'sha256:xyz'))], /invalid chunk digest/);
     await mustFail(['-t', 'stargz_index', '--blob-id', 'x1', ...cs, await mutate((t) => (t.entries[1]!.name = '../escape'))], /"\.\." in the path/);
     await mustFail(['-t', 'stargz_index', '--blob-id', 'x1', ...cs, await mutate((t) => (t.entries = []))], /TOC array is empty/);
+    await mustFail(['-t', 'stargz_index', '--blob-id', 'x1', ...cs, await mutate((t) => (t.entries.filter((e) => e.offset !== undefined).pop()!.offset = 2 ** 41))], /is past 2\^40/);
     await mustFail(['-t', 'stargz_index', '--blob-id', 'x1', '--blob', join(work, 'x'), ...cs, tocFile], /conflicts with '--blob'/, 2);
     await mustFail(['-t', 'stargz_index', '--blob-id', 'x1', '--blob-data-size', 'xyz', ...cs, tocFile], /invalid blob data size "xyz"/, 2);
     await mustFail(['-t', 'tar-rafs', '-b', join(work, 'never'), '--blob-data-size', '100', tocFile], /--blob-data-size only applies to --type estargztoc-ref/);
