@@ -170,7 +170,7 @@ export function stargzTree(toc: Toc, o: StargzTreeOptions): StargzTree {
       const special = e.type === 'char' || e.type === 'block';
       node = {
         name: Buffer.from(comps[comps.length - 1] ?? ''), path: Buffer.from(comps.length === 0 ? '/' : key, 'latin1'),
-        mode: ((e.mode & ~S_IFMT) | TYPE_BITS[e.type]!) >>> 0, uid, gid, mtime: e.mtime, mtimeNsec: 0, size,
+        mode: (e.mode & 0o7777) | TYPE_BITS[e.type]!, uid, gid, mtime: e.mtime, mtimeNsec: 0, size,
         rdev: special ? encodeDev(e.devMajor, e.devMinor) : 0, xattrs: decodeXattrs(e, fail), links: 1,
         ...(target ? { target } : {}),
         ...(e.type === 'dir' ? { children: [] } : {}),

@@ -443,3 +443,98 @@ describe('refusals and bad input: one line, non-zero exit, nothing under the out
     await mustFail(['-t', 'tar-rafs', '-b', join(work, 'never'), '--blob-data-size', '100', tocFile], /--blob-data-size only applies to --type estargztoc-ref/);
   });
 });
+
+/** A seeded generator of integers below n (a linear congruential one: the same cases each run). */
+function lcg(seed: number): (n: number) => number {
+  let state = seed;
+  return (n) => {
+    state = (Math.imul(state, 1103515245) + 12345) >>> 0;
+    return state % n;
+  };
+}
+
+describe('hostile TOCs', () => {
+  it('400 random mutations of a real TOC: each builds, or fails with a NydusError; what builds reads back or fails with one', async () => {
+    const { create } = await import('../../src/build/create.js');
+    const { BlobReader } = await import('../../src/read/data.js');
+    const { NydusError } = await import('../../src/errors.js');
+    const rand = lcg(0x5eed);
+    const values: unknown[] = [-1, 0, 1, 7, 4096, CHUNK, CHUNK - 1, CHUNK + 1, 2 ** 40, 2 ** 53, 1.5, 'x', '', null, {}, [], '../x', '/', './', 'a//b/', 'sha256:' + '0'.repeat(64), layer.blob.length, layer.tocOffset, 'dir', 'reg', 'chunk', 'hardlink', 'symlink', 'fifo', { 'user.x': 'AA==' }, { 'bad.x': 'AA==' }];
+    const fields = ['name', 'type', 'size', 'offset', 'chunkOffset', 'chunkSize', 'chunkDigest', 'linkName', 'mode', 'uid', 'devMajor', 'xattrs', 'innerOffset', 'modtime'];
+    const dir = await fresh('hostile');
+    let built = 0;
+    let refused = 0;
+    for (let i = 0; i < 400; i++) {
+      const toc = JSON.parse(layer.tocJson.toString());
+      const entries = toc.entries as Array<Record<string, unknown>>;
+      for (let k = 0, n = 1 + rand(3); k < n; k++) {
+        const what = rand(10);
+        if (what === 0) entries.splice(rand(entries.length), 1);
+        else if (what === 1) entries.push({ ...entries[rand(entries.length)] });
+        else if (what === 2) entries.reverse();
+        else entries[rand(entries.length)]![fields[rand(fields.length)]!] = values[rand(values.length)];
+      }
+      const file = join(dir, `toc-${i}.json`);
+      await writeFile(file, JSON.stringify(toc));
+      const boot = join(dir, `boot-${i}`);
+      try {
+        await create({ type: 'stargz_index', source: file, bootstrap: boot, blobId: layer.digest, chunkSize: CHUNK, blobDataSize: layer.tocOffset });
+      } catch (e) {
+        if (!(e instanceof NydusError)) throw new Error(`mutation ${i}: ${(e as Error).stack}`);
+        expect((e as Error).message).not.toContain('\n');
+        refused++;
+        continue;
+      }
+      built++;
+      const image = openImage(boot);
+      const reader = new BlobReader(image, { blob: blobFile });
+      try {
+        for (const c of image.chunkTable) {
+          try {
+            reader.readChunk(c, true);
+          } catch (e) {
+            if (!(e instanceof NydusError)) throw new Error(`mutation ${i}, chunk ${c.index}: ${(e as Error).stack}`);
+          }
+        }
+      } finally {
+        reader.close();
+      }
+    }
+    // Both outcomes happen: the mutations are neither all harmless nor all fatal.
+    expect(built).toBeGreaterThan(20);
+    expect(refused).toBeGreaterThan(20);
+  }, 300_000);
+
+  it('200 blobs with random bytes flipped or cut: every chunk reads its bytes or fails with a NydusError', async () => {
+    const { BlobReader } = await import('../../src/read/data.js');
+    const { NydusError } = await import('../../src/errors.js');
+    const dir = await fresh('flips');
+    const boot = join(dir, 'boot');
+    await nydusImageOk(['create', '-t', 'stargz_index', '-B', boot, '--blob-id', layer.digest, '--chunk-size', `0x${CHUNK.toString(16)}`, tocFile]);
+    const image = openImage(boot);
+    const rand = lcg(0xf11b);
+    let failed = 0;
+    for (let i = 0; i < 200; i++) {
+      let bad = Buffer.from(layer.blob);
+      for (let k = 0, n = 1 + rand(20); k < n; k++) bad[rand(bad.length)] ^= 1 + rand(255);
+      if (rand(4) === 0) bad = bad.subarray(0, rand(bad.length));
+      const file = join(dir, 'blob');
+      await writeFile(file, bad);
+      const reader = new BlobReader(image, { blob: file });
+      try {
+        for (const c of image.chunkTable) {
+          try {
+            reader.readChunk(c, true);
+          } catch (e) {
+            if (!(e instanceof NydusError)) throw new Error(`blob ${i}, chunk ${c.index}: ${(e as Error).stack}`);
+            expect((e as Error).message).not.toContain('\n');
+            failed++;
+          }
+        }
+      } finally {
+        reader.close();
+      }
+    }
+    expect(failed).toBeGreaterThan(50);
+  }, 300_000);
+});
