@@ -4,6 +4,7 @@
 import { createRequire } from 'node:module';
 import { createHash } from 'node:crypto';
 import { native } from '../io/native.js';
+import { inflateMemberPrefix } from '../format/stargz/gzip.js';
 
 const require = createRequire(import.meta.url);
 interface ZstdBinding {
@@ -102,7 +103,8 @@ export const COMPRESSORS: readonly Compressor[] = [
     name: 'gzip', id: 2, superFlag: 0x40, tocFlag: 0,
     compress: () => { throw new Error('gzip chunks are only produced by *-ref conversions'); },
     compressInto: () => { throw new Error('gzip chunks are only produced by *-ref conversions'); },
-    decompress: () => { throw new Error('gzip chunks are not supported yet'); },
+    // One eStargz gzip member per chunk: its first `size` bytes (the member may go on past them).
+    decompress: (d, size) => inflateMemberPrefix(Buffer.from(d.buffer, d.byteOffset, d.byteLength), size, 'gzip chunk'),
   },
   {
     name: 'zstd', id: 3, superFlag: 0x80, tocFlag: 0x2,

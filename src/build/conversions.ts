@@ -7,6 +7,8 @@ export interface Conversion {
   /** Which source reads SOURCE. */
   source: 'dir' | 'tar' | 'stargz';
   implemented: boolean;
+  /** Upstream builds this type exactly as that one (same builder, same output). */
+  sameAs?: string;
 }
 
 export const CONVERSIONS: readonly Conversion[] = [
@@ -15,13 +17,16 @@ export const CONVERSIONS: readonly Conversion[] = [
   { name: 'targz-rafs', aliases: [], description: 'a tar.gz stream into a RAFS filesystem and a data blob', source: 'tar', implemented: true },
   { name: 'targz-ref', aliases: [], description: 'a tar.gz stream into a RAFS filesystem referencing it (zran)', source: 'tar', implemented: false },
   { name: 'tar-tarfs', aliases: [], description: 'a tar into a RAFS filesystem whose blob is the tar itself', source: 'tar', implemented: true },
-  { name: 'estargz-rafs', aliases: [], description: 'an eStargz layer into a RAFS filesystem and a data blob', source: 'tar', implemented: false },
-  { name: 'estargz-ref', aliases: [], description: 'an eStargz layer into a RAFS filesystem referencing it', source: 'tar', implemented: false },
-  { name: 'estargztoc-ref', aliases: ['stargz_index'], description: 'an eStargz TOC index into a RAFS filesystem', source: 'stargz', implemented: false },
+  // An eStargz layer is a multi-member tar.gz: upstream reads it through its tarball builder,
+  // the TOC entry skipped (tar-merge-export.md §1).
+  { name: 'estargz-rafs', aliases: [], description: 'an eStargz layer into a RAFS filesystem and a data blob', source: 'tar', implemented: true },
+  { name: 'estargz-ref', aliases: [], description: 'an eStargz layer into a RAFS filesystem referencing it (zran, as targz-ref)', source: 'tar', implemented: false, sameAs: 'targz-ref' },
+  { name: 'estargztoc-ref', aliases: ['stargz_index'], description: 'an eStargz TOC (stargz.index.json, or the eStargz blob holding it) into a RAFS bootstrap whose chunks are the blob\'s gzip members', source: 'stargz', implemented: true },
 ];
 
 export function conversionByName(name: string): Conversion | undefined {
-  return CONVERSIONS.find((c) => c.name === name || c.aliases.includes(name));
+  const c = CONVERSIONS.find((x) => x.name === name || x.aliases.includes(name));
+  return c?.sameAs ? CONVERSIONS.find((x) => x.name === c.sameAs) : c;
 }
 
 export const CONVERSION_NAMES = CONVERSIONS.flatMap((c) => [c.name, ...c.aliases]);

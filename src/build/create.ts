@@ -65,6 +65,8 @@ export interface CreateOptions {
   threads?: number;
   /** Called as the build moves, for progress display. */
   onProgress?: (p: BuildState['progress']) => void;
+  /** estargztoc-ref / stargz_index: where the eStargz blob's chunk data ends (--blob-data-size). */
+  blobDataSize?: number;
 }
 
 export interface CreateResult {
@@ -119,6 +121,7 @@ function validate(o: CreateOptions): void {
   if (!o.blob && !o.blobDir && !o.blobCacheDir && !o.blobOut) {
     throw new NydusError('USAGE', 'both --blob and --blob-dir are missing, please specify one to store the generated data blob file');
   }
+  checkLayerId(o.blobId);
   const badId = o.blobId === undefined ? undefined : badBlobId(o.blobId);
   if (badId) throw new NydusError('USAGE', `invalid --blob-id: ${badId}`);
   for (const [flag, dir] of [['--blob-dir', o.blobDir], ['--blob-cache-dir', o.blobCacheDir]] as const) {
@@ -132,6 +135,14 @@ function validate(o: CreateOptions): void {
     [['source', typeof o.source === 'string' ? o.source : undefined], ['--parent-bootstrap', o.parentBootstrap], ['--chunk-dict', o.chunkDict && parseChunkDictArg(o.chunkDict)]],
     [['--bootstrap', o.bootstrap], ['--blob', o.blob]],
   );
+}
+
+/** Upstream's note (docs/nydus-image.md) for a layer id given as an OCI digest. */
+export const SHA256_PREFIX_NOTE = 'the argument value of image layer id specified in nydus-image CLI should omit `sha256:` prefix';
+
+/** Refuses a --blob-id spelled as an OCI digest ("sha256:<hex>") with upstream's note. */
+export function checkLayerId(id: string | undefined): void {
+  if (id !== undefined && id.startsWith('sha256:')) throw new NydusError('USAGE', `invalid --blob-id ${JSON.stringify(id.slice(0, 80))}: ${SHA256_PREFIX_NOTE}`);
 }
 
 /** Resolves prefetch patterns to tree nodes: an exact path match lists that inode. */
@@ -169,7 +180,7 @@ function addToDict(state: BuildState, k: number): void {
 }
 
 /** Opens a parent bootstrap or chunk dict and checks it can be built on (tar-merge-export.md §5). */
-async function openCompatible(file: string, what: string, chunkSize: number, explicitUidGid: boolean): Promise<RafsImage> {
+export async function openCompatible(file: string, what: string, chunkSize: number, explicitUidGid: boolean): Promise<RafsImage> {
   const image = (await import('../read/open.js')).openImage(file);
   if (image.chunkSize !== chunkSize) throw new NydusError('USAGE', `${what} has chunk size 0x${image.chunkSize.toString(16)}, the build uses 0x${chunkSize.toString(16)}`, { path: file });
   if (image.version !== 6) throw new NydusError('UNSUPPORTED', `${what} is RAFS v${image.version}; only v6 can be built on`, { path: file });
@@ -200,6 +211,8 @@ function dropWhiteouts(root: TreeNode, spec: 'oci' | 'overlayfs'): void {
 }
 
 export async function create(o: CreateOptions): Promise<CreateResult> {
+  // The eStargz TOC types write a bootstrap only and check their own options.
+  if (conversionByName(o.type ?? 'dir-rafs')?.source === 'stargz') return (await import('./stargz.js')).createStargzIndex(o);
   validate(o);
   if (conversionByName(o.type ?? 'dir-rafs')!.name === 'tar-tarfs') return (await import('./tarfs.js')).createTarfs(o);
   const trace = new Trace();

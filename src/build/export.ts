@@ -13,7 +13,7 @@ import * as ext from '../format/rafs/ext-superblock.js';
 import * as bt from '../format/rafs/blob-table.js';
 import { loadBootstrap } from '../read/open.js';
 import { isV6 } from '../read/v6.js';
-import { BlobReader } from '../read/data.js';
+import { BlobReader, gzipMembers } from '../read/data.js';
 import type { ChunkInfo, ImageNode, RafsImage } from '../read/model.js';
 import { LIMITS, badBlobId, limitError } from '../format/limits.js';
 import { alignUp } from '../format/util.js';
@@ -144,7 +144,8 @@ export function planDisk(boot: Buffer, image: RafsImage, blobDir: string): DiskP
       if (c.uncompressedOffset < end) throw formatError('chunk_info', 'uncompressed_offset', c.uncompressedOffset, `${at} overlaps the chunk before it (ends at ${end})`);
       end = c.uncompressedOffset + c.uncompressedSize;
       if (end > blocks * B) throw formatError('chunk_info', 'uncompressed_offset', c.uncompressedOffset, `${at} ends at ${end}, past the blob's ${blocks * B} bytes`);
-      need = Math.max(need, c.compressedOffset + c.compressedSize);
+      // A gzip member's stored size is an upper bound that may run past the file (stargz).
+      need = Math.max(need, gzipMembers(b) ? c.compressedOffset + 1 : c.compressedOffset + c.compressedSize);
     }
     const badId = badBlobId(b.blobId);
     if (badId) throw formatError(`blob_table[${i}]`, 'blob_id', JSON.stringify(b.blobId), `${badId}: a blob id is never a path`);

@@ -1,7 +1,7 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand, parseNumber } from '../cli/base.js';
 import { BUILD_COMPRESSORS, DIGESTER_NAMES, type CompressorName, type DigesterName } from '../algo/index.js';
-import { CONVERSION_NAMES } from '../build/conversions.js';
+import { CONVERSION_NAMES, conversionByName } from '../build/conversions.js';
 import { create } from '../build/create.js';
 import { NydusError } from '../errors.js';
 import { outputJson } from '../build/output-json.js';
@@ -15,7 +15,7 @@ import { checkNoCollision } from '../io/collide.js';
 export default class Create extends BaseCommand {
   static override summary = 'Create a RAFS filesystem from a directory, tar or stargz source';
   static override description =
-    'Builds a RAFS v6 bootstrap and a data blob from a directory (--type dir-rafs) or a tar stream (--type tar-rafs, targz-rafs).';
+    'Builds a RAFS v6 bootstrap and a data blob from a directory (--type dir-rafs) or a tar stream (--type tar-rafs, targz-rafs, estargz-rafs), or a bootstrap over an eStargz layer from its TOC (--type stargz_index).';
   static override examples = [
     '<%= config.bin %> create -t dir-rafs -B out/bootstrap -b out/blob rootfs/',
     '<%= config.bin %> create -B boot --blob-cache-dir cache/ rootfs/',
@@ -35,9 +35,9 @@ export default class Create extends BaseCommand {
     features: Flags.string({ options: ['blob-toc'], description: 'blob features: blob-toc (append a TOC and chunk digests)' }),
     'blob-id': Flags.string({ description: 'blob id to use instead of the blob digest' }),
     'blob-offset': Flags.string({ hidden: true, default: '0', description: 'offset of the chunk data in the blob' }),
-    'blob-data-size': Flags.string({ description: 'size of the data blob (estargztoc-ref)' }),
+    'blob-data-size': Flags.string({ description: 'hex size of the eStargz blob\'s chunk data (estargztoc-ref / stargz_index): bounds the last chunk' }),
     'blob-cache-dir': Flags.string({ description: 'write <id>.blob.data (uncompressed chunks at their device offsets) and <id>.blob.meta into this directory' }),
-    'chunk-size': Flags.string({ default: '0x100000', description: 'chunk size: a power of two from 0x1000 to 0x1000000' }),
+    'chunk-size': Flags.string({ description: 'chunk size: a power of two from 0x1000 to 0x1000000 [default: 0x100000; 0x400000 for estargztoc-ref]' }),
     'batch-size': Flags.string({ default: '0', description: 'batch small chunks into one compression unit (not supported yet: 0 only)' }),
     compressor: Flags.string({ options: [...BUILD_COMPRESSORS], description: 'chunk compressor [default: zstd]' }),
     digester: Flags.string({ options: DIGESTER_NAMES, default: 'blake3', description: 'chunk digest algorithm' }),
@@ -68,6 +68,8 @@ export default class Create extends BaseCommand {
     if (flags.attributes) refuse('attributes');
     if (parseNumber('blob-offset', flags['blob-offset']) !== 0) refuse('blob-offset', 'other than 0 is not supported yet');
 
+    const blobDataSize = flags['blob-data-size'] === undefined ? undefined : parseBlobDataSize(flags['blob-data-size']);
+    if (blobDataSize !== undefined && conversionByName(flags.type)?.source !== 'stargz') refuse('blob-data-size', 'only applies to --type estargztoc-ref (stargz_index)');
     checkNoCollision(
       [['source', args.source], ['--parent-bootstrap', flags['parent-bootstrap']], ['--chunk-dict', flags['chunk-dict']?.replace(/^bootstrap=/, '')]],
       [['--bootstrap', flags.bootstrap], ['--blob', flags.blob], ['--output-json', flags['output-json']]],
@@ -88,7 +90,8 @@ export default class Create extends BaseCommand {
       fsVersion: Number(flags['fs-version']),
       compressor: flags.compressor as CompressorName | undefined,
       digester: flags.digester as DigesterName,
-      chunkSize: parseNumber('chunk-size', flags['chunk-size']),
+      chunkSize: flags['chunk-size'] === undefined ? undefined : parseNumber('chunk-size', flags['chunk-size']),
+      blobDataSize,
       alignedChunk: flags['aligned-chunk'],
       repeatable: flags.repeatable,
       whiteoutSpec: flags['whiteout-spec'] as WhiteoutSpec,
@@ -110,4 +113,12 @@ export default class Create extends BaseCommand {
         `data blobs: [${result.blobs.map((b) => JSON.stringify(b)).join(', ')}]`,
     );
   }
+}
+
+/** Upstream reads --blob-data-size as hex, with or without 0x (main.rs get_blob_size). */
+function parseBlobDataSize(v: string): number {
+  const hex = v.trim().replace(/^0[xX]/, '');
+  const n = /^[0-9a-fA-F]+$/.test(hex) ? parseInt(hex, 16) : NaN;
+  if (!Number.isSafeInteger(n) || n <= 0) throw new NydusError('USAGE', `invalid blob data size ${JSON.stringify(v)}: expected a non-zero hex number`);
+  return n;
 }

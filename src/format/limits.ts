@@ -54,6 +54,8 @@ export const LIMITS = {
   BLOB_EXPANSION_MAX: { value: 32768, why: 'zstd\'s densest frames (RLE blocks) hold 128 KiB in 4 bytes, and a 1-byte chunk of any compressor fills one 4 KiB block; a blob size beyond that is a claim its file cannot back' },
   /** Bytes of zeros between the end of one region of an exported disk and the next blob's mapped_blkaddr. */
   BLOB_MAP_ALIGN_MAX: { value: 2 * 1024 * 1024, why: 'builders align a blob\'s mapped_blkaddr to 512 KiB (nydus-image 2.3 and later) or 2 MiB (earlier); a wider gap is zeros no byte of the input backs' },
+  /** An eStargz TOC (stargz.index.json) read into memory, in bytes. */
+  STARGZ_TOC_MAX: { value: 128 << 20, why: 'the TOC is JSON held in memory and parsed whole; ~300 bytes an entry, 128 MiB is 400,000 entries, several times the largest real layer' },
 } as const satisfies Record<string, Limit>;
 
 export type LimitName = keyof typeof LIMITS;

@@ -4,8 +4,9 @@ import * as path from 'node:path';
 import { compressorByName, digesterByName } from '../algo/index.js';
 import { NydusError, fsError } from '../errors.js';
 import { badBlobId } from '../format/limits.js';
-import { FEATURE_TARFS } from '../format/rafs/blob-table.js';
-import { CHUNK_COMPRESSED, type ChunkInfo, type ImageNode, type RafsImage } from './model.js';
+import { ShortGzipMember, gzipReadBound } from '../format/stargz/gzip.js';
+import { FEATURE_TARFS, FEATURE_ZRAN } from '../format/rafs/blob-table.js';
+import { CHUNK_COMPRESSED, type BlobInfo, type ChunkInfo, type ImageNode, type RafsImage } from './model.js';
 
 export interface BlobLocation {
   /** Directory holding blobs named by their id. */
@@ -15,6 +16,9 @@ export interface BlobLocation {
   /** Explicit id -> file. */
   files?: Map<string, string>;
 }
+
+/** A blob whose chunks are gzip members of an eStargz layer, each read by its bounded size. */
+export const gzipMembers = (blob: BlobInfo) => blob.compressor === 'gzip' && (blob.features & FEATURE_ZRAN) === 0;
 
 export class BlobReader {
   private readonly fds = new Map<number, { fd: number; size: number; file: string }>();
@@ -66,19 +70,27 @@ export class BlobReader {
   readChunk(c: ChunkInfo, verify = false, into?: Uint8Array): Buffer {
     const h = this.open(c.blobIndex);
     const blob = this.image.blobs[c.blobIndex];
-    if (c.compressedOffset + c.compressedSize > h.size) {
-      throw new NydusError('SOURCE', `blob is shorter than referenced: chunk ${c.index} needs bytes up to ${c.compressedOffset + c.compressedSize}, file has ${h.size}`, { path: h.file });
+    let storedSize = c.compressedSize;
+    if (c.compressedOffset + storedSize > h.size) {
+      // A gzip member's size is an upper bound (stargz: blob.md §4): it may end before that, not start past the file.
+      if (gzipMembers(blob) && c.compressedOffset < h.size) storedSize = h.size - c.compressedOffset;
+      else throw new NydusError('SOURCE', `blob is shorter than referenced: chunk ${c.index} needs bytes up to ${c.compressedOffset + c.compressedSize}, file has ${h.size}`, { path: h.file });
     }
-    const stored = into && into.length >= c.compressedSize ? Buffer.from(into.buffer, into.byteOffset, c.compressedSize) : Buffer.allocUnsafe(c.compressedSize);
-    try {
-      fs.readSync(h.fd, stored, 0, stored.length, c.compressedOffset);
-    } catch (e) {
-      throw fsError('SOURCE', h.file, e);
-    }
+    const stored = into && into.length >= storedSize ? Buffer.from(into.buffer, into.byteOffset, storedSize) : Buffer.allocUnsafe(storedSize);
+    this.readInto(h, stored, c.compressedOffset);
     let raw: Buffer = stored;
     if ((c.flags & CHUNK_COMPRESSED) !== 0) {
       try {
-        raw = Buffer.from(compressorByName(blob.compressor)!.decompress(stored, c.uncompressedSize));
+        try {
+          raw = Buffer.from(compressorByName(blob.compressor)!.decompress(stored, c.uncompressedSize));
+        } catch (e) {
+          // The recorded size of a gzip member is upstream's estimate; when the data needs more of the member, read on.
+          const wider = Math.min(h.size - c.compressedOffset, gzipReadBound(c.uncompressedSize));
+          if (!(e instanceof ShortGzipMember) || !gzipMembers(blob) || wider <= storedSize) throw e;
+          const more = Buffer.allocUnsafe(wider);
+          this.readInto(h, more, c.compressedOffset);
+          raw = Buffer.from(compressorByName(blob.compressor)!.decompress(more, c.uncompressedSize));
+        }
       } catch (e) {
         throw new NydusError('FORMAT', `chunk ${c.index} at ${c.compressedOffset} does not decompress with ${blob.compressor}: ${(e as Error).message}`, { path: h.file });
       }
@@ -92,6 +104,14 @@ export class BlobReader {
       throw new NydusError('FORMAT', `chunk ${c.index} at ${c.compressedOffset}: digest mismatch`, { path: h.file });
     }
     return raw;
+  }
+
+  private readInto(h: { fd: number; file: string }, into: Buffer, at: number): void {
+    try {
+      fs.readSync(h.fd, into, 0, into.length, at);
+    } catch (e) {
+      throw fsError('SOURCE', h.file, e);
+    }
   }
 
   /** A regular file's content, chunk by chunk. */
