@@ -1,8 +1,7 @@
 // --output-json in upstream's schema and field order (blob.md §7.4).
 import { writeFileAtomic } from '../io/atomic.js';
 import type { Trace } from '../build/trace.js';
-
-export const TOOL_VERSION = 'v2.4.4-nydus-ts-0.1.0';
+import { TOOL_VERSION } from '../version.js';
 
 export interface OutputJson {
   version: string;

@@ -16,6 +16,7 @@ import { compressorByName, type CompressorName } from '../algo/index.js';
 import { checkChunkSize, create, DEFAULT_CHUNK_SIZE, type CreateResult } from '../build/create.js';
 import { merge } from '../build/merge.js';
 import { NydusError, fsError } from '../errors.js';
+import { TOOL_VERSION } from '../version.js';
 import { bootstrapLayer } from './bootstrap-layer.js';
 import { isDigest, quote, sha256Of, type Digest } from './digest.js';
 import type { Descriptor, ImageConfig, ImageIndex, ImageManifest, Platform } from './manifest.js';
@@ -51,7 +52,7 @@ export const EMPTY_LAYER = {
 } as const;
 
 /** The version written as nydus-builder-version (upstream writes `nydus-image --version`'s). */
-export const BUILDER_VERSION = 'v2.4.4-nydus-ts-0.1.0';
+export const BUILDER_VERSION = TOOL_VERSION;
 
 export interface ConvertOptions {
   /** The source image reference. */
