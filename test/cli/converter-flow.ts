@@ -3,7 +3,7 @@
 // of its buildPackArgs driven through two FIFOs, and RAFS images compared as trees by our reader.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { lstat, readdir, readFile, rm } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { expect } from 'vitest';
 import { decompress as zstdDecompress } from 'zstd-napi';
@@ -296,4 +296,16 @@ export function imageTree(image: RafsImage, blobDir: string): { nodes: Record<st
   } finally {
     reader.close();
   }
+}
+
+/**
+ * A tar `unpack` wrote, extracted by GNU tar as root into a new `dest`. unpack writes no root
+ * entry: the directory takes `like`'s mode and owner (its mtime is not comparable).
+ */
+export async function extractLike(tarFile: string, dest: string, like: string): Promise<void> {
+  await mkdir(dest);
+  const ref = await stat(like);
+  await chown(dest, ref.uid, ref.gid);
+  await chmod(dest, ref.mode & 0o7777);
+  await runOk('tar', ['--xattrs', '--xattrs-include=*', '--numeric-owner', '--same-owner', '-p', '-C', dest, '-xf', tarFile]);
 }

@@ -8,7 +8,7 @@
 // the same layers; the layers chained with --parent-bootstrap give the same tree.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
-import { chmod, chown, lstat, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { compareTrees } from '../helpers/compare.js';
@@ -18,7 +18,7 @@ import { hasTool, run, runOk } from '../helpers/tools.js';
 import * as v5 from '../../src/format/rafs/v5.js';
 import { extractInlineBootstrap, openImage } from '../../src/read/open.js';
 import { BIN, loggedBlobIds, nydusImageOk, REPO } from './cli-runner.js';
-import { LAYERS, exited, imageTree, kill, packViaFifos, sectionsByWalk, sha256, type Packed } from './converter-flow.js';
+import { LAYERS, exited, extractLike, imageTree, kill, packViaFifos, sectionsByWalk, sha256, type Packed } from './converter-flow.js';
 
 let work = '';
 let skipWhy: string | undefined;
@@ -121,11 +121,7 @@ describe('the converter with --fs-version 5: pack, unpack each layer, merge', ()
         kill(reader);
       }
       const x = join(work, `layer${i}-x`);
-      await mkdir(x);
-      const ref = await stat(layerDirs[i]!);
-      await chown(x, ref.uid, ref.gid);
-      await chmod(x, ref.mode & 0o7777);
-      await runOk('tar', ['--xattrs', '--xattrs-include=*', '--numeric-owner', '--same-owner', '-p', '-C', x, '-xf', drained]);
+      await extractLike(drained, x, layerDirs[i]!);
       expect(await compareTrees(layerDirs[i]!, x, { ignoreRootMtime: true })).toEqual([]);
     }
   });
@@ -156,11 +152,7 @@ describe('the converter with --fs-version 5: pack, unpack each layer, merge', ()
     const outTar = join(work, 'OUT.tar');
     await runOk(process.execPath, [BIN, 'unpack', '--bootstrap', MERGED(), '--blob-dir', BLOBS, '--output', outTar], { cwd: REPO });
     const x = join(work, 'extracted');
-    await mkdir(x);
-    await runOk('tar', ['--xattrs', '--xattrs-include=*', '--numeric-owner', '--same-owner', '-p', '-C', x, '-xf', outTar]);
-    const ref = await stat(rootfs);
-    await chown(x, ref.uid, ref.gid);
-    await chmod(x, ref.mode & 0o7777);
+    await extractLike(outTar, x, rootfs);
     expect(await compareTrees(rootfs, x, { ignoreRootMtime: true })).toEqual([]);
   });
 
