@@ -175,6 +175,50 @@ describe('RAFS v5 layout rules', () => {
     }
   });
 
+  it('a v5 chunk dict: chunks it holds are referenced in its blob, not stored again; another digester is refused', async () => {
+    const dictSrc = join(work, 'dict-src');
+    const layer = join(work, 'dict-layer');
+    await mkdir(dictSrc, { recursive: true });
+    await mkdir(layer, { recursive: true });
+    await writeFile(join(dictSrc, 'big'), prng(31, 300_000));
+    await writeFile(join(layer, 'copy'), prng(31, 300_000));
+    await writeFile(join(layer, 'own'), 'own data');
+    const out = join(work, 'dict');
+    await mkdir(out, { recursive: true });
+    await create({ source: dictSrc, bootstrap: join(out, 'dict.boot'), blobDir: out, fsVersion: 5, chunkSize: 0x10000 });
+    const dictId = openImage(join(out, 'dict.boot')).blobs[0]!.blobId;
+    const r = await create({ source: layer, bootstrap: join(out, 'layer.boot'), blobDir: out, fsVersion: 5, chunkSize: 0x10000, chunkDict: `bootstrap=${join(out, 'dict.boot')}` });
+    const image = openImage(join(out, 'layer.boot'));
+    // Blob-table order is first use: `copy` (the dict's chunks) comes before `own`.
+    expect(image.blobs.map((b) => b.blobId)).toEqual([dictId, r.blobs[1]]);
+    expect(image.blobs[1]!.chunkCount).toBe(1);
+    const copy = image.root.children!.find((n) => n.name.toString() === 'copy')!;
+    expect(copy.chunks!.map((c) => c.blobIndex)).toEqual([0, 0, 0, 0, 0]);
+    const tar = join(out, 'layer.tar');
+    await unpack({ bootstrap: join(out, 'layer.boot'), blobDir: out, output: tar });
+    const x = join(out, 'x');
+    await mkdir(x);
+    await runOk('tar', ['-xf', tar, '-C', x]);
+    expect(await readFile(join(x, 'copy'))).toEqual(prng(31, 300_000));
+    const e = await create({ source: layer, bootstrap: join(out, 'b3.boot'), blobDir: out, fsVersion: 5, chunkSize: 0x10000, digester: 'sha256', chunkDict: join(out, 'dict.boot') }).catch((x: unknown) => x);
+    expect((e as Error).message).toMatch(/chunk dict uses digester blake3, the build uses sha256/);
+  });
+
+  it('the prefetch table holds the inode numbers (not offsets) of the listed paths', async () => {
+    const dir = join(work, 'prefetch-src');
+    await mkdir(join(dir, 'a'), { recursive: true });
+    await writeFile(join(dir, 'a', 'f'), 'f');
+    await writeFile(join(dir, 'z'), 'z');
+    const out = join(work, 'prefetch');
+    await mkdir(out, { recursive: true });
+    await create({ source: dir, bootstrap: join(out, 'boot'), blobDir: out, fsVersion: 5, prefetch: ['/z', '/a/f'] });
+    const image = openImage(join(out, 'boot'));
+    const ino = (name: string, n = image.root) => n.children!.find((c) => c.name.toString() === name)!;
+    // Numbering: / 1, a 2, z 3, a/f 4.
+    expect([ino('z').ino, ino('f', ino('a')).ino]).toEqual([3, 4]);
+    expect(image.prefetch).toEqual([3, 4]);
+  });
+
   it('refuses, in one line, what RAFS v5 cannot carry or a v6 parent', async () => {
     const dir = join(work, 'refuse-src');
     await mkdir(dir, { recursive: true });
