@@ -18,6 +18,7 @@ import { create } from '../../src/build/create.js';
 import * as v5 from '../../src/format/rafs/v5.js';
 import { unpack } from '../../src/read/unpack.js';
 import { skipLoudly, type SkipContext } from '../helpers/kernel.js';
+import { writeTar } from '../helpers/oci.js';
 import { hasTool, runOk } from '../helpers/tools.js';
 
 const REPEATABLE = join(import.meta.dirname, '../../../shared/fixtures/upstream/repeatable');
@@ -155,5 +156,42 @@ describe('our v5 writer against upstream\'s repeatable fixtures', () => {
       boots.push(await readFile(join(out, 'boot')));
     }
     expect(boots[1]!.equals(boots[0]!)).toBe(true);
+  });
+
+  it('from a tar, as upstream\'s tar builder: i_rdev u32::MAX but for devices and FIFOs, every hardlink name flagged HARDLINK', async () => {
+    const tar = join(work, 'links.tar');
+    await writeTar(tar, [
+      { name: 'd', type: 'dir' },
+      { name: 'd/f', type: 'file', data: 'shared' },
+      { name: 'd/g', type: 'hardlink', linkname: 'd/f' },
+      { name: 'd/s', type: 'symlink', linkname: 'f' },
+      { name: 'lone', type: 'file', data: 'lone' },
+    ]);
+    const inodes = async (type: string, source: string) => {
+      const out = join(work, `flags-${type}`);
+      await mkdir(out);
+      await create({ source, type, bootstrap: join(out, 'boot'), blobDir: out, fsVersion: 5 });
+      const p = parse(await readFile(join(out, 'boot')));
+      const byName = new Map<string, v5.RafsV5Inode>();
+      for (const r of p.records) {
+        const inode = v5.decodeInode(r, 0);
+        byName.set(v5.decodeInodeNames(r, v5.INODE_SIZE, inode).name.toString(), inode);
+      }
+      return byName;
+    };
+    const t = await inodes('tar-rafs', tar);
+    for (const name of ['/', 'd', 'f', 'g', 's', 'lone']) expect(t.get(name)!.i_rdev, name).toBe(0xffff_ffff);
+    expect(['f', 'g', 'lone'].map((n) => t.get(n)!.i_flags & v5.InodeFlags.HARDLINK)).toEqual([v5.InodeFlags.HARDLINK, v5.InodeFlags.HARDLINK, 0]);
+    expect(t.get('s')!.i_flags).toBe(v5.InodeFlags.SYMLINK);
+    expect(t.get('g')!.i_ino).toBe(t.get('f')!.i_ino);
+    expect(t.get('g')!.i_nlink).toBe(2);
+    // The same files from a directory: rdev 0 and no HARDLINK flag (upstream's directory builder).
+    const dir = join(work, 'links-dir');
+    await mkdir(dir);
+    await runOk('tar', ['-xf', tar, '-C', dir]);
+    const d = await inodes('dir-rafs', dir);
+    for (const name of ['d', 'f', 'g', 's', 'lone']) expect(d.get(name)!.i_rdev, name).toBe(0);
+    expect(['f', 'g'].map((n) => d.get(n)!.i_flags)).toEqual([0, 0]);
+    expect(d.get('g')!.i_nlink).toBe(2);
   });
 });
