@@ -5,5 +5,13 @@ import v8 from 'node:v8';
 
 v8.setFlagsFromString('--max-semi-space-size=4');
 
-const { execute } = await import('@oclif/core');
-await execute({ dir: import.meta.url });
+// `--version`/`-V` print upstream's layout, which the container tools' converters parse
+// (oclif's own version line carries no "Version:" field).
+const first = process.argv[2];
+if (first === '--version' || first === '-V') {
+  const { nydusImageVersionText } = await import('../dist/version.js');
+  process.stdout.write(nydusImageVersionText());
+} else {
+  const { execute } = await import('@oclif/core');
+  await execute({ dir: import.meta.url });
+}

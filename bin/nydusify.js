@@ -6,5 +6,12 @@ import v8 from 'node:v8';
 // As bin/nydus-image.js: a small young generation keeps the streamed build's peak RSS down.
 v8.setFlagsFromString('--max-semi-space-size=4');
 
-const { execute } = await import('@oclif/core');
-await execute({ dir: import.meta.url, args: ['nydusify', ...process.argv.slice(2)] });
+// `--version`/`-v` (urfave/cli's flags upstream) print upstream nydusify's layout.
+const first = process.argv[2];
+if (first === '--version' || first === '-v') {
+  const { nydusifyVersionText } = await import('../dist/version.js');
+  process.stdout.write(nydusifyVersionText());
+} else {
+  const { execute } = await import('@oclif/core');
+  await execute({ dir: import.meta.url, args: ['nydusify', ...process.argv.slice(2)] });
+}

@@ -87,7 +87,7 @@ export function showEntry(node: TreeNode): string {
  * Refuses what EROFS and the kernel cannot hold, naming the entry and the limit. Every build
  * (directory, tar, merge, a layer on a parent) lays out its tree here, so this is the one check.
  */
-function checkEntry(node: TreeNode, isRoot: boolean): void {
+export function checkEntry(node: TreeNode, isRoot: boolean): void {
   const where = showEntry(node);
   if (!isRoot) {
     if (node.name.length > 255) throw limitError('NAME_MAX', `${where}: name`, `${node.name.length} bytes`);

@@ -17,6 +17,8 @@ export interface BlobLayout {
   blobToc: boolean;
   /** Chunk-info table compressor (none in blob-cache mode). */
   compressor: Compressor;
+  /** Write blob.meta (the chunk-info table and its header): RAFS v6 only; a v5 blob is its chunks. */
+  blobMeta?: boolean;
 }
 
 /** Where the blob's bytes go; `position` counts them. */
@@ -39,7 +41,8 @@ function maybeCompress(c: Compressor, data: Buffer): { stored: Buffer; algo: Com
 }
 
 export function blobFeatures(layout: BlobLayout, chunkCount: number): number {
-  let f = bt.FEATURE_ALIGNED | bt.FEATURE_CAP_TAR_TOC;
+  // ALIGNED comes with the blob.meta header, which a v5 blob does not have.
+  let f = (layout.blobMeta === false ? 0 : bt.FEATURE_ALIGNED) | bt.FEATURE_CAP_TAR_TOC;
   if (layout.inlineMeta) f |= bt.FEATURE_INLINED_FS_META;
   if (layout.inlineMeta || layout.blobToc) f |= bt.FEATURE_HAS_TAR_HEADER;
   if (layout.blobToc) f |= bt.FEATURE_HAS_TOC;
@@ -89,7 +92,7 @@ export class BlobWriter {
         compressed_offset: 0, compressed_size: state.compressedEnd, uncompressed_size: state.uncompressedEnd,
       });
     }
-    if (n === 0) return;
+    if (n === 0 || this.layout.blobMeta === false) return;
     const table = Buffer.alloc(n * bci.V1_SIZE);
     state.chunkRefs.forEach((ref, i) => {
       const c = chunks[ref];

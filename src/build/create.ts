@@ -21,6 +21,7 @@ import { BATCH_BYTES } from '../pipeline/stages/chunk.js';
 import { BlobWriter, blobFeatures, type ByteSink } from './blob.js';
 import { planBootstrap, type Plan } from '../bootstrap/plan.js';
 import { emitBootstrap } from '../bootstrap/emit.js';
+import { emitBootstrapV5, v5Blob, markTarInodesV5 } from '../bootstrap/v5.js';
 import * as ext from '../format/rafs/ext-superblock.js';
 import * as bt from '../format/rafs/blob-table.js';
 import { Trace } from './trace.js';
@@ -79,7 +80,7 @@ export interface CreateResult {
   /** Size of the data blob file in bytes. */
   blobSize: number;
   compressor: CompressorName;
-  fsVersion: '6';
+  fsVersion: '5' | '6';
   trace: Trace;
   /** With blobInlineMeta: the bootstrap inlined in the blob, uncompressed (what upstream's converter extracts as image.boot). */
   inlineBootstrap?: Buffer;
@@ -106,8 +107,13 @@ function validate(o: CreateOptions): void {
     throw new NydusError('USAGE', `conversion type ${conv.name} reads a path, not a stream`);
   }
   if (o.blobOut && (o.blob || o.blobDir || o.blobCacheDir)) throw new NydusError('USAGE', 'a blob stream cannot be used with --blob, --blob-dir or --blob-cache-dir');
-  if ((o.fsVersion ?? 6) === 5) throw new NydusError('UNSUPPORTED', 'RAFS v5 output (--fs-version 5) is not supported yet; use --fs-version 6');
-  if ((o.fsVersion ?? 6) !== 6) throw new NydusError('USAGE', `invalid fs version ${o.fsVersion}: must be 5 or 6`);
+  const version = o.fsVersion ?? 6;
+  if (version !== 5 && version !== 6) throw new NydusError('USAGE', `invalid fs version ${o.fsVersion}: must be 5 or 6`);
+  if (version === 5) {
+    if (o.blobToc) throw new NydusError('USAGE', '`--features blob-toc` can\'t be used with `--fs-version 5`');
+    // The blob cache is what the kernel's EROFS reads through fscache: a RAFS v6 thing.
+    if (o.blobCacheDir) throw new NydusError('UNSUPPORTED', '--blob-cache-dir is not supported with --fs-version 5: it serves RAFS v6 images to the kernel');
+  }
   checkChunkSize(o.chunkSize ?? DEFAULT_CHUNK_SIZE);
   if (o.blobCacheDir) {
     for (const [k, v] of [['--blob', o.blob], ['--blob-dir', o.blobDir], ['--blob-inline-meta', o.blobInlineMeta], ['--compressor', o.compressor]] as const) {
@@ -180,10 +186,12 @@ function addToDict(state: BuildState, k: number): void {
 }
 
 /** Opens a parent bootstrap or chunk dict and checks it can be built on (tar-merge-export.md §5). */
-export async function openCompatible(file: string, what: string, chunkSize: number, explicitUidGid: boolean): Promise<RafsImage> {
+export async function openCompatible(file: string, what: string, chunkSize: number, explicitUidGid: boolean, version: number, digester: DigesterName): Promise<RafsImage> {
   const image = (await import('../read/open.js')).openImage(file);
   if (image.chunkSize !== chunkSize) throw new NydusError('USAGE', `${what} has chunk size 0x${image.chunkSize.toString(16)}, the build uses 0x${chunkSize.toString(16)}`, { path: file });
-  if (image.version !== 6) throw new NydusError('UNSUPPORTED', `${what} is RAFS v${image.version}; only v6 can be built on`, { path: file });
+  if (image.version !== version) throw new NydusError('USAGE', `${what} is RAFS v${image.version}, the build makes RAFS v${version}`, { path: file });
+  // RAFS v5 inode digests are made with the image's digester, so a v5 layer must keep it.
+  if (version === 5 && image.digester !== digester) throw new NydusError('USAGE', `${what} uses digester ${image.digester}, the build uses ${digester}`, { path: file });
   if ((image.flags & ext.FLAG_TARFS_MODE) !== 0) throw new NydusError('USAGE', `${what} is a tarfs image`, { path: file });
   if (((image.flags & ext.FLAG_EXPLICIT_UID_GID) !== 0) !== explicitUidGid) {
     throw new NydusError('USAGE', `${what} ${explicitUidGid ? 'was built with --repeatable' : 'keeps uid/gid, but --repeatable was given'}`, { path: file });
@@ -221,6 +229,7 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
   const compressor = compressorByName(cacheMode ? 'none' : o.compressor ?? 'zstd')!;
   const digester = digesterByName(o.digester ?? 'blake3')!;
   const chunkSize = o.chunkSize ?? DEFAULT_CHUNK_SIZE;
+  const v5 = o.fsVersion === 5;
   const inlineMeta = !!o.blobInlineMeta;
   const blobToc = !!o.blobToc;
 
@@ -232,7 +241,8 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
     progress: { files: 0, bytes: 0, chunks: 0, dedupChunks: 0, dedupBytes: 0 },
     threads: o.threads ?? Math.max(1, os.availableParallelism()),
     buffers: new BufferPool(Math.max(BATCH_BYTES, chunkSize)),
-    aligned: true,
+    // v6 always aligns chunks to 4 KiB; v5 packs them unless --aligned-chunk.
+    aligned: v5 ? !!o.alignedChunk : true,
     blobOrder: [],
   };
 
@@ -242,7 +252,7 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
   let parentTree: TreeNode | undefined;
   if (o.parentBootstrap) {
     const t = trace.start('load_parent_bootstrap');
-    const parent = await openCompatible(o.parentBootstrap, 'parent bootstrap', chunkSize, !o.repeatable);
+    const parent = await openCompatible(o.parentBootstrap, 'parent bootstrap', chunkSize, !o.repeatable, v5 ? 5 : 6, digester.name);
     parentTree = (await import('../tree/from-image.js')).treeFromImage(parent, state.chunks, 0).root;
     for (const b of parent.blobs) {
       candidates.push({ info: b, file: o.parentBootstrap });
@@ -255,7 +265,7 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
   if (o.chunkDict) {
     const t = trace.start('import_chunk_dict');
     const dictFile = parseChunkDictArg(o.chunkDict);
-    const dict = await openCompatible(dictFile, 'chunk dict', chunkSize, !o.repeatable);
+    const dict = await openCompatible(dictFile, 'chunk dict', chunkSize, !o.repeatable, v5 ? 5 : 6, digester.name);
     const base = candidates.length;
     for (const b of dict.blobs) {
       candidates.push({ info: b, file: dictFile });
@@ -281,7 +291,7 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
     else if (o.blobDir) blobFile = track(OutputFile.temp(o.blobDir));
     else if (o.blobCacheDir) cacheData = track(OutputFile.temp(o.blobCacheDir, 'blob.data'));
     const sink: ByteSink = blobFile ?? (o.blobOut ? streamSink(o.blobOut) : { write: (_d, done) => done?.(), drain: async () => undefined });
-    const writer = new BlobWriter(sink, { inlineMeta, blobToc, compressor });
+    const writer = new BlobWriter(sink, { inlineMeta, blobToc, compressor, blobMeta: !v5 });
 
     const source =
       conv.source === 'tar'
@@ -297,8 +307,10 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
     // compress the last batches (only chunk counts matter to the layout, and they are known).
     let root: TreeNode | undefined;
     let plan: Plan | undefined;
+    let tarHardlinks: Set<TreeNode> | undefined;
     const layOut = () => {
       root = assembler.finish()!;
+      if (v5 && conv.source === 'tar') tarHardlinks = markTarInodesV5(root);
       if (parentTree) {
         root = applyLayer(parentTree, root, whiteouts);
       } else if (conv.source === 'dir' && whiteouts !== 'none') {
@@ -306,6 +318,8 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
         dropWhiteouts(root, whiteouts);
       }
       collectGarbage();
+      // v5 records are laid out as they are written (emitBootstrapV5).
+      if (v5) return;
       const planTimer = trace.start('build_bootstrap');
       plan = planBootstrap(root, 4096);
       planTimer.end();
@@ -327,7 +341,7 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
     trace.event('load_from_directory', state.progress.files);
     // Dedup is over: its index of every chunk can go.
     state.dict.clear();
-    if (!plan) layOut();
+    if (!root) layOut();
     writer.writeMeta(state.blob, state.chunks);
     dump.end();
 
@@ -336,7 +350,7 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
     for (const c of state.chunks) if (order[c.blobIndex] >= 0) c.blobIndex = order[c.blobIndex];
     const tableKeys = candidates.map((_, k) => k).filter((k) => order[k] >= 0).sort((a, b) => order[a] - order[b]);
     const hasBlob = state.blob.chunkCount > 0;
-    const features = blobFeatures({ inlineMeta, blobToc, compressor }, state.blob.chunkCount);
+    const features = blobFeatures({ inlineMeta, blobToc, compressor, blobMeta: !v5 }, state.blob.chunkCount);
     const ownEntry = (blobId: string, compressedSize: number, withToc: boolean, index: number): bt.BlobEntry => ({
       blob_id: blobId, blob_index: index, chunk_size: chunkSize, chunk_count: state.blob.chunkCount,
       compression_algo: compressor.id, digest_algo: digester.id, features,
@@ -356,11 +370,18 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
 
     const flags = compressor.superFlag | digester.superFlag | ext.FLAG_ENCRYPTION_NONE;
 
-    const prefetch = prefetchNodes(root!, o.prefetch ?? []).map((n) => plan!.byNode.get(n)!.nid);
-    const bootstrapFor = (blobId: string, compressedSize: number, withToc: boolean) => emitBootstrap({
-      plan: plan!, chunks: state.chunks, chunkSize, blockSize: 4096, explicitUidGid: !o.repeatable, prefetch, flags,
-      blobs: table(blobId, compressedSize, withToc),
-    });
+    const prefetchList = prefetchNodes(root!, o.prefetch ?? []);
+    const bootstrapFor = (blobId: string, compressedSize: number, withToc: boolean) => v5
+      ? emitBootstrapV5({
+          root: root!, chunks: state.chunks, chunkSize, explicitUidGid: !o.repeatable, digester,
+          prefetch: prefetchList, flags: compressor.superFlag | digester.superFlag, hardlinkFlagged: tarHardlinks,
+          blobs: table(blobId, compressedSize, withToc).map(v5Blob),
+        })
+      : emitBootstrap({
+          plan: plan!, chunks: state.chunks, chunkSize, blockSize: 4096, explicitUidGid: !o.repeatable, flags,
+          prefetch: prefetchList.map((n) => plan!.byNode.get(n)!.nid),
+          blobs: table(blobId, compressedSize, withToc),
+        });
 
     const dumpBoot = trace.start('dump_bootstrap');
     let bootstrap: Buffer;
@@ -408,10 +429,10 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
       blobPath,
       blobSize: writer.position,
       compressor: compressor.name,
-      fsVersion: '6',
+      fsVersion: v5 ? '5' : '6',
       trace,
       ...(inlineMeta ? { inlineBootstrap: bootstrap } : {}),
-      ...(state.blob.chunkCount > 0 ? { blobMeta: blobMetaFile(writer.meta.table, writer.meta.header) } : {}),
+      ...(state.blob.chunkCount > 0 && !v5 ? { blobMeta: blobMetaFile(writer.meta.table, writer.meta.header) } : {}),
     };
   } catch (e) {
     o.blobOut?.destroy(e as Error);

@@ -12,6 +12,7 @@ import { applyLayer, normalizeHardlinks } from '../tree/overlay.js';
 import { isRegNode, layoutOrder, walk, type TreeNode } from '../tree/node.js';
 import { planBootstrap } from '../bootstrap/plan.js';
 import { emitBootstrap } from '../bootstrap/emit.js';
+import { emitBootstrapV5, v5Blob } from '../bootstrap/v5.js';
 import * as ext from '../format/rafs/ext-superblock.js';
 import * as bt from '../format/rafs/blob-table.js';
 import { blobEntryFromInfo, blobIdFromFileName, checkV6BlobId, loadedBlobId } from './blob-table.js';
@@ -91,7 +92,7 @@ function checkCompat(ref: Compat, img: RafsImage, file: string): void {
 
 /** What we cannot produce yet, refused before anything is written. */
 function checkSupported(img: RafsImage, file: string): void {
-  if (img.version !== 6) throw new NydusError('UNSUPPORTED', `merging RAFS v${img.version} bootstraps is not supported yet (the result would be RAFS v${img.version})`, { path: file });
+  if (img.version !== 5 && img.version !== 6) throw new NydusError('UNSUPPORTED', `merging RAFS v${img.version} bootstraps is not supported`, { path: file });
   if ((img.flags & ext.FLAG_ENCRYPTION_AES128XTS) !== 0) throw new NydusError('UNSUPPORTED', 'merging encrypted bootstraps is not supported yet', { path: file });
 }
 
@@ -345,7 +346,9 @@ export async function merge(o: MergeOptions): Promise<MergeResult> {
       r.chunk = at;
     }
   }
-  finalBlobs.forEach((b, i) => checkV6BlobId(b.blob_id, finalFrom[i]));
+  const v5 = ref!.version === 5;
+  // A v5 blob table holds ids of any length; v6 device slots hold 1 to 64 bytes.
+  if (!v5) finalBlobs.forEach((b, i) => checkV6BlobId(b.blob_id, finalFrom[i]));
 
   const lastImg = last!;
   const compressor = compressorByName(lastImg.compressor)!;
@@ -355,14 +358,22 @@ export async function merge(o: MergeOptions): Promise<MergeResult> {
   const blockSize = tarfs ? 512 : 4096;
 
   const dump = trace.start('dump_bootstrap');
-  const plan = planBootstrap(root, blockSize);
   // Upstream writes no prefetch table for an image without blobs.
   const patterns = finalBlobs.length > 0 ? prefetchPatterns(o.prefetch ?? [], warn) : [];
-  const prefetch = prefetchNodes(root, patterns).map((n) => plan.byNode.get(n)!.nid);
-  const bootstrap = emitBootstrap({
-    plan, chunks: finalChunks, blobs: finalBlobs, flags, chunkSize: chunkSize ?? ref!.chunkSize,
-    blockSize, explicitUidGid, prefetch,
-  });
+  const prefetchList = prefetchNodes(root, patterns);
+  let bootstrap: Buffer;
+  if (v5) {
+    bootstrap = emitBootstrapV5({
+      root, chunks: finalChunks, blobs: finalBlobs.map(v5Blob), flags: compressor.superFlag | digester.superFlag,
+      chunkSize: chunkSize ?? ref!.chunkSize, explicitUidGid, digester, prefetch: prefetchList,
+    });
+  } else {
+    const plan = planBootstrap(root, blockSize);
+    bootstrap = emitBootstrap({
+      plan, chunks: finalChunks, blobs: finalBlobs, flags, chunkSize: chunkSize ?? ref!.chunkSize,
+      blockSize, explicitUidGid, prefetch: prefetchList.map((n) => plan.byNode.get(n)!.nid),
+    });
+  }
 
   const bootstrapPath = await writeBootstrap(bootstrap, o);
   dump.end();

@@ -2,9 +2,10 @@
 // (blob.md §7.4). Data only: the CLI writes it (src/cli/output-json.ts), and `nydusify check`
 // writes it as nydus_output.json.
 import type { Trace } from './trace.js';
+import { TOOL_VERSION } from '../version.js';
 
-/** The version the documents and the nydus-builder-version annotation carry. */
-export const TOOL_VERSION = 'v2.4.4-nydus-ts-0.1.0';
+/** The version the documents and the nydus-builder-version annotation carry (src/version.ts). */
+export { TOOL_VERSION };
 
 export interface OutputJson {
   version: string;

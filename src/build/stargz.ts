@@ -206,7 +206,7 @@ export async function createStargzIndex(o: CreateOptions): Promise<CreateResult>
   const parentBlobs: bt.BlobEntry[] = [];
   if (o.parentBootstrap) {
     const t = trace.start('load_parent_bootstrap');
-    const parent = await openCompatible(o.parentBootstrap, 'parent bootstrap', chunkSize, !o.repeatable);
+    const parent = await openCompatible(o.parentBootstrap, 'parent bootstrap', chunkSize, !o.repeatable, 6, digester.name);
     parentTree = (await import('../tree/from-image.js')).treeFromImage(parent, chunks, 0).root;
     parent.blobs.forEach((b, i) => parentBlobs.push(blobEntryFromInfo(b, i, o.parentBootstrap!)));
     t.end();

@@ -15,8 +15,8 @@ import { DecompressStream } from 'zstd-napi';
 import { compressorByName, type CompressorName } from '../algo/index.js';
 import { checkChunkSize, create, DEFAULT_CHUNK_SIZE, type CreateResult } from '../build/create.js';
 import { merge } from '../build/merge.js';
-import { TOOL_VERSION } from '../build/output-json.js';
 import { NydusError, fsError } from '../errors.js';
+import { TOOL_VERSION } from '../version.js';
 import { bootstrapLayer } from './bootstrap-layer.js';
 import { isDigest, quote, sha256Of, type Digest } from './digest.js';
 import type { Descriptor, ImageConfig, ImageIndex, ImageManifest, Platform } from './manifest.js';
@@ -175,7 +175,7 @@ export interface ConvertResult {
 }
 
 interface Prepared {
-  fsVersion: 6;
+  fsVersion: 5 | 6;
   compressor: CompressorName;
   chunkSize: number;
   concurrency: number;
@@ -196,8 +196,7 @@ function prepare(o: ConvertOptions): Prepared {
   } else throw new NydusError('USAGE', 'missing the target: give --target or --target-suffix');
   if (dst.digest !== undefined) throw new NydusError('USAGE', `the target reference ${quote(formatReference(dst))} names a digest; give a tag`);
   const fsVersion = o.fsVersion ?? 6;
-  if (fsVersion === 5) throw new NydusError('UNSUPPORTED', 'RAFS v5 output (--fs-version 5) is not supported yet; use --fs-version 6');
-  if (fsVersion !== 6) throw new NydusError('USAGE', `invalid fs version ${fsVersion}: must be 5 or 6`);
+  if (fsVersion !== 5 && fsVersion !== 6) throw new NydusError('USAGE', `invalid fs version ${fsVersion}: must be 5 or 6`);
   const compressor = o.compressor ?? 'zstd';
   if (!compressorByName(compressor) || compressor === ('gzip' as string)) throw new NydusError('USAGE', `invalid compressor ${quote(String(compressor))}: must be none, lz4_block or zstd`);
   const chunkSize = o.chunkSize ?? DEFAULT_CHUNK_SIZE;
@@ -559,7 +558,7 @@ class Converter {
         return out;
       }
       build = create({
-        type: 'tar-rafs', source: tar, blobOut: out, blobInlineMeta: true, blobToc: true, whiteoutSpec: 'none',
+        type: 'tar-rafs', source: tar, blobOut: out, blobInlineMeta: true, blobToc: this.p.fsVersion === 6, whiteoutSpec: 'none',
         fsVersion: this.p.fsVersion, compressor: this.p.compressor, chunkSize: this.p.chunkSize, prefetch: this.p.prefetch, threads,
         ...(this.dict ? { chunkDict: `bootstrap=${this.dict.bootstrap}` } : {}),
       }).catch((e: unknown) => {

@@ -252,10 +252,27 @@ function section(tail: { data: Buffer; start: number }, e: toc.TocEntry, where: 
   return raw;
 }
 
-/** image.boot, and blob.meta + blob.meta.header as nydusd's `<id>.blob.meta`, from the blob's TOC. */
+/** A RAFS v5 blob has no TOC: when its last section is image.boot, that (stored raw) is the bootstrap. */
+function rawBootstrapAtEnd(data: Buffer, where: string): Buffer | undefined {
+  let h: ReturnType<typeof tarHeader.decode>;
+  try {
+    h = tarHeader.decode(data, data.length - tarHeader.SIZE);
+  } catch {
+    return undefined;
+  }
+  if (h.name !== toc.NAME_IMAGE_BOOT) return undefined;
+  checkLimit('BOOTSTRAP_MAX', `${where}: ${toc.NAME_IMAGE_BOOT} size`, h.size);
+  const end = data.length - tarHeader.SIZE;
+  if (h.size > end) throw new NydusError('UNSUPPORTED', `${where}: ${toc.NAME_IMAGE_BOOT} (${h.size} bytes) starts before the last ${data.length} bytes kept (EXTERNAL_BLOB_TAIL_MAX)`);
+  return Buffer.from(data.subarray(end - h.size, end));
+}
+
+/** image.boot, and blob.meta + blob.meta.header as nydusd's `<id>.blob.meta`, from the blob's TOC (v6), or the raw image.boot at the end (v5). */
 export function readTail(tail: { data: Buffer; start: number }, total: number, where: string): Packed {
   const { data } = tail;
   if (data.length < tarHeader.SIZE) throw new NydusError('FORMAT', `${where} (${total} bytes) has no TOC`);
+  const inlineV5 = rawBootstrapAtEnd(data, where);
+  if (inlineV5) return { inlineBootstrap: inlineV5 };
   let entries: toc.TocEntry[];
   try {
     const h = tarHeader.decode(data, data.length - tarHeader.SIZE);

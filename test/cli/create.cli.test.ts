@@ -486,9 +486,10 @@ describe('create: bad input gives one line naming the cause, a non-zero exit and
     expect(await expectFailure((o) => ['-B', join(o, 'boot'), '--blob-cache-dir', missing, plain], /does not exist|no such file/i, [missing])).toContain(missing);
   });
 
-  it('--fs-version 5 is refused clearly', async () => {
-    await expectFailure((o) => ['-B', join(o, 'boot'), '-b', join(o, 'blob'), '--fs-version', '5', plain], /fs-version 5|v5/i);
-    await expectFailure((o) => ['-B', join(o, 'boot'), '-b', join(o, 'blob'), '-v', '5', plain], /not supported/i);
+  it('--fs-version 5 with what only RAFS v6 has is refused clearly', async () => {
+    await expectFailure((o) => ['-B', join(o, 'boot'), '-b', join(o, 'blob'), '--fs-version', '5', '--features', 'blob-toc', plain], /blob-toc.*--fs-version 5/);
+    await expectFailure((o) => ['-B', join(o, 'boot'), '-v', '5', '--blob-cache-dir', o, plain], /--blob-cache-dir is not supported with --fs-version 5/);
+    await expectFailure((o) => ['-B', join(o, 'boot'), '-D', o, '-v', '5', '-t', 'tar-tarfs', plain], /tar-tarfs.*only RAFS v6/);
   });
 
   it('--encrypt is refused clearly', async () => {

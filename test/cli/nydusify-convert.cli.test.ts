@@ -108,7 +108,7 @@ describe.skipIf(missing)('nydusify convert', () => {
 
   it('refuses what it does not do yet, in one line, before touching a registry', async () => {
     const base = ['convert', '--source', `${reg.host}/app/oci:v1`, '--target', `${reg.host}/app/oci:never`, '--plain-http'];
-    for (const extra of [['--oci-ref'], ['--reverse'], ['--backend-type', 'oss'], ['--build-cache', 'x'], ['--fs-version', '5'], ['--batch-size', '0x100000']]) {
+    for (const extra of [['--oci-ref'], ['--reverse'], ['--backend-type', 'oss'], ['--build-cache', 'x'], ['--batch-size', '0x100000']]) {
       const r = await nydusify([...base, ...extra]);
       expect(r.code, extra.join(' ')).toBe(1);
       expect(oneLine(r)).toMatch(/^Error: .*not supported yet/);
@@ -118,6 +118,32 @@ describe.skipIf(missing)('nydusify convert', () => {
     expect(oneLine(noTarget)).toMatch(/--target or --target-suffix/);
     const r = await runOk('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/app/oci:never`]).catch((e: Error) => e);
     expect(r).toBeInstanceOf(Error);
+  });
+
+  it('--fs-version 5 (built in-process, and by --nydus-image through the converter\'s argv): a RAFS v5 image that check reads back', async () => {
+    const launcher = join(work, 'nydus-image-launcher-v5');
+    await writeFile(launcher, `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} ${JSON.stringify(join(REPO, 'bin', 'nydus-image.js'))} "$@"\n`);
+    await chmod(launcher, 0o755);
+    for (const [tag, extra] of [['v5', []], ['v5-ext', ['--nydus-image', launcher]]] as const) {
+      await ok(['convert', '--source', `${reg.host}/app/oci:v1`, '--target', `${reg.host}/app/oci:${tag}`, '--plain-http', '--fs-version', '5', ...extra]);
+      const m = await raw(`${reg.host}/app/oci:${tag}`);
+      const boot = m.layers.at(-1);
+      expect(boot.annotations).toEqual({ 'containerd.io/snapshot/nydus-bootstrap': 'true', 'containerd.io/snapshot/nydus-fs-version': '5' });
+      expect(m.annotations['containerd.io/snapshot/nydus-fs-version']).toBe('5');
+      // The bootstrap layer holds image/image.boot, a RAFS v5 superblock, and no blob.meta (v6 only).
+      const layer = join(work, `${tag}-bootstrap.tgz`);
+      await runOk('skopeo', ['copy', '--quiet', '--src-tls-verify=false', `docker://${reg.host}/app/oci:${tag}`, `oci:${join(work, `${tag}-layout`)}:x`]);
+      const blob = join(work, `${tag}-layout`, 'blobs', 'sha256', boot.digest.slice(7));
+      await writeFile(layer, await readFile(blob));
+      const listed = (await runOk('tar', ['-tzf', layer])).stdout.toString().trim().split('\n');
+      expect(listed.filter((n) => !n.endsWith('/') && n !== 'image')).toEqual(['image/image.boot']);
+      const image = (await runOk('tar', ['-xzOf', layer, 'image/image.boot'])).stdout;
+      expect(image.readUInt32LE(0)).toBe(0x5241_4653);
+      expect(image.readUInt32LE(4)).toBe(0x500);
+      const c = await nydusify(['check', '--source', `${reg.host}/app/oci:v1`, '--target', `${reg.host}/app/oci:${tag}`, '--plain-http', '--work-dir', join(work, `${tag}-check`)]);
+      const report = await readFile(join(work, `${tag}-check`, 'check-report.json'), 'utf8').catch(() => '');
+      expect(c.code, `${c.stderr.toString()}${report}`).toBe(0);
+    }
   });
 
   it('--nydus-image runs that builder (our own bin behind a launcher); one that lacks tar-rafs is refused in one line', async () => {

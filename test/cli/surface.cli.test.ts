@@ -13,7 +13,7 @@ describe('CLI surface', () => {
   });
 
   it('refuses flags it cannot honour yet, never ignoring them', async () => {
-    for (const args of [['--encrypt'], ['--batch-size', '0x1000'], ['--fs-version', '5']]) {
+    for (const args of [['--encrypt'], ['--batch-size', '0x1000']]) {
       const r = await nydusImage(['create', ...args, '-B', '/tmp/never-boot', '-b', '/tmp/never-blob', '.']);
       expect(r.code).not.toBe(0);
       const err = r.stderr.toString().trim();

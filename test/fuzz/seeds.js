@@ -154,6 +154,8 @@ export async function makeSeeds(dir, lib) {
   await build('dir-lz4', { source: tree, compressor: 'lz4_block', repeatable: true });
   await build('dir-inline', { source: tree, blobInlineMeta: true, blobToc: true }, 'inline');
   await build('dir-cache', { source: tree, blobCacheDir: path.join(dir, 'dir-cache', 'cache') });
+  // RAFS v5 of our own writer: packed chunks, and (below, from a tar) 4 KiB-aligned ones.
+  await build('dir-v5', { source: tree, fsVersion: 5, compressor: 'lz4_block' }, 'v5');
 
   const tars = makeTars();
   const tarList = Object.entries(tars).map(([name, bytes]) => ({ name, bytes }));
@@ -181,6 +183,7 @@ export async function makeSeeds(dir, lib) {
   await build('tar-rafs', { source: path.join(tarDir, 'mixed.tar'), type: 'tar-rafs' });
   await build('tar-rafs-sparse', { source: path.join(tarDir, 'paxsparse.tar'), type: 'tar-rafs' });
   await build('targz-rafs', { source: path.join(tarDir, 'mixed.tar.gz'), type: 'targz-rafs', compressor: 'none' });
+  await build('tar-rafs-v5', { source: path.join(tarDir, 'mixed.tar'), type: 'tar-rafs', fsVersion: 5, alignedChunk: true, digester: 'sha256' }, 'v5');
   await build('tar-tarfs', { source: path.join(tarDir, 'mixed.tar'), type: 'tar-tarfs' }, 'tarfs');
   await build('tar-tarfs-gnu', { source: path.join(tarDir, 'gnulong.tar'), type: 'tar-tarfs' }, 'tarfs');
 

@@ -25,6 +25,15 @@ describe('compareRootfs', () => {
     expect(compareRootfs(t(), t())).toEqual([]);
   });
 
+  it('compares rdev for character and block devices only, as a mount shows it (RAFS v5 from a tar stores u32::MAX elsewhere)', () => {
+    const s = table(root(), entry('/f'), entry('/d', { mode: S_IFDIR | 0o755, size: 0, digest: undefined }), entry('/c', { mode: S_IFCHR | 0o600, size: 0, rdev: encodeDev(1, 3), digest: undefined }));
+    const t = table(
+      root({ rdev: 0xffff_ffff }), entry('/f', { rdev: 0xffff_ffff }), entry('/d', { mode: S_IFDIR | 0o755, size: 0, rdev: 0xffff_ffff, digest: undefined }),
+      entry('/c', { mode: S_IFCHR | 0o600, size: 0, rdev: 0xffff_ffff, digest: undefined }),
+    );
+    expect(compareRootfs(s, t).map(describeFsDifference)).toEqual(['"/c": rdev differs: source 1:3, target 4095:1048575']);
+  });
+
   it('lists every field that differs, each once, in path order', () => {
     const s = table(
       root(),
