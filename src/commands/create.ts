@@ -37,7 +37,7 @@ export default class Create extends BaseCommand {
     'blob-data-size': Flags.string({ description: 'size of the data blob (estargztoc-ref)' }),
     'blob-cache-dir': Flags.string({ description: 'write <id>.blob.data (uncompressed chunks at their device offsets) and <id>.blob.meta into this directory' }),
     'chunk-size': Flags.string({ default: '0x100000', description: 'chunk size: a power of two from 0x1000 to 0x1000000' }),
-    'batch-size': Flags.string({ default: '0', description: 'batch small chunks into one compression unit (not supported yet: 0 only)' }),
+    'batch-size': Flags.string({ default: '0', description: 'Set the batch size to merge small chunks, must be power of two, between 0x1000-0x1000000 or be zero:' }),
     compressor: Flags.string({ options: [...BUILD_COMPRESSORS], description: 'chunk compressor [default: zstd]' }),
     digester: Flags.string({ options: DIGESTER_NAMES, default: 'blake3', description: 'chunk digest algorithm' }),
     config: Flags.string({ char: 'C', description: 'nydusd configuration file' }),
@@ -50,7 +50,7 @@ export default class Create extends BaseCommand {
     'whiteout-spec': Flags.string({ options: [...WHITEOUT_SPEC_NAMES], default: 'oci', description: 'whiteout spec for layers built on a parent (oci, overlayfs, none)' }),
     'prefetch-policy': Flags.string({ options: ['fs', 'blob', 'none'], default: 'none', description: 'prefetch policy; with fs or blob, paths to prefetch are read from stdin' }),
     'output-json': Flags.string({ char: 'J', description: 'write build results as JSON to this file' }),
-    encrypt: Flags.boolean({ char: 'E', description: 'encrypt data blobs (not supported yet)' }),
+    encrypt: Flags.boolean({ char: 'E', description: 'Encrypt the generated RAFS metadata and data blobs' }),
     attributes: Flags.string({ description: '.nydusattributes file (not supported yet)' }),
     plugin: Flags.string({ multiple: true, description: 'add pipeline stages from a plugin module: MODULE[?key=value&...]' }),
     threads: Flags.integer({ min: 0, max: 64, description: 'compression worker threads [default: one per core]' }),
@@ -62,8 +62,6 @@ export default class Create extends BaseCommand {
     const refuse = (flag: string, why = 'is not supported yet') => {
       throw new NydusError('UNSUPPORTED', `--${flag} ${why}`);
     };
-    if (flags.encrypt) refuse('encrypt');
-    if (parseNumber('batch-size', flags['batch-size']) !== 0) refuse('batch-size', 'other than 0 is not supported yet');
     if (flags.attributes) refuse('attributes');
     if (parseNumber('blob-offset', flags['blob-offset']) !== 0) refuse('blob-offset', 'other than 0 is not supported yet');
 
@@ -88,6 +86,8 @@ export default class Create extends BaseCommand {
       compressor: flags.compressor as CompressorName | undefined,
       digester: flags.digester as DigesterName,
       chunkSize: parseNumber('chunk-size', flags['chunk-size']),
+      batchSize: parseNumber('batch-size', flags['batch-size']),
+      encrypt: flags.encrypt,
       alignedChunk: flags['aligned-chunk'],
       repeatable: flags.repeatable,
       whiteoutSpec: flags['whiteout-spec'] as WhiteoutSpec,
