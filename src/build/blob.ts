@@ -113,6 +113,7 @@ export class BlobWriter {
         uncompressed_offset: c.uncompressedOffset, uncompressed_size: c.uncompressedSize, flags: 0, data: 0n,
       };
       if (!v2) return bci.encodeV1(info, entries, i * bci.V1_SIZE);
+      if ((c.flags & CHUNK_BATCH) !== 0) info.compressed_size = 0;
       info.flags = ((c.flags & CHUNK_COMPRESSED) !== 0 ? bci.V2_FLAG_COMPRESSED : 0) | ((c.flags & CHUNK_ENCRYPTED) !== 0 ? bci.V2_FLAG_ENCRYPTED : 0) | ((c.flags & CHUNK_BATCH) !== 0 ? bci.V2_FLAG_BATCH : 0);
       info.data = packer?.batchData.get(ref) ?? 0n;
       bci.encodeV2(info, entries, i * bci.V2_SIZE);

@@ -22,6 +22,8 @@ export class ChunkPacker {
   readonly batchData = new Map<number, bigint>();
   private readonly buf: Buffer;
   private used = 0;
+  /** The open batch's chunk records: they learn its stored size when it is written. */
+  private members: ChunkInfo[] = [];
 
   constructor(private readonly o: PackOptions) {
     this.buf = Buffer.alloc(o.batchSize);
@@ -46,9 +48,12 @@ export class ChunkPacker {
     const enc = this.o.cipher ? CHUNK_ENCRYPTED : 0;
     if (batched) {
       if (this.used + raw.byteLength >= this.o.batchSize) pos += this.push(out, this.flushBatch());
+      // The bootstrap's record: the batch's start, and its stored size once written (blob.meta's
+      // entry has 0 there, as upstream's; readers without blob.meta rebuild the batch from these).
       rec.compressedOffset = pos;
       rec.compressedSize = 0;
       rec.flags = CHUNK_BATCH | CHUNK_COMPRESSED | enc;
+      this.members.push(rec);
       this.batchData.set(ref, (BigInt(this.contexts.length) << 32n) | BigInt(this.used));
       this.buf.set(raw, this.used);
       this.used += raw.byteLength;
@@ -86,6 +91,8 @@ export class ChunkPacker {
       stored = e;
     }
     this.contexts.push({ compressed_size: stored.length, uncompressed_batch_size: this.used });
+    for (const rec of this.members) rec.compressedSize = stored.length;
+    this.members = [];
     this.used = 0;
     return stored;
   }

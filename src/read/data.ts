@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { compressorByName, digesterByName } from '../algo/index.js';
 import { NydusError, fsError } from '../errors.js';
-import { badBlobId } from '../format/limits.js';
+import { LIMITS, badBlobId } from '../format/limits.js';
 import { FEATURE_BATCH, FEATURE_ENCRYPTED, FEATURE_TARFS } from '../format/rafs/blob-table.js';
 import { blobCipherFrom, decrypt, type BlobCipher } from '../algo/cipher.js';
 import { CHUNK_BATCH, CHUNK_COMPRESSED, CHUNK_ENCRYPTED, type BlobInfo, type ChunkInfo, type ImageNode, type RafsImage } from './model.js';
@@ -19,11 +19,24 @@ export interface BlobLocation {
   files?: Map<string, string>;
 }
 
+type OpenBlob = { fd: number; size: number; file: string };
+
+/** Where a batched chunk's bytes are: its batch (key, start, stored and raw size) and its offset in it. */
+interface BatchPlace {
+  /** Identifies the batch within its blob (for the decoded-batch cache). */
+  key: number;
+  at: number;
+  offset: number;
+  stored: number;
+  raw: number;
+}
+
 export class BlobReader {
   private readonly fds = new Map<number, { fd: number; size: number; file: string }>();
   /** Per blob: its cipher (null: none) and, for batch blobs, its blob.meta. */
   private readonly ciphers = new Map<number, BlobCipher | null>();
   private readonly metas = new Map<number, BlobMeta>();
+  private readonly derived = new Map<number, Map<number, Map<number, { offset: number; total: number }>>>();
   /** The batch last decoded: blob index, batch index, raw bytes (a file's chunks sit in one batch). */
   private lastBatch?: { blob: number; batch: number; data: Buffer };
 
@@ -78,8 +91,8 @@ export class BlobReader {
     const encrypted = (c.flags & CHUNK_ENCRYPTED) !== 0 || (blob.features & FEATURE_ENCRYPTED) !== 0;
     if (encrypted && !cipher) throw new NydusError('FORMAT', `chunk ${c.index} of blob ${blob.blobId} is encrypted but the blob table gives no cipher`);
     if ((c.flags & CHUNK_BATCH) !== 0 || (blob.features & FEATURE_BATCH) !== 0) {
-      const e = this.metaOf(c.blobIndex, h, cipher).entry(c.index, c.uncompressedSize);
-      if ((e.flags & bci.V2_FLAG_BATCH) !== 0) return this.check(c, blob, h.file, this.readBatched(c, e, h, cipher), verify);
+      const place = this.batchPlace(c, blob, h, cipher);
+      if (place) return this.check(c, blob, h.file, this.readBatched(c, place, h, cipher, encrypted), verify);
     }
     if (c.compressedOffset + c.compressedSize > h.size) {
       throw new NydusError('SOURCE', `blob is shorter than referenced: chunk ${c.index} needs bytes up to ${c.compressedOffset + c.compressedSize}, file has ${h.size}`, { path: h.file });
@@ -124,7 +137,7 @@ export class BlobReader {
     return c ?? undefined;
   }
 
-  private metaOf(index: number, h: { fd: number; size: number; file: string }, cipher: BlobCipher | undefined): BlobMeta {
+  private metaOf(index: number, h: OpenBlob, cipher: BlobCipher | undefined): BlobMeta {
     let m = this.metas.get(index);
     if (!m) {
       m = loadBlobMeta(this.image.blobs[index], h, cipher);
@@ -133,41 +146,97 @@ export class BlobReader {
     return m;
   }
 
-  /** A batched chunk: its batch read, decrypted and decompressed once, then its slice. */
-  private readBatched(c: ChunkInfo, e: bci.BlobChunkInfo, h: { fd: number; size: number; file: string }, cipher: BlobCipher | undefined): Buffer {
-    const blob = this.image.blobs[c.blobIndex];
-    const meta = this.metaOf(c.blobIndex, h, cipher);
-    const batch = Number(e.data >> 32n);
-    const offset = Number(e.data & 0xffff_ffffn);
-    const ctx = meta.batch(batch, c.index);
-    if (offset + c.uncompressedSize > ctx.uncompressed_batch_size) {
-      throw new NydusError('FORMAT', `chunk ${c.index} of blob ${blob.blobId}: bytes ${offset}..${offset + c.uncompressedSize} lie outside its batch ${batch} of ${ctx.uncompressed_batch_size} bytes`, { path: h.file });
+  /**
+   * Where a chunk of a batch blob sits, or undefined when it is not batched. blob.meta says so
+   * when the blob file holds it (every upstream image); the converter's unpack hands over only
+   * the chunk data (image.blob), and then the bootstrap's own chunk table serves for our images:
+   * a batched chunk is flagged BATCH there, with its batch's start and stored size, and its
+   * batch's members are the chunks flagged so at that start, in chunk-index order.
+   */
+  private batchPlace(c: ChunkInfo, blob: BlobInfo, h: OpenBlob, cipher: BlobCipher | undefined): BatchPlace | undefined {
+    if (blob.ciOffset + blob.ciCompressedSize + 4096 <= h.size && blob.ciUncompressedSize > 0) {
+      const meta = this.metaOf(c.blobIndex, h, cipher);
+      const e = meta.entry(c.index, c.uncompressedSize);
+      if ((e.flags & bci.V2_FLAG_BATCH) === 0) return undefined;
+      const batch = Number(e.data >> 32n);
+      const ctx = meta.batch(batch, c.index);
+      return { key: batch, at: e.compressed_offset, offset: Number(e.data & 0xffff_ffffn), stored: ctx.compressed_size, raw: ctx.uncompressed_batch_size };
     }
-    if (this.lastBatch?.blob !== c.blobIndex || this.lastBatch.batch !== batch) {
-      const what = `batch ${batch} at ${e.compressed_offset} of blob ${blob.blobId}`;
-      if (e.compressed_offset + ctx.compressed_size > h.size) {
-        throw new NydusError('SOURCE', `blob is shorter than referenced: ${what} needs bytes up to ${e.compressed_offset + ctx.compressed_size}, file has ${h.size}`, { path: h.file });
+    if ((c.flags & CHUNK_BATCH) === 0) {
+      if (c.compressedSize > 0) return undefined;
+      throw new NydusError('SOURCE', `chunk ${c.index} of batch blob ${blob.blobId} is found only through blob.meta, which ${h.file} (${h.size} bytes) does not hold: give the whole blob`);
+    }
+    const members = this.derivedBatches(c.blobIndex).get(c.compressedOffset);
+    const m = members?.get(c.index);
+    if (!members || !m) throw new NydusError('FORMAT', `chunk ${c.index} of blob ${blob.blobId} is flagged BATCH but is not in the chunk table`);
+    return { key: -1 - c.compressedOffset, at: c.compressedOffset, offset: m.offset, stored: c.compressedSize, raw: m.total };
+  }
+
+  /** Per batch start: each member's offset in the batch and the batch's raw size, from the bootstrap's chunk table. */
+  private derivedBatches(blobIndex: number): Map<number, Map<number, { offset: number; total: number }>> {
+    let d = this.derived.get(blobIndex);
+    if (d) return d;
+    const blob = this.image.blobs[blobIndex];
+    const starts = new Map<number, ChunkInfo[]>();
+    for (const c of this.image.chunkTable) {
+      if (c.blobIndex !== blobIndex || (c.flags & CHUNK_BATCH) === 0) continue;
+      const list = starts.get(c.compressedOffset) ?? [];
+      list.push(c);
+      starts.set(c.compressedOffset, list);
+    }
+    d = new Map();
+    for (const [at, list] of starts) {
+      list.sort((x, y) => x.index - y.index);
+      const offsets = new Map<number, { offset: number; total: number }>();
+      let total = 0;
+      for (const c of list) {
+        if (c.compressedSize !== list[0].compressedSize) throw new NydusError('FORMAT', `batch at ${at} of blob ${blob.blobId}: its chunks disagree on its stored size (${list[0].compressedSize}, ${c.compressedSize})`);
+        if (offsets.has(c.index)) continue;
+        offsets.set(c.index, { offset: total, total: 0 });
+        total += c.uncompressedSize;
+        if (total > LIMITS.CHUNK_SIZE_MAX.value) throw new NydusError('FORMAT', `batch at ${at} of blob ${blob.blobId} holds more than ${LIMITS.CHUNK_SIZE_MAX.value} bytes`);
       }
-      let stored: Buffer = Buffer.allocUnsafe(ctx.compressed_size);
+      for (const v of offsets.values()) v.total = total;
+      d.set(at, offsets);
+    }
+    this.derived.set(blobIndex, d);
+    return d;
+  }
+
+  /** A batched chunk: its batch read, decrypted and decompressed once, then its slice. */
+  private readBatched(c: ChunkInfo, p: BatchPlace, h: OpenBlob, cipher: BlobCipher | undefined, encrypted: boolean): Buffer {
+    const blob = this.image.blobs[c.blobIndex];
+    if (p.raw === 0 || p.raw > LIMITS.CHUNK_SIZE_MAX.value || p.stored === 0) {
+      throw new NydusError('FORMAT', `chunk ${c.index} of blob ${blob.blobId}: its batch claims ${p.stored} stored and ${p.raw} raw bytes`, { path: h.file });
+    }
+    if (p.offset + c.uncompressedSize > p.raw) {
+      throw new NydusError('FORMAT', `chunk ${c.index} of blob ${blob.blobId}: bytes ${p.offset}..${p.offset + c.uncompressedSize} lie outside its batch of ${p.raw} bytes`, { path: h.file });
+    }
+    if (this.lastBatch?.blob !== c.blobIndex || this.lastBatch.batch !== p.key) {
+      const what = `batch at ${p.at} of blob ${blob.blobId}`;
+      if (p.at + p.stored > h.size) {
+        throw new NydusError('SOURCE', `blob is shorter than referenced: ${what} needs bytes up to ${p.at + p.stored}, file has ${h.size}`, { path: h.file });
+      }
+      let stored: Buffer = Buffer.allocUnsafe(p.stored);
       try {
-        fs.readSync(h.fd, stored, 0, stored.length, e.compressed_offset);
+        fs.readSync(h.fd, stored, 0, stored.length, p.at);
       } catch (err) {
         throw fsError('SOURCE', h.file, err);
       }
-      if (cipher && ((e.flags & bci.V2_FLAG_ENCRYPTED) !== 0 || (blob.features & FEATURE_ENCRYPTED) !== 0)) stored = decrypt(cipher, stored, what);
+      if (encrypted) stored = decrypt(cipher!, stored, what);
       let raw = stored;
       // Upstream's rule: a batch is compressed when its stored size differs from its raw size.
-      if (blob.compressor !== 'none' && ctx.compressed_size !== ctx.uncompressed_batch_size) {
+      if (blob.compressor !== 'none' && p.stored !== p.raw) {
         try {
-          raw = Buffer.from(compressorByName(blob.compressor)!.decompress(stored, ctx.uncompressed_batch_size));
+          raw = Buffer.from(compressorByName(blob.compressor)!.decompress(stored, p.raw));
         } catch (err) {
           throw new NydusError('FORMAT', `${what} does not decompress with ${blob.compressor}: ${(err as Error).message}`, { path: h.file });
         }
       }
-      if (raw.length !== ctx.uncompressed_batch_size) throw new NydusError('FORMAT', `${what} holds ${raw.length} bytes, its context says ${ctx.uncompressed_batch_size}`, { path: h.file });
-      this.lastBatch = { blob: c.blobIndex, batch, data: raw };
+      if (raw.length !== p.raw) throw new NydusError('FORMAT', `${what} holds ${raw.length} bytes, its context says ${p.raw}`, { path: h.file });
+      this.lastBatch = { blob: c.blobIndex, batch: p.key, data: raw };
     }
-    return Buffer.from(this.lastBatch.data.subarray(offset, offset + c.uncompressedSize));
+    return Buffer.from(this.lastBatch.data.subarray(p.offset, p.offset + c.uncompressedSize));
   }
 
   /** A regular file's content, chunk by chunk. */
