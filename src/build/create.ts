@@ -27,7 +27,7 @@ import * as ext from '../format/rafs/ext-superblock.js';
 import * as bt from '../format/rafs/blob-table.js';
 import { Trace } from './trace.js';
 import { conversionByName } from './conversions.js';
-import { blobEntryFromInfo, blobFileIn } from './blob-table.js';
+import { blobEntryFromInfo, blobFileIn, loadedBlobId } from './blob-table.js';
 import { badBlobId } from '../format/limits.js';
 import { parseChunkDictArg } from './chunk-dict-arg.js';
 import type { BlobInfo, RafsImage } from '../read/model.js';
@@ -267,14 +267,20 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
     const t = trace.start('import_chunk_dict');
     const dictFile = parseChunkDictArg(o.chunkDict);
     const dict = await openCompatible(dictFile, 'chunk dict', chunkSize, !o.repeatable);
-    const base = candidates.length;
-    for (const b of dict.blobs) {
-      candidates.push({ info: b, file: dictFile });
+    // A dict blob the parent already lists is that candidate, not a second table entry (as
+    // upstream's extend_from_chunk_dict adds only blobs it does not have).
+    const known = new Map(candidates.map((c, k) => [c === 'own' ? '' : loadedBlobId(c.info, c.file), k] as const));
+    const keyOf = dict.blobs.map((b) => {
+      const id = loadedBlobId(b, dictFile);
+      const k = known.get(id);
+      if (k !== undefined) return k;
       state.blobOrder.push(-1);
-    }
+      known.set(id, candidates.length);
+      return candidates.push({ info: b, file: dictFile }) - 1;
+    });
     // Chunks of another digester can never match; upstream drops them silently too.
     if (dict.digester === digester.name) {
-      for (const c of dict.chunkTable) addToDict(state, state.chunks.push({ ...c, blobIndex: c.blobIndex + base }) - 1);
+      for (const c of dict.chunkTable) addToDict(state, state.chunks.push({ ...c, blobIndex: keyOf[c.blobIndex] }) - 1);
     }
     t.end();
   }

@@ -16,7 +16,7 @@ import * as bt from '../../src/format/rafs/blob-table.js';
 import * as metaHeader from '../../src/format/blob/meta-header.js';
 import { readBackAndCompare } from './read-back.js';
 import { compareTrees } from '../helpers/compare.js';
-import { kernelSupport, skipLoudly, withMountedImage, type SkipContext } from '../helpers/kernel.js';
+import { kernelSupport, mountErofs, skipLoudly, withMountedImage, type SkipContext } from '../helpers/kernel.js';
 import { prng } from '../helpers/tree.js';
 import { runOk } from '../helpers/tools.js';
 import { loggedBlobId, nydusImage, nydusImageOk } from '../cli/cli-runner.js';
@@ -283,6 +283,24 @@ function needKernel(ctx: SkipContext): void {
   const k = kernelSupport();
   if (!k.ok) skipLoudly(ctx, k.why!);
 }
+
+describe('export --block of batch and encrypted images, mounted by the kernel', () => {
+  it('writes plain data (batches decoded, chunks decrypted with the bootstrap\'s key) that shows the source tree', async (ctx) => {
+    needKernel(ctx);
+    const b = await build('export-batch-enc', { encrypt: true, batchSize: 0x10000 });
+    const dir = join(work, 'export-dir');
+    await mkdir(dir);
+    await copyFile(b.blob, join(dir, b.image.blobs[0]!.blobId));
+    const disk = join(work, 'export.disk');
+    await nydusImageOk(['export', '--block', '-B', b.boot, '-D', dir, '-O', disk]);
+    const m = await mountErofs(disk, { loop: true });
+    try {
+      expect(await compareTrees(src, m.dir, { ignoreRootMtime: true })).toEqual([]);
+    } finally {
+      await m.unmount();
+    }
+  });
+});
 
 describe('--batch-size with --blob-cache-dir, mounted by the kernel', () => {
   it('shows the source tree through the .blob.data device; .blob.meta holds the batch contexts', async (ctx) => {
