@@ -77,6 +77,8 @@ export interface CompactOptions {
   chunkDict?: string;
   /** Where the new bootstrap goes (default: the bootstrap's name with its extension replaced by .bootstrap.compact, as upstream). */
   outputBootstrap?: string;
+  /** The backend the caller named (nydusify pack always names one): blobs are still read from blobs_dir only. */
+  backendType?: string;
   log?: (line: string) => void;
 }
 
@@ -105,6 +107,7 @@ export async function compact(o: CompactOptions): Promise<CompactResult> {
   const trace = new Trace();
   const total = trace.start('total_build');
   const log = o.log ?? (() => undefined);
+  backendNamed = o.backendType;
   const cfg = o.config;
   const dir = cfg.blobs_dir;
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new NydusError('USAGE', `blobs_dir ${JSON.stringify(dir)} is not a directory`);
@@ -249,12 +252,22 @@ export async function compact(o: CompactOptions): Promise<CompactResult> {
   }
 }
 
+let backendNamed: string | undefined;
+
+/** A blob missing from blobs_dir: with a backend named, say it is not read from there (yet). */
+function blobError(file: string, e: unknown): NydusError {
+  if (backendNamed && (e as NodeJS.ErrnoException)?.code === 'ENOENT') {
+    return new NydusError('UNSUPPORTED', `blob ${path.basename(file)} is not in blobs_dir ${path.dirname(file)}, and reading blobs from the ${backendNamed} backend is not supported yet`);
+  }
+  return fsError('SOURCE', file, e);
+}
+
 function fileSize(dir: string, id: string): number {
   const file = blobFileIn(dir, id);
   try {
     return fs.statSync(file).size;
   } catch (e) {
-    throw fsError('SOURCE', file, e);
+    throw blobError(file, e);
   }
 }
 
@@ -271,7 +284,7 @@ class StoredReader {
         const fd = fs.openSync(file, 'r');
         h = { fd, size: fs.fstatSync(fd).size, file };
       } catch (e) {
-        throw fsError('SOURCE', file, e);
+        throw blobError(file, e);
       }
       this.fds.set(b.blobId, h);
     }

@@ -27,7 +27,7 @@ export default class Compact extends BaseCommand {
     'max-compact-size': Flags.string({ description: 'Upper bound of compacted blob size, in bytes' }),
     'layers-to-compact': Flags.string({ description: 'If number of blobs >= layers_to_compact, do compact. 0 means always compact' }),
     'chunk-dict': Flags.string({ description: 'chunk dictionary: bootstrap=PATH (or PATH); its blobs are kept as they are' }),
-    'backend-type': Flags.string({ description: 'Type of backend (localfs only: the blobs are read from blobs_dir)' }),
+    'backend-type': Flags.string({ description: 'Type of backend; blobs are read from blobs_dir only (a blob missing there is an error)' }),
     'backend-config': Flags.string({ description: 'Config string of backend' }),
     'backend-config-file': Flags.string({ description: 'Config file of backend', exclusive: ['backend-config'] }),
     'output-bootstrap': Flags.string({ char: 'O', description: 'bootstrap to output, default is source bootstrap add suffix .compact' }),
@@ -37,8 +37,6 @@ export default class Compact extends BaseCommand {
   async run(): Promise<void> {
     const { flags } = await this.parse(Compact);
     const log = this.initLogger(flags);
-    const type = flags['backend-type'];
-    if (type !== undefined && type !== 'localfs') throw new NydusError('UNSUPPORTED', `--backend-type ${type} is not supported yet: compact reads blobs from blobs_dir (--blob-dir or the config's blobs_dir)`);
     let fromFile: Partial<CompactConfig> = {};
     if (flags.config) {
       let text: string;
@@ -64,7 +62,7 @@ export default class Compact extends BaseCommand {
     const config: CompactConfig = { ...COMPACT_DEFAULTS, ...fromFile, ...fromFlags, blobs_dir: blobsDir };
     checkNoCollision([['--bootstrap', flags.bootstrap], ['--chunk-dict', flags['chunk-dict']?.replace(/^bootstrap=/, '')]], [['--output-bootstrap', flags['output-bootstrap']], ['--output-json', flags['output-json']]]);
     const r = await compact({
-      bootstrap: flags.bootstrap, config, chunkDict: flags['chunk-dict'], outputBootstrap: flags['output-bootstrap'],
+      bootstrap: flags.bootstrap, config, chunkDict: flags['chunk-dict'], outputBootstrap: flags['output-bootstrap'], backendType: flags['backend-type'],
       log: (line) => log.info(line),
     });
     log.info(`compactor: blobs ${r.before.blobs} -> ${r.after.blobs}, bytes ${r.before.bytes} -> ${r.after.bytes}`);
