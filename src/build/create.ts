@@ -15,7 +15,7 @@ import { TreeAssembler } from '../tree/assemble.js';
 import { isDirNode, walk, type TreeNode } from '../tree/node.js';
 import { runPipeline } from '../pipeline/compose.js';
 import { blobSink } from '../pipeline/stages/sink.js';
-import type { BuildState, StageDef } from '../pipeline/stage.js';
+import type { BuildState, PendingChunk, StageDef } from '../pipeline/stage.js';
 import { BufferPool } from '../pipeline/buffers.js';
 import { BATCH_BYTES } from '../pipeline/stages/chunk.js';
 import { BlobWriter, blobFeatures, type ByteSink } from './blob.js';
@@ -245,6 +245,7 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
     buffers: new BufferPool(Math.max(BATCH_BYTES, chunkSize)),
     aligned: true,
     blobOrder: [],
+    ...(packer?.batching ? { batched: (c: PendingChunk) => packer.batchable(c.size, c.node.size, chunkSize) } : {}),
   };
 
   // Candidate blobs: the parent's (in their order, used from the start), the chunk dict's (used

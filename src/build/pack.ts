@@ -15,6 +15,9 @@ export interface PackOptions {
   cipher?: BlobCipher;
 }
 
+/** Compresses a whole batch elsewhere (a worker): its compressed bytes when strictly smaller, else undefined. */
+export type BatchCompressor = (raw: Uint8Array) => Promise<Uint8Array | undefined>;
+
 export class ChunkPacker {
   /** One per batch written, in blob order. */
   readonly contexts: batchCtx.BatchContext[] = [];
@@ -43,11 +46,11 @@ export class ChunkPacker {
    * or its stored bytes (compressed when `compressed`) are encrypted and returned to be written.
    * Returns what to append to the blob, in order (a batch this chunk closed comes first).
    */
-  add(ref: number, rec: ChunkInfo, raw: Uint8Array, stored: Uint8Array, compressed: boolean, batched: boolean, pos: number): Buffer[] {
+  async add(ref: number, rec: ChunkInfo, raw: Uint8Array, stored: Uint8Array, compressed: boolean, batched: boolean, pos: number, zip?: BatchCompressor): Promise<Buffer[]> {
     const out: Buffer[] = [];
     const enc = this.o.cipher ? CHUNK_ENCRYPTED : 0;
     if (batched) {
-      if (this.used + raw.byteLength >= this.o.batchSize) pos += this.push(out, this.flushBatch());
+      if (this.used + raw.byteLength >= this.o.batchSize) pos += this.push(out, await this.flushBatch(zip));
       // The bootstrap's record: the batch's start, and its stored size once written (blob.meta's
       // entry has 0 there, as upstream's; readers without blob.meta rebuild the batch from these).
       rec.compressedOffset = pos;
@@ -59,7 +62,7 @@ export class ChunkPacker {
       this.used += raw.byteLength;
       return out;
     }
-    pos += this.push(out, this.flushBatch());
+    pos += this.push(out, await this.flushBatch(zip));
     const data = this.o.cipher ? encrypt(this.o.cipher, stored) : Buffer.from(stored.buffer, stored.byteOffset, stored.byteLength);
     rec.compressedOffset = pos;
     rec.compressedSize = data.length;
@@ -68,8 +71,8 @@ export class ChunkPacker {
     return out;
   }
 
-  /** The open batch, stored; empty when there is none. */
-  flushBatch(): Buffer {
+  /** The open batch, stored (compressed by `zip` when given); empty when there is none. */
+  async flushBatch(zip?: BatchCompressor): Promise<Buffer> {
     if (this.used === 0) return Buffer.alloc(0);
     const raw = this.buf.subarray(0, this.used);
     const { compressor, cipher } = this.o;
@@ -79,9 +82,10 @@ export class ChunkPacker {
     let stored: Buffer = Buffer.from(raw);
     let zipped = false;
     if (compressor.name !== 'none') {
-      const z = Buffer.from(compressor.compress(raw));
-      if (z.length < raw.length || (cipher && raw.length < 16)) {
-        stored = z;
+      const forced = !!cipher && raw.length < 16;
+      const z = zip && !forced ? await zip(new Uint8Array(raw)) : Buffer.from(compressor.compress(raw));
+      if (z && (z.byteLength < raw.length || forced)) {
+        stored = Buffer.from(z.buffer, z.byteOffset, z.byteLength);
         zipped = true;
       }
     }

@@ -2,7 +2,8 @@
 // where every fresh chunk landed. An optional raw-chunk hook serves the blob cache's .blob.data.
 import type { Batch, BuildState, Sink } from '../stage.js';
 import { CHUNK_COMPRESSED } from '../../read/model.js';
-import type { ChunkPacker } from '../../build/pack.js';
+import type { BatchCompressor, ChunkPacker } from '../../build/pack.js';
+import type { CompressResult, CompressTask } from '../workers/chunks.js';
 
 export interface ChunkOutput {
   /** Appends bytes to the blob (and its hash); onWritten says when the buffer may be reused. */
@@ -48,6 +49,16 @@ export function blobSink(out: ChunkOutput): Sink {
 
 /** The sink with a packer: each batch's chunks are placed one by one, their bytes gathered and written at once. */
 async function consumePacked(batches: AsyncIterable<Batch>, state: BuildState, out: ChunkOutput, packer: ChunkPacker): Promise<void> {
+  // Batches are compressed by a worker when there is a pool (the main thread keeps the pipeline going).
+  const pool = state.pool;
+  const algo = state.compressor.name;
+  const zip: BatchCompressor | undefined = pool && algo !== 'none'
+    ? async (raw) => {
+        const task: CompressTask = { algo, data: raw, out: new Uint8Array(raw.byteLength), spans: Uint32Array.of(0, raw.byteLength) };
+        const r = await pool.run<CompressResult>('compress', task);
+        return r.sizes[0] > 0 ? r.out.subarray(0, r.sizes[0]) : undefined;
+      }
+    : undefined;
   const write = async (pieces: Buffer[]) => {
     for (const p of pieces) state.blob.compressedEnd += p.length;
     if (pieces.length > 0) out.write(pieces.length === 1 ? pieces[0] : Buffer.concat(pieces));
@@ -61,10 +72,11 @@ async function consumePacked(batches: AsyncIterable<Batch>, state: BuildState, o
     const stored = b.out!;
     for (const c of b.chunks) {
       if (!c.fresh) continue;
-      const s = b.stored![k++];
       const raw = b.data.subarray(c.dataOffset, c.dataOffset + c.size);
-      const batched = packer.batchable(c.size, c.node.size, state.chunkSize);
-      for (const p of packer.add(c.ref!, state.chunks[c.ref!], raw, stored.subarray(from, from + s.size), s.compressed, batched, pos)) {
+      // A batched chunk was left out of the stored bytes (the compressor did not compress it alone).
+      const batched = state.batched?.(c) ?? false;
+      const s = batched ? { size: 0, compressed: false } : b.stored![k++];
+      for (const p of await packer.add(c.ref!, state.chunks[c.ref!], raw, stored.subarray(from, from + s.size), s.compressed, batched, pos, zip)) {
         // Chunk bytes still in the pipeline's buffers are copied: those go back to the pool below.
         pieces.push(p.buffer === stored.buffer || p.buffer === b.data.buffer ? Buffer.from(p) : p);
         pos += p.length;
@@ -76,5 +88,5 @@ async function consumePacked(batches: AsyncIterable<Batch>, state: BuildState, o
     state.buffers.release(b.data);
     await write(pieces);
   }
-  await write([packer.flushBatch()].filter((p) => p.length > 0));
+  await write([await packer.flushBatch(zip)].filter((p) => p.length > 0));
 }
