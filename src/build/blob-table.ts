@@ -54,8 +54,8 @@ export function blobEntryFromInfo(info: BlobInfo, index: number, file: string): 
     blob_toc_digest: Buffer.from(info.tocDigest),
     blob_meta_digest: Buffer.from(info.metaDigest),
     blob_meta_size: info.metaSize,
-    cipher_iv: Buffer.alloc(8),
-    cipher_algo: 0,
+    cipher_iv: Buffer.from(info.cipherIv ?? Buffer.alloc(16)),
+    cipher_algo: info.cipherAlgo ?? 0,
   };
 }
 

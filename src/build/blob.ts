@@ -9,8 +9,11 @@ import * as bci from '../format/blob/chunk-info.js';
 import * as toc from '../format/blob/toc.js';
 import * as tarHeader from '../format/blob/tar-header.js';
 import * as bt from '../format/rafs/blob-table.js';
-import type { ChunkInfo } from '../read/model.js';
+import { CHUNK_BATCH, CHUNK_COMPRESSED, CHUNK_ENCRYPTED, type ChunkInfo } from '../read/model.js';
 import type { BlobState } from '../pipeline/stage.js';
+import { encrypt, type BlobCipher } from '../algo/cipher.js';
+import type { ChunkPacker } from './pack.js';
+import * as batchCtx from '../format/blob/batch.js';
 
 export interface BlobLayout {
   inlineMeta: boolean;
@@ -19,6 +22,10 @@ export interface BlobLayout {
   compressor: Compressor;
   /** Write blob.meta (the chunk-info table and its header): RAFS v6 only; a v5 blob is its chunks. */
   blobMeta?: boolean;
+  /** `--batch-size` > 0: batch chunks, chunk-info v2 with batch contexts. */
+  batch?: boolean;
+  /** `--encrypt`: the blob's key and IV; chunk-info v2, and blob.meta encrypted. */
+  cipher?: BlobCipher;
 }
 
 /** Where the blob's bytes go; `position` counts them. */
@@ -47,6 +54,8 @@ export function blobFeatures(layout: BlobLayout, chunkCount: number): number {
   if (layout.inlineMeta || layout.blobToc) f |= bt.FEATURE_HAS_TAR_HEADER;
   if (layout.blobToc) f |= bt.FEATURE_HAS_TOC;
   if (layout.blobToc && chunkCount > 0) f |= bt.FEATURE_INLINED_CHUNK_DIGEST;
+  if (layout.batch) f |= bt.FEATURE_BATCH | bt.FEATURE_CHUNK_INFO_V2;
+  if (layout.cipher) f |= bt.FEATURE_ENCRYPTED | bt.FEATURE_CHUNK_INFO_V2;
   return f;
 }
 
@@ -80,8 +89,13 @@ export class BlobWriter {
     this.write(tarHeader.encode(name, size));
   }
 
-  /** image.blob header, blob.meta and blob.digest, after the last chunk. */
-  writeMeta(state: BlobState, chunks: ChunkInfo[]): void {
+  /**
+   * image.blob header, blob.meta and blob.digest, after the last chunk. With a packer (batch or
+   * encryption) the table is chunk-info v2 followed by the batch contexts, and its stored form
+   * and the header are encrypted when the layout has a cipher; meta.table and meta.header stay
+   * plain (the blob cache's .blob.meta holds them so).
+   */
+  writeMeta(state: BlobState, chunks: ChunkInfo[], packer?: ChunkPacker): void {
     const { inlineMeta, blobToc } = this.layout;
     const n = state.chunkCount;
     const tarred = inlineMeta || blobToc;
@@ -93,23 +107,33 @@ export class BlobWriter {
       });
     }
     if (n === 0 || this.layout.blobMeta === false) return;
-    const table = Buffer.alloc(n * bci.V1_SIZE);
+    const v2 = !!(this.layout.batch || this.layout.cipher);
+    const entries = Buffer.alloc(n * (v2 ? bci.V2_SIZE : bci.V1_SIZE));
     state.chunkRefs.forEach((ref, i) => {
       const c = chunks[ref];
-      bci.encodeV1({
+      const info: bci.BlobChunkInfo = {
         compressed_offset: c.compressedOffset, compressed_size: c.compressedSize,
         uncompressed_offset: c.uncompressedOffset, uncompressed_size: c.uncompressedSize, flags: 0, data: 0n,
-      }, table, i * bci.V1_SIZE);
+      };
+      if (!v2) return bci.encodeV1(info, entries, i * bci.V1_SIZE);
+      if ((c.flags & CHUNK_BATCH) !== 0) info.compressed_size = 0;
+      info.flags = ((c.flags & CHUNK_COMPRESSED) !== 0 ? bci.V2_FLAG_COMPRESSED : 0) | ((c.flags & CHUNK_ENCRYPTED) !== 0 ? bci.V2_FLAG_ENCRYPTED : 0) | ((c.flags & CHUNK_BATCH) !== 0 ? bci.V2_FLAG_BATCH : 0);
+      info.data = packer?.batchData.get(ref) ?? 0n;
+      bci.encodeV2(info, entries, i * bci.V2_SIZE);
     });
-    const { stored, algo } = maybeCompress(this.layout.compressor, table);
+    const contexts = this.layout.batch && packer ? packer.encodeContexts() : Buffer.alloc(0);
+    const table = contexts.length > 0 ? Buffer.concat([entries, contexts]) : entries;
+    const { stored: packed, algo } = maybeCompress(this.layout.compressor, table);
+    const cipher = this.layout.cipher;
+    const stored = cipher ? encrypt(cipher, packed) : packed;
     const ciOffset = this.position;
     const header = metaHeader.encode({
       s_features: blobFeatures(this.layout, n), s_ci_compressor: algo.id, s_ci_entries: n,
       s_ci_offset: ciOffset, s_ci_compressed_size: stored.length, s_ci_uncompressed_size: table.length,
-      s_ci_zran_offset: 0, s_ci_zran_size: 0, s_ci_zran_count: 0,
+      s_ci_zran_offset: this.layout.batch ? entries.length : 0, s_ci_zran_size: contexts.length, s_ci_zran_count: contexts.length / batchCtx.SIZE,
     });
     this.write(stored);
-    this.write(header);
+    this.write(cipher ? encrypt(cipher, header) : header);
     if (tarred) this.section(toc.NAME_BLOB_META, stored.length + metaHeader.SIZE);
     this.meta = { ciOffset, ciCompressedSize: stored.length, ciUncompressedSize: table.length, ciCompressor: algo.id, table, header };
     this.tocEntries.push(

@@ -15,10 +15,12 @@ import { TreeAssembler } from '../tree/assemble.js';
 import { isDirNode, walk, type TreeNode } from '../tree/node.js';
 import { runPipeline } from '../pipeline/compose.js';
 import { blobSink } from '../pipeline/stages/sink.js';
-import type { BuildState, StageDef } from '../pipeline/stage.js';
+import type { BuildState, PendingChunk, StageDef } from '../pipeline/stage.js';
 import { BufferPool } from '../pipeline/buffers.js';
 import { BATCH_BYTES } from '../pipeline/stages/chunk.js';
 import { BlobWriter, blobFeatures, type ByteSink } from './blob.js';
+import { chunkPacker } from './pack.js';
+import { CIPHER_AES128XTS, CIPHER_NONE, newBlobCipher } from '../algo/cipher.js';
 import { planBootstrap, type Plan } from '../bootstrap/plan.js';
 import { emitBootstrap } from '../bootstrap/emit.js';
 import { emitBootstrapV5, v5Blob, markTarInodesV5 } from '../bootstrap/v5.js';
@@ -26,7 +28,7 @@ import * as ext from '../format/rafs/ext-superblock.js';
 import * as bt from '../format/rafs/blob-table.js';
 import { Trace } from './trace.js';
 import { conversionByName } from './conversions.js';
-import { blobEntryFromInfo, blobFileIn } from './blob-table.js';
+import { blobEntryFromInfo, blobFileIn, loadedBlobId } from './blob-table.js';
 import { badBlobId } from '../format/limits.js';
 import { parseChunkDictArg } from './chunk-dict-arg.js';
 import type { BlobInfo, RafsImage } from '../read/model.js';
@@ -51,6 +53,10 @@ export interface CreateOptions {
   compressor?: CompressorName;
   digester?: DigesterName;
   chunkSize?: number;
+  /** `--batch-size`: 0 (default), or a power of two from 0x1000 to the chunk size; small files' chunks are compressed together. */
+  batchSize?: number;
+  /** `--encrypt`: chunks and blob.meta encrypted with AES-128-XTS under a per-blob key kept in the bootstrap. */
+  encrypt?: boolean;
   alignedChunk?: boolean;
   repeatable?: boolean;
   whiteoutSpec?: 'oci' | 'overlayfs' | 'none';
@@ -99,6 +105,16 @@ export function checkChunkSize(n: number): void {
   }
 }
 
+/** `--batch-size` (blob.md §7.1): 0, or a power of two from 0x1000 to 0x1000000 and not above the chunk size. */
+export function checkBatchSize(n: number, chunkSize: number): void {
+  const hex = Number.isFinite(n) ? `0x${n.toString(16)}` : String(n);
+  if (n === 0) return;
+  if (!Number.isInteger(n) || n < 0x1000 || n > 0x1000000 || (n & (n - 1)) !== 0) {
+    throw new NydusError('USAGE', `invalid batch size ${hex}: must be 0 or a power of two from 0x1000 to 0x1000000`);
+  }
+  if (n > chunkSize) throw new NydusError('USAGE', `batch size ${hex} is bigger than chunk size 0x${chunkSize.toString(16)}`);
+}
+
 function validate(o: CreateOptions): void {
   const conv = conversionByName(o.type ?? 'dir-rafs');
   if (!conv) throw new NydusError('USAGE', `unknown conversion type ${JSON.stringify(o.type)}`);
@@ -113,8 +129,16 @@ function validate(o: CreateOptions): void {
     if (o.blobToc) throw new NydusError('USAGE', '`--features blob-toc` can\'t be used with `--fs-version 5`');
     // The blob cache is what the kernel's EROFS reads through fscache: a RAFS v6 thing.
     if (o.blobCacheDir) throw new NydusError('UNSUPPORTED', '--blob-cache-dir is not supported with --fs-version 5: it serves RAFS v6 images to the kernel');
+    if ((o.batchSize ?? 0) > 0) throw new NydusError('USAGE', '`--batch-size` with non-zero value conflicts with `--fs-version 5`');
+    // RAFS v5 chunk infos have no cipher context (upstream encrypts v6 blobs only).
+    if (o.encrypt) throw new NydusError('USAGE', '`--encrypt` conflicts with `--fs-version 5`');
   }
   checkChunkSize(o.chunkSize ?? DEFAULT_CHUNK_SIZE);
+  checkBatchSize(o.batchSize ?? 0, o.chunkSize ?? DEFAULT_CHUNK_SIZE);
+  if ((o.batchSize ?? 0) > 0 && conv.name === 'tar-tarfs') throw new NydusError('USAGE', `--batch-size cannot be used with conversion type ${conv.name}`);
+  if (o.encrypt && conv.name === 'tar-tarfs') throw new NydusError('USAGE', `conversion type '${conv.name}' conflicts with '--encrypt'`);
+  // The cache files are the plain data nydusd would hold after decrypting: no blob is written to encrypt.
+  if (o.encrypt && o.blobCacheDir) throw new NydusError('USAGE', '--encrypt cannot be used with --blob-cache-dir (no blob is written there, only plain cache files)');
   if (o.blobCacheDir) {
     for (const [k, v] of [['--blob', o.blob], ['--blob-dir', o.blobDir], ['--blob-inline-meta', o.blobInlineMeta], ['--compressor', o.compressor]] as const) {
       if (v) throw new NydusError('USAGE', `--blob-cache-dir cannot be used with ${k}`);
@@ -232,6 +256,9 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
   const v5 = o.fsVersion === 5;
   const inlineMeta = !!o.blobInlineMeta;
   const blobToc = !!o.blobToc;
+  const batchSize = o.batchSize ?? 0;
+  const cipher = o.encrypt ? newBlobCipher() : undefined;
+  const packer = chunkPacker(batchSize, compressor, cipher);
 
   const conv = conversionByName(o.type ?? 'dir-rafs')!;
   const whiteouts = o.whiteoutSpec ?? 'oci';
@@ -244,6 +271,7 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
     // v6 always aligns chunks to 4 KiB; v5 packs them unless --aligned-chunk.
     aligned: v5 ? !!o.alignedChunk : true,
     blobOrder: [],
+    ...(packer?.batching ? { batched: (c: PendingChunk) => packer.batchable(c.size, c.node.size, chunkSize) } : {}),
   };
 
   // Candidate blobs: the parent's (in their order, used from the start), the chunk dict's (used
@@ -266,14 +294,20 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
     const t = trace.start('import_chunk_dict');
     const dictFile = parseChunkDictArg(o.chunkDict);
     const dict = await openCompatible(dictFile, 'chunk dict', chunkSize, !o.repeatable, v5 ? 5 : 6, digester.name);
-    const base = candidates.length;
-    for (const b of dict.blobs) {
-      candidates.push({ info: b, file: dictFile });
+    // A dict blob the parent already lists is that candidate, not a second table entry (as
+    // upstream's extend_from_chunk_dict adds only blobs it does not have).
+    const known = new Map(candidates.map((c, k) => [c === 'own' ? '' : loadedBlobId(c.info, c.file), k] as const));
+    const keyOf = dict.blobs.map((b) => {
+      const id = loadedBlobId(b, dictFile);
+      const k = known.get(id);
+      if (k !== undefined) return k;
       state.blobOrder.push(-1);
-    }
+      known.set(id, candidates.length);
+      return candidates.push({ info: b, file: dictFile }) - 1;
+    });
     // Chunks of another digester can never match; upstream drops them silently too.
     if (dict.digester === digester.name) {
-      for (const c of dict.chunkTable) addToDict(state, state.chunks.push({ ...c, blobIndex: c.blobIndex + base }) - 1);
+      for (const c of dict.chunkTable) addToDict(state, state.chunks.push({ ...c, blobIndex: keyOf[c.blobIndex] }) - 1);
     }
     t.end();
   }
@@ -291,7 +325,7 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
     else if (o.blobDir) blobFile = track(OutputFile.temp(o.blobDir));
     else if (o.blobCacheDir) cacheData = track(OutputFile.temp(o.blobCacheDir, 'blob.data'));
     const sink: ByteSink = blobFile ?? (o.blobOut ? streamSink(o.blobOut) : { write: (_d, done) => done?.(), drain: async () => undefined });
-    const writer = new BlobWriter(sink, { inlineMeta, blobToc, compressor, blobMeta: !v5 });
+    const writer = new BlobWriter(sink, { inlineMeta, blobToc, compressor, blobMeta: !v5, batch: batchSize > 0, cipher });
 
     const source =
       conv.source === 'tar'
@@ -331,7 +365,7 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
         state,
         assembler,
         onWalkEnd: layOut,
-        sink: blobSink({ write: (d, done) => writer.write(d, true, done), drain: (n) => writer.drain(n), rawChunk: cacheData ? (d, off) => cacheData!.writeAt(d, off) : undefined }),
+        sink: blobSink({ write: (d, done) => writer.write(d, true, done), drain: (n) => writer.drain(n), rawChunk: cacheData ? (d, off) => cacheData!.writeAt(d, off) : undefined, packer }),
       });
     } finally {
       if (progressTimer) clearInterval(progressTimer);
@@ -342,7 +376,7 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
     // Dedup is over: its index of every chunk can go.
     state.dict.clear();
     if (!root) layOut();
-    writer.writeMeta(state.blob, state.chunks);
+    writer.writeMeta(state.blob, state.chunks, packer);
     dump.end();
 
     // Blob-table order is first-use order; chunks move from candidate keys to table indexes.
@@ -350,7 +384,7 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
     for (const c of state.chunks) if (order[c.blobIndex] >= 0) c.blobIndex = order[c.blobIndex];
     const tableKeys = candidates.map((_, k) => k).filter((k) => order[k] >= 0).sort((a, b) => order[a] - order[b]);
     const hasBlob = state.blob.chunkCount > 0;
-    const features = blobFeatures({ inlineMeta, blobToc, compressor, blobMeta: !v5 }, state.blob.chunkCount);
+    const features = blobFeatures({ inlineMeta, blobToc, compressor, blobMeta: !v5, batch: batchSize > 0, cipher }, state.blob.chunkCount);
     const ownEntry = (blobId: string, compressedSize: number, withToc: boolean, index: number): bt.BlobEntry => ({
       blob_id: blobId, blob_index: index, chunk_size: chunkSize, chunk_count: state.blob.chunkCount,
       compression_algo: compressor.id, digest_algo: digester.id, features,
@@ -358,8 +392,10 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
       blob_toc_size: withToc ? writer.tocSize : 0, ci_compressor: writer.meta.ciCompressor,
       ci_offset: writer.meta.ciOffset, ci_compressed_size: writer.meta.ciCompressedSize,
       ci_uncompressed_size: writer.meta.ciUncompressedSize,
-      blob_toc_digest: withToc ? writer.tocDigest : Buffer.alloc(32), blob_meta_digest: Buffer.alloc(32),
-      blob_meta_size: 0, cipher_iv: Buffer.alloc(8), cipher_algo: 0,
+      blob_toc_digest: withToc ? writer.tocDigest : Buffer.alloc(32),
+      // An encrypted blob's key and IV live in these fields (rafs-v6.md §6).
+      blob_meta_digest: cipher ? cipher.key : Buffer.alloc(32),
+      blob_meta_size: 0, cipher_iv: cipher ? cipher.iv : Buffer.alloc(16), cipher_algo: cipher ? CIPHER_AES128XTS : CIPHER_NONE,
     });
     const table = (blobId: string, compressedSize: number, withToc: boolean): bt.BlobEntry[] =>
       tableKeys.map((k, i) => {
@@ -368,7 +404,9 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
         return c === 'own' ? ownEntry(blobId, compressedSize, withToc, i) : blobEntryFromInfo(c.info, i, c.file);
       });
 
-    const flags = compressor.superFlag | digester.superFlag | ext.FLAG_ENCRYPTION_NONE;
+    // Encrypted when this blob is, or when a parent's or dict's blob in the table is (as merge decides).
+    const encrypted = !!cipher || tableKeys.some((k) => candidates[k] !== 'own' && ((candidates[k] as { info: BlobInfo }).info.cipherAlgo ?? 0) !== CIPHER_NONE);
+    const flags = compressor.superFlag | digester.superFlag | (encrypted ? ext.FLAG_ENCRYPTION_AES128XTS : ext.FLAG_ENCRYPTION_NONE);
 
     const prefetchList = prefetchNodes(root!, o.prefetch ?? []);
     const bootstrapFor = (blobId: string, compressedSize: number, withToc: boolean) => v5

@@ -66,13 +66,10 @@ export interface DiskPlan {
 }
 
 const U32_MAX = 0xffff_ffff;
-const UNSUPPORTED_FEATURES: Array<[number, string]> = [
-  [bt.FEATURE_ZRAN, 'zran'],
-  [bt.FEATURE_BATCH, 'batch'],
-  [bt.FEATURE_ENCRYPTED, 'encrypted'],
-];
-const CHUNK_ENCRYPTED = 0x4;
-const CHUNK_BATCH = 0x8;
+// Batch and encrypted blobs are read through BlobReader like any other (an encrypted blob's
+// chunks are decrypted with the key in the bootstrap, as upstream's export reads through its
+// cache, which decrypts): the disk holds plain data either way.
+const UNSUPPORTED_FEATURES: Array<[number, string]> = [[bt.FEATURE_ZRAN, 'zran']];
 /** Bytes queued for writing before the export waits for the disk: this bounds memory. */
 const WRITE_BEHIND = 16 * 1024 * 1024;
 const COPY_PIECE = 1024 * 1024;
@@ -140,7 +137,6 @@ export function planDisk(boot: Buffer, image: RafsImage, blobDir: string): DiskP
     let need = tarfs ? blocks * B : 0;
     for (const c of chunks) {
       const at = `chunk ${c.index} of blob ${b.blobId}`;
-      if ((c.flags & (CHUNK_ENCRYPTED | CHUNK_BATCH)) !== 0) throw new NydusError('UNSUPPORTED', `${at} is encrypted or batched: export --block does not support those yet`);
       if (c.uncompressedOffset < end) throw formatError('chunk_info', 'uncompressed_offset', c.uncompressedOffset, `${at} overlaps the chunk before it (ends at ${end})`);
       end = c.uncompressedOffset + c.uncompressedSize;
       if (end > blocks * B) throw formatError('chunk_info', 'uncompressed_offset', c.uncompressedOffset, `${at} ends at ${end}, past the blob's ${blocks * B} bytes`);

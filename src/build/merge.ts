@@ -93,7 +93,6 @@ function checkCompat(ref: Compat, img: RafsImage, file: string): void {
 /** What we cannot produce yet, refused before anything is written. */
 function checkSupported(img: RafsImage, file: string): void {
   if (img.version !== 5 && img.version !== 6) throw new NydusError('UNSUPPORTED', `merging RAFS v${img.version} bootstraps is not supported`, { path: file });
-  if ((img.flags & ext.FLAG_ENCRYPTION_AES128XTS) !== 0) throw new NydusError('UNSUPPORTED', 'merging encrypted bootstraps is not supported yet', { path: file });
 }
 
 import { parseChunkDictArg } from './chunk-dict-arg.js';
@@ -354,7 +353,9 @@ export async function merge(o: MergeOptions): Promise<MergeResult> {
   const compressor = compressorByName(lastImg.compressor)!;
   const digester = digesterByName(lastImg.digester)!;
   const explicitUidGid = (lastImg.flags & ext.FLAG_EXPLICIT_UID_GID) !== 0;
-  const flags = compressor.superFlag | digester.superFlag | ext.FLAG_ENCRYPTION_NONE | (tarfs ? ext.FLAG_TARFS_MODE : 0);
+  // Any encrypted blob makes the result encrypted (upstream: any aes-128-xts source); each blob keeps its own key.
+  const encrypted = finalBlobs.some((b) => b.cipher_algo !== 0);
+  const flags = compressor.superFlag | digester.superFlag | (encrypted ? ext.FLAG_ENCRYPTION_AES128XTS : ext.FLAG_ENCRYPTION_NONE) | (tarfs ? ext.FLAG_TARFS_MODE : 0);
   const blockSize = tarfs ? 512 : 4096;
 
   const dump = trace.start('dump_bootstrap');

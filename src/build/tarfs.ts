@@ -185,7 +185,7 @@ export async function createTarfs(opts: CreateOptions): Promise<CreateResult> {
         // No blob.meta: upstream leaves its default header in the entry, whose ci_compressor is lz4_block.
         ci_compressor: compressorByName('lz4_block')!.id, ci_offset: 0, ci_compressed_size: 0, ci_uncompressed_size: 0,
         blob_toc_digest: Buffer.alloc(32), blob_meta_digest: Buffer.alloc(32), blob_meta_size: 0,
-        cipher_iv: Buffer.alloc(8), cipher_algo: 0,
+        cipher_iv: Buffer.alloc(16), cipher_algo: 0,
       });
     }
 

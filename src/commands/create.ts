@@ -38,7 +38,7 @@ export default class Create extends BaseCommand {
     'blob-data-size': Flags.string({ description: 'hex size of the eStargz blob\'s chunk data (estargztoc-ref / stargz_index): bounds the last chunk' }),
     'blob-cache-dir': Flags.string({ description: 'write <id>.blob.data (uncompressed chunks at their device offsets) and <id>.blob.meta into this directory' }),
     'chunk-size': Flags.string({ description: 'chunk size: a power of two from 0x1000 to 0x1000000 [default: 0x100000; 0x400000 for estargztoc-ref]' }),
-    'batch-size': Flags.string({ default: '0', description: 'batch small chunks into one compression unit (not supported yet: 0 only)' }),
+    'batch-size': Flags.string({ default: '0', description: 'Set the batch size to merge small chunks, must be power of two, between 0x1000-0x1000000 or be zero:' }),
     compressor: Flags.string({ options: [...BUILD_COMPRESSORS], description: 'chunk compressor [default: zstd]' }),
     digester: Flags.string({ options: DIGESTER_NAMES, default: 'blake3', description: 'chunk digest algorithm' }),
     config: Flags.string({ char: 'C', description: 'nydusd configuration file' }),
@@ -51,7 +51,7 @@ export default class Create extends BaseCommand {
     'whiteout-spec': Flags.string({ options: [...WHITEOUT_SPEC_NAMES], default: 'oci', description: 'whiteout spec for layers built on a parent (oci, overlayfs, none)' }),
     'prefetch-policy': Flags.string({ options: ['fs', 'blob', 'none'], default: 'none', description: 'prefetch policy; with fs or blob, paths to prefetch are read from stdin' }),
     'output-json': Flags.string({ char: 'J', description: 'write build results as JSON to this file' }),
-    encrypt: Flags.boolean({ char: 'E', description: 'encrypt data blobs (not supported yet)' }),
+    encrypt: Flags.boolean({ char: 'E', description: 'Encrypt the generated RAFS metadata and data blobs' }),
     attributes: Flags.string({ description: '.nydusattributes file (not supported yet)' }),
     plugin: Flags.string({ multiple: true, description: 'add pipeline stages from a plugin module: MODULE[?key=value&...]' }),
     threads: Flags.integer({ min: 0, max: 64, description: 'compression worker threads [default: one per core]' }),
@@ -63,8 +63,6 @@ export default class Create extends BaseCommand {
     const refuse = (flag: string, why = 'is not supported yet') => {
       throw new NydusError('UNSUPPORTED', `--${flag} ${why}`);
     };
-    if (flags.encrypt) refuse('encrypt');
-    if (parseNumber('batch-size', flags['batch-size']) !== 0) refuse('batch-size', 'other than 0 is not supported yet');
     if (flags.attributes) refuse('attributes');
     if (parseNumber('blob-offset', flags['blob-offset']) !== 0) refuse('blob-offset', 'other than 0 is not supported yet');
 
@@ -92,6 +90,8 @@ export default class Create extends BaseCommand {
       digester: flags.digester as DigesterName,
       chunkSize: flags['chunk-size'] === undefined ? undefined : parseNumber('chunk-size', flags['chunk-size']),
       blobDataSize,
+      batchSize: parseNumber('batch-size', flags['batch-size']),
+      encrypt: flags.encrypt,
       alignedChunk: flags['aligned-chunk'],
       repeatable: flags.repeatable,
       whiteoutSpec: flags['whiteout-spec'] as WhiteoutSpec,

@@ -32,6 +32,8 @@ export const LIMITS = {
   BLOBS_MAX: { value: 254, why: 'a v6 chunk index names its blob by an 8-bit device id, and 255 is reserved' },
   /** Chunks in one blob. */
   BLOB_CHUNKS_MAX: { value: 1 << 24, why: 'blob.meta chunk info and the v6 chunk index address a chunk by a 24-bit index' },
+  /** A blob's blob.meta chunk table (stored or raw) a reader loads to find batch chunks. */
+  BLOB_META_MAX: { value: 384 << 20, why: 'upstream\'s readers cap the table at 2^24 chunk-info v2 entries of 24 bytes; a batch blob\'s contexts fit within that for any real blob' },
   /** Smallest chunk size. */
   CHUNK_SIZE_MIN: { value: 0x1000, why: 'one EROFS block' },
   /** Largest chunk size. */

@@ -13,7 +13,7 @@ import { createGunzip, gzipSync } from 'node:zlib';
 import PQueue from 'p-queue';
 import { DecompressStream } from 'zstd-napi';
 import { compressorByName, type CompressorName } from '../algo/index.js';
-import { checkChunkSize, create, DEFAULT_CHUNK_SIZE, type CreateResult } from '../build/create.js';
+import { checkBatchSize, checkChunkSize, create, DEFAULT_CHUNK_SIZE, type CreateResult } from '../build/create.js';
 import { merge } from '../build/merge.js';
 import { NydusError, fsError } from '../errors.js';
 import { TOOL_VERSION } from '../version.js';
@@ -93,6 +93,8 @@ export interface ConvertOptions {
   fsVersion?: number;
   compressor?: CompressorName;
   chunkSize?: number;
+  /** Small chunks packed into batches of up to this many bytes (0: off), as `create --batch-size`. */
+  batchSize?: number;
   /** Where the per-layer bootstraps go (a fresh directory inside it); default ./tmp. */
   workDir?: string;
   /** Paths whose inodes go in the prefetch table; default ["/"] as upstream. */
@@ -178,6 +180,7 @@ interface Prepared {
   fsVersion: 5 | 6;
   compressor: CompressorName;
   chunkSize: number;
+  batchSize: number;
   concurrency: number;
   prefetch: string[];
   src: Reference;
@@ -201,13 +204,15 @@ function prepare(o: ConvertOptions): Prepared {
   if (!compressorByName(compressor) || compressor === ('gzip' as string)) throw new NydusError('USAGE', `invalid compressor ${quote(String(compressor))}: must be none, lz4_block or zstd`);
   const chunkSize = o.chunkSize ?? DEFAULT_CHUNK_SIZE;
   checkChunkSize(chunkSize);
+  const batchSize = o.batchSize ?? 0;
+  checkBatchSize(batchSize, chunkSize);
   const concurrency = o.concurrency ?? os.availableParallelism();
   if (!Number.isSafeInteger(concurrency) || concurrency < 1) throw new NydusError('USAGE', `invalid concurrency ${concurrency}: must be a positive integer`);
   if (o.allPlatforms && o.platform !== undefined) throw new NydusError('USAGE', '--platform and --all-platforms cannot be used together');
   if (o.sourceArchive !== undefined && o.targetArchive !== undefined && path.resolve(o.sourceArchive) === path.resolve(o.targetArchive)) {
     throw new NydusError('USAGE', `--source-archive and --target-archive are the same file (${path.resolve(o.sourceArchive)})`);
   }
-  return { fsVersion, compressor, chunkSize, concurrency, prefetch: o.prefetchPatterns ?? ['/'], src, dst, dstTag: dst.tag ?? 'latest' };
+  return { fsVersion, compressor, chunkSize, batchSize, concurrency, prefetch: o.prefetchPatterns ?? ['/'], src, dst, dstTag: dst.tag ?? 'latest' };
 }
 
 /** A source layer's media type → how its bytes are compressed; other types are refused. */
@@ -534,7 +539,7 @@ class Converter {
     const where = `${srcRef}: layer ${i} (${desc.digest})`;
     const kind = layerCompression(desc, srcRef);
     // What makes the blob: the source layer and every option the build reads.
-    const key = sha256Of(JSON.stringify([desc.digest, this.p.fsVersion, this.p.compressor, this.p.chunkSize, this.p.prefetch, this.o.nydusImage ?? BUILDER_VERSION, this.dict?.digest ?? null])).slice(7);
+    const key = sha256Of(JSON.stringify([desc.digest, this.p.fsVersion, this.p.compressor, this.p.chunkSize, this.p.prefetch, this.o.nydusImage ?? BUILDER_VERSION, this.dict?.digest ?? null, ...(this.p.batchSize ? [this.p.batchSize] : [])])).slice(7);
     const record = path.join(this.layersDir, `${key}.json`);
     const resumed = await this.resumed(record);
     if (resumed) {
@@ -548,7 +553,7 @@ class Converter {
       const tar = decompressed(blob, kind, where);
       const out = new PassThrough({ highWaterMark: 4 << 20 });
       if (this.builder) {
-        build = this.builder.pack(this.work, tar, out, { fsVersion: this.p.fsVersion, compressor: this.p.compressor, chunkSize: this.p.chunkSize, prefetch: this.p.prefetch, ...(this.dict ? { chunkDict: this.dict.bootstrap } : {}) }, where)
+        build = this.builder.pack(this.work, tar, out, { fsVersion: this.p.fsVersion, compressor: this.p.compressor, chunkSize: this.p.chunkSize, batchSize: this.p.batchSize, prefetch: this.p.prefetch, ...(this.dict ? { chunkDict: this.dict.bootstrap } : {}) }, where)
           .catch((e: unknown) => {
             tar.destroy();
             out.destroy(e as Error);
@@ -559,7 +564,7 @@ class Converter {
       }
       build = create({
         type: 'tar-rafs', source: tar, blobOut: out, blobInlineMeta: true, blobToc: this.p.fsVersion === 6, whiteoutSpec: 'none',
-        fsVersion: this.p.fsVersion, compressor: this.p.compressor, chunkSize: this.p.chunkSize, prefetch: this.p.prefetch, threads,
+        fsVersion: this.p.fsVersion, compressor: this.p.compressor, chunkSize: this.p.chunkSize, batchSize: this.p.batchSize, prefetch: this.p.prefetch, threads,
         ...(this.dict ? { chunkDict: `bootstrap=${this.dict.bootstrap}` } : {}),
       }).catch((e: unknown) => {
         tar.destroy();

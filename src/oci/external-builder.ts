@@ -21,6 +21,8 @@ export interface PackOptions {
   fsVersion: number;
   compressor: CompressorName;
   chunkSize: number;
+  /** `--batch-size`, passed only when not 0 (as the snapshotter's converter does). */
+  batchSize?: number;
   prefetch: string[];
   /** A bootstrap file: `--chunk-dict bootstrap=PATH`. */
   chunkDict?: string;
@@ -86,6 +88,7 @@ export class ExternalBuilder {
       '--type', 'tar-rafs', '--blob-inline-meta', ...(o.fsVersion === 6 ? ['--features', 'blob-toc'] : []),
       ...(o.chunkDict !== undefined ? ['--chunk-dict', `bootstrap=${o.chunkDict}`] : []),
       '--compressor', o.compressor, '--chunk-size', hex(o.chunkSize),
+      ...(o.batchSize ? ['--batch-size', hex(o.batchSize)] : []),
       path.join(w, 'blob.targz'),
     ];
   }

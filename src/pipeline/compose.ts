@@ -43,7 +43,7 @@ export async function runPipeline(spec: PipelineSpec): Promise<void> {
     // The workers compress every chunk with its digest unless a batch stage sits between dedup and
     // compression, or a chunk dict or parent already holds chunks (most may then be duplicates,
     // and compressing them would be wasted).
-    const early = batchStages.length === 0 && state.dict.size === 0;
+    const early = batchStages.length === 0 && state.dict.size === 0 && !state.batched;
     let batches: AsyncIterable<Batch> = dedup(state)(digester(state, early)(chunker(state, spec.assembler, spec.onWalkEnd)(entries)));
     for (const s of batchStages) batches = s.create(state)(batches);
     await spec.sink.consume(compressor(state, early)(batches), state);

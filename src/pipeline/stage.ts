@@ -116,6 +116,11 @@ export interface BuildState {
    * while building), -1 until its first use: blobs join the table in first-use order.
    */
   blobOrder: number[];
+  /**
+   * With `--batch-size`: whether a chunk goes into a batch, which the sink compresses as one
+   * unit; such chunks are not compressed on their own (the compressor leaves them out of stored).
+   */
+  batched?: (c: PendingChunk) => boolean;
 }
 
 /** Marks a candidate blob as used, giving it the next table position. */

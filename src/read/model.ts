@@ -29,6 +29,8 @@ export interface ChunkInfo {
 }
 
 export const CHUNK_COMPRESSED = 0x1;
+export const CHUNK_ENCRYPTED = 0x4;
+export const CHUNK_BATCH = 0x8;
 
 export interface BlobInfo {
   index: number;
@@ -47,8 +49,13 @@ export interface BlobInfo {
   ciOffset: number;
   ciCompressedSize: number;
   ciUncompressedSize: number;
+  /** The AES key when cipherAlgo is set. */
   metaDigest: Buffer;
   metaSize: number;
+  /** crypt::Algorithm of the blob's data (0 or absent: none; 1: aes128xts). */
+  cipherAlgo?: number;
+  /** The 16-byte AES-XTS IV when cipherAlgo is set. */
+  cipherIv?: Buffer;
 }
 
 export interface ImageNode {

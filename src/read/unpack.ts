@@ -11,7 +11,7 @@ import { openImage } from './open.js';
 import {
   S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK, type ImageNode, type RafsImage,
 } from './model.js';
-import { FEATURE_BATCH, FEATURE_ENCRYPTED, FEATURE_ZRAN } from '../format/rafs/blob-table.js';
+import { FEATURE_ZRAN } from '../format/rafs/blob-table.js';
 import { BLOCK, checksumOf, padding } from '../format/tar/header.js';
 import { decodeDev } from '../format/erofs/inode.js';
 
@@ -328,10 +328,6 @@ class TarWriter {
   }
 }
 
-// ChunkInfo.flags bits (model.ts) this reader cannot decode yet.
-const CHUNK_ENCRYPTED = 0x4;
-const CHUNK_BATCH = 0x8;
-
 /**
  * Refuses what cannot be read yet and opens every blob a file needs (reading its first chunk),
  * so a missing or unreadable blob fails before any output exists.
@@ -344,15 +340,12 @@ function probeBlobs(image: RafsImage, reader: BlobReader, verify: boolean): void
     if (!n.chunks || seenIno.has(n.ino)) continue;
     seenIno.add(n.ino);
     for (const c of n.chunks) {
-      if ((c.flags & (CHUNK_ENCRYPTED | CHUNK_BATCH)) !== 0) {
-        throw new NydusError('UNSUPPORTED', `unpacking ${(c.flags & CHUNK_ENCRYPTED) !== 0 ? 'encrypted' : 'batch'} chunks is not supported yet`);
-      }
       if (!first.has(c.blobIndex)) first.set(c.blobIndex, c);
     }
   }
   for (const [index, c] of first) {
     const b = image.blobs[index]!;
-    const unsupported = [[FEATURE_ZRAN, 'zran'], [FEATURE_BATCH, 'batch'], [FEATURE_ENCRYPTED, 'encrypted']] as const;
+    const unsupported = [[FEATURE_ZRAN, 'zran']] as const;
     for (const [bit, word] of unsupported) {
       if ((b.features & bit) !== 0) throw new NydusError('UNSUPPORTED', `unpacking ${word} blobs is not supported yet (blob ${b.blobId})`);
     }

@@ -1,4 +1,5 @@
 // Decodes a RAFS v6 bootstrap (an EROFS image) into the reader model, checking every reference.
+import { blobCipherFrom } from '../algo/cipher.js';
 import { compressorByFlags, compressorById, digesterByFlags, digesterById } from '../algo/index.js';
 import { NydusError, formatError } from '../errors.js';
 import * as sbc from '../format/erofs/superblock.js';
@@ -46,6 +47,8 @@ export function loadV6(buf: Buffer): RafsImage {
     const badSlot = badBlobId(slot.blob_id);
     if (badSlot) throw new NydusError('FORMAT', `device_slot[${i}].blob_id: ${badSlot}`);
     if (slot.blob_id !== e.blob_id) throw formatError(`device_slot[${i}]`, 'blob_id', slot.blob_id, `differs from the blob table's ${e.blob_id}`);
+    // The key and IV are checked where they are read, not at the first chunk.
+    blobCipherFrom(e.cipher_algo, e.blob_meta_digest, e.cipher_iv, `blob_table[${i}]`);
     blobs.push({
       index: i,
       blobId: e.blob_id,
@@ -64,6 +67,8 @@ export function loadV6(buf: Buffer): RafsImage {
       ciUncompressedSize: e.ci_uncompressed_size,
       metaDigest: e.blob_meta_digest,
       metaSize: e.blob_meta_size,
+      cipherAlgo: e.cipher_algo,
+      cipherIv: e.cipher_iv,
     });
   }
 

@@ -492,12 +492,19 @@ describe('create: bad input gives one line naming the cause, a non-zero exit and
     await expectFailure((o) => ['-B', join(o, 'boot'), '-D', o, '-v', '5', '-t', 'tar-tarfs', plain], /tar-tarfs.*only RAFS v6/);
   });
 
-  it('--encrypt is refused clearly', async () => {
-    await expectFailure((o) => ['-B', join(o, 'boot'), '-b', join(o, 'blob'), '--encrypt', plain], /--encrypt.*not supported/i);
+  it('--batch-size outside upstream\'s rule gives one line each (0, or a power of two from 0x1000 to the chunk size)', async () => {
+    const run = (extra: string[]) => expectFailure((o) => ['-B', join(o, 'boot'), '-b', join(o, 'blob'), ...extra, plain], /batch size/);
+    expect(await run(['--batch-size', '0x1001'])).toMatch(/invalid batch size 0x1001: must be 0 or a power of two from 0x1000 to 0x1000000/);
+    expect(await run(['--batch-size', '0x800'])).toMatch(/invalid batch size 0x800/);
+    expect(await run(['--batch-size', '0x2000000', '--chunk-size', '0x1000000'])).toMatch(/invalid batch size 0x2000000/);
+    expect(await run(['--batch-size', '0x20000', '--chunk-size', '0x10000'])).toMatch(/batch size 0x20000 is bigger than chunk size 0x10000/);
+    await expectFailure((o) => ['-B', join(o, 'boot'), '-b', join(o, 'blob'), '--batch-size', 'lots', plain], /--batch-size/);
+    await expectFailure((o) => ['-B', join(o, 'boot'), '-t', 'tar-tarfs', '-D', o, '--batch-size', '0x1000', join(work, 'never.tar')], /--batch-size cannot be used with conversion type tar-tarfs/);
   });
 
-  it('--batch-size 0x1000 is refused clearly', async () => {
-    await expectFailure((o) => ['-B', join(o, 'boot'), '-b', join(o, 'blob'), '--batch-size', '0x1000', plain], /--batch-size.*not supported/i);
+  it('--encrypt with tar-tarfs or --blob-cache-dir is refused in one line', async () => {
+    await expectFailure((o) => ['-B', join(o, 'boot'), '-t', 'tar-tarfs', '-D', o, '--encrypt', join(work, 'never.tar')], /conversion type 'tar-tarfs' conflicts with '--encrypt'/);
+    await expectFailure((o) => ['-B', join(o, 'boot'), '--blob-cache-dir', o, '-E', plain], /--encrypt cannot be used with --blob-cache-dir/);
   });
 
   it('--blob-cache-dir with --compressor, and -B with --blob-inline-meta, are refused', async () => {

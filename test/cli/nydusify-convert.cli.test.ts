@@ -12,6 +12,10 @@ import { buildLayerDir, tarLayer, writeOciLayout } from '../helpers/oci.js';
 import { registryMissing, startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { hasTool, run, runOk, type RunResult } from '../helpers/tools.js';
 import { REPO } from './cli-runner.js';
+import { tocEntry } from '../helpers/converter.js';
+import { openImage } from '../../src/read/open.js';
+import { CHUNK_BATCH } from '../../src/read/model.js';
+import { FEATURE_BATCH } from '../../src/format/rafs/blob-table.js';
 
 const NYDUSIFY = join(REPO, 'bin', 'nydusify.js');
 const missing = registryMissing() ?? (hasTool('skopeo') ? undefined : 'skopeo is not on PATH');
@@ -106,9 +110,26 @@ describe.skipIf(missing)('nydusify convert', () => {
     expect(c.rootfs.diff_ids).toHaveLength(2);
   });
 
+  it('--batch-size builds batch blobs (read back whole by nydusify check); a batch size above the chunk size is one line', async () => {
+    await ok(['convert', '--source', `${reg.host}/app/oci:v1`, '--target', `${reg.host}/app/oci:batch`, '--plain-http', '--batch-size', '0x1000', '--fs-chunk-size', '0x10000']);
+    const m = await raw(`${reg.host}/app/oci:batch`);
+    const layer = m.layers[0] as { digest: string };
+    const res = await fetch(`http://${reg.host}/v2/app/oci/blobs/${layer.digest}`);
+    const blob = Buffer.from(await res.arrayBuffer());
+    const boot = join(work, 'batch-layer.boot');
+    await writeFile(boot, tocEntry(blob, 'image.boot')!);
+    const image = openImage(boot);
+    expect(image.blobs[0]!.features & FEATURE_BATCH).toBe(FEATURE_BATCH);
+    expect(image.chunkTable.every((c) => (c.flags & CHUNK_BATCH) !== 0)).toBe(true);
+    await ok(['check', '--source', `${reg.host}/app/oci:v1`, '--target', `${reg.host}/app/oci:batch`, '--plain-http', '--work-dir', join(work, 'check-batch')]);
+    const r = await nydusify(['convert', '--source', `${reg.host}/app/oci:v1`, '--target', `${reg.host}/app/oci:never`, '--plain-http', '--batch-size', '0x20000', '--fs-chunk-size', '0x10000']);
+    expect(r.code).toBe(2);
+    expect(oneLine(r)).toMatch(/batch size 0x20000 is bigger than chunk size 0x10000/);
+  });
+
   it('refuses what it does not do yet, in one line, before touching a registry', async () => {
     const base = ['convert', '--source', `${reg.host}/app/oci:v1`, '--target', `${reg.host}/app/oci:never`, '--plain-http'];
-    for (const extra of [['--oci-ref'], ['--reverse'], ['--backend-type', 'oss'], ['--build-cache', 'x'], ['--batch-size', '0x100000']]) {
+    for (const extra of [['--oci-ref'], ['--reverse'], ['--backend-type', 'oss'], ['--build-cache', 'x']]) {
       const r = await nydusify([...base, ...extra]);
       expect(r.code, extra.join(' ')).toBe(1);
       expect(oneLine(r)).toMatch(/^Error: .*not supported yet/);

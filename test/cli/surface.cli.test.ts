@@ -10,10 +10,14 @@ describe('CLI surface', () => {
     const out = r.stdout.toString();
     for (const s of ['--type', 'tar-rafs', '--batch-size', '--encrypt', '--blob-inline-meta', '--features', '--chunk-dict']) expect(out).toContain(s);
     expect(r.stderr.toString()).toBe('');
+    // Advertised as upstream does, now that both work end to end.
+    const flat = out.replace(/\s+/g, ' ');
+    expect(flat).toContain('-E, --encrypt Encrypt the generated RAFS metadata and data blobs');
+    expect(flat).toContain('--batch-size=<value> [default: 0] Set the batch size to merge small chunks, must be power of two, between 0x1000-0x1000000 or be zero:');
   });
 
   it('refuses flags it cannot honour yet, never ignoring them', async () => {
-    for (const args of [['--encrypt'], ['--batch-size', '0x1000']]) {
+    for (const args of [['--attributes', 'x'], ['--blob-offset', '0x1000']]) {
       const r = await nydusImage(['create', ...args, '-B', '/tmp/never-boot', '-b', '/tmp/never-blob', '.']);
       expect(r.code).not.toBe(0);
       const err = r.stderr.toString().trim();

@@ -145,12 +145,28 @@ describe('RAFS structures', () => {
       blob_id: 'be'.repeat(32), blob_index: 0, chunk_size: 0x100000, chunk_count: 2, compression_algo: 3, digest_algo: 0,
       features: 0x70000021, compressed_size: 14554, uncompressed_size: 36864, blob_toc_size: 1024, ci_compressor: 0,
       ci_offset: 8314, ci_compressed_size: 32, ci_uncompressed_size: 32, blob_toc_digest: Buffer.alloc(32, 7),
-      blob_meta_digest: Buffer.alloc(32), blob_meta_size: 0, cipher_iv: Buffer.alloc(8), cipher_algo: 0,
+      blob_meta_digest: Buffer.alloc(32), blob_meta_size: 0, cipher_iv: Buffer.alloc(16), cipher_algo: 0,
     };
     const b = bt.encode(e);
     expect(b.length).toBe(bt.SIZE);
     expect(bt.decode(b, 0)).toEqual(e);
     expect(() => bt.validate({ ...e, features: 0x70000020 }, 0, 0x100000)).toThrow(/ALIGNED/);
+  });
+  it('an encrypted blob entry keeps its key in blob_meta_digest and its 16-byte IV over blob_meta_size and cipher_iv', () => {
+    const iv = Buffer.from('00112233445566778899aabbccddeeff', 'hex');
+    const e: bt.BlobEntry = {
+      blob_id: 'ab'.repeat(32), blob_index: 0, chunk_size: 0x100000, chunk_count: 2, compression_algo: 3, digest_algo: 0,
+      features: 0x40000105, compressed_size: 100, uncompressed_size: 8192, blob_toc_size: 0, ci_compressor: 0,
+      ci_offset: 50, ci_compressed_size: 48, ci_uncompressed_size: 48, blob_toc_digest: Buffer.alloc(32),
+      blob_meta_digest: Buffer.alloc(32, 9), blob_meta_size: 0, cipher_iv: iv, cipher_algo: 1,
+    };
+    const b = bt.encode(e);
+    // rafs-v6.md §6: IV bytes 0-7 at 200 (blob_meta_size's place), 8-15 at 208; algo at 216.
+    expect(b.subarray(200, 216)).toEqual(iv);
+    expect(b.readUInt32LE(216)).toBe(1);
+    expect(bt.decode(b, 0)).toEqual(e);
+    expect(() => bt.validate({ ...e, cipher_algo: 0 }, 0, 0x100000)).toThrow(/ENCRYPTED but names no cipher/);
+    expect(() => bt.validate({ ...e, cipher_algo: 9 }, 0, 0x100000)).toThrow(/unknown cipher algorithm/);
   });
   it('chunk info is 80 bytes', () => {
     const c: ci.ChunkInfoEntry = { digest: Buffer.alloc(32, 1), blob_index: 0, flags: 1, compressed_size: 2974, uncompressed_size: 13400, compressed_offset: 4828, uncompressed_offset: 20480, file_offset: 0, index: 1, crc32: 0 };

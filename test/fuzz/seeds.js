@@ -1,6 +1,6 @@
 // Valid inputs made at start: a small tree with every kind of entry built into RAFS v6 images by
 // our own create (dir-rafs with three compressors, an inline blob with a TOC, a --blob-cache-dir
-// build, tar-rafs, targz-rafs, tar-tarfs), the upstream fixtures, and tars of every dialect.
+// build, batch and encrypted blobs, tar-rafs, targz-rafs, tar-tarfs), the upstream fixtures, and tars of every dialect.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
@@ -156,6 +156,10 @@ export async function makeSeeds(dir, lib) {
   await build('dir-cache', { source: tree, blobCacheDir: path.join(dir, 'dir-cache', 'cache') });
   // RAFS v5 of our own writer: packed chunks, and (below, from a tar) 4 KiB-aligned ones.
   await build('dir-v5', { source: tree, fsVersion: 5, compressor: 'lz4_block' }, 'v5');
+  // Batch chunks (blob.meta batch contexts read back) and encrypted blobs (the key in the blob table).
+  await build('dir-batch', { source: tree, batchSize: 0x1000, compressor: 'none' });
+  await build('dir-batch-zstd', { source: tree, batchSize: 0x1000 });
+  await build('dir-encrypt', { source: tree, encrypt: true, batchSize: 0x1000 });
 
   const tars = makeTars();
   const tarList = Object.entries(tars).map(([name, bytes]) => ({ name, bytes }));

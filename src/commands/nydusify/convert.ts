@@ -77,7 +77,7 @@ export default class Convert extends BaseCommand {
     'fs-version': Flags.string({ description: 'RAFS version of the Nydus image: 5 or 6', default: '6', ...env('FS_VERSION') }),
     compressor: Flags.string({ description: 'chunk compression: none, lz4_block or zstd', default: 'zstd', ...env('COMPRESSOR') }),
     'fs-chunk-size': Flags.string({ aliases: ['chunk-size'], description: 'chunk size, a power of two from 0x1000 to 0x1000000', default: '0x100000', ...env('FS_CHUNK_SIZE') }),
-    'batch-size': Flags.string({ description: 'batch size for merging small chunks (0: off; not supported yet otherwise)', default: '0', ...env('BATCH_SIZE') }),
+    'batch-size': Flags.string({ description: 'batch size for merging small chunks: 0 (off), or a power of two from 0x1000 to the chunk size (RAFS v6)', default: '0', ...env('BATCH_SIZE') }),
     'prefetch-patterns': Flags.boolean({ description: 'read the paths to prefetch from stdin, one per line', ...env('PREFETCH_PATTERNS') }),
     'prefetch-dir': Flags.string({ description: 'an absolute path to prefetch', ...env('PREFETCH_DIR') }),
     'work-dir': Flags.string({ description: 'directory for the per-layer bootstraps (removed afterwards if this run made it)', default: './tmp', ...env('WORK_DIR') }),
@@ -97,7 +97,6 @@ export default class Convert extends BaseCommand {
     for (const [flag, why] of NOT_YET) if ((flags as Record<string, unknown>)[flag] !== undefined) throw new NydusError('UNSUPPORTED', why);
     const fsVersion = parseNumber('fs-version', flags['fs-version']);
     if (fsVersion !== 5 && fsVersion !== 6) throw new NydusError('USAGE', `invalid value ${JSON.stringify(flags['fs-version'])} for --fs-version: must be 5 or 6`);
-    if (parseNumber('batch-size', flags['batch-size']) !== 0) throw new NydusError('UNSUPPORTED', '--batch-size is not supported yet');
     if (!['none', 'lz4_block', 'zstd'].includes(flags.compressor)) throw new NydusError('USAGE', `invalid value ${JSON.stringify(flags.compressor)} for --compressor: must be none, lz4_block or zstd`);
     if (flags['prefetch-dir'] !== undefined && !flags['prefetch-dir'].startsWith('/')) throw new NydusError('USAGE', `--prefetch-dir ${JSON.stringify(flags['prefetch-dir'])} is not an absolute path`);
     // Upstream's getPrefetchPatterns: one or the other, "/" when neither gives a path.
@@ -125,6 +124,7 @@ export default class Convert extends BaseCommand {
       fsVersion,
       compressor: flags.compressor as CompressorName,
       chunkSize: parseNumber('fs-chunk-size', flags['fs-chunk-size']),
+      batchSize: parseNumber('batch-size', flags['batch-size']),
       workDir: flags['work-dir'],
       prefetchPatterns: prefetch,
       concurrency: flags.concurrency,

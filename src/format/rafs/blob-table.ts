@@ -55,6 +55,10 @@ export interface BlobEntry {
   blob_toc_digest: Buffer;
   blob_meta_digest: Buffer;
   blob_meta_size: number;
+  /**
+   * The 16-byte AES-XTS IV when cipher_algo is set: bytes 0-7 take blob_meta_size's place, 8-15
+   * are the cipher_iv field (rafs-v6.md §6). Without a cipher only bytes 8-15 are stored.
+   */
   cipher_iv: Buffer;
   cipher_algo: number;
 }
@@ -79,8 +83,11 @@ export function encode(e: BlobEntry): Buffer {
   putU64(b, 128, e.ci_uncompressed_size);
   (e.blob_toc_digest ?? zero32).copy(b, 136, 0, 32);
   (e.blob_meta_digest ?? zero32).copy(b, 168, 0, 32);
-  putU64(b, 200, e.blob_meta_size);
-  e.cipher_iv.copy(b, 208, 0, 8);
+  if (e.cipher_algo !== 0) e.cipher_iv.copy(b, 200, 0, 16);
+  else {
+    putU64(b, 200, e.blob_meta_size);
+    e.cipher_iv.copy(b, 208, 8, 16);
+  }
   b.writeUInt32LE(e.cipher_algo, 216);
   return b;
 }
@@ -88,6 +95,7 @@ export function encode(e: BlobEntry): Buffer {
 export function decode(buf: Buffer, off: number): BlobEntry {
   need(buf, off, SIZE, 'blob_table');
   const f = (o: number, name: string) => u64(buf, off + o, 'blob_table', name);
+  const cipherAlgo = buf.readUInt32LE(off + 216);
   return {
     blob_id: cstr(buf, off, 64),
     blob_index: buf.readUInt32LE(off + 64),
@@ -105,9 +113,10 @@ export function decode(buf: Buffer, off: number): BlobEntry {
     ci_uncompressed_size: f(128, 'ci_uncompressed_size'),
     blob_toc_digest: Buffer.from(buf.subarray(off + 136, off + 168)),
     blob_meta_digest: Buffer.from(buf.subarray(off + 168, off + 200)),
-    blob_meta_size: f(200, 'blob_meta_size'),
-    cipher_iv: Buffer.from(buf.subarray(off + 208, off + 216)),
-    cipher_algo: buf.readUInt32LE(off + 216),
+    // An encrypted blob keeps IV bytes there, not a size.
+    blob_meta_size: cipherAlgo !== 0 ? 0 : f(200, 'blob_meta_size'),
+    cipher_iv: Buffer.concat([cipherAlgo !== 0 ? buf.subarray(off + 200, off + 208) : Buffer.alloc(8), buf.subarray(off + 208, off + 216)]),
+    cipher_algo: cipherAlgo,
   };
 }
 
@@ -118,6 +127,8 @@ export function validate(e: BlobEntry, index: number, chunkSize: number): void {
   if (e.chunk_count > 0xffffff) throw bad('chunk_count', 'more than 2^24 chunks');
   if (e.compression_algo > 3) throw bad('compression_algo', 'unknown algorithm');
   if (e.digest_algo > 1) throw bad('digest_algo', 'unknown digester');
+  if (e.cipher_algo > 3) throw bad('cipher_algo', 'unknown cipher algorithm');
+  if ((e.features & FEATURE_ENCRYPTED) !== 0 && e.cipher_algo === 0) throw bad('cipher_algo', 'the blob is ENCRYPTED but names no cipher');
   if ((e.features & 0xf000) !== 0) throw bad('features', 'unknown feature bits');
   if ((e.features & FEATURE_TARFS) === 0 && (e.features & FEATURE_ALIGNED) === 0) throw bad('features', 'ALIGNED is required');
   if (e.compressed_size > 2 ** 40) throw bad('compressed_size', 'larger than 2^40');

@@ -43,9 +43,12 @@ function fromPre(b: Batch, state: BuildState): Batch | undefined {
   return b;
 }
 
+/** The chunks a batch stores on their own: the fresh ones, but those the sink batches. */
+export const storedAlone = (b: Batch, state: BuildState) => b.chunks.filter((c) => c.fresh && !state.batched?.(c));
+
 /** Identity "compression": the fresh chunks' raw bytes, without copying when all are fresh. */
 function storeRaw(b: Batch, state: BuildState): Batch {
-  const fresh = b.chunks.filter((c) => c.fresh);
+  const fresh = storedAlone(b, state);
   if (fresh.length === b.chunks.length) {
     b.out = b.data;
   } else {
@@ -69,7 +72,7 @@ export function compressor(state: BuildState, precompressed: boolean) {
       for await (const b of batches) yield storeRaw(b, state);
       return;
     }
-    const task = (b: Batch) => ({ algo, data: b.data, out: state.buffers.acquire(), spans: spansOf(b.chunks.filter((c) => c.fresh)) });
+    const task = (b: Batch) => ({ algo, data: b.data, out: state.buffers.acquire(), spans: spansOf(storedAlone(b, state)) });
     const pool = state.pool;
     if (!pool || precompressed) {
       for await (const b of batches) yield (b.pre && fromPre(b, state)) || apply(b, compressChunks(task(b)));

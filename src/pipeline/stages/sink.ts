@@ -2,6 +2,8 @@
 // where every fresh chunk landed. An optional raw-chunk hook serves the blob cache's .blob.data.
 import type { Batch, BuildState, Sink } from '../stage.js';
 import { CHUNK_COMPRESSED } from '../../read/model.js';
+import type { BatchCompressor, ChunkPacker } from '../../build/pack.js';
+import type { CompressResult, CompressTask } from '../workers/chunks.js';
 
 export interface ChunkOutput {
   /** Appends bytes to the blob (and its hash); onWritten says when the buffer may be reused. */
@@ -10,6 +12,8 @@ export interface ChunkOutput {
   drain(limit: number): Promise<void>;
   /** Receives each fresh chunk's uncompressed bytes and its uncompressed offset. */
   rawChunk?(data: Uint8Array, uncompressedOffset: number): void;
+  /** Batches small chunks and encrypts (`--batch-size`, `--encrypt`): the bytes written are its. */
+  packer?: ChunkPacker;
 }
 
 /** Bytes allowed to wait for the disk while the pipeline goes on. */
@@ -18,6 +22,7 @@ const WRITE_BEHIND = 4 << 20;
 export function blobSink(out: ChunkOutput): Sink {
   return {
     async consume(batches: AsyncIterable<Batch>, state: BuildState): Promise<void> {
+      if (out.packer) return consumePacked(batches, state, out, out.packer);
       for await (const b of batches) {
         let pos = state.blob.compressedEnd;
         let k = 0;
@@ -40,4 +45,48 @@ export function blobSink(out: ChunkOutput): Sink {
       }
     },
   };
+}
+
+/** The sink with a packer: each batch's chunks are placed one by one, their bytes gathered and written at once. */
+async function consumePacked(batches: AsyncIterable<Batch>, state: BuildState, out: ChunkOutput, packer: ChunkPacker): Promise<void> {
+  // Batches are compressed by a worker when there is a pool (the main thread keeps the pipeline going).
+  const pool = state.pool;
+  const algo = state.compressor.name;
+  const zip: BatchCompressor | undefined = pool && algo !== 'none'
+    ? async (raw) => {
+        const task: CompressTask = { algo, data: raw, out: new Uint8Array(raw.byteLength), spans: Uint32Array.of(0, raw.byteLength) };
+        const r = await pool.run<CompressResult>('compress', task);
+        return r.sizes[0] > 0 ? r.out.subarray(0, r.sizes[0]) : undefined;
+      }
+    : undefined;
+  const write = async (pieces: Buffer[]) => {
+    for (const p of pieces) state.blob.compressedEnd += p.length;
+    if (pieces.length > 0) out.write(pieces.length === 1 ? pieces[0] : Buffer.concat(pieces));
+    await out.drain(WRITE_BEHIND);
+  };
+  for await (const b of batches) {
+    const pieces: Buffer[] = [];
+    let pos = state.blob.compressedEnd;
+    let from = 0;
+    let k = 0;
+    const stored = b.out!;
+    for (const c of b.chunks) {
+      if (!c.fresh) continue;
+      const raw = b.data.subarray(c.dataOffset, c.dataOffset + c.size);
+      // A batched chunk was left out of the stored bytes (the compressor did not compress it alone).
+      const batched = state.batched?.(c) ?? false;
+      const s = batched ? { size: 0, compressed: false } : b.stored![k++];
+      for (const p of await packer.add(c.ref!, state.chunks[c.ref!], raw, stored.subarray(from, from + s.size), s.compressed, batched, pos, zip)) {
+        // Chunk bytes still in the pipeline's buffers are copied: those go back to the pool below.
+        pieces.push(p.buffer === stored.buffer || p.buffer === b.data.buffer ? Buffer.from(p) : p);
+        pos += p.length;
+      }
+      from += s.size;
+      out.rawChunk?.(raw, state.chunks[c.ref!].uncompressedOffset);
+    }
+    if (stored.buffer !== b.data.buffer) state.buffers.release(stored);
+    state.buffers.release(b.data);
+    await write(pieces);
+  }
+  await write([await packer.flushBatch(zip)].filter((p) => p.length > 0));
 }
