@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { S3Client, HeadObjectCommand, ListObjectsV2Command, ListMultipartUploadsCommand, GetObjectCommand } from '@aws-sdk/client-s3';
 import { freePort } from './registry.js';
+import { quietSdkWarning } from '../../src/backends/quiet.js';
 
 export interface S3Server {
   port: number;
@@ -56,6 +57,7 @@ export async function startS3(o: { bucket?: string; mode?: 'oss'; port?: number 
     c.once('exit', (code) => reject(new Error(`s3 server exited (${code}): ${err}`)));
   });
   await launch();
+  quietSdkWarning();
   const client = new S3Client({ region: 'us-east-1', endpoint: `http://127.0.0.1:${port}`, forcePathStyle: true, credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } });
   const server: S3Server = {
     port, bucket, dir,
