@@ -84,6 +84,9 @@ export default class Create extends BaseCommand {
       }
       if (spec.type === 'http-proxy') throw new NydusError('USAGE', 'the http-proxy backend is read-only: it cannot store a blob');
       if (flags.type === 'tar-tarfs') throw new NydusError('UNSUPPORTED', '--backend-type with --type tar-tarfs is not supported yet');
+      if (spec.type === 'registry' && flags.features === 'blob-toc') {
+        throw new NydusError('USAGE', 'the registry backend stores a blob under its sha256, which with --features blob-toc is not its blob id: build without blob-toc');
+      }
       if (!flags.bootstrap && !flags['blob-inline-meta']) throw new NydusError('USAGE', 'missing --bootstrap: the bootstrap stays local when the blob goes to a backend');
     }
     const prefetch = flags['prefetch-policy'] === 'none' ? [] : readPrefetchList();
