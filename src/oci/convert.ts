@@ -124,6 +124,8 @@ export interface ConvertOptions {
   backend?: BackendSpec;
   /** Upload a blob to the backend even when an object of its id is there. */
   backendForcePush?: boolean;
+  /** Told of each backend upload's abort while it runs (the CLI runs them on SIGINT); returns the unregister function. */
+  onUploadAbort?: (abort: () => Promise<void>) => () => void;
 }
 
 /** What the manifest hooks are given. */
@@ -610,6 +612,7 @@ class Converter {
    */
   private async pushToBackend(backend: Backend, open: () => Promise<Readable>): Promise<{ digest: Digest; size: number }> {
     const upload = backend.put();
+    const unhook = this.o.onUploadAbort?.(() => upload.abort());
     const hash = createHash('sha256');
     let size = 0;
     const count = new Transform({
@@ -627,6 +630,8 @@ class Converter {
     } catch (e) {
       await upload.abort(e).catch(() => undefined);
       throw e;
+    } finally {
+      unhook?.();
     }
   }
 

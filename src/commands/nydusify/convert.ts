@@ -1,5 +1,5 @@
 import { Flags } from '@oclif/core';
-import { BaseCommand, parseNumber } from '../../cli/base.js';
+import { BaseCommand, onInterrupt, parseNumber } from '../../cli/base.js';
 import { readPrefetchList } from '../../cli/prefetch-list.js';
 import { writeFileAtomic } from '../../io/atomic.js';
 import { NydusError } from '../../errors.js';
@@ -137,6 +137,7 @@ export default class Convert extends BaseCommand {
       hooks: await loadHooks(process.env.NYDUS_HOOK_PLUGIN_PATH),
       ...(backend ? { backend } : {}),
       backendForcePush: flags['backend-force-push'],
+      onUploadAbort: onInterrupt,
     });
     log.info(`converted ${flags.source} to ${result.target}@${result.digest}`);
     if (flags['output-json']) await writeFileAtomic(flags['output-json'], Buffer.from(JSON.stringify(result.metrics)));
