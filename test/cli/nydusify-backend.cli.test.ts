@@ -111,6 +111,28 @@ describe.skipIf(missing)('nydusify convert --backend-type', () => {
     await s3.client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: biggest.k, Body: biggest.data }));
   }, 300_000);
 
+  it('oss (ali-oss against the loopback server checking OSS signatures): convert, then check through OSS; pack pushes there too', async () => {
+    const oss = await startS3({ bucket: 'nydus-oss', mode: 'oss' });
+    try {
+      const base = { endpoint: `127.0.0.1:${oss.port}`, scheme: 'http', bucket_name: 'nydus-oss', access_key_id: 'S3RVER', access_key_secret: 'S3RVER' };
+      const conf = JSON.stringify({ ...base, object_prefix: 'img/' });
+      const target = `${reg.host}/app/dst:oss`;
+      await ok(['convert', '--source', `${reg.host}/app/src:v1`, '--target', target, '--plain-http', '--backend-type', 'oss', '--backend-config', conf]);
+      expect((await raw(target)).layers).toHaveLength(1);
+      expect((await oss.keys()).filter((k) => /^img\/[0-9a-f]{64}$/.test(k))).toHaveLength(2);
+      await ok(['check', '--source', `${reg.host}/app/src:v1`, '--target', target, '--plain-http', '--work-dir', join(work, 'chk-oss'),
+        '--target-backend-type', 'oss', '--target-backend-config', conf]);
+      const packed = await ok(['pack', '--source-dir', join(work, 'l1'), '-o', join(work, 'pack-oss'), '--name', 'l1', '--backend-push', '--backend-type', 'oss',
+        '--backend-config', JSON.stringify({ ...base, meta_prefix: 'm/', blob_prefix: 'b/' })]);
+      const id = /blob: ([0-9a-f]{64})/.exec(packed.stderr.toString())![1]!;
+      expect(await oss.keys()).toEqual(expect.arrayContaining([`b/${id}`, 'm/l1']));
+      expect(await oss.uploads()).toEqual([]);
+      expect(oss.ossSignaturesOk).toBeGreaterThan(10);
+    } finally {
+      await oss.stop();
+    }
+  }, 300_000);
+
   it('localfs: blobs as <dir>/<hex>; check reads them there', async () => {
     const dir = join(work, 'lfs');
     await mkdir(dir);
