@@ -18,6 +18,8 @@ import { NydusError, fsError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { check as checkBootstrap } from '../read/check.js';
 import { BlobReader } from '../read/data.js';
+import { SyncBlobReader } from '../backends/sync-reader.js';
+import type { BackendSpec } from '../backends/config.js';
 import type { RafsImage } from '../read/model.js';
 import { ANNOTATION, OS_FEATURE_NYDUS, decompressed, layerCompression } from './convert.js';
 import { BOOTSTRAP_IN_LAYER, unpackBootstrapLayer } from './bootstrap-layer.js';
@@ -55,6 +57,8 @@ export interface CheckOptions {
   onDifference?: (d: CheckDifference) => void;
   /** What is being done, one line at a time. */
   onProgress?: (line: string) => void;
+  /** The storage backend holding the target's blobs (images converted with --backend-type): read by ranged gets. */
+  targetBackend?: BackendSpec;
 }
 
 export type CheckRule = 'manifest' | 'bootstrap' | 'filesystem';
@@ -459,11 +463,14 @@ class Checker {
     }, { throwOnTimeout: true }));
     const settled = await Promise.allSettled(fetches);
     for (const s of settled) if (s.status === 'rejected') throw s.reason;
-    const reader = new BlobReader(image, { files });
+    // Blobs that are not layers of the manifest are read from the target's backend, when given.
+    const backend = side === this.target && this.o.targetBackend ? new SyncBlobReader(this.o.targetBackend) : undefined;
+    const reader = new BlobReader(image, { files, ...(backend ? { backend } : {}) });
     try {
       return nydusRootfs(image, reader);
     } finally {
       reader.close();
+      backend?.close();
     }
   }
 }

@@ -8,7 +8,9 @@
 import { access, mkdir, mkdtemp, readdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { PassThrough, Readable } from 'node:stream';
+import { PassThrough, Readable, Transform } from 'node:stream';
+import { pipeline as streamPipeline } from 'node:stream/promises';
+import { createHash } from 'node:crypto';
 import { createGunzip, gzipSync } from 'node:zlib';
 import PQueue from 'p-queue';
 import { DecompressStream } from 'zstd-napi';
@@ -28,6 +30,7 @@ import { RegistryClient } from './registry.js';
 import { RegistrySink, RegistrySource, type ImageSink, type ImageSource } from './store.js';
 import { ExternalBuilder } from './external-builder.js';
 import { pullChunkDict, type ChunkDict } from './chunk-dict.js';
+import { openBackend, type Backend, type BackendSpec } from '../backends/index.js';
 
 /** The annotation keys a converted image carries (spec §1.9). */
 export const ANNOTATION = {
@@ -37,6 +40,7 @@ export const ANNOTATION = {
   SOURCE_DIGEST: 'containerd.io/snapshot/nydus-source-digest',
   SOURCE_REFERENCE: 'containerd.io/snapshot/nydus-source-reference',
   BUILDER_VERSION: 'containerd.io/snapshot/nydus-builder-version',
+  UNCOMPRESSED: 'containerd.io/uncompressed',
 } as const;
 
 /** What the converted manifest's os.features carry in a multi-platform index (upstream's convertIndex). */
@@ -116,6 +120,15 @@ export interface ConvertOptions {
   onProgress?: (event: ConvertEvent) => void;
   /** Called around each manifest's push (upstream's NYDUS_HOOK_PLUGIN_PATH hooks); a throw before the push stops the run. */
   hooks?: ConvertHooks;
+  /**
+   * Put the blobs in this storage backend (key: object_prefix + blob hex) instead of the target
+   * repository; the manifest then lists the bootstrap layer only (spec §1.3-1.4).
+   */
+  backend?: BackendSpec;
+  /** Upload a blob to the backend even when an object of its id is there. */
+  backendForcePush?: boolean;
+  /** Told of each backend upload's abort while it runs (the CLI runs them on SIGINT); returns the unregister function. */
+  onUploadAbort?: (abort: () => Promise<void>) => () => void;
 }
 
 /** What the manifest hooks are given. */
@@ -209,6 +222,9 @@ function prepare(o: ConvertOptions): Prepared {
   const concurrency = o.concurrency ?? os.availableParallelism();
   if (!Number.isSafeInteger(concurrency) || concurrency < 1) throw new NydusError('USAGE', `invalid concurrency ${concurrency}: must be a positive integer`);
   if (o.allPlatforms && o.platform !== undefined) throw new NydusError('USAGE', '--platform and --all-platforms cannot be used together');
+  if (o.backend?.type === 'http-proxy' || o.backend?.type === 'registry') throw new NydusError('USAGE', `--backend-type ${o.backend.type}: convert puts blobs in oss, s3 or localfs (the target registry is the default)`);
+  if (o.backend && o.chunkDict !== undefined) throw new NydusError('UNSUPPORTED', '--chunk-dict with --backend-type is not supported yet');
+  if (!o.backend && o.backendForcePush) throw new NydusError('USAGE', '--backend-force-push needs --backend-type');
   if (o.sourceArchive !== undefined && o.targetArchive !== undefined && path.resolve(o.sourceArchive) === path.resolve(o.targetArchive)) {
     throw new NydusError('USAGE', `--source-archive and --target-archive are the same file (${path.resolve(o.sourceArchive)})`);
   }
@@ -259,6 +275,8 @@ class Converter {
   /** The external builder of --nydus-image, or undefined to build in-process. */
   private readonly builder?: ExternalBuilder;
   readonly metrics: ConvertMetrics = { SourceImageSize: 0, TargetImageSize: 0, SourcePullElapsed: 0, ConversionElapsed: 0, TargetPushElapsed: 0 };
+  /** The storage backend of --backend-type, opened by convert(); closed there. */
+  backend?: Backend;
 
   /**
    * `work` holds this run's merged bootstraps; `layersDir` the per-layer bootstraps, named by blob
@@ -493,10 +511,15 @@ class Converter {
       blobDescs.push({ mediaType: MEDIA.NYDUS_BLOB, digest: d.digest, size: d.size, annotations: { [ANNOTATION.BLOB]: 'true' } });
     }
 
+    // With a storage backend the blobs live there: the manifest lists the bootstrap only, the
+    // config's diff_ids and history that one layer, and the bootstrap keeps its uncompressed digest (spec §1.2-1.4).
+    const listedBlobs = this.backend ? [] : blobDescs;
+    if (this.backend) bootDesc.annotations = { ...bootDesc.annotations, [ANNOTATION.UNCOMPRESSED]: layer.diffId };
+    const bootHistory = { created_by: 'Nydus Converter', comment: 'Nydus Bootstrap Layer' };
     const config: ImageConfig = {
       ...cfg.config,
-      rootfs: { ...cfg.config.rootfs, type: 'layers', diff_ids: [...blobDescs.map((d) => d.digest), layer.diffId] },
-      history: [...(cfg.config.history ?? []), { created_by: 'Nydus Converter', comment: 'Nydus Bootstrap Layer' }],
+      rootfs: { ...cfg.config.rootfs, type: 'layers', diff_ids: [...listedBlobs.map((d) => d.digest), layer.diffId] },
+      history: this.backend ? [bootHistory] : [...(cfg.config.history ?? []), bootHistory],
     };
     const configBytes = Buffer.from(JSON.stringify(config));
     const configDigest = sha256Of(configBytes);
@@ -507,7 +530,7 @@ class Converter {
       schemaVersion: 2,
       mediaType,
       config: { mediaType: this.o.mergePlatform ? MEDIA.NYDUS_CONFIG : oci ? MEDIA.OCI_CONFIG : MEDIA.DOCKER_CONFIG, digest: configDigest, size: configBytes.length },
-      layers: [...blobDescs, bootDesc],
+      layers: [...listedBlobs, bootDesc],
       ...(this.o.withReferrer ? { subject: { mediaType: srcDesc.mediaType, digest: srcDesc.digest, size: srcDesc.size } } : {}),
       annotations: {
         [ANNOTATION.SOURCE_DIGEST]: srcDesc.digest,
@@ -574,7 +597,7 @@ class Converter {
       build.catch(() => undefined);
       return out;
     };
-    const pushed = await this.target.pushBlob(open);
+    const pushed = this.backend ? await this.pushToBackend(this.backend, open) : await this.target.pushBlob(open);
     const result = await build!;
     this.confirmed.add(pushed.digest);
     const hex = pushed.digest.slice(7);
@@ -586,6 +609,40 @@ class Converter {
     await writeOut(record, Buffer.from(JSON.stringify({ digest: pushed.digest, size: pushed.size, blobMeta: blobMeta !== undefined })));
     this.progress({ platform, layer: i, layers: count, stage: 'pushed', digest: pushed.digest });
     return { digest: pushed.digest, size: pushed.size, bootstrapPath, ...(blobMeta ? { blobMeta } : {}) };
+  }
+
+  /**
+   * A layer's blob into the storage backend as it is built: hashed on the way, then committed
+   * under its hex (an object already there is kept unless backendForcePush); a failure aborts it.
+   */
+  private async pushToBackend(backend: Backend, open: () => Promise<Readable>): Promise<{ digest: Digest; size: number }> {
+    const upload = backend.put();
+    const unhook = this.o.onUploadAbort?.(() => upload.abort());
+    const hash = createHash('sha256');
+    let size = 0;
+    const count = new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        hash.update(chunk);
+        size += chunk.length;
+        cb(null, chunk);
+      },
+    });
+    try {
+      await streamPipeline(await open(), count, upload.stream);
+      const digest = `sha256:${hash.digest('hex')}` as Digest;
+      await upload.commit(digest.slice(7), this.o.backendForcePush ?? false);
+      return { digest, size };
+    } catch (e) {
+      await upload.abort(e).catch(() => undefined);
+      throw e;
+    } finally {
+      unhook?.();
+    }
+  }
+
+  /** Whether the blob is where this run puts blobs (the backend, or the target repository), at that size. */
+  private async blobThere(digest: Digest, size: number): Promise<boolean> {
+    return (this.backend ? await this.backend.size(digest.slice(7)) : await this.target.headBlob(digest)) === size;
   }
 
   /** A layer an earlier failed run converted and pushed, when its files are here and the target has its blob. */
@@ -605,7 +662,7 @@ class Converter {
     } catch {
       return undefined;
     }
-    if ((await this.target.headBlob(r.digest)) !== r.size) return undefined;
+    if (!(await this.blobThere(r.digest, r.size as number))) return undefined;
     this.confirmed.add(r.digest);
     return { digest: r.digest, size: r.size as number, bootstrapPath, ...(blobMeta ? { blobMeta } : {}) };
   }
@@ -668,11 +725,13 @@ export async function convert(o: ConvertOptions): Promise<ConvertResult> {
   try {
     [source, sink] = await endpoints(o, p);
     converter = new Converter(o, p, work, layersDir, source, sink);
+    if (o.backend) converter.backend = await openBackend(o.backend, { role: 'write' });
     const result = await converter.run();
     ok = true;
     return result;
   } finally {
     await converter?.dict?.client.close();
+    await converter?.backend?.close();
     await Promise.allSettled([source?.close(), sink?.close()]);
     await rm(work, { recursive: true, force: true });
     if (ok) await rm(layersDir, { recursive: true, force: true });

@@ -1,7 +1,6 @@
 // A blob's blob.meta read back from the blob file (blob.md §4): the chunk-info table and the
 // header after it, both decrypted first when the blob is encrypted, checked against the blob
 // table, and the batch contexts after the chunk array. Only what batch chunks need is kept.
-import * as fs from 'node:fs';
 import { compressorByName } from '../algo/index.js';
 import { decrypt, type BlobCipher } from '../algo/cipher.js';
 import { NydusError, fsError } from '../errors.js';
@@ -19,7 +18,15 @@ export interface BlobMeta {
   batch(index: number, chunk: number): batchCtx.BatchContext;
 }
 
-export function loadBlobMeta(blob: BlobInfo, h: { fd: number; size: number; file: string }, cipher: BlobCipher | undefined): BlobMeta {
+/** Where blob.meta is read from: a blob file or a backend (data.ts's handle). */
+export interface BlobSource {
+  size: number;
+  file: string;
+  /** Fills `into` from byte `at`; throws a NydusError or the I/O error. */
+  readAt(into: Buffer, at: number): void;
+}
+
+export function loadBlobMeta(blob: BlobInfo, h: BlobSource, cipher: BlobCipher | undefined): BlobMeta {
   const what = `blob.meta of blob ${blob.blobId}`;
   const bad = (why: string) => new NydusError('FORMAT', `${what}: ${why}`, { path: h.file });
   const n = blob.chunkCount;
@@ -37,9 +44,9 @@ export function loadBlobMeta(blob: BlobInfo, h: { fd: number; size: number; file
   if (end > h.size) throw new NydusError('SOURCE', `blob is shorter than referenced: ${what} ends at ${end}, file has ${h.size}`, { path: h.file });
   const raw = Buffer.allocUnsafe(blob.ciCompressedSize + metaHeader.SIZE);
   try {
-    fs.readSync(h.fd, raw, 0, raw.length, blob.ciOffset);
+    h.readAt(raw, blob.ciOffset);
   } catch (e) {
-    throw fsError('SOURCE', h.file, e);
+    throw e instanceof NydusError ? e : fsError('SOURCE', h.file, e);
   }
   let stored: Buffer = raw.subarray(0, blob.ciCompressedSize);
   let headerBytes: Buffer = raw.subarray(blob.ciCompressedSize);

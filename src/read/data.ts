@@ -8,7 +8,8 @@ import { ShortGzipMember, gzipReadBound } from '../format/stargz/gzip.js';
 import { FEATURE_BATCH, FEATURE_ENCRYPTED, FEATURE_TARFS, FEATURE_ZRAN } from '../format/rafs/blob-table.js';
 import { blobCipherFrom, decrypt, type BlobCipher } from '../algo/cipher.js';
 import { CHUNK_BATCH, CHUNK_COMPRESSED, CHUNK_ENCRYPTED, type BlobInfo, type ChunkInfo, type ImageNode, type RafsImage } from './model.js';
-import { loadBlobMeta, type BlobMeta } from './blob-meta.js';
+import { loadBlobMeta, type BlobMeta, type BlobSource } from './blob-meta.js';
+import type { SyncBlobReader } from '../backends/sync-reader.js';
 import * as bci from '../format/blob/chunk-info.js';
 
 export interface BlobLocation {
@@ -18,12 +19,18 @@ export interface BlobLocation {
   blob?: string;
   /** Explicit id -> file. */
   files?: Map<string, string>;
+  /** A storage backend holding the blobs by id, read with ranged gets. */
+  backend?: SyncBlobReader;
 }
 
 /** A blob whose chunks are gzip members of an eStargz layer, each read by its bounded size. */
 export const gzipMembers = (blob: BlobInfo) => blob.compressor === 'gzip' && (blob.features & FEATURE_ZRAN) === 0;
 
-type OpenBlob = { fd: number; size: number; file: string };
+/** An open blob: a file (fd) or a backend object (fd -1, read with ranged gets). */
+interface OpenBlob extends BlobSource {
+  fd: number;
+  remote?: { reader: SyncBlobReader; id: string };
+}
 
 /** Where a batched chunk's bytes are: its batch (key, start, stored and raw size) and its offset in it. */
 interface BatchPlace {
@@ -36,7 +43,7 @@ interface BatchPlace {
 }
 
 export class BlobReader {
-  private readonly fds = new Map<number, { fd: number; size: number; file: string }>();
+  private readonly fds = new Map<number, OpenBlob>();
   /** Per blob: its cipher (null: none) and, for batch blobs, its blob.meta. */
   private readonly ciphers = new Map<number, BlobCipher | null>();
   private readonly metas = new Map<number, BlobMeta>();
@@ -63,8 +70,18 @@ export class BlobReader {
     throw new NydusError('USAGE', `no blob location given for blob ${b.blobId}`);
   }
 
-  private open(blobIndex: number): { fd: number; size: number; file: string } {
+  private open(blobIndex: number): OpenBlob {
     let h = this.fds.get(blobIndex);
+    if (!h && this.where.backend && !this.where.files?.has(this.image.blobs[blobIndex].blobId)) {
+      const id = this.image.blobs[blobIndex].blobId;
+      const bad = badBlobId(id);
+      if (bad) throw new NydusError('FORMAT', `blob ${blobIndex}: ${bad}`);
+      const reader = this.where.backend;
+      const size = reader.size(id);
+      if (size === undefined) throw new NydusError('SOURCE', `blob ${id} is not in the backend`);
+      h = { fd: -1, size, file: `blob ${id}`, remote: { reader, id }, readAt: (into, at) => reader.read(id, into, at, size) };
+      this.fds.set(blobIndex, h);
+    }
     if (!h) {
       const file = this.fileFor(blobIndex);
       try {
@@ -74,7 +91,7 @@ export class BlobReader {
           fs.closeSync(fd);
           throw Object.assign(new Error('is a directory'), { code: 'EISDIR' });
         }
-        h = { fd, size: st.size, file };
+        h = { fd, size: st.size, file, readAt: (into, at) => void fs.readSync(fd, into, 0, into.length, at) };
       } catch (e) {
         throw fsError('SOURCE', file, e);
       }
@@ -140,11 +157,11 @@ export class BlobReader {
     return raw;
   }
 
-  private readInto(h: { fd: number; file: string }, into: Buffer, at: number): void {
+  private readInto(h: OpenBlob, into: Buffer, at: number): void {
     try {
-      fs.readSync(h.fd, into, 0, into.length, at);
+      h.readAt(into, at);
     } catch (e) {
-      throw fsError('SOURCE', h.file, e);
+      throw e instanceof NydusError ? e : fsError('SOURCE', h.file, e);
     }
   }
 
@@ -238,11 +255,7 @@ export class BlobReader {
         throw new NydusError('SOURCE', `blob is shorter than referenced: ${what} needs bytes up to ${p.at + p.stored}, file has ${h.size}`, { path: h.file });
       }
       let stored: Buffer = Buffer.allocUnsafe(p.stored);
-      try {
-        fs.readSync(h.fd, stored, 0, stored.length, p.at);
-      } catch (err) {
-        throw fsError('SOURCE', h.file, err);
-      }
+      this.readInto(h, stored, p.at);
       if (encrypted) stored = decrypt(cipher!, stored, what);
       let raw = stored;
       // Upstream's rule: a batch is compressed when its stored size differs from its raw size.
@@ -265,7 +278,7 @@ export class BlobReader {
   }
 
   close(): void {
-    for (const h of this.fds.values()) fs.closeSync(h.fd);
+    for (const h of this.fds.values()) if (!h.remote) fs.closeSync(h.fd);
     this.fds.clear();
   }
 }

@@ -86,7 +86,7 @@ describe('unpack refusals: one line each, as upstream words them where it has wo
     ['--blob with --blob-dir', [BOOT, '--blob', 'f', '--blob-dir', BLOBS, '--output', 'x.tar'], 2, 'Error: --blob cannot be used with --blob-dir'],
     ['localfs backend', [BOOT, '--backend-type', 'localfs', '--backend-config', '{"dir":"/x"}', '--output', 'x.tar'], 2, 'Error: Use --blob-dir to specify localfs backend'],
     ['a backend without config', [BOOT, '--backend-type', 'registry', '--output', 'x.tar'], 2, 'Error: --backend-config or --backend-config-file must be specified'],
-    ['the http-proxy backend', [BOOT, '--backend-type', 'http-proxy', '--backend-config', '{"addr":"/run/p.sock"}', '--output', 'x.tar'], 1, /^Error: --backend-type http-proxy is not supported yet/],
+    ['an http-proxy socket nobody serves', [BOOT, '--backend-type', 'http-proxy', '--backend-config', '{"addr":"/run/p.sock"}', '--output', 'x.tar'], 1, /^Error: http\+unix:\/\/\/run\/p\.sock\/ .*HEAD failed: connect ENOENT/],
     ['no --output', [BOOT, '-D', BLOBS], 2, 'Error: missing --output: the path for the output tar file'],
     ['an empty --output', [BOOT, '-D', BLOBS, '--output', ''], 2, 'Error: invalid empty --output option'],
     ['no bootstrap', ['-D', BLOBS, '--output', 'x.tar'], 2, 'Error: missing parameter `bootstrap` or `BOOTSTRAP`'],

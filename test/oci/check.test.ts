@@ -332,7 +332,7 @@ describe.skipIf(missing)('nydusify check (bin/nydusify.js)', () => {
   }, 120_000);
 
   it('refuses --nydusd, --nydus-image and the backend flags in one line each', async () => {
-    for (const args of [['--nydusd', 'nydusd'], ['--nydus-image', '/usr/bin/nydus-image'], ['--target-backend-type', 'oss']]) {
+    for (const args of [['--nydusd', 'nydusd'], ['--nydus-image', '/usr/bin/nydus-image'], ['--source-backend-type', 'oss']]) {
       const r = await nydusify(['check', '--target', DST('v1-nydus'), '--plain-http', ...args]);
       expect(r.code).toBe(1);
       const err = r.stderr.toString().trim().split('\n');

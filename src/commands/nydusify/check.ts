@@ -2,6 +2,7 @@ import { Flags } from '@oclif/core';
 import { BaseCommand } from '../../cli/base.js';
 import { NydusError } from '../../errors.js';
 import { check } from '../../oci/check.js';
+import { BACKEND_TYPES, backendFromFlags } from '../../backends/index.js';
 
 /** Upstream's flags that this check does not honour: refused by name, never ignored. */
 const REFUSED: Array<[flag: string, why: string]> = [
@@ -10,9 +11,6 @@ const REFUSED: Array<[flag: string, why: string]> = [
   ['source-backend-type', 'storage backends (--source-backend-type) are not supported yet; blobs are read from the registry'],
   ['source-backend-config', 'storage backends (--source-backend-config) are not supported yet; blobs are read from the registry'],
   ['source-backend-config-file', 'storage backends (--source-backend-config-file) are not supported yet; blobs are read from the registry'],
-  ['target-backend-type', 'storage backends (--target-backend-type) are not supported yet; blobs are read from the registry'],
-  ['target-backend-config', 'storage backends (--target-backend-config) are not supported yet; blobs are read from the registry'],
-  ['target-backend-config-file', 'storage backends (--target-backend-config-file) are not supported yet; blobs are read from the registry'],
 ];
 
 export default class Check extends BaseCommand {
@@ -37,6 +35,9 @@ export default class Check extends BaseCommand {
     platform: Flags.string({ description: 'os/arch[/variant] choosing the manifest of an index (default linux/<host arch>)' }),
     'multi-platform': Flags.boolean({ description: 'the target must be an index with both an OCI and a Nydus manifest for the platform', env: 'MULTI_PLATFORM' }),
     'work-dir': Flags.string({ description: 'where the manifests, configs, bootstrap and report go (removed first)', default: './output', env: 'WORK_DIR' }),
+    'target-backend-type': Flags.string({ description: `storage backend holding the target's blobs: ${BACKEND_TYPES.join(', ')}` }),
+    'target-backend-config': Flags.string({ description: 'that backend\'s config as JSON' }),
+    'target-backend-config-file': Flags.string({ description: 'file holding that backend\'s config JSON' }),
     ...Object.fromEntries(REFUSED.map(([flag]) => [flag, Flags.string({ hidden: true, description: 'not supported' })])),
   };
 
@@ -44,7 +45,9 @@ export default class Check extends BaseCommand {
     const { flags } = await this.parse(Check);
     const log = this.initLogger(flags);
     for (const [flag, why] of REFUSED) if ((flags as Record<string, unknown>)[flag] !== undefined) throw new NydusError('UNSUPPORTED', why);
+    const targetBackend = backendFromFlags(flags['target-backend-type'], flags['target-backend-config'], flags['target-backend-config-file']);
     const result = await check({
+      ...(targetBackend ? { targetBackend } : {}),
       source: flags.source,
       target: flags.target,
       sourceInsecure: flags['source-insecure'],

@@ -1,5 +1,5 @@
 import { Flags } from '@oclif/core';
-import { BaseCommand, parseNumber } from '../../cli/base.js';
+import { BaseCommand, onInterrupt, parseNumber } from '../../cli/base.js';
 import { readPrefetchList } from '../../cli/prefetch-list.js';
 import { writeFileAtomic } from '../../io/atomic.js';
 import { NydusError } from '../../errors.js';
@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { parseChunkDictFlag } from '../../oci/chunk-dict.js';
 import { convert, type ConvertEvent, type ConvertHooks } from '../../oci/convert.js';
 import type { CompressorName } from '../../algo/index.js';
+import { backendFromFlags } from '../../backends/index.js';
 
 /** Upstream's flags that this convert does not do yet: refused by name, never ignored. */
 const NOT_YET: Array<[flag: string, why: string]> = [
@@ -19,10 +20,6 @@ const NOT_YET: Array<[flag: string, why: string]> = [
   ['build-cache-max-records', 'the build cache (--build-cache-max-records) is not supported yet'],
   ['source-backend-type', 'model sources (--source-backend-type) are not supported yet'],
   ['source-backend-config', 'model sources (--source-backend-config) are not supported yet'],
-  ['backend-type', 'storage backends (--backend-type) are not supported yet; blobs go to the target registry'],
-  ['backend-config', 'storage backends (--backend-config) are not supported yet; blobs go to the target registry'],
-  ['backend-config-file', 'storage backends (--backend-config-file) are not supported yet; blobs go to the target registry'],
-  ['backend-force-push', 'storage backends (--backend-force-push) are not supported yet'],
   ['oci-ref', 'zran images (--oci-ref) are not supported yet: they need the targz-ref conversion'],
   ['fs-align-chunk', 'aligned chunks (--fs-align-chunk) are a RAFS v5 option and v5 is not supported yet'],
   ['backend-aligned-chunk', 'aligned chunks (--backend-aligned-chunk) are a RAFS v5 option and v5 is not supported yet'],
@@ -86,6 +83,10 @@ export default class Convert extends BaseCommand {
     'push-retry-delay': Flags.string({ description: 'delay before the first push retry (doubled for each next)', default: '5s' }),
     'nydus-image': Flags.string({ description: 'build with this nydus-image program, exec\'d with the converter\'s argv (default: build in-process)', ...env('NYDUS_IMAGE') }),
     concurrency: Flags.integer({ description: 'layers converted at once (default: the number of cores)', min: 1 }),
+    'backend-type': Flags.string({ description: 'put the blobs in this storage backend instead of the target registry: oss, s3, localfs', ...env('BACKEND_TYPE') }),
+    'backend-config': Flags.string({ description: 'the backend\'s config as JSON', ...env('BACKEND_CONFIG') }),
+    'backend-config-file': Flags.string({ description: 'file holding the backend\'s config JSON', ...env('BACKEND_CONFIG_FILE') }),
+    'backend-force-push': Flags.boolean({ description: 'upload a blob to the backend even when an object of its id is there' }),
     ...Object.fromEntries(NOT_YET.map(([flag]) => [flag, Flags.string({ hidden: true, description: 'not supported yet' })])),
   };
 
@@ -104,6 +105,7 @@ export default class Convert extends BaseCommand {
     const listed = flags['prefetch-patterns'] ? readPrefetchList() : flags['prefetch-dir'] !== undefined ? [flags['prefetch-dir']] : [];
     const prefetch = listed.length > 0 ? listed : ['/'];
 
+    const backend = backendFromFlags(flags['backend-type'], flags['backend-config'], flags['backend-config-file']);
     const progress = progressLine(log.enabled('info') && process.stderr.isTTY === true);
     const result = await convert({
       source: flags.source,
@@ -133,6 +135,9 @@ export default class Convert extends BaseCommand {
       pushRetryDelayMs: parseDuration('push-retry-delay', flags['push-retry-delay']),
       onProgress: progress,
       hooks: await loadHooks(process.env.NYDUS_HOOK_PLUGIN_PATH),
+      ...(backend ? { backend } : {}),
+      backendForcePush: flags['backend-force-push'],
+      onUploadAbort: onInterrupt,
     });
     log.info(`converted ${flags.source} to ${result.target}@${result.digest}`);
     if (flags['output-json']) await writeFileAtomic(flags['output-json'], Buffer.from(JSON.stringify(result.metrics)));
