@@ -1,0 +1,101 @@
+import { readFileSync } from 'node:fs';
+import { Flags } from '@oclif/core';
+import { BaseCommand, parseNumber } from '../../cli/base.js';
+import { NydusError, fsError } from '../../errors.js';
+import { BUILD_COMPRESSORS, type CompressorName } from '../../algo/index.js';
+import { DEFAULT_OUTPUT_DIR, pack, packBackendConfigs, type PackPushTarget } from '../../oci/pack.js';
+
+/** Upstream's flags that this pack does not do yet: refused by name, never ignored. */
+const NOT_YET: Array<[flag: string, why: string]> = [
+  ['compact', 'compaction of the parent bootstrap (--compact) is not supported yet'],
+  ['compact-config-file', 'compaction of the parent bootstrap (--compact-config-file) is not supported yet'],
+];
+
+const env = (name: string) => ({ env: name });
+
+/** --backend-config or the file of --backend-config-file (upstream's parseBackendConfig). */
+function backendConfigText(json: string | undefined, file: string | undefined): string {
+  if (json && file) throw new NydusError('USAGE', '--backend-config conflicts with --backend-config-file');
+  if (!file) return json ?? '';
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (e) {
+    throw fsError('USAGE', file, e);
+  }
+}
+
+/** The push target of a backend config; the storage backends are not here yet, so a push is refused. */
+function pushTarget(type: string, json: string): PackPushTarget {
+  packBackendConfigs(type, json);
+  throw new NydusError('UNSUPPORTED', `pushing to a storage backend (--backend-push, --backend-type ${type}) is not supported yet`);
+}
+
+export default class Pack extends BaseCommand {
+  static override aliases = ['nydusify:build'];
+  static override summary = 'Build a Nydus filesystem (bootstrap and data blob) from a source directory';
+  static override description =
+    'Writes <output-dir>/<name>.meta, the data blob and output.json. On --parent-bootstrap the directory is a layer over that ' +
+    'image; with --chunk-dict chunks found in that bootstrap are referenced, not stored again. The new blob (the one neither ' +
+    'the parent nor the dict has) is renamed to <output-dir>/<its sha256> when layering or pushing. --backend-push uploads ' +
+    'the parent\'s blobs and the new blob under blob_prefix, then the bootstrap as meta_prefix + <name>.';
+  static override examples = [
+    'nydusify pack --source-dir rootfs/ --name app --output-dir out/',
+    'nydusify pack --source-dir layer2/ --name app-v2 --parent-bootstrap out/app.meta -o out/',
+    'nydusify pack --source-dir rootfs/ --name app --backend-push --backend-type s3 --backend-config-file s3.json',
+  ];
+
+  static override flags = {
+    'source-dir': Flags.string({ aliases: ['target-dir'], description: 'source directory to build the Nydus filesystem from', required: true, ...env('SOURCE_DIR') }),
+    'output-dir': Flags.string({ char: 'o', description: `output directory for the built artifacts (default ${DEFAULT_OUTPUT_DIR})`, ...env('OUTPUT_DIR') }),
+    name: Flags.string({ aliases: ['meta', 'bootstrap'], description: 'image name: the bootstrap is <output-dir>/<name>.meta and is pushed as meta_prefix + <name>', required: true, ...env('BOOTSTRAP') }),
+    'backend-push': Flags.boolean({ description: 'push the bootstrap and blobs to the storage backend', ...env('BACKEND_PUSH') }),
+    'backend-type': Flags.string({ description: 'storage backend type: oss or s3', default: 'oss', ...env('BACKEND_TYPE') }),
+    'backend-config': Flags.string({ description: 'storage backend configuration as a JSON string', ...env('BACKEND_CONFIG') }),
+    'backend-config-file': Flags.string({ description: 'storage backend configuration JSON file', ...env('BACKEND_CONFIG_FILE') }),
+    'chunk-dict': Flags.string({ description: 'a chunk dict whose chunks are referenced, not stored again: bootstrap=PATH', ...env('CHUNK_DICT') }),
+    'parent-bootstrap': Flags.string({ description: 'a parent bootstrap: the source directory is built as a layer over it', ...env('PARENT_BOOTSTRAP') }),
+    'fs-version': Flags.string({ description: 'RAFS version of the Nydus image: 5 or 6', default: '6', ...env('FS_VERSION') }),
+    compressor: Flags.string({ description: 'chunk compression: none, lz4_block or zstd', default: 'zstd', ...env('COMPRESSOR') }),
+    'chunk-size': Flags.string({ description: 'chunk size, a power of two from 0x1000 to 0x1000000', default: '0x100000', ...env('CHUNK_SIZE') }),
+    'nydus-image': Flags.string({ description: 'build with this nydus-image program, exec\'d with upstream\'s argv (default: build in-process)', ...env('NYDUS_IMAGE') }),
+    compact: Flags.boolean({ hidden: true, description: 'not supported yet', ...env('COMPACT') }),
+    'compact-config-file': Flags.string({ hidden: true, description: 'not supported yet', ...env('COMPACT_CONFIG_FILE') }),
+  };
+
+  async run(): Promise<void> {
+    const { flags } = await this.parse(Pack);
+    const log = this.initLogger(flags);
+    for (const [flag, why] of NOT_YET) {
+      const v = (flags as Record<string, unknown>)[flag];
+      if (v !== undefined && v !== false) throw new NydusError('UNSUPPORTED', why);
+    }
+    const fsVersion = parseNumber('fs-version', flags['fs-version']);
+    if (fsVersion !== 5 && fsVersion !== 6) throw new NydusError('USAGE', `invalid value ${JSON.stringify(flags['fs-version'])} for --fs-version: must be 5 or 6`);
+    if (!(BUILD_COMPRESSORS as readonly string[]).includes(flags.compressor)) {
+      throw new NydusError('USAGE', `invalid value ${JSON.stringify(flags.compressor)} for --compressor: must be ${BUILD_COMPRESSORS.join(', ')}`);
+    }
+    const chunkSize = parseNumber('chunk-size', flags['chunk-size']);
+    let push: PackPushTarget | undefined;
+    if (flags['backend-push']) {
+      push = pushTarget(flags['backend-type'], backendConfigText(flags['backend-config'], flags['backend-config-file']));
+    } else if (flags['backend-config'] !== undefined || flags['backend-config-file'] !== undefined) {
+      log.warn('the backend configuration is not used without --backend-push');
+    }
+    const result = await pack({
+      sourceDir: flags['source-dir'],
+      outputDir: flags['output-dir'],
+      name: flags.name,
+      fsVersion,
+      compressor: flags.compressor as CompressorName,
+      chunkSize,
+      chunkDict: flags['chunk-dict'],
+      parentBootstrap: flags['parent-bootstrap'],
+      nydusImage: flags['nydus-image'],
+      push,
+      onLog: (line) => log.info(line),
+    });
+    const meta = result.remoteMeta ?? result.bootstrap;
+    const blob = result.remoteBlob ?? result.blob;
+    log.info(`successfully built Nydus image (bootstrap:'${meta}', blob:'${blob}')`);
+  }
+}
