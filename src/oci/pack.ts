@@ -5,7 +5,7 @@
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { create } from '../build/create.js';
+import { checkChunkSize, create } from '../build/create.js';
 import { outputJson, writeOutputJson } from '../cli/output-json.js';
 import { NydusError, fsError } from '../errors.js';
 import { openImage } from '../read/open.js';
@@ -174,6 +174,7 @@ export async function pack(o: PackOptions): Promise<PackResult> {
   const parentBlobs = o.parentBootstrap ? blobsOf(o.parentBootstrap, 'parent bootstrap') : [];
   const dictBlobs = dictFile !== undefined ? blobsOf(dictFile, 'chunk dict') : [];
   const fsVersion = o.fsVersion ?? 6;
+  if (o.chunkSize !== undefined) checkChunkSize(o.chunkSize);
 
   const outputDir = o.outputDir || DEFAULT_OUTPUT_DIR;
   const made = ensureOutputDir(outputDir);
