@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openImage } from '../../src/read/open.js';
 import { compareTrees } from '../helpers/compare.js';
 import { run, runOk, type RunResult } from '../helpers/tools.js';
-import { prng } from '../helpers/tree.js';
+import { prng, writeSourceDir } from '../helpers/tree.js';
 import { BIN, REPO, nydusImageOk } from './cli-runner.js';
 
 const NYDUSIFY = join(REPO, 'bin', 'nydusify.js');
@@ -35,15 +35,7 @@ const oneLine = (r: RunResult): string => {
   return lines[0]!;
 };
 
-async function makeSource(dir: string, files: Record<string, Buffer | string>): Promise<void> {
-  await mkdir(dir, { recursive: true });
-  for (const [rel, data] of Object.entries(files)) {
-    await mkdir(join(dir, rel, '..'), { recursive: true });
-    await writeFile(join(dir, rel), data);
-  }
-  await chmod(dir, 0o755);
-  await runOk('find', [dir, '-exec', 'touch', '-h', '-d', `@${T}`, '{}', '+']);
-}
+const makeSource = (dir: string, files: Record<string, Buffer | string>): Promise<void> => writeSourceDir(dir, files, T);
 
 /** unpack (blobs from blobDir, named by id) → GNU tar → compared with `expected`. */
 async function unpackEquals(boot: string, blobDir: string, expected: string): Promise<void> {
