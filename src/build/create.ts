@@ -42,6 +42,8 @@ export interface CreateOptions {
   blobDir?: string;
   /** The blob's bytes go to this stream, in order, instead of a file (a registry upload, say). */
   blobOut?: Writable;
+  /** Called with the blob id once blobOut has taken every byte, before the bootstrap is written (a backend commits the upload here). */
+  blobEnd?: (blobId: string) => Promise<void>;
   blobCacheDir?: string;
   blobInlineMeta?: boolean;
   blobToc?: boolean;
@@ -363,11 +365,15 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
     const blobId = o.blobId ?? blobHash;
     const blobIds = table(blobId, 0, false).map((b) => b.blob_id);
 
+    // A streamed blob is whole (and stored, when blobEnd says so) before the bootstrap naming it exists.
+    if (o.blobOut) {
+      await endStream(o.blobOut);
+      await o.blobEnd?.(blobId);
+    }
     // With the bootstrap inline in the blob and no -B, no separate bootstrap is written.
     const bootstrapPath = o.bootstrap || (!inlineMeta && o.blobDir) ? await writeBootstrap(bootstrap, o) : '';
     dumpBoot.end();
 
-    if (o.blobOut) await endStream(o.blobOut);
     let blobPath: string | undefined;
     if (blobFile) {
       blobPath = o.blob ?? blobFileIn(o.blobDir!, blobId);

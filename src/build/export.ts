@@ -19,11 +19,14 @@ import { LIMITS, badBlobId, limitError } from '../format/limits.js';
 import { alignUp } from '../format/util.js';
 import { VerityTree, verityLayout } from './verity.js';
 import { BufferPool } from '../pipeline/buffers.js';
+import type { SyncBlobReader } from '../backends/sync-reader.js';
 
 export interface ExportBlockOptions {
   bootstrap: string;
   /** The localfs directory: blobs are `<blobDir>/<blob id>`. */
   blobDir: string;
+  /** Read the blobs from this backend instead of blobDir (which then only places the default output). */
+  backend?: SyncBlobReader;
   /** Default: `<blobDir>/<bootstrap file name>.disk`, as upstream. */
   output?: string;
   /** Append a dm-verity hash tree at hashOffset and return its root. */
@@ -182,8 +185,16 @@ function checkBlobSize(plan: DiskPlan, b: DiskBlob, fileSize: number): void {
 }
 
 /** Fails before any output exists when a blob is missing or too short. */
-function checkBlobFiles(plan: DiskPlan): void {
+function checkBlobFiles(plan: DiskPlan, backend?: SyncBlobReader): void {
   for (const b of plan.blobs) {
+    if (backend) {
+      if (b.tarfs) throw new NydusError('UNSUPPORTED', `blob ${b.blobId} is a tarfs blob: exporting one from a backend is not supported yet`);
+      const size = backend.size(b.blobId);
+      if (size === undefined) throw new NydusError('SOURCE', `blob ${b.blobId} is not in the backend`);
+      if (size < b.need) throw new NydusError('SOURCE', `blob ${b.blobId} in the backend is shorter than the bootstrap needs: ${b.need} bytes, it has ${size}`);
+      checkBlobSize(plan, b, size);
+      continue;
+    }
     let st: fs.Stats;
     try {
       st = fs.statSync(b.file);
@@ -336,20 +347,20 @@ export async function exportBlock(o: ExportBlockOptions): Promise<ExportBlockRes
   try {
     image = loadBootstrap(boot);
     plan = planDisk(boot, image, o.blobDir);
-    checkBlobFiles(plan);
+    checkBlobFiles(plan, o.backend);
   } catch (e) {
     if (e instanceof NydusError && e.path === undefined) throw new NydusError(e.code, e.message, { path: o.bootstrap, cause: e });
     throw e;
   }
 
   const output = o.output ?? path.join(o.blobDir, `${path.basename(o.bootstrap)}.disk`);
-  checkNoCollision([['--bootstrap', o.bootstrap], ...plan.blobs.map((b) => [`blob ${b.blobId} in --localfs-dir`, b.file] as const)], [['--output', output]]);
+  checkNoCollision([['--bootstrap', o.bootstrap], ...(o.backend ? [] : plan.blobs).map((b) => [`blob ${b.blobId} in --localfs-dir`, b.file] as const)], [['--output', output]]);
   if (o.verity && isSpecialFile(output)) throw new NydusError('USAGE', '--verity writes the hash tree at an offset: the output must be a regular file', { path: output });
 
   const B = plan.blockSize;
   const dataSize = plan.dataBlocks * B;
   const out = OutputFile.open(output);
-  const reader = new BlobReader(image, { blobDir: o.blobDir });
+  const reader = new BlobReader(image, o.backend ? { backend: o.backend } : { blobDir: o.blobDir });
   try {
     const layout = o.verity ? verityLayout(plan.dataBlocks, B) : undefined;
     const runs = layout ? new HashBlockRuns(out, layout.hashOffset) : undefined;

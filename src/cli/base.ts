@@ -8,6 +8,16 @@ import { pluginOf } from './plugins.js';
 
 let handlersInstalled = false;
 
+/** How long an interrupted command may spend aborting remote uploads before it ends. */
+const INTERRUPT_CLEANUP_MS = 20_000;
+const interruptCleanups = new Set<() => Promise<void>>();
+
+/** Runs `fn` (an upload's abort) if the process is interrupted; returns the unregister function. */
+export function onInterrupt(fn: () => Promise<void>): () => void {
+  interruptCleanups.add(fn);
+  return () => interruptCleanups.delete(fn);
+}
+
 /**
  * Once per process: SIGINT and SIGTERM remove every temporary output, then end the process by
  * that same signal (its default action), so the shell reports 130 / 143 and a calling script
@@ -25,7 +35,15 @@ export function installExitHandlers(): void {
       writeError(`interrupted by ${signal}`);
       process.exitCode = code;
       process.removeAllListeners(signal);
-      process.kill(process.pid, signal);
+      // Remote uploads in progress are aborted first (bounded), so no server keeps their parts.
+      const cleanups = [...interruptCleanups].map((f) => f().catch(() => undefined));
+      const end = () => process.kill(process.pid, signal);
+      if (cleanups.length === 0) return end();
+      const timer = setTimeout(end, INTERRUPT_CLEANUP_MS);
+      void Promise.all(cleanups).then(() => {
+        clearTimeout(timer);
+        end();
+      });
     });
   }
   const fatal = (e: unknown) => {

@@ -4,6 +4,8 @@ import { NydusError } from '../errors.js';
 import { check, checkReport, verboseLines } from '../read/check.js';
 import { once } from 'node:events';
 import { outputJson, writeOutputJson } from '../cli/output-json.js';
+import { backendFlags, backendSpecOf } from '../cli/backend-flags.js';
+import { SyncBlobReader } from '../backends/sync-reader.js';
 
 export default class Check extends BaseCommand {
   static override summary = 'Validate a RAFS filesystem metadata blob (bootstrap)';
@@ -18,6 +20,7 @@ export default class Check extends BaseCommand {
     config: Flags.string({ char: 'C', description: 'nydusd configuration file (not supported yet)' }),
     verbose: Flags.boolean({ char: 'v', description: 'list every inode and chunk' }),
     'output-json': Flags.string({ char: 'J', description: 'write the result as JSON to this file' }),
+    ...backendFlags,
   };
 
   async run(): Promise<void> {
@@ -27,7 +30,15 @@ export default class Check extends BaseCommand {
     const file = args.bootstrap ?? flags.bootstrap;
     if (!file) throw new NydusError('USAGE', 'missing bootstrap: check BOOTSTRAP');
     if (flags.config) throw new NydusError('UNSUPPORTED', '--config is not supported yet; use --blob-dir');
-    const r = check(file, { blobDir: flags['blob-dir'], blob: flags.blob });
+    const spec = backendSpecOf(flags);
+    if (spec && (flags['blob-dir'] !== undefined || flags.blob !== undefined)) throw new NydusError('USAGE', `--backend-type cannot be used with --${flags.blob !== undefined ? 'blob' : 'blob-dir'}`);
+    const backend = spec ? new SyncBlobReader(spec) : undefined;
+    let r: ReturnType<typeof check>;
+    try {
+      r = check(file, backend ? { backend } : { blobDir: flags['blob-dir'], blob: flags.blob });
+    } finally {
+      backend?.close();
+    }
     if (flags.verbose) {
       // Streamed in 64 KiB pieces, waiting for the pipe: the listing grows with the image.
       let piece = '';

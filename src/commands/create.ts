@@ -10,6 +10,9 @@ import { loadPlugins } from '../cli/plugins.js';
 import { WHITEOUT_SPEC_NAMES, type WhiteoutSpec } from '../tree/overlay.js';
 import { readPrefetchList } from '../cli/prefetch-list.js';
 import { checkNoCollision } from '../io/collide.js';
+import { backendFlags, backendSpecOf } from '../cli/backend-flags.js';
+import { openBackend } from '../backends/index.js';
+import { onInterrupt } from '../cli/base.js';
 
 export default class Create extends BaseCommand {
   static override summary = 'Create a RAFS filesystem from a directory, tar or stargz source';
@@ -54,6 +57,8 @@ export default class Create extends BaseCommand {
     attributes: Flags.string({ description: '.nydusattributes file (not supported yet)' }),
     plugin: Flags.string({ multiple: true, description: 'add pipeline stages from a plugin module: MODULE[?key=value&...]' }),
     threads: Flags.integer({ min: 0, max: 64, description: 'compression worker threads [default: one per core]' }),
+    ...backendFlags,
+    'backend-force-push': Flags.boolean({ description: 'upload the blob to the backend even when an object of its id is there' }),
   };
 
   async run(): Promise<void> {
@@ -71,10 +76,24 @@ export default class Create extends BaseCommand {
       [['source', args.source], ['--parent-bootstrap', flags['parent-bootstrap']], ['--chunk-dict', flags['chunk-dict']?.replace(/^bootstrap=/, '')]],
       [['--bootstrap', flags.bootstrap], ['--blob', flags.blob], ['--output-json', flags['output-json']]],
     );
+    const spec = backendSpecOf(flags);
+    if (!spec && flags['backend-force-push']) throw new NydusError('USAGE', '--backend-force-push needs --backend-type');
+    if (spec) {
+      for (const [k, v] of [['blob', flags.blob], ['blob-dir', flags['blob-dir']], ['blob-cache-dir', flags['blob-cache-dir']]] as const) {
+        if (v !== undefined) throw new NydusError('USAGE', `--backend-type cannot be used with --${k}`);
+      }
+      if (spec.type === 'http-proxy') throw new NydusError('USAGE', 'the http-proxy backend is read-only: it cannot store a blob');
+      if (flags.type === 'tar-tarfs') throw new NydusError('UNSUPPORTED', '--backend-type with --type tar-tarfs is not supported yet');
+      if (!flags.bootstrap && !flags['blob-inline-meta']) throw new NydusError('USAGE', 'missing --bootstrap: the bootstrap stays local when the blob goes to a backend');
+    }
     const prefetch = flags['prefetch-policy'] === 'none' ? [] : readPrefetchList();
     const stages = await loadPlugins(flags.plugin ?? []);
     const progress = progressReporter(log.enabled('info'));
-    const result = await create({
+    const backend = spec ? await openBackend(spec, { role: 'write' }) : undefined;
+    const upload = backend?.put(flags['blob-id']);
+    const unhook = upload ? onInterrupt(() => upload.abort()) : undefined;
+    let stored = '';
+    const build = create({
       source: args.source,
       type: flags.type,
       bootstrap: flags.bootstrap,
@@ -97,7 +116,31 @@ export default class Create extends BaseCommand {
       stages,
       threads: flags.threads,
       onProgress: (p) => progress.update(p),
+      ...(upload ? {
+        blobOut: upload.stream,
+        blobEnd: async (id: string) => {
+          const r = await upload.commit(id, flags['backend-force-push']);
+          stored = `${backend!.where(id)}${r.skipped ? ' (already there: kept)' : ''}`;
+        },
+      } : {}),
     });
+    let result: Awaited<typeof build>;
+    try {
+      result = await build;
+    } catch (e) {
+      // The upload goes too: a failed build leaves no object and no multipart upload behind.
+      if (upload) {
+        try {
+          await upload.abort(e);
+        } catch (abortError) {
+          throw new NydusError((e as NydusError).code ?? 'OUTPUT', `${(e as Error).message.split('\n')[0]}; and ${(abortError as Error).message}`);
+        }
+      }
+      throw e;
+    } finally {
+      unhook?.();
+      await backend?.close();
+    }
     progress.done();
     if (flags['output-json']) {
       await writeOutputJson(flags['output-json'], outputJson({ bootstrap: result.bootstrap, blobs: result.blobs, trace: result.trace, fsVersion: result.fsVersion, compressor: result.compressor }), true);
@@ -106,6 +149,7 @@ export default class Create extends BaseCommand {
       'successfully built RAFS filesystem: \n' +
         `meta blob path: ${result.bootstrap || '<none>'}\n` +
         `data blob size: 0x${result.blobSize.toString(16)}\n` +
+        (stored ? `data blob stored at: ${stored}\n` : '') +
         `data blobs: [${result.blobs.map((b) => JSON.stringify(b)).join(', ')}]`,
     );
   }

@@ -3,6 +3,8 @@ import { BaseCommand } from '../cli/base.js';
 import { NydusError } from '../errors.js';
 import { exportBlock } from '../build/export.js';
 import { verityLayout, verityOptionsLine } from '../build/verity.js';
+import { backendFlags, backendSpecOf } from '../cli/backend-flags.js';
+import { SyncBlobReader } from '../backends/sync-reader.js';
 
 export default class Export extends BaseCommand {
   static override summary = 'Export RAFS filesystems as raw block disk images';
@@ -23,6 +25,7 @@ export default class Export extends BaseCommand {
     output: Flags.string({ char: 'O', description: 'file path for the disk image [default: <localfs-dir>/<bootstrap name>.disk]' }),
     threads: Flags.string({ default: '4', description: 'worker threads, 1-1024 as upstream accepts (taken for compatibility: the export is one sequential pass)' }),
     verity: Flags.boolean({ description: 'generate dm-verity data for the block device' }),
+    ...backendFlags,
   };
 
   async run(): Promise<void> {
@@ -35,10 +38,22 @@ export default class Export extends BaseCommand {
     if (threads < 1 || threads > 1024) throw new NydusError('USAGE', `invalid thread number ${threads}, valid range: [1-1024]`);
     if (flags.config) throw new NydusError('UNSUPPORTED', '-C/--config is not supported yet; use -B BOOTSTRAP -D DIR');
     const dir = flags['localfs-dir'];
-    if (!flags.bootstrap && !dir) throw new NydusError('USAGE', 'both option `-C/--config` and `-D/--localfs-dir` are missing');
+    const spec = backendSpecOf(flags);
+    if (spec) {
+      if (dir !== undefined) throw new NydusError('USAGE', '--backend-type cannot be used with -D/--localfs-dir');
+      if (!flags.bootstrap) throw new NydusError('USAGE', '--backend-type needs -B/--bootstrap');
+      if (!flags.output) throw new NydusError('USAGE', '--backend-type needs -O/--output (there is no localfs dir to put the disk in)');
+    }
+    if (!spec && !flags.bootstrap && !dir) throw new NydusError('USAGE', 'both option `-C/--config` and `-D/--localfs-dir` are missing');
     if (!flags.bootstrap) throw new NydusError('USAGE', '-D/--localfs-dir needs -B/--bootstrap');
-    if (!dir) throw new NydusError('USAGE', '-B/--bootstrap needs -D/--localfs-dir');
-    const r = await exportBlock({ bootstrap: flags.bootstrap, blobDir: dir, output: flags.output, verity: flags.verity });
+    if (!dir && !spec) throw new NydusError('USAGE', '-B/--bootstrap needs -D/--localfs-dir');
+    const backend = spec ? new SyncBlobReader(spec) : undefined;
+    let r: Awaited<ReturnType<typeof exportBlock>>;
+    try {
+      r = await exportBlock({ bootstrap: flags.bootstrap, blobDir: dir ?? '.', output: flags.output, verity: flags.verity, ...(backend ? { backend } : {}) });
+    } finally {
+      backend?.close();
+    }
     this.logger.info(`exported ${flags.bootstrap} to ${r.output}: ${r.dataBlocks} blocks of ${r.blockSize} bytes`);
     if (r.verity) process.stdout.write(`${verityOptionsLine(verityLayout(r.dataBlocks, r.blockSize), r.verity.root)}\n`);
   }

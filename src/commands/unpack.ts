@@ -3,6 +3,8 @@ import { BaseCommand } from '../cli/base.js';
 import { NydusError } from '../errors.js';
 import { unpack } from '../read/unpack.js';
 import { checkNoCollision } from '../io/collide.js';
+import { backendSpecOf } from '../cli/backend-flags.js';
+import { SyncBlobReader } from '../backends/sync-reader.js';
 
 export default class Unpack extends BaseCommand {
   static override summary = 'Unpack a RAFS filesystem to a tar file';
@@ -21,9 +23,9 @@ export default class Unpack extends BaseCommand {
     // One of --blob, --blob-dir, --backend-type; checked in run() so the error is one clear line.
     blob: Flags.string({ char: 'b', description: 'Path to RAFS data blob file (an image with one blob)' }),
     'blob-dir': Flags.string({ char: 'D', description: 'Directory holding the data blobs, each named by its id' }),
-    'backend-type': Flags.string({ description: 'Type of backend (not supported yet: use --blob or --blob-dir)' }),
-    'backend-config': Flags.string({ description: 'Config string of backend' }),
-    'backend-config-file': Flags.string({ description: 'Config file of backend' }),
+    'backend-type': Flags.string({ aliases: ['backend_type'], description: 'Type of backend: registry, s3, oss, http-proxy (localfs: use --blob-dir)' }),
+    'backend-config': Flags.string({ aliases: ['backend_config'], description: 'Config string of backend' }),
+    'backend-config-file': Flags.string({ aliases: ['backend_config_file'], description: 'Config file of backend' }),
     output: Flags.string({ description: '(required) Path for output tar file' }),
     verify: Flags.boolean({ description: 'check every chunk against its digest while reading (upstream does not)' }),
   };
@@ -47,12 +49,17 @@ export default class Unpack extends BaseCommand {
         throw new NydusError('USAGE', '--backend-config or --backend-config-file must be specified');
       }
       if (backendType === 'localfs') throw new NydusError('USAGE', 'Use --blob-dir to specify localfs backend');
-      throw new NydusError('UNSUPPORTED', `--backend-type ${backendType} is not supported yet; give the data with --blob or --blob-dir`);
     }
-    if (flags.blob === undefined && flags['blob-dir'] === undefined) {
+    const spec = backendSpecOf(flags);
+    if (flags.blob === undefined && flags['blob-dir'] === undefined && !spec) {
       throw new NydusError('USAGE', 'invalid backend configuration, --blob, --blob-dir or --backend-type must be specified');
     }
     checkNoCollision([[args.bootstrap ? 'BOOTSTRAP' : '--bootstrap', bootstrap], ['--blob', flags.blob]], [['--output', flags.output]]);
-    await unpack({ bootstrap, output: flags.output, blob: flags.blob, blobDir: flags['blob-dir'], verify: flags.verify });
+    const backend = spec ? new SyncBlobReader(spec) : undefined;
+    try {
+      await unpack({ bootstrap, output: flags.output, blob: flags.blob, blobDir: flags['blob-dir'], verify: flags.verify, ...(backend ? { backend } : {}) });
+    } finally {
+      backend?.close();
+    }
   }
 }

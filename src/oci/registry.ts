@@ -408,10 +408,34 @@ export class RegistryClient {
     return url.href;
   }
 
-  /** Opens a blob GET at `offset` (a Range request past 0), following redirects. */
-  private async openBlob(repository: string, digest: Digest, offset: number): Promise<Dispatcher.ResponseData> {
+  /** Exactly `length` bytes of a blob at `offset`, by one ranged GET (a backend's random read). */
+  async readBlobRange(repository: string, digest: Digest, offset: number, length: number): Promise<Buffer> {
+    checkDigest(digest, `${this.host}: blob in ${repository}`, this.code);
     const what = `blob ${digest} in ${repository}`;
-    const headers: Record<string, string> = offset > 0 ? { range: `bytes=${offset}-` } : {};
+    if (length === 0) return Buffer.alloc(0);
+    const res = await this.openBlob(repository, digest, offset, offset + length - 1);
+    if (res.statusCode !== 206) {
+      await discard(res.body);
+      throw new RegistryError(this.code, `${this.host}: ${what}: the registry ignored the range ${offset}+${length} (status ${res.statusCode})`, res.statusCode, false);
+    }
+    const out = Buffer.alloc(length);
+    let got = 0;
+    for await (const c of res.body as AsyncIterable<Buffer>) {
+      if (got + c.length > length) {
+        res.body.destroy();
+        throw new RegistryError(this.code, `${this.host}: ${what}: more than the ${length} bytes asked for at ${offset}`, 206, false);
+      }
+      c.copy(out, got);
+      got += c.length;
+    }
+    if (got !== length) throw new RegistryError(this.code, `${this.host}: ${what}: asked for ${length} bytes at ${offset}, got ${got}`, 206, false);
+    return out;
+  }
+
+  /** Opens a blob GET at `offset` (a Range request past 0, or up to `end`), following redirects. */
+  private async openBlob(repository: string, digest: Digest, offset: number, end?: number): Promise<Dispatcher.ResponseData> {
+    const what = `blob ${digest} in ${repository}`;
+    const headers: Record<string, string> = offset > 0 || end !== undefined ? { range: `bytes=${offset}-${end ?? ''}` } : {};
     const ok = [200, 206, ...REDIRECTS];
     let res = await this.send({ method: 'GET', url: this.blobUrl(repository, digest), what, ok, retry: true, scopes: [scopeOf(repository, 'pull')], headers });
     let url = this.blobUrl(repository, digest);

@@ -35,7 +35,7 @@ export function check(bootstrap: string, blobs?: BlobLocation): CheckResult {
   const image = openImage(bootstrap);
   t.end();
   let verifiedChunks = 0;
-  if (blobs && (blobs.blobDir || blobs.blob || blobs.files)) {
+  if (blobs && (blobs.blobDir || blobs.blob || blobs.files || blobs.backend)) {
     const reader = new BlobReader(image, blobs);
     try {
       const seen = new Set<string>();

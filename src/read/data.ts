@@ -6,6 +6,7 @@ import { NydusError, fsError } from '../errors.js';
 import { badBlobId } from '../format/limits.js';
 import { FEATURE_TARFS } from '../format/rafs/blob-table.js';
 import { CHUNK_COMPRESSED, type ChunkInfo, type ImageNode, type RafsImage } from './model.js';
+import type { SyncBlobReader } from '../backends/sync-reader.js';
 
 export interface BlobLocation {
   /** Directory holding blobs named by their id. */
@@ -14,10 +15,20 @@ export interface BlobLocation {
   blob?: string;
   /** Explicit id -> file. */
   files?: Map<string, string>;
+  /** A storage backend holding the blobs by id, read with ranged gets. */
+  backend?: SyncBlobReader;
+}
+
+interface Handle {
+  fd: number;
+  size: number;
+  file: string;
+  /** Set when the blob is read from a backend (fd is then unused). */
+  remote?: { reader: SyncBlobReader; id: string };
 }
 
 export class BlobReader {
-  private readonly fds = new Map<number, { fd: number; size: number; file: string }>();
+  private readonly fds = new Map<number, Handle>();
 
   constructor(private readonly image: RafsImage, private readonly where: BlobLocation) {}
 
@@ -38,8 +49,17 @@ export class BlobReader {
     throw new NydusError('USAGE', `no blob location given for blob ${b.blobId}`);
   }
 
-  private open(blobIndex: number): { fd: number; size: number; file: string } {
+  private open(blobIndex: number): Handle {
     let h = this.fds.get(blobIndex);
+    if (!h && this.where.backend && !this.where.files?.has(this.image.blobs[blobIndex].blobId)) {
+      const id = this.image.blobs[blobIndex].blobId;
+      const bad = badBlobId(id);
+      if (bad) throw new NydusError('FORMAT', `blob ${blobIndex}: ${bad}`);
+      const size = this.where.backend.size(id);
+      if (size === undefined) throw new NydusError('SOURCE', `blob ${id} is not in the backend`);
+      h = { fd: -1, size, file: `blob ${id}`, remote: { reader: this.where.backend, id } };
+      this.fds.set(blobIndex, h);
+    }
     if (!h) {
       const file = this.fileFor(blobIndex);
       try {
@@ -71,9 +91,10 @@ export class BlobReader {
     }
     const stored = into && into.length >= c.compressedSize ? Buffer.from(into.buffer, into.byteOffset, c.compressedSize) : Buffer.allocUnsafe(c.compressedSize);
     try {
-      fs.readSync(h.fd, stored, 0, stored.length, c.compressedOffset);
+      if (h.remote) h.remote.reader.read(h.remote.id, stored, c.compressedOffset, h.size);
+      else fs.readSync(h.fd, stored, 0, stored.length, c.compressedOffset);
     } catch (e) {
-      throw fsError('SOURCE', h.file, e);
+      throw e instanceof NydusError ? e : fsError('SOURCE', h.file, e);
     }
     let raw: Buffer = stored;
     if ((c.flags & CHUNK_COMPRESSED) !== 0) {
@@ -100,7 +121,7 @@ export class BlobReader {
   }
 
   close(): void {
-    for (const h of this.fds.values()) fs.closeSync(h.fd);
+    for (const h of this.fds.values()) if (!h.remote) fs.closeSync(h.fd);
     this.fds.clear();
   }
 }

@@ -7,6 +7,7 @@ import { NydusError } from '../errors.js';
 import { badName } from '../format/limits.js';
 import { OutputFile } from '../io/atomic.js';
 import { BlobReader } from './data.js';
+import type { SyncBlobReader } from '../backends/sync-reader.js';
 import { openImage } from './open.js';
 import {
   S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK, type ImageNode, type RafsImage,
@@ -26,6 +27,8 @@ export interface UnpackOptions {
   blobDir?: string;
   /** Check every chunk against its digest while reading (upstream does not). */
   verify?: boolean;
+  /** Read the blobs from this backend (ranged gets) instead of --blob / --blob-dir. */
+  backend?: SyncBlobReader;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -417,7 +420,7 @@ export async function unpack(o: UnpackOptions): Promise<void> {
 export async function unpackImage(image: RafsImage, o: UnpackOptions): Promise<void> {
   if (o.output === '') throw new NydusError('USAGE', 'invalid empty --output option');
   const verify = o.verify ?? false;
-  const reader = new BlobReader(image, { blob: o.blob, blobDir: o.blobDir });
+  const reader = new BlobReader(image, o.backend ? { backend: o.backend } : { blob: o.blob, blobDir: o.blobDir });
   try {
     probeBlobs(image, reader, verify);
     let st: fs.Stats | undefined;
