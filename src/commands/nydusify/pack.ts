@@ -3,7 +3,8 @@ import { Flags } from '@oclif/core';
 import { BaseCommand, parseNumber } from '../../cli/base.js';
 import { NydusError, fsError } from '../../errors.js';
 import { BUILD_COMPRESSORS, type CompressorName } from '../../algo/index.js';
-import { DEFAULT_OUTPUT_DIR, pack, packBackendConfigs, type PackPushTarget } from '../../oci/pack.js';
+import { DEFAULT_OUTPUT_DIR, pack } from '../../oci/pack.js';
+import { openPackTarget } from '../../oci/pack-backend.js';
 
 /** Upstream's flags that this pack does not do yet: refused by name, never ignored. */
 const NOT_YET: Array<[flag: string, why: string]> = [
@@ -13,21 +14,15 @@ const NOT_YET: Array<[flag: string, why: string]> = [
 
 const env = (name: string) => ({ env: name });
 
-/** --backend-config or the file of --backend-config-file (upstream's parseBackendConfig). */
-function backendConfigText(json: string | undefined, file: string | undefined): string {
+/** --backend-config or the file of --backend-config-file (upstream's parseBackendConfig), and how messages name it. */
+function backendConfigText(json: string | undefined, file: string | undefined): { text: string; where: string } {
   if (json && file) throw new NydusError('USAGE', '--backend-config conflicts with --backend-config-file');
-  if (!file) return json ?? '';
+  if (!file) return { text: json ?? '', where: '--backend-config' };
   try {
-    return readFileSync(file, 'utf8');
+    return { text: readFileSync(file, 'utf8'), where: `backend config file ${file}` };
   } catch (e) {
     throw fsError('USAGE', file, e);
   }
-}
-
-/** The push target of a backend config; the storage backends are not here yet, so a push is refused. */
-function pushTarget(type: string, json: string): PackPushTarget {
-  packBackendConfigs(type, json);
-  throw new NydusError('UNSUPPORTED', `pushing to a storage backend (--backend-push, --backend-type ${type}) is not supported yet`);
 }
 
 export default class Pack extends BaseCommand {
@@ -75,9 +70,10 @@ export default class Pack extends BaseCommand {
       throw new NydusError('USAGE', `invalid value ${JSON.stringify(flags.compressor)} for --compressor: must be ${BUILD_COMPRESSORS.join(', ')}`);
     }
     const chunkSize = parseNumber('chunk-size', flags['chunk-size']);
-    let push: PackPushTarget | undefined;
+    let push: Awaited<ReturnType<typeof openPackTarget>> | undefined;
     if (flags['backend-push']) {
-      push = pushTarget(flags['backend-type'], backendConfigText(flags['backend-config'], flags['backend-config-file']));
+      const { text, where } = backendConfigText(flags['backend-config'], flags['backend-config-file']);
+      push = await openPackTarget(flags['backend-type'], text, where);
     } else if (flags['backend-config'] !== undefined || flags['backend-config-file'] !== undefined) {
       log.warn('the backend configuration is not used without --backend-push');
     }
@@ -93,7 +89,7 @@ export default class Pack extends BaseCommand {
       nydusImage: flags['nydus-image'],
       push,
       onLog: (line) => log.info(line),
-    });
+    }).finally(() => push?.close());
     const meta = result.remoteMeta ?? result.bootstrap;
     const blob = result.remoteBlob ?? result.blob;
     log.info(`successfully built Nydus image (bootstrap:'${meta}', blob:'${blob}')`);
