@@ -1,0 +1,207 @@
+// `nydusify pack --backend-push --backend-type s3` against a real S3 server on 127.0.0.1 (s3rver in
+// its own process, test/helpers/s3.ts) driven by the real AWS SDK: the bootstrap lands at
+// meta_prefix + <name> and the blob at blob_prefix + <id>; the objects fetched back are the local
+// artifacts, and nydus-image reads the image back from the bucket (check, unpack by ranged gets)
+// equal to the source. A layer re-uploads its parent's blobs; a chunk dict keeps the new blob
+// small; --nydus-image pushes the same objects; a dead server or a bad config ends in one line.
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { chmod, cp, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { compareTrees } from '../helpers/compare.js';
+import { startS3, type S3Server } from '../helpers/s3.js';
+import { run, runOk, type RunResult } from '../helpers/tools.js';
+import { prng, writeSourceDir } from '../helpers/tree.js';
+import { BIN, REPO, nydusImageOk } from './cli-runner.js';
+
+const NYDUSIFY = join(REPO, 'bin', 'nydusify.js');
+const MiB = 1024 * 1024;
+const T = 1_600_000_000;
+const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+let work = '';
+let s3: S3Server;
+const nydusify = (args: readonly string[]): Promise<RunResult> =>
+  run(process.execPath, [NYDUSIFY, ...args], { cwd: work, env: { PATH: process.env.PATH, HOME: work }, timeoutMs: 180_000 });
+async function nydusifyOk(args: readonly string[]): Promise<RunResult> {
+  const r = await nydusify(args);
+  if (r.code !== 0) throw new Error(`nydusify ${args.join(' ')}: exit ${r.code}\n${r.stderr.toString()}`);
+  return r;
+}
+/** The one error line; log lines at info may come before it. */
+const errorLine = (r: RunResult): string => {
+  const lines = r.stderr.toString().trim().split('\n').filter((l) => !/^\[[-0-9 :.+]+\] INFO /.test(l));
+  expect(lines, r.stderr.toString()).toHaveLength(1);
+  return lines[0]!;
+};
+
+/** Pack's config for the test server: blobs under `${p}blobs/`, bootstraps under `${p}meta/`. */
+const packConfig = (p: string, extra: Record<string, unknown> = {}) =>
+  JSON.stringify({ ...s3.config(), meta_prefix: `${p}meta/`, blob_prefix: `${p}blobs/`, ...extra });
+const push = (p: string) => ['--backend-push', '--backend-type', 's3', '--backend-config', packConfig(p)];
+/** nydus-image's runtime config for the same bucket, reading blobs under `${p}blobs/`. */
+const readConfig = (p: string) => JSON.stringify(s3.config({ object_prefix: `${p}blobs/` }));
+
+/** The bootstrap fetched from the bucket, read back by check and by unpack (ranged gets) → GNU tar → `expected`. */
+async function readBackEquals(p: string, name: string, expected: string): Promise<void> {
+  const x = await mkdtemp(join(work, 'x-'));
+  const boot = join(x, 'boot');
+  await writeFile(boot, await s3.get(`${p}meta/${name}`));
+  await nydusImageOk(['check', '--bootstrap', boot, '--backend-type', 's3', '--backend-config', readConfig(p)]);
+  await nydusImageOk(['unpack', '--bootstrap', boot, '--backend-type', 's3', '--backend-config', readConfig(p), '--output', join(x, 'out.tar')]);
+  await mkdir(join(x, 'root'));
+  await runOk('tar', ['--numeric-owner', '-p', '-C', join(x, 'root'), '-xf', join(x, 'out.tar')]);
+  expect(await compareTrees(expected, join(x, 'root'), { ignoreRootMtime: true })).toEqual([]);
+}
+
+const outputBlobs = async (dir: string): Promise<string[]> => (JSON.parse(await readFile(join(dir, 'output.json'), 'utf8')) as { blobs: string[] }).blobs;
+const keysUnder = async (p: string) => (await s3.keys()).filter((k) => k.startsWith(p)).sort();
+
+let base = '';
+let layer = '';
+let merged = '';
+let dictUser = '';
+
+beforeAll(async () => {
+  work = await mkdtemp(join(tmpdir(), 'nydusify-pack-s3-'));
+  s3 = await startS3();
+  base = join(work, 'base');
+  await writeSourceDir(base, { 'bin/tool': prng(1, 3 * MiB + 5), 'etc/conf': 'a=1\n', 'gone/x': 'x\n', 'lib/big': prng(2, 2 * MiB) }, T);
+  layer = join(work, 'layer');
+  await writeSourceDir(layer, { 'etc/conf': 'a=2\n', 'new/file': prng(3, 1 * MiB + 77), 'lib/big-copy': prng(2, 2 * MiB), '.wh.gone': '' }, T);
+  merged = join(work, 'merged');
+  await cp(base, merged, { recursive: true, preserveTimestamps: true });
+  await rm(join(merged, 'gone'), { recursive: true });
+  await cp(layer, merged, { recursive: true, preserveTimestamps: true, force: true });
+  await rm(join(merged, '.wh.gone'));
+  await runOk('find', [merged, '-exec', 'touch', '-h', '-d', `@${T}`, '{}', '+']);
+  dictUser = join(work, 'dict-user');
+  await writeSourceDir(dictUser, { 'opt/tool': prng(1, 3 * MiB + 5), 'opt/own': prng(4, 512 * 1024) }, T);
+}, 120_000);
+
+afterAll(async () => {
+  await s3?.stop();
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+describe('nydusify pack --backend-push to S3', () => {
+  it('puts the blob at blob_prefix + <id> and the bootstrap at meta_prefix + <name>; the bucket reads back equal', async () => {
+    const out = join(work, 'plain');
+    const r = await nydusifyOk(['pack', '--source-dir', base, '--name', 'app', '-o', out, ...push('plain/')]);
+    const [id] = await outputBlobs(out);
+    // Pushed: the blob is renamed to its sha256 locally too.
+    expect(existsSync(join(out, 'app.blob'))).toBe(false);
+    expect(await keysUnder('plain/')).toEqual([`plain/blobs/${id}`, 'plain/meta/app']);
+    expect(sha256(await s3.get(`plain/blobs/${id}`))).toBe(id);
+    expect((await s3.get(`plain/blobs/${id}`)).equals(await readFile(join(out, id!)))).toBe(true);
+    expect((await s3.get('plain/meta/app')).equals(await readFile(join(out, 'app.meta')))).toBe(true);
+    expect(r.stderr.toString()).toContain(`successfully built Nydus image (bootstrap:'s3://${s3.bucket}/plain/meta/app', blob:'s3://${s3.bucket}/plain/blobs/${id}')`);
+    expect(await s3.uploads()).toEqual([]);
+    await readBackEquals('plain/', 'app', base);
+  });
+
+  it('a layer on --parent-bootstrap uploads the parent\'s blob too (from <out>/<id>), then only skips it', async () => {
+    const out = join(work, 'layered');
+    await nydusifyOk(['pack', '--source-dir', base, '--name', 'base', '-o', out, ...push('one/')]);
+    const [parentId] = await outputBlobs(out);
+    // The layer goes to another prefix: the parent's blob is not there yet and is uploaded with it.
+    const r = await nydusifyOk(['pack', '--source-dir', layer, '--name', 'layer', '-o', out, '--parent-bootstrap', join(out, 'base.meta'), ...push('two/')]);
+    const blobs = await outputBlobs(out);
+    expect(blobs[0]).toBe(parentId);
+    const newId = blobs[1]!;
+    expect(await keysUnder('two/')).toEqual([`two/blobs/${parentId}`, `two/blobs/${newId}`, 'two/meta/layer'].sort());
+    expect(r.stderr.toString()).toContain(`push blob ${parentId}`);
+    const newSize = (await s3.get(`two/blobs/${newId}`)).length;
+    expect(newSize).toBeGreaterThan(1 * MiB);
+    expect(newSize).toBeLessThan(1.5 * MiB);
+    await readBackEquals('two/', 'layer', merged);
+    // Again to the same place: both blobs are there and kept, the bootstrap is replaced.
+    const again = await nydusifyOk(['pack', '--source-dir', layer, '--name', 'layer', '-o', out, '--parent-bootstrap', join(out, 'base.meta'), ...push('two/')]);
+    expect(again.stderr.toString()).toContain(`skip upload because blob exists: ${parentId}`);
+    expect(again.stderr.toString()).toContain(`skip upload because blob exists: ${newId}`);
+    expect(again.stderr.toString()).toContain('push bootstrap layer');
+  });
+
+  it('a parent blob neither in the bucket nor in the output dir: one line, and no bootstrap pushed', async () => {
+    const parentOut = join(work, 'elsewhere');
+    await nydusifyOk(['pack', '--source-dir', base, '--name', 'base', '-o', parentOut]);
+    const [parentId] = await outputBlobs(parentOut);
+    const out = join(work, 'orphan');
+    const r = await nydusify(['pack', '--source-dir', layer, '--name', 'layer', '-o', out, '--parent-bootstrap', join(parentOut, 'base.meta'), ...push('orphan/')]);
+    expect(r.code).toBe(1);
+    expect(errorLine(r)).toBe(`Error: blob ${parentId} of the parent bootstrap is neither in the backend nor at ${join(out, parentId!)}`);
+    expect(await keysUnder('orphan/meta/')).toEqual([]);
+  });
+
+  it('with --chunk-dict the dict\'s blob is kept and the new blob holds only what the dict lacks', async () => {
+    const dictOut = join(work, 'dict');
+    await nydusifyOk(['pack', '--source-dir', base, '--name', 'dict', '-o', dictOut, ...push('dict/')]);
+    const [dictId] = await outputBlobs(dictOut);
+    const plainOut = join(work, 'dict-none');
+    await nydusifyOk(['pack', '--source-dir', dictUser, '--name', 'u', '-o', plainOut, ...push('nodict/')]);
+    const [plainId] = await outputBlobs(plainOut);
+    const out = join(work, 'dict-user-out');
+    const r = await nydusifyOk(['pack', '--source-dir', dictUser, '--name', 'u', '-o', out, '--chunk-dict', `bootstrap=${join(dictOut, 'dict.meta')}`, ...push('dict/')]);
+    const blobs = await outputBlobs(out);
+    expect(blobs).toContain(dictId);
+    const newId = blobs.find((b) => b !== dictId)!;
+    expect(r.stderr.toString()).toContain(`push blob ${newId}`);
+    // The dict's blob is not the new blob: it is not pushed again.
+    expect(r.stderr.toString()).not.toContain(`push blob ${dictId}`);
+    expect(await keysUnder('dict/')).toEqual([`dict/blobs/${dictId}`, `dict/blobs/${newId}`, 'dict/meta/dict', 'dict/meta/u'].sort());
+    const withDict = (await s3.get(`dict/blobs/${newId}`)).length;
+    const without = (await s3.get(`nodict/blobs/${plainId}`)).length;
+    expect(withDict).toBeLessThan(without - 3 * MiB);
+    await readBackEquals('dict/', 'u', dictUser);
+  });
+
+  it('--nydus-image pushes the same objects as the in-process build', async () => {
+    const launcher = join(work, 'nydus-image');
+    await writeFile(launcher, `#!/bin/sh\nexec ${process.execPath} ${BIN} "$@"\n`);
+    await chmod(launcher, 0o755);
+    await nydusifyOk(['pack', '--source-dir', base, '--name', 'app', '-o', join(work, 'in'), ...push('in/')]);
+    await nydusifyOk(['pack', '--source-dir', base, '--name', 'app', '-o', join(work, 'ext'), '--nydus-image', launcher, ...push('ext/')]);
+    const inKeys = await keysUnder('in/');
+    expect(inKeys).toHaveLength(2);
+    expect((await keysUnder('ext/')).map((k) => k.slice('ext/'.length))).toEqual(inKeys.map((k) => k.slice('in/'.length)));
+    for (const k of inKeys) expect((await s3.get(`ext/${k.slice('in/'.length)}`)).equals(await s3.get(k)), k).toBe(true);
+  });
+
+  it('bad configs and an unreachable server end in one line, non-zero', async () => {
+    const bad: Array<[string, RegExp]> = [
+      [packConfig('bad/', { object_prefix: 'x/' }), /"meta_prefix" and "blob_prefix", not "object_prefix"/],
+      [packConfig('bad/', { endpoint: `http://127.0.0.1:${s3.port}` }), /"endpoint" must not carry a scheme/],
+      [packConfig('bad/', { region: 5 }), /"region" must be a string/],
+      [packConfig('bad/', { bucket_nam: 'typo' }), /unknown field "bucket_nam"/],
+    ];
+    for (const [cfg, message] of bad) {
+      const out = join(work, 'bad-config');
+      const r = await nydusify(['pack', '--source-dir', base, '--name', 'n', '-o', out, '--backend-push', '--backend-type', 's3', '--backend-config', cfg]);
+      expect(r.code, cfg).toBe(2);
+      expect(errorLine(r)).toMatch(message);
+      expect(existsSync(out)).toBe(false);
+    }
+    const cfgFile = join(work, 'dead.json');
+    await writeFile(cfgFile, JSON.stringify({ ...s3.config(), endpoint: '127.0.0.1:1', blob_prefix: 'dead/' }));
+    const r = await nydusify(['pack', '--source-dir', base, '--name', 'n', '-o', join(work, 'dead'), '--backend-push', '--backend-type', 's3', '--backend-config-file', cfgFile]);
+    expect(r.code).toBe(1);
+    expect(errorLine(r)).toMatch(/s3:\/\/.*dead\/[0-9a-f]{64}: .*failed/);
+  });
+
+  it('the server killed before the push: one line; restarted, a rerun completes', async () => {
+    const out = join(work, 'restart');
+    s3.kill();
+    const r = await nydusify(['pack', '--source-dir', layer, '--name', 'l', '-o', out, ...push('restart/')]);
+    expect(r.code).toBe(1);
+    expect(errorLine(r)).toMatch(/^Error: s3:\/\//);
+    await s3.restart();
+    expect(await keysUnder('restart/')).toEqual([]);
+    await nydusifyOk(['pack', '--source-dir', layer, '--name', 'l', '-o', out, ...push('restart/')]);
+    expect(await keysUnder('restart/meta/')).toEqual(['restart/meta/l']);
+    const [id] = await outputBlobs(out);
+    expect(sha256(await s3.get(`restart/blobs/${id}`))).toBe(id);
+    expect((await stat(join(out, id!))).size).toBe((await s3.get(`restart/blobs/${id}`)).length);
+  });
+});
