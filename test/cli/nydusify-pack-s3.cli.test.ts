@@ -6,36 +6,20 @@
 // small; --nydus-image pushes the same objects; a dead server or a bad config ends in one line.
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, cp, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { compareTrees } from '../helpers/compare.js';
 import { startS3, type S3Server } from '../helpers/s3.js';
-import { run, runOk, type RunResult } from '../helpers/tools.js';
-import { prng, writeSourceDir } from '../helpers/tree.js';
-import { BIN, REPO, nydusImageOk } from './cli-runner.js';
+import { BIN, nydusImageOk } from './cli-runner.js';
+import { MiB, errorLine, makePackSources, nydusifyIn, outputBlobs, untarEquals } from './pack-fixture.js';
 
-const NYDUSIFY = join(REPO, 'bin', 'nydusify.js');
-const MiB = 1024 * 1024;
-const T = 1_600_000_000;
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 let work = '';
 let s3: S3Server;
-const nydusify = (args: readonly string[]): Promise<RunResult> =>
-  run(process.execPath, [NYDUSIFY, ...args], { cwd: work, env: { PATH: process.env.PATH, HOME: work }, timeoutMs: 180_000 });
-async function nydusifyOk(args: readonly string[]): Promise<RunResult> {
-  const r = await nydusify(args);
-  if (r.code !== 0) throw new Error(`nydusify ${args.join(' ')}: exit ${r.code}\n${r.stderr.toString()}`);
-  return r;
-}
-/** The one error line; log lines at info may come before it. */
-const errorLine = (r: RunResult): string => {
-  const lines = r.stderr.toString().trim().split('\n').filter((l) => !/^\[[-0-9 :.+]+\] INFO /.test(l));
-  expect(lines, r.stderr.toString()).toHaveLength(1);
-  return lines[0]!;
-};
+let nydusify: ReturnType<typeof nydusifyIn>['nydusify'];
+let nydusifyOk: ReturnType<typeof nydusifyIn>['ok'];
 
 /** Pack's config for the test server: blobs under `${p}blobs/`, bootstraps under `${p}meta/`. */
 const packConfig = (p: string, extra: Record<string, unknown> = {}) =>
@@ -51,12 +35,9 @@ async function readBackEquals(p: string, name: string, expected: string): Promis
   await writeFile(boot, await s3.get(`${p}meta/${name}`));
   await nydusImageOk(['check', '--bootstrap', boot, '--backend-type', 's3', '--backend-config', readConfig(p)]);
   await nydusImageOk(['unpack', '--bootstrap', boot, '--backend-type', 's3', '--backend-config', readConfig(p), '--output', join(x, 'out.tar')]);
-  await mkdir(join(x, 'root'));
-  await runOk('tar', ['--numeric-owner', '-p', '-C', join(x, 'root'), '-xf', join(x, 'out.tar')]);
-  expect(await compareTrees(expected, join(x, 'root'), { ignoreRootMtime: true })).toEqual([]);
+  await untarEquals(join(x, 'out.tar'), expected);
 }
 
-const outputBlobs = async (dir: string): Promise<string[]> => (JSON.parse(await readFile(join(dir, 'output.json'), 'utf8')) as { blobs: string[] }).blobs;
 const keysUnder = async (p: string) => (await s3.keys()).filter((k) => k.startsWith(p)).sort();
 
 let base = '';
@@ -67,18 +48,8 @@ let dictUser = '';
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'nydusify-pack-s3-'));
   s3 = await startS3();
-  base = join(work, 'base');
-  await writeSourceDir(base, { 'bin/tool': prng(1, 3 * MiB + 5), 'etc/conf': 'a=1\n', 'gone/x': 'x\n', 'lib/big': prng(2, 2 * MiB) }, T);
-  layer = join(work, 'layer');
-  await writeSourceDir(layer, { 'etc/conf': 'a=2\n', 'new/file': prng(3, 1 * MiB + 77), 'lib/big-copy': prng(2, 2 * MiB), '.wh.gone': '' }, T);
-  merged = join(work, 'merged');
-  await cp(base, merged, { recursive: true, preserveTimestamps: true });
-  await rm(join(merged, 'gone'), { recursive: true });
-  await cp(layer, merged, { recursive: true, preserveTimestamps: true, force: true });
-  await rm(join(merged, '.wh.gone'));
-  await runOk('find', [merged, '-exec', 'touch', '-h', '-d', `@${T}`, '{}', '+']);
-  dictUser = join(work, 'dict-user');
-  await writeSourceDir(dictUser, { 'opt/tool': prng(1, 3 * MiB + 5), 'opt/own': prng(4, 512 * 1024) }, T);
+  ({ base, layer, merged, dictUser } = await makePackSources(work));
+  ({ nydusify, ok: nydusifyOk } = nydusifyIn(work));
 }, 120_000);
 
 afterAll(async () => {

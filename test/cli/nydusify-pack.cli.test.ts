@@ -5,48 +5,26 @@
 // bad flags and configs end in one line, non-zero, with nothing written.
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, copyFile, cp, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openImage } from '../../src/read/open.js';
-import { compareTrees } from '../helpers/compare.js';
-import { run, runOk, type RunResult } from '../helpers/tools.js';
-import { prng, writeSourceDir } from '../helpers/tree.js';
-import { BIN, REPO, nydusImageOk } from './cli-runner.js';
+import { BIN, nydusImageOk } from './cli-runner.js';
+import { MiB, errorLine, makePackSources, nydusifyIn, outputBlobs, untarEquals } from './pack-fixture.js';
 
-const NYDUSIFY = join(REPO, 'bin', 'nydusify.js');
-const MiB = 1024 * 1024;
-const T = 1_600_000_000;
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 let work = '';
-const nydusify = (args: readonly string[], cwd = work): Promise<RunResult> =>
-  run(process.execPath, [NYDUSIFY, ...args], { cwd, env: { PATH: process.env.PATH, HOME: work }, timeoutMs: 180_000 });
-async function nydusifyOk(args: readonly string[], cwd = work): Promise<RunResult> {
-  const r = await nydusify(args, cwd);
-  if (r.code !== 0) throw new Error(`nydusify ${args.join(' ')}: exit ${r.code}\n${r.stderr.toString()}`);
-  return r;
-}
-/** The one error line; log lines at info (the build's start) may come before it. */
-const oneLine = (r: RunResult): string => {
-  const lines = r.stderr.toString().trim().split('\n').filter((l) => !/^\[[-0-9 :.+]+\] INFO /.test(l));
-  expect(lines, r.stderr.toString()).toHaveLength(1);
-  return lines[0]!;
-};
-
-const makeSource = (dir: string, files: Record<string, Buffer | string>): Promise<void> => writeSourceDir(dir, files, T);
+let nydusify: ReturnType<typeof nydusifyIn>['nydusify'];
+let nydusifyOk: ReturnType<typeof nydusifyIn>['ok'];
 
 /** unpack (blobs from blobDir, named by id) → GNU tar → compared with `expected`. */
 async function unpackEquals(boot: string, blobDir: string, expected: string): Promise<void> {
   const x = await mkdtemp(join(work, 'x-'));
   await nydusImageOk(['unpack', '--bootstrap', boot, '--blob-dir', blobDir, '--output', join(x, 'out.tar')]);
-  await mkdir(join(x, 'root'));
-  await runOk('tar', ['--numeric-owner', '-p', '-C', join(x, 'root'), '-xf', join(x, 'out.tar')]);
-  expect(await compareTrees(expected, join(x, 'root'), { ignoreRootMtime: true })).toEqual([]);
+  await untarEquals(join(x, 'out.tar'), expected);
 }
-
-const outputBlobs = async (dir: string): Promise<string[]> => (JSON.parse(await readFile(join(dir, 'output.json'), 'utf8')) as { blobs: string[] }).blobs;
 
 let base = '';
 let layer = '';
@@ -55,30 +33,8 @@ let dictUser = '';
 
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'nydusify-pack-cli-'));
-  base = join(work, 'base');
-  await makeSource(base, {
-    'bin/tool': prng(1, 3 * MiB + 5),
-    'etc/conf': 'a=1\n',
-    'gone/x': 'x\n',
-    'lib/big': prng(2, 2 * MiB),
-  });
-  // A layer: one file new, one replaced, a directory whited out, and a copy of the base's big file.
-  layer = join(work, 'layer');
-  await makeSource(layer, {
-    'etc/conf': 'a=2\n',
-    'new/file': prng(3, 1 * MiB + 77),
-    'lib/big-copy': prng(2, 2 * MiB),
-    '.wh.gone': '',
-  });
-  merged = join(work, 'merged');
-  await cp(base, merged, { recursive: true, preserveTimestamps: true });
-  await rm(join(merged, 'gone'), { recursive: true });
-  await cp(layer, merged, { recursive: true, preserveTimestamps: true, force: true });
-  await rm(join(merged, '.wh.gone'));
-  await runOk('find', [merged, '-exec', 'touch', '-h', '-d', `@${T}`, '{}', '+']);
-  // A directory sharing most of its content with the base (the chunk dict).
-  dictUser = join(work, 'dict-user');
-  await makeSource(dictUser, { 'opt/tool': prng(1, 3 * MiB + 5), 'opt/own': prng(4, 512 * 1024) });
+  ({ base, layer, merged, dictUser } = await makePackSources(work));
+  ({ nydusify, ok: nydusifyOk } = nydusifyIn(work));
 }, 120_000);
 
 afterAll(async () => {
@@ -219,7 +175,7 @@ describe('nydusify pack refuses bad flags in one line, writing nothing', () => {
       const r = await nydusify(['pack', ...args(), '-o', out]);
       expect(r.code, r.stderr.toString()).not.toBe(0);
       expect(r.code).not.toBe(70);
-      expect(oneLine(r)).toMatch(message);
+      expect(errorLine(r)).toMatch(message);
       expect(existsSync(out), `${out} was left behind`).toBe(false);
     });
   }
