@@ -14,7 +14,7 @@ export class LocalFsBackend implements Backend {
   private readonly dir: string;
   private readonly blobFile: string;
 
-  constructor(config: BackendConfig, private readonly role: 'read' | 'write' = 'read') {
+  constructor(config: BackendConfig, role: 'read' | 'write' = 'read') {
     this.dir = str(config, 'dir');
     this.blobFile = str(config, 'blob_file');
     const target = this.blobFile ? path.dirname(path.resolve(this.blobFile)) : this.dir;

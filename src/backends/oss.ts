@@ -3,12 +3,13 @@
 // address is addressed path-style (/bucket/key), as servers on an IP cannot route by host name.
 import { randomUUID } from 'node:crypto';
 import { isIP } from 'node:net';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import OSS from 'ali-oss';
 import { NydusError } from '../errors.js';
 import { str, type BackendConfig } from './config.js';
 import { multipartUpload, oneLine, PART_CONCURRENCY, PART_SIZE, type MultipartApi } from './multipart.js';
 import type { Backend, BlobUpload } from './types.js';
+import { ObjectStore } from './object-store.js';
 
 /** CopyObject copies at most 1 GiB on OSS; larger objects are copied part by part. */
 const COPY_MAX = 1024 ** 3;
@@ -37,13 +38,12 @@ async function retried<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
-export class OssBackend implements Backend {
+export class OssBackend extends ObjectStore implements Backend {
   readonly type = 'oss' as const;
   private readonly client: OSS;
-  private readonly bucket: string;
 
-  constructor(config: BackendConfig, private readonly prefix = str(config, 'object_prefix')) {
-    this.bucket = str(config, 'bucket_name');
+  constructor(config: BackendConfig, prefix = str(config, 'object_prefix')) {
+    super('oss', str(config, 'bucket_name'), prefix);
     const raw = str(config, 'endpoint');
     const endpoint = /^https?:\/\//i.test(raw) ? raw : `${str(config, 'scheme', 'https')}://${raw}`;
     try {
@@ -58,20 +58,10 @@ export class OssBackend implements Backend {
     if (isIP(new URL(endpoint).hostname) !== 0) (this.client as unknown as { setSLDEnabled(b: boolean): void }).setSLDEnabled(true);
   }
 
-  private key(id: string): string {
-    return `${this.prefix}${id}`;
-  }
 
-  where(id: string): string {
-    return `oss://${this.bucket}/${this.key(id)}`;
-  }
 
-  private fail(what: string, key: string, e: unknown): NydusError {
-    const err = e as OssError;
-    return new NydusError('OUTPUT', `oss://${this.bucket}/${key}: ${what} failed: ${err.code ? `${err.code}: ` : ''}${oneLine(e)}`, { cause: e });
-  }
 
-  private async sizeOf(key: string): Promise<number | undefined> {
+  protected async sizeOf(key: string): Promise<number | undefined> {
     try {
       const r = await retried(() => this.client.head(key));
       return Number((r.res.headers as Record<string, string>)['content-length'] ?? 0);
@@ -81,13 +71,6 @@ export class OssBackend implements Backend {
     }
   }
 
-  size(id: string): Promise<number | undefined> {
-    return this.sizeOf(this.key(id));
-  }
-
-  async exists(id: string): Promise<boolean> {
-    return (await this.size(id)) !== undefined;
-  }
 
   async get(id: string): Promise<Readable> {
     try {
@@ -113,7 +96,7 @@ export class OssBackend implements Backend {
   put(knownId?: string): BlobUpload {
     const c = this.client as unknown as {
       initMultipartUpload(name: string): Promise<{ uploadId: string }>;
-      _uploadPart(name: string, uploadId: string, partNo: number, data: { content: Buffer; size: number }): Promise<{ etag: string }>;
+      _uploadPart(name: string, uploadId: string, partNo: number, data: { stream: Readable; size: number }): Promise<{ etag: string }>;
       completeMultipartUpload(name: string, uploadId: string, parts: Array<{ number: number; etag: string }>): Promise<unknown>;
       abortMultipartUpload(name: string, uploadId: string): Promise<unknown>;
       copy(name: string, source: string): Promise<unknown>;
@@ -121,7 +104,7 @@ export class OssBackend implements Backend {
       delete(name: string): Promise<unknown>;
     };
     const api: MultipartApi = {
-      where: (key) => `oss://${this.bucket}/${key}`,
+      where: (key) => this.url(key),
       create: async (key) => {
         try {
           return (await retried(() => c.initMultipartUpload(key))).uploadId;
@@ -131,7 +114,8 @@ export class OssBackend implements Backend {
       },
       part: async (key, uploadId, n, content) => {
         try {
-          const r = await retried(() => c._uploadPart(key, uploadId, n, { content, size: content.length }));
+          // Each attempt sends the part anew from its buffer (ali-oss reads a stream in Node).
+          const r = await retried(() => c._uploadPart(key, uploadId, n, { stream: Readable.from([content]), size: content.length }));
           return { n, etag: r.etag };
         } catch (e) {
           throw this.fail(`uploading part ${n}`, key, e);

@@ -9,9 +9,10 @@ import {
 } from '@aws-sdk/client-s3';
 import { NydusError } from '../errors.js';
 import { str, type BackendConfig } from './config.js';
-import { multipartUpload, oneLine, PART_CONCURRENCY, PART_SIZE, type MultipartApi, type PartDone } from './multipart.js';
+import { multipartUpload, PART_CONCURRENCY, PART_SIZE, type MultipartApi, type PartDone } from './multipart.js';
 import type { Backend, BlobUpload } from './types.js';
 import { quietSdkWarning } from './quiet.js';
+import { ObjectStore } from './object-store.js';
 
 /** CopyObject copies at most 5 GiB; larger objects are copied part by part. */
 const COPY_MAX = 5 * 1024 ** 3;
@@ -19,15 +20,14 @@ const COPY_PART = 1024 ** 3;
 
 const CHECKSUMS: Record<string, ChecksumAlgorithm> = { crc32: 'CRC32', crc32c: 'CRC32C', sha1: 'SHA1', sha256: 'SHA256', crc64nvme: 'CRC64NVME' };
 
-export class S3Backend implements Backend {
+export class S3Backend extends ObjectStore implements Backend {
   readonly type = 's3' as const;
   private readonly client: S3Client;
-  private readonly bucket: string;
   private readonly checksum?: ChecksumAlgorithm;
 
-  constructor(config: BackendConfig, private readonly prefix = str(config, 'object_prefix')) {
+  constructor(config: BackendConfig, prefix = str(config, 'object_prefix')) {
+    super('s3', str(config, 'bucket_name'), prefix);
     quietSdkWarning();
-    this.bucket = str(config, 'bucket_name');
     const algo = config.checksum_algorithm === undefined ? 'crc32' : String(config.checksum_algorithm).toLowerCase();
     if (algo !== '' && !CHECKSUMS[algo]) {
       throw new NydusError('USAGE', `backend config (s3): field "checksum_algorithm" must be one of ${Object.keys(CHECKSUMS).join(', ')} or "", not ${JSON.stringify(config.checksum_algorithm)}`);
@@ -47,19 +47,10 @@ export class S3Backend implements Backend {
     });
   }
 
-  private key(id: string): string {
-    return `${this.prefix}${id}`;
-  }
 
-  where(id: string): string {
-    return `s3://${this.bucket}/${this.key(id)}`;
-  }
 
-  private fail(what: string, key: string, e: unknown): NydusError {
-    return new NydusError('OUTPUT', `s3://${this.bucket}/${key}: ${what} failed: ${oneLine(e)}`, { cause: e });
-  }
 
-  private async sizeOf(key: string): Promise<number | undefined> {
+  protected async sizeOf(key: string): Promise<number | undefined> {
     try {
       const r = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
       return r.ContentLength ?? 0;
@@ -70,13 +61,6 @@ export class S3Backend implements Backend {
     }
   }
 
-  size(id: string): Promise<number | undefined> {
-    return this.sizeOf(this.key(id));
-  }
-
-  async exists(id: string): Promise<boolean> {
-    return (await this.size(id)) !== undefined;
-  }
 
   async get(id: string): Promise<Readable> {
     try {
@@ -106,7 +90,7 @@ export class S3Backend implements Backend {
     const ChecksumAlgorithm = this.checksum;
     const sumField = ChecksumAlgorithm ? (`Checksum${ChecksumAlgorithm}` as const) : undefined;
     const api: MultipartApi = {
-      where: (key) => `s3://${Bucket}/${key}`,
+      where: (key) => this.url(key),
       create: async (Key) => {
         try {
           return (await c.send(new CreateMultipartUploadCommand({ Bucket, Key, ...(ChecksumAlgorithm ? { ChecksumAlgorithm } : {}) }))).UploadId!;

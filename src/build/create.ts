@@ -457,9 +457,10 @@ function endStream(out: Writable): Promise<void> {
     if (out.destroyed) return reject(out.errored ?? new NydusError('OUTPUT', 'the blob stream closed before the blob was written'));
     const onError = (e: Error) => reject(e);
     out.once('error', onError);
-    out.end(() => {
+    out.end((err?: Error | null) => {
       out.off('error', onError);
-      resolve();
+      if (err) reject(err);
+      else resolve();
     });
   });
 }

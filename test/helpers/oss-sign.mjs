@@ -3,6 +3,7 @@
 //   Authorization = "OSS " + AccessKeyId + ":" + Signature
 //   Signature = base64(hmac-sha1(AccessKeySecret, VERB + "\n" + Content-MD5 + "\n" + Content-Type
 //               + "\n" + Date + "\n" + CanonicalizedOSSHeaders + CanonicalizedResource))
+// The Date line is x-oss-date when the request has one, else Date ("x-oss-date takes precedence").
 // CanonicalizedOSSHeaders: x-oss-* headers, names lowercased, sorted, "name:value\n" each.
 // CanonicalizedResource: "/" + bucket + "/" + object, then the sub-resources of the query
 // (sorted; "k=v" or "k"), after "?" joined by "&".
@@ -14,7 +15,8 @@ const SUBRESOURCES = new Set(['acl', 'uploads', 'location', 'cors', 'logging', '
 export function stringToSign(method, resource, headers) {
   const h = (n) => headers[n] ?? '';
   const oss = Object.keys(headers).map((k) => k.toLowerCase()).filter((k) => k.startsWith('x-oss-')).sort().map((k) => `${k}:${String(headers[k]).trim()}\n`).join('');
-  return `${method}\n${h('content-md5')}\n${h('content-type')}\n${h('date')}\n${oss}${resource}`;
+  // "Date: ... from the Date or x-oss-date header; x-oss-date takes precedence" (the same document).
+  return `${method}\n${h('content-md5')}\n${h('content-type')}\n${headers['x-oss-date'] ?? h('date')}\n${oss}${resource}`;
 }
 
 export function sign(secret, text) {

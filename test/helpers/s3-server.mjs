@@ -26,6 +26,13 @@ server.middleware.unshift(async (ctx, next) => {
       process.stdout.write('oss-signature-ok\n');
       // s3rver knows only AWS signatures: the OSS one was checked above.
       ctx.request.headers.authorization = `AWS S3RVER:${auth.slice(auth.indexOf(':') + 1)}`;
+      if (ctx.headers['x-oss-date'] && !ctx.headers.date) ctx.request.headers.date = ctx.headers['x-oss-date'];
+      // ali-oss names the bucket's virtual host even when it addresses path-style: route by path.
+      ctx.request.headers.host = `127.0.0.1:${port}`;
+      // The same request in S3's spelling: OSS's x-oss-* headers are S3's x-amz-* ones.
+      for (const [k, v] of Object.entries(ctx.headers)) if (k.startsWith('x-oss-')) ctx.request.headers[`x-amz-${k.slice(6)}`] = v;
+      // OSS encodes the whole copy source key ("/" as %2F); s3rver decodes only what decodeURI does.
+      if (ctx.headers['x-oss-copy-source']) ctx.request.headers['x-amz-copy-source'] = decodeURIComponent(ctx.headers['x-oss-copy-source']);
     }
   }
   const m = /^\/([^/]+)\/?(.*)$/.exec(ctx.path);
