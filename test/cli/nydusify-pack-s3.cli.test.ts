@@ -4,9 +4,10 @@
 // artifacts, and nydus-image reads the image back from the bucket (check, unpack by ranged gets)
 // equal to the source. A layer re-uploads its parent's blobs; a chunk dict keeps the new blob
 // small; --nydus-image pushes the same objects; a dead server or a bad config ends in one line.
+// OSS: ali-oss against s3rver's OSS mode (signatures checked), the same layout read back.
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -25,18 +26,21 @@ let nydusifyOk: ReturnType<typeof nydusifyIn>['ok'];
 const packConfig = (p: string, extra: Record<string, unknown> = {}) =>
   JSON.stringify({ ...s3.config(), meta_prefix: `${p}meta/`, blob_prefix: `${p}blobs/`, ...extra });
 const push = (p: string) => ['--backend-push', '--backend-type', 's3', '--backend-config', packConfig(p)];
-/** nydus-image's runtime config for the same bucket, reading blobs under `${p}blobs/`. */
-const readConfig = (p: string) => JSON.stringify(s3.config({ object_prefix: `${p}blobs/` }));
 
-/** The bootstrap fetched from the bucket, read back by check and by unpack (ranged gets) → GNU tar → `expected`. */
-async function readBackEquals(p: string, name: string, expected: string): Promise<void> {
+/**
+ * The bootstrap fetched from the bucket, then read back by nydus-image check and unpack with the
+ * runtime config `read` (object_prefix = the blobs' prefix; ranged gets) → GNU tar → `expected`.
+ */
+async function readBackEquals(server: S3Server, type: 's3' | 'oss', read: object, metaKey: string, expected: string): Promise<void> {
   const x = await mkdtemp(join(work, 'x-'));
   const boot = join(x, 'boot');
-  await writeFile(boot, await s3.get(`${p}meta/${name}`));
-  await nydusImageOk(['check', '--bootstrap', boot, '--backend-type', 's3', '--backend-config', readConfig(p)]);
-  await nydusImageOk(['unpack', '--bootstrap', boot, '--backend-type', 's3', '--backend-config', readConfig(p), '--output', join(x, 'out.tar')]);
+  await writeFile(boot, await server.get(metaKey));
+  const backend = ['--backend-type', type, '--backend-config', JSON.stringify(read)];
+  await nydusImageOk(['check', '--bootstrap', boot, ...backend]);
+  await nydusImageOk(['unpack', '--bootstrap', boot, ...backend, '--output', join(x, 'out.tar')]);
   await untarEquals(join(x, 'out.tar'), expected);
 }
+const readS3 = (p: string, name: string, expected: string) => readBackEquals(s3, 's3', s3.config({ object_prefix: `${p}blobs/` }), `${p}meta/${name}`, expected);
 
 const keysUnder = async (p: string) => (await s3.keys()).filter((k) => k.startsWith(p)).sort();
 
@@ -70,7 +74,7 @@ describe('nydusify pack --backend-push to S3', () => {
     expect((await s3.get('plain/meta/app')).equals(await readFile(join(out, 'app.meta')))).toBe(true);
     expect(r.stderr.toString()).toContain(`successfully built Nydus image (bootstrap:'s3://${s3.bucket}/plain/meta/app', blob:'s3://${s3.bucket}/plain/blobs/${id}')`);
     expect(await s3.uploads()).toEqual([]);
-    await readBackEquals('plain/', 'app', base);
+    await readS3('plain/', 'app', base);
   });
 
   it('a layer on --parent-bootstrap uploads the parent\'s blob too (from <out>/<id>), then only skips it', async () => {
@@ -87,7 +91,7 @@ describe('nydusify pack --backend-push to S3', () => {
     const newSize = (await s3.get(`two/blobs/${newId}`)).length;
     expect(newSize).toBeGreaterThan(1 * MiB);
     expect(newSize).toBeLessThan(1.5 * MiB);
-    await readBackEquals('two/', 'layer', merged);
+    await readS3('two/', 'layer', merged);
     // Again to the same place: both blobs are there and kept, the bootstrap is replaced.
     const again = await nydusifyOk(['pack', '--source-dir', layer, '--name', 'layer', '-o', out, '--parent-bootstrap', join(out, 'base.meta'), ...push('two/')]);
     expect(again.stderr.toString()).toContain(`skip upload because blob exists: ${parentId}`);
@@ -125,7 +129,7 @@ describe('nydusify pack --backend-push to S3', () => {
     const withDict = (await s3.get(`dict/blobs/${newId}`)).length;
     const without = (await s3.get(`nodict/blobs/${plainId}`)).length;
     expect(withDict).toBeLessThan(without - 3 * MiB);
-    await readBackEquals('dict/', 'u', dictUser);
+    await readS3('dict/', 'u', dictUser);
   });
 
   it('--nydus-image pushes the same objects as the in-process build', async () => {
@@ -174,5 +178,36 @@ describe('nydusify pack --backend-push to S3', () => {
     const [id] = await outputBlobs(out);
     expect(sha256(await s3.get(`restart/blobs/${id}`))).toBe(id);
     expect((await stat(join(out, id!))).size).toBe((await s3.get(`restart/blobs/${id}`)).length);
+  });
+});
+
+describe('nydusify pack --backend-push to OSS', () => {
+  // ali-oss against the same s3rver in its OSS mode: every OSS-signed request is checked against
+  // Alibaba's documented V1 signature formula (test/helpers/oss-sign.mjs) before s3rver serves it.
+  let oss: S3Server;
+  beforeAll(async () => {
+    oss = await startS3({ mode: 'oss', bucket: 'nydus-oss' });
+  });
+  afterAll(async () => {
+    await oss?.stop();
+  });
+  const ossConfig = (extra: object) => ({ endpoint: `http://127.0.0.1:${oss.port}`, bucket_name: oss.bucket, access_key_id: 'S3RVER', access_key_secret: 'S3RVER', ...extra });
+
+  it('a layer and its parent go to blob_prefix, the bootstrap to meta_prefix; the bucket reads back equal', async () => {
+    const out = join(work, 'oss-out');
+    await nydusifyOk(['pack', '--source-dir', base, '--name', 'base', '-o', out]);
+    // The parent was not pushed: its blob is put beside the layer's under its id, as a pushed one would be.
+    const [parentId] = await outputBlobs(out);
+    await rename(join(out, 'base.blob'), join(out, parentId!));
+    const cfg = JSON.stringify(ossConfig({ meta_prefix: 'o/meta/', blob_prefix: 'o/blobs/' }));
+    // --backend-type is left out: oss is the default.
+    const r = await nydusifyOk(['pack', '--source-dir', layer, '--name', 'layer', '-o', out, '--parent-bootstrap', join(out, 'base.meta'), '--backend-push', '--backend-config', cfg]);
+    const blobs = await outputBlobs(out);
+    expect((await oss.keys()).sort()).toEqual([...blobs.map((b) => `o/blobs/${b}`), 'o/meta/layer'].sort());
+    for (const id of blobs) expect(sha256(await oss.get(`o/blobs/${id}`))).toBe(id);
+    expect((await oss.get('o/meta/layer')).equals(await readFile(join(out, 'layer.meta')))).toBe(true);
+    expect(r.stderr.toString()).toContain(`successfully built Nydus image (bootstrap:'oss://${oss.bucket}/o/meta/layer', blob:'oss://${oss.bucket}/o/blobs/${blobs[1]}')`);
+    expect(oss.ossSignaturesOk).toBeGreaterThan(0);
+    await readBackEquals(oss, 'oss', ossConfig({ object_prefix: 'o/blobs/' }), 'o/meta/layer', merged);
   });
 });
