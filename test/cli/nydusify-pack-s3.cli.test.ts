@@ -7,7 +7,8 @@
 // OSS: ali-oss against s3rver's OSS mode (signatures checked), the same layout read back.
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { prng, writeSourceDir } from '../helpers/tree.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -209,5 +210,30 @@ describe('nydusify pack --backend-push to OSS', () => {
     expect(r.stderr.toString()).toContain(`successfully built Nydus image (bootstrap:'oss://${oss.bucket}/o/meta/layer', blob:'oss://${oss.bucket}/o/blobs/${blobs[1]}')`);
     expect(oss.ossSignaturesOk).toBeGreaterThan(0);
     await readBackEquals(oss, 'oss', ossConfig({ object_prefix: 'o/blobs/' }), 'o/meta/layer', merged);
+  });
+});
+
+describe('nydusify pack --backend-push: the S3 server killed in the middle of the blob\'s upload', () => {
+  it('ends in one line with no blob and no bootstrap object; restarted, a rerun completes', async () => {
+    const src = join(work, 'big-src');
+    // Incompressible: the blob is about 48 MiB, three 16 MiB parts.
+    await writeSourceDir(src, { 'big.bin': prng(9, 48 * MiB) }, 1_600_000_000);
+    const out = join(work, 'killed');
+    const uploads = join(s3.dir, s3.bucket, '._S3rver_uploads');
+    const running = nydusify(['pack', '--source-dir', src, '--name', 'big', '-o', out, ...push('killed/')]);
+    // The kill comes once the server holds the start of a multipart upload (the build before it takes a while).
+    // The upload stays open on the server: the abort cannot reach a dead one (upstream's S3 pusher aborts nothing).
+    for (let i = 0; i < 6000 && !(existsSync(uploads) && (await readdir(uploads)).length > 0); i++) await new Promise((r) => setTimeout(r, 5));
+    s3.kill();
+    const r = await running;
+    await s3.restart();
+    const [id] = await outputBlobs(out);
+    if (r.code === 0) throw new Error('the upload finished before the server was killed: nothing was tested');
+    expect(r.code).toBe(1);
+    expect(errorLine(r)).toMatch(new RegExp(`^Error: s3://${s3.bucket}/killed/blobs/${id}: `));
+    expect(await keysUnder('killed/')).toEqual([]);
+    await nydusifyOk(['pack', '--source-dir', src, '--name', 'big', '-o', out, ...push('killed/')]);
+    expect(await keysUnder('killed/')).toEqual([`killed/blobs/${id}`, 'killed/meta/big']);
+    expect(sha256(await s3.get(`killed/blobs/${id}`))).toBe(id);
   });
 });
