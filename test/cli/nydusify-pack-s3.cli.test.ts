@@ -223,7 +223,11 @@ describe('nydusify pack --backend-push: the S3 server killed in the middle of th
     const running = nydusify(['pack', '--source-dir', src, '--name', 'big', '-o', out, ...push('killed/')]);
     // The kill comes once the server holds the start of a multipart upload (the build before it takes a while).
     // The upload stays open on the server: the abort cannot reach a dead one (upstream's S3 pusher aborts nothing).
-    for (let i = 0; i < 6000 && !(existsSync(uploads) && (await readdir(uploads)).length > 0); i++) await new Promise((r) => setTimeout(r, 5));
+    let ended = false;
+    void running.then(() => (ended = true));
+    const started = async () => existsSync(uploads) && (await readdir(uploads)).length > 0;
+    while (!ended && !(await started())) await new Promise((r) => setTimeout(r, 5));
+    if (ended) throw new Error(`pack ended before any multipart upload began: ${(await running).stderr.toString()}`);
     s3.kill();
     const r = await running;
     await s3.restart();
