@@ -214,7 +214,7 @@ describe('nydusify pack --backend-push to OSS', () => {
 });
 
 describe('nydusify pack --backend-push: the S3 server killed in the middle of the blob\'s upload', () => {
-  it('ends in one line with no blob and no bootstrap object; restarted, a rerun completes', async () => {
+  it('ends in one line with no blob and no bootstrap object, the upload aborted once the server is back; a rerun completes', async () => {
     const src = join(work, 'big-src');
     // Incompressible: the blob is about 48 MiB, three 16 MiB parts.
     await writeSourceDir(src, { 'big.bin': prng(9, 48 * MiB) }, 1_600_000_000);
@@ -222,20 +222,22 @@ describe('nydusify pack --backend-push: the S3 server killed in the middle of th
     const uploads = join(s3.dir, s3.bucket, '._S3rver_uploads');
     const running = nydusify(['pack', '--source-dir', src, '--name', 'big', '-o', out, ...push('killed/')]);
     // The kill comes once the server holds the start of a multipart upload (the build before it takes a while).
-    // The upload stays open on the server: the abort cannot reach a dead one (upstream's S3 pusher aborts nothing).
     let ended = false;
     void running.then(() => (ended = true));
     const started = async () => existsSync(uploads) && (await readdir(uploads)).length > 0;
     while (!ended && !(await started())) await new Promise((r) => setTimeout(r, 5));
     if (ended) throw new Error(`pack ended before any multipart upload began: ${(await running).stderr.toString()}`);
     s3.kill();
+    // Back a little later, while pack still tries to abort its upload.
+    const restarted = new Promise((res) => setTimeout(res, 2500)).then(() => s3.restart());
     const r = await running;
-    await s3.restart();
+    await restarted;
     const [id] = await outputBlobs(out);
     if (r.code === 0) throw new Error('the upload finished before the server was killed: nothing was tested');
     expect(r.code).toBe(1);
     expect(errorLine(r)).toMatch(new RegExp(`^Error: s3://${s3.bucket}/killed/blobs/${id}: `));
     expect(await keysUnder('killed/')).toEqual([]);
+    expect(await s3.uploads()).toEqual([]);
     await nydusifyOk(['pack', '--source-dir', src, '--name', 'big', '-o', out, ...push('killed/')]);
     expect(await keysUnder('killed/')).toEqual([`killed/blobs/${id}`, 'killed/meta/big']);
     expect(sha256(await s3.get(`killed/blobs/${id}`))).toBe(id);
