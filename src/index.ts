@@ -14,3 +14,4 @@ export type { StageDef, EntryStage, BatchStage, SourceEntry, Batch } from './pip
 export { convert, type ConvertOptions, type ConvertResult, type ConvertEvent, type ConvertMetrics, type ConvertedManifest, type ConvertHooks, type ManifestHookInfo } from './oci/convert.js';
 export { copy, type CopyOptions, type CopyResult, type CopyEvent } from './oci/copy.js';
 export { check as checkImage, type CheckOptions as CheckImageOptions, type CheckResult as CheckImageResult, type CheckDifference, type CheckedImage, type CheckRule } from './oci/check.js';
+export { pack, type PackOptions, type PackResult, type PackPushTarget, type PackStore } from './oci/pack.js';

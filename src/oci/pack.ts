@@ -1,159 +1,253 @@
-// `nydusify pack` (spec §3.1): a directory into a bootstrap and a blob in the output directory,
-// optionally on a parent bootstrap and with a chunk dict; with backendPush the new blob goes to
-// `blob_prefix + <id>` and the bootstrap to `meta_prefix + <name>` in OSS or S3.
+// `nydusify pack` (alias `build`): a directory becomes <out>/<name>.meta and a data blob, on a
+// parent bootstrap and/or against a chunk dict, and is optionally pushed to an object store under
+// meta_prefix / blob_prefix (spec oci-and-converters.md §3.1, §4.3). The build runs in-process,
+// or in an external nydus-image exec'd with upstream's argv.
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { spawn } from 'node:child_process';
+import { checkChunkSize, create } from '../build/create.js';
+import { outputJson } from '../build/output-json.js';
+import { writeOutputJson } from '../cli/output-json.js';
 import { NydusError, fsError } from '../errors.js';
-import { create } from '../build/create.js';
 import { openImage } from '../read/open.js';
-import { parseChunkDictArg } from '../build/chunk-dict-arg.js';
 import type { CompressorName } from '../algo/index.js';
-import { openBackend, type Backend, type BackendSpec } from '../backends/index.js';
-import { str } from '../backends/config.js';
-import { badBlobId } from '../format/limits.js';
+
+export const DEFAULT_OUTPUT_DIR = './.nydus-build-output';
+
+/** One side of a push (the bootstrap's or the blobs'): objects named by the store's own prefix + a name. */
+export interface PackStore {
+  exists(name: string): Promise<boolean>;
+  /** Uploads the local file as `name`; the object is readable only once whole. */
+  putFile(name: string, file: string): Promise<void>;
+  /** How upstream prints the object's place (oss://bucket/key, <scheme>://<endpoint>/<bucket>/<key>). */
+  url(name: string): string;
+}
+
+/** Upstream's two backends of one config: object_prefix = meta_prefix for the bootstrap, blob_prefix for blobs. */
+export interface PackPushTarget {
+  meta: PackStore;
+  blobs: PackStore;
+}
 
 export interface PackOptions {
   sourceDir: string;
-  outputDir: string;
-  /** The bootstrap is `<outputDir>/<name>.meta`, and `meta_prefix + name` in the backend. */
+  /** Default ./.nydus-build-output, made if missing. */
+  outputDir?: string;
+  /** The bootstrap is <out>/<name>.meta (or <out>/<name> when the name has an extension). */
   name: string;
-  backendPush?: boolean;
-  /** oss or s3, with meta_prefix / blob_prefix (object_prefix when they are absent). */
-  backend?: BackendSpec;
-  /** `bootstrap=PATH` (or PATH). */
-  chunkDict?: string;
-  parentBootstrap?: string;
   fsVersion?: number;
   compressor?: CompressorName;
   chunkSize?: number;
-  /** Build with this nydus-image program instead of in-process. */
+  /** `bootstrap=PATH`. */
+  chunkDict?: string;
+  parentBootstrap?: string;
+  /** Build with this program instead of in-process, exec'd with upstream's argv. */
   nydusImage?: string;
+  /** Push the bootstrap, the new blob and the parent's blobs here. */
+  push?: PackPushTarget;
+  onLog?: (line: string) => void;
 }
 
 export interface PackResult {
+  /** Local path of the bootstrap. */
   bootstrap: string;
-  /** The new blob's id, when the build stored any chunk. */
-  blobId?: string;
-  blobPath?: string;
-  /** Where the blob and bootstrap went, when pushed. */
-  pushed: string[];
+  /** Local path of the new blob; '' when the build made none (every chunk was in the parent or dict). */
+  blob: string;
+  /** The new blob's id; '' when there is none. */
+  blobId: string;
+  /** output.json's blobs: every blob the bootstrap refers to. */
+  blobs: string[];
+  parentBlobs: string[];
+  /** With push: upstream's places of the pushed bootstrap and blob ('' for no blob). */
+  remoteMeta?: string;
+  remoteBlob?: string;
+  /** With push: blobs uploaded, and blobs the backend already had. */
+  uploaded?: string[];
+  skipped?: string[];
 }
 
-function validName(name: string): void {
-  if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0')) {
-    throw new NydusError('USAGE', `invalid --name ${JSON.stringify(name)}: a file name, without "/"`);
+/** Go's filepath.Ext: from the last dot of the last element, "" when it has none. */
+function goExt(name: string): string {
+  const dot = name.lastIndexOf('.');
+  return dot >= 0 && dot > name.lastIndexOf('/') ? name.slice(dot) : '';
+}
+
+/** Upstream's artifact names (packer/artifact.go). */
+export function packPaths(outputDir: string, name: string): { bootstrap: string; blob: string; outputJson: string } {
+  const ext = goExt(name);
+  return {
+    bootstrap: path.join(outputDir, ext ? name : `${name}.meta`),
+    blob: path.join(outputDir, `${ext ? name.slice(0, -ext.length) : name}.blob`),
+    outputJson: path.join(outputDir, 'output.json'),
+  };
+}
+
+/** upstream's getChunkDictBlobs syntax: exactly `bootstrap=PATH`. */
+export function chunkDictPath(arg: string): string {
+  const parts = arg.split('=');
+  if (parts.length !== 2 || parts[1] === '') throw new NydusError('USAGE', `invalid --chunk-dict ${JSON.stringify(arg)}: expected bootstrap=PATH`);
+  if (parts[0] !== 'bootstrap') throw new NydusError('USAGE', `invalid --chunk-dict type ${JSON.stringify(parts[0])}: only bootstrap=PATH is supported`);
+  return parts[1]!;
+}
+
+const hex = (n: number) => `0x${n.toString(16)}`;
+
+/** The argv of upstream's build.Builder.Run as pack calls it (spec §3.1). */
+export function packArgs(o: { parentBootstrap?: string; chunkDict?: string; bootstrap: string; outputJson: string; blob: string; fsVersion: number; compressor?: string; chunkSize?: number; sourceDir: string }): string[] {
+  return [
+    'create',
+    ...(o.parentBootstrap ? ['--parent-bootstrap', o.parentBootstrap] : []),
+    ...(o.chunkDict ? ['--chunk-dict', o.chunkDict] : []),
+    '--bootstrap', o.bootstrap, '--log-level', 'warn', '--whiteout-spec', 'oci',
+    '--output-json', o.outputJson, '--blob', o.blob, '--fs-version', String(o.fsVersion),
+    ...(o.compressor ? ['--compressor', o.compressor] : []),
+    ...(o.chunkSize !== undefined ? ['--chunk-size', hex(o.chunkSize)] : []),
+    o.sourceDir,
+  ];
+}
+
+/** Blob ids of a bootstrap's blob table (upstream asks `nydus-image inspect` the same). */
+function blobsOf(file: string, what: string): string[] {
+  try {
+    return openImage(file).blobs.map((b) => b.blobId);
+  } catch (e) {
+    if (e instanceof NydusError) throw new NydusError(e.code, `${what}: ${e.message}`, { cause: e });
+    throw fsError('SOURCE', file, e);
   }
 }
 
-/** The blob ids a bootstrap names (a parent's or a chunk dict's). */
-function blobsOf(file: string | undefined): Set<string> {
-  return new Set(file ? openImage(file).blobs.map((b) => b.blobId) : []);
-}
-
-/** Runs an external nydus-image with upstream's pack argv; its stderr's last line becomes the error. */
-function runBuilder(program: string, args: string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const c = spawn(program, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-    let err = '';
-    c.stderr.on('data', (b: Buffer) => (err = (err + b.toString()).slice(-4000)));
-    c.on('error', (e) => reject(new NydusError('USAGE', `--nydus-image ${program}: ${e.message}`)));
-    c.on('exit', (code) => (code === 0 ? resolve() : reject(new NydusError('SOURCE', `${program} create failed (exit ${code}): ${err.trim().split('\n').at(-1) ?? ''}`))));
+/** Runs the external builder; its last stderr line goes into the error when it fails. */
+async function runExternal(bin: string, args: string[]): Promise<void> {
+  const child = spawn(bin, args, { stdio: ['pipe', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.setEncoding('utf8').on('data', (s: string) => (stderr = (stderr + s).slice(-4096)));
+  child.stdin!.on('error', () => undefined);
+  child.stdin!.end('');
+  const code = await new Promise<number | string>((resolve) => {
+    child.once('error', (e) => resolve(`cannot run it: ${(e as NodeJS.ErrnoException).code ?? e.message}`));
+    child.once('close', (c, sig) => resolve(c ?? `killed by ${sig}`));
   });
+  if (code !== 0) {
+    const last = stderr.trim().split('\n').filter(Boolean).at(-1) ?? '';
+    throw new NydusError('SOURCE', `${bin} create ${typeof code === 'number' ? `exited with status ${code}` : code}${last ? `: ${last}` : ''}`);
+  }
 }
 
-async function pushFile(backend: Backend, id: string, file: string, force: boolean): Promise<string> {
-  const upload = backend.put(id);
+/** output.json's blobs, as an external builder wrote them. */
+function readOutputBlobs(file: string, bin: string): string[] {
+  let blobs: unknown;
   try {
-    await new Promise<void>((resolve, reject) => {
-      const src = fs.createReadStream(file);
-      src.once('error', (e) => reject(fsError('SOURCE', file, e)));
-      upload.stream.once('error', reject);
-      upload.stream.once('finish', () => resolve());
-      src.pipe(upload.stream);
-    });
-    const r = await upload.commit(id, force);
-    return `${backend.where(id)}${r.skipped ? ' (already there: kept)' : ''}`;
+    blobs = (JSON.parse(fs.readFileSync(file, 'utf8')) as { blobs?: unknown }).blobs ?? [];
   } catch (e) {
-    await upload.abort(e).catch(() => undefined);
-    throw e;
+    throw new NydusError('SOURCE', `${bin} create: ${file} is not readable JSON: ${(e as Error).message.split('\n')[0]}`);
+  }
+  if (!Array.isArray(blobs) || !blobs.every((b) => typeof b === 'string' && /^[0-9a-f]{64}$/.test(b))) {
+    throw new NydusError('SOURCE', `${bin} create: ${file}: "blobs" is not a list of 64-hex blob ids`);
+  }
+  return blobs as string[];
+}
+
+/** The output directory, made if missing; `made` is the topmost directory this call created. */
+function ensureOutputDir(dir: string): string | undefined {
+  try {
+    if (fs.existsSync(dir) && !fs.statSync(dir).isDirectory()) throw new NydusError('OUTPUT', 'the output directory is not a directory', { path: dir });
+    return fs.mkdirSync(dir, { recursive: true });
+  } catch (e) {
+    if (e instanceof NydusError) throw e;
+    throw fsError('OUTPUT', dir, e);
   }
 }
 
 export async function pack(o: PackOptions): Promise<PackResult> {
-  validName(o.name);
+  const log = o.onLog ?? (() => undefined);
+  const name = o.name;
+  if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0')) {
+    throw new NydusError('USAGE', `invalid --name ${JSON.stringify(name)}: must be a file name (no "/")`);
+  }
   let st: fs.Stats;
   try {
     st = fs.statSync(o.sourceDir);
   } catch (e) {
-    throw fsError('USAGE', o.sourceDir, e);
+    throw new NydusError('USAGE', `failed to check source directory: ${fsError('SOURCE', o.sourceDir, e).message}`);
   }
-  if (!st.isDirectory()) throw new NydusError('USAGE', '--source-dir is not a directory', { path: o.sourceDir });
-  if (o.backendPush && !o.backend) throw new NydusError('USAGE', '--backend-push needs --backend-config or --backend-config-file');
-  if (o.backend && o.backend.type !== 'oss' && o.backend.type !== 's3') throw new NydusError('USAGE', `--backend-type ${o.backend.type}: pack pushes to oss or s3`);
+  if (!st.isDirectory()) throw new NydusError('USAGE', `source path '${o.sourceDir}' is not a directory`);
+  const dictFile = o.chunkDict !== undefined ? chunkDictPath(o.chunkDict) : undefined;
+  const parentBlobs = o.parentBootstrap ? blobsOf(o.parentBootstrap, 'parent bootstrap') : [];
+  const dictBlobs = dictFile !== undefined ? blobsOf(dictFile, 'chunk dict') : [];
+  const fsVersion = o.fsVersion ?? 6;
+  if (o.chunkSize !== undefined) checkChunkSize(o.chunkSize);
+
+  const outputDir = o.outputDir || DEFAULT_OUTPUT_DIR;
+  const made = ensureOutputDir(outputDir);
+  const paths = packPaths(outputDir, name);
+  log(`start to build image from source directory "${o.sourceDir}"`);
+  let blobs: string[];
   try {
-    fs.mkdirSync(o.outputDir, { recursive: true });
-  } catch (e) {
-    throw fsError('OUTPUT', o.outputDir, e);
-  }
-  const bootstrap = path.join(o.outputDir, `${o.name}.meta`);
-  const blobPath = path.join(o.outputDir, `${o.name}.blob`);
-  const dictFile = o.chunkDict !== undefined ? parseChunkDictArg(o.chunkDict) : undefined;
-  const known = new Set([...blobsOf(o.parentBootstrap), ...blobsOf(dictFile)]);
-  // Open the backends first: a bad config fails before anything is built.
-  const prefix = (k: 'meta_prefix' | 'blob_prefix') => (o.backend ? str(o.backend.config, k, str(o.backend.config, 'object_prefix')) : '');
-  const blobs = o.backendPush ? await openBackend(o.backend!, { role: 'write', prefix: prefix('blob_prefix') }) : undefined;
-  const metas = o.backendPush ? await openBackend(o.backend!, { role: 'write', prefix: prefix('meta_prefix') }) : undefined;
-  try {
-    let ids: string[];
-    if (o.nydusImage !== undefined) {
-      const json = path.join(o.outputDir, 'output.json');
-      await runBuilder(o.nydusImage, [
-        'create', ...(o.parentBootstrap ? ['--parent-bootstrap', o.parentBootstrap] : []), ...(dictFile ? ['--chunk-dict', `bootstrap=${dictFile}`] : []),
-        '--bootstrap', bootstrap, '--log-level', 'warn', '--whiteout-spec', 'oci', '--output-json', json, '--blob', blobPath,
-        '--fs-version', String(o.fsVersion ?? 6), ...(o.compressor ? ['--compressor', o.compressor] : []),
-        ...(o.chunkSize !== undefined ? ['--chunk-size', `0x${o.chunkSize.toString(16)}`] : []), o.sourceDir,
-      ]);
-      let out: { blobs?: unknown };
-      try {
-        out = JSON.parse(fs.readFileSync(json, 'utf8')) as { blobs?: unknown };
-      } catch (e) {
-        throw new NydusError('SOURCE', `${o.nydusImage} wrote no readable output JSON: ${(e as Error).message}`, { path: json });
-      }
-      if (!Array.isArray(out.blobs) || out.blobs.some((b) => typeof b !== 'string')) throw new NydusError('SOURCE', 'output JSON has no "blobs" list of strings', { path: json });
-      ids = out.blobs as string[];
+    if (o.nydusImage) {
+      const args = packArgs({ ...o, fsVersion, bootstrap: paths.bootstrap, blob: paths.blob, outputJson: paths.outputJson });
+      await runExternal(o.nydusImage, args);
+      blobs = readOutputBlobs(paths.outputJson, o.nydusImage);
     } else {
       const r = await create({
-        source: o.sourceDir, bootstrap, blob: blobPath, whiteoutSpec: 'oci', fsVersion: o.fsVersion ?? 6,
-        ...(o.compressor ? { compressor: o.compressor } : {}), ...(o.chunkSize !== undefined ? { chunkSize: o.chunkSize } : {}),
-        ...(o.parentBootstrap ? { parentBootstrap: o.parentBootstrap } : {}), ...(dictFile ? { chunkDict: `bootstrap=${dictFile}` } : {}),
+        source: o.sourceDir, type: 'dir-rafs', bootstrap: paths.bootstrap, blob: paths.blob, fsVersion,
+        compressor: o.compressor ?? 'zstd', chunkSize: o.chunkSize, whiteoutSpec: 'oci',
+        parentBootstrap: o.parentBootstrap, chunkDict: o.chunkDict,
       });
-      ids = r.blobs;
+      await writeOutputJson(paths.outputJson, outputJson({ bootstrap: r.bootstrap, blobs: r.blobs, trace: r.trace, fsVersion: r.fsVersion, compressor: r.compressor }), true);
+      blobs = r.blobs;
     }
-    const fresh = ids.filter((id) => !known.has(id));
-    if (fresh.length > 1) throw new NydusError('INTERNAL', `the build named ${fresh.length} new blobs`);
-    const blobId = fresh[0];
-    let finalBlob: string | undefined;
-    if (!blobId) {
-      // Every chunk was there already (or there were none): no blob of our own.
-      fs.rmSync(blobPath, { force: true });
-    } else if (o.backendPush || o.parentBootstrap) {
-      const bad = badBlobId(blobId);
-      if (bad) throw new NydusError('FORMAT', `blob id: ${bad}`);
-      finalBlob = path.join(o.outputDir, blobId);
-      fs.renameSync(blobPath, finalBlob);
-    } else {
-      finalBlob = blobPath;
-    }
-    const pushed: string[] = [];
-    if (blobs && metas) {
-      if (blobId) pushed.push(await pushFile(blobs, blobId, finalBlob!, false));
-      // The bootstrap goes by name, not content: a new one replaces the old.
-      pushed.push(await pushFile(metas, o.name, bootstrap, true));
-    }
-    return { bootstrap, ...(blobId ? { blobId, blobPath: finalBlob! } : {}), pushed };
-  } finally {
-    await blobs?.close();
-    await metas?.close();
+  } catch (e) {
+    // A failed first build leaves no output directory behind.
+    if (made !== undefined) fs.rmSync(made, { recursive: true, force: true });
+    throw e;
   }
+
+  // The new blob: the first of output.json's blobs that is neither the parent's nor the dict's.
+  const known = new Set([...parentBlobs, ...dictBlobs]);
+  const blobId = blobs.find((b) => !known.has(b)) ?? '';
+  let blob = '';
+  if (blobId !== '') {
+    blob = paths.blob;
+    if (o.parentBootstrap || o.push) {
+      const named = path.join(outputDir, blobId);
+      try {
+        fs.renameSync(paths.blob, named);
+      } catch (e) {
+        throw fsError('OUTPUT', paths.blob, e);
+      }
+      blob = named;
+    }
+  }
+  const result: PackResult = { bootstrap: paths.bootstrap, blob, blobId, blobs, parentBlobs };
+  if (!o.push) return result;
+  return { ...result, ...(await pushPacked(o.push, { outputDir, name, bootstrap: paths.bootstrap, blobId, parentBlobs }, log)) };
+}
+
+/**
+ * Upstream's Pusher: the parent's blobs (from <out>/<id>) and the new blob go up unless the
+ * backend has them; the bootstrap always goes up, last, so it never names a blob that is not there.
+ */
+export async function pushPacked(
+  target: PackPushTarget,
+  p: { outputDir: string; name: string; bootstrap: string; blobId: string; parentBlobs: string[] },
+  log: (line: string) => void = () => undefined,
+): Promise<Pick<PackResult, 'remoteMeta' | 'remoteBlob' | 'uploaded' | 'skipped'>> {
+  const uploaded: string[] = [];
+  const skipped: string[] = [];
+  const ids = [...new Set([...p.parentBlobs, ...(p.blobId ? [p.blobId] : [])])];
+  for (const id of ids) {
+    if (await target.blobs.exists(id)) {
+      log(`skip upload because blob exists: ${id}`);
+      skipped.push(id);
+      continue;
+    }
+    const file = path.join(p.outputDir, id);
+    if (!fs.existsSync(file)) throw new NydusError('SOURCE', `blob ${id} of the parent bootstrap is neither in the backend nor at ${file}`);
+    log(`push blob ${id}`);
+    await target.blobs.putFile(id, file);
+    uploaded.push(id);
+  }
+  log(`push bootstrap ${p.name}`);
+  await target.meta.putFile(p.name, p.bootstrap);
+  return { remoteMeta: target.meta.url(p.name), remoteBlob: p.blobId ? target.blobs.url(p.blobId) : '', uploaded, skipped };
 }

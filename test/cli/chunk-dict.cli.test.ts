@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { compareTrees } from '../helpers/compare.js';
 import { tarLayer } from '../helpers/oci.js';
 import { runOk } from '../helpers/tools.js';
-import { prng } from '../helpers/tree.js';
+import { prng, writeSourceDir } from '../helpers/tree.js';
 import { extractInlineBootstrap, openImage } from '../../src/read/open.js';
 import { readBackAndCompare } from '../build/read-back.js';
 import { loggedBlobIds, nydusImage, nydusImageOk } from './cli-runner.js';
@@ -27,15 +27,7 @@ let layerSrc = '';
 let layerTar = '';
 let otherTar = '';
 
-async function makeSource(dir: string, files: Record<string, Buffer | string>): Promise<void> {
-  await mkdir(dir, { recursive: true });
-  for (const [rel, data] of Object.entries(files)) {
-    await mkdir(join(dir, rel, '..'), { recursive: true });
-    await writeFile(join(dir, rel), data);
-  }
-  await chmod(dir, 0o755);
-  await runOk('find', [dir, '-exec', 'touch', '-h', '-d', `@${T}`, '{}', '+']);
-}
+const makeSource = (dir: string, files: Record<string, Buffer | string>): Promise<void> => writeSourceDir(dir, files, T);
 
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'nydus-chunk-dict-cli-'));

@@ -1,98 +1,182 @@
-// `nydusify pack` (alias `build`; spec §3.1): a directory into <out>/<name>.meta and a blob,
-// layered with --parent-bootstrap, deduplicated with --chunk-dict, pushed with --backend-push to
-// S3 (s3rver on 127.0.0.1) under blob_prefix / meta_prefix, then read back through check.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+// `nydusify pack` (alias build) as users run it (bin/nydusify.js): upstream's artifacts in the
+// output directory, each image read back by unpack + GNU tar equal to what it must hold; a layer
+// on --parent-bootstrap and a build against --chunk-dict store only what is new, under the new
+// blob's sha256; --nydus-image exec's that program with upstream's argv and makes the same bytes;
+// bad flags and configs end in one line, non-zero, with nothing written.
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { chmod, copyFile, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { run, type RunResult } from '../helpers/tools.js';
-import { prng } from '../helpers/tree.js';
-import { startS3, type S3Server } from '../helpers/s3.js';
-import { REPO, nydusImageOk } from './cli-runner.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openImage } from '../../src/read/open.js';
+import { BIN, nydusImageOk } from './cli-runner.js';
+import { MiB, errorLine, makePackSources, nydusifyIn, outputBlobs, untarEquals } from './pack-fixture.js';
 
-const NYDUSIFY = join(REPO, 'bin', 'nydusify.js');
+const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
 let work = '';
-let s3: S3Server;
+let nydusify: ReturnType<typeof nydusifyIn>['nydusify'];
+let nydusifyOk: ReturnType<typeof nydusifyIn>['ok'];
 
-const nydusify = (args: readonly string[]): Promise<RunResult> => run(process.execPath, [NYDUSIFY, ...args], { cwd: work, timeoutMs: 300_000 });
-async function ok(args: readonly string[]): Promise<RunResult> {
-  const r = await nydusify(args);
-  if (r.code !== 0) throw new Error(`nydusify ${args.join(' ')}: exit ${r.code}\n${r.stderr.toString()}`);
-  return r;
+/** unpack (blobs from blobDir, named by id) → GNU tar → compared with `expected`. */
+async function unpackEquals(boot: string, blobDir: string, expected: string): Promise<void> {
+  const x = await mkdtemp(join(work, 'x-'));
+  await nydusImageOk(['unpack', '--bootstrap', boot, '--blob-dir', blobDir, '--output', join(x, 'out.tar')]);
+  await untarEquals(join(x, 'out.tar'), expected);
 }
 
+let base = '';
+let layer = '';
+let merged = '';
+let dictUser = '';
+
 beforeAll(async () => {
-  work = await mkdtemp(join(tmpdir(), 'nydusify-pack-'));
-  await mkdir(join(work, 'base/etc'), { recursive: true });
-  await writeFile(join(work, 'base/etc/os'), 'base\n');
-  await writeFile(join(work, 'base/data'), prng(1, 2 << 20));
-  await mkdir(join(work, 'upper'), { recursive: true });
-  await writeFile(join(work, 'upper/new'), prng(2, 1 << 20));
-  // The upper layer repeats the base's data: the chunk dict finds it.
-  await writeFile(join(work, 'upper/copy'), prng(1, 2 << 20));
-  s3 = await startS3();
-}, 60_000);
+  work = await mkdtemp(join(tmpdir(), 'nydusify-pack-cli-'));
+  ({ base, layer, merged, dictUser } = await makePackSources(work));
+  ({ nydusify, ok: nydusifyOk } = nydusifyIn(work));
+}, 120_000);
 
 afterAll(async () => {
-  await s3?.stop();
   if (work) await rm(work, { recursive: true, force: true });
 });
 
 describe('nydusify pack', () => {
-  it('pushes the blob to blob_prefix + id and the bootstrap to meta_prefix + name; check reads it back', async () => {
-    const conf = JSON.stringify(s3.config({ meta_prefix: 'meta/', blob_prefix: 'blobs/' }));
-    const out = join(work, 'out');
-    const r = await ok(['pack', '--source-dir', join(work, 'base'), '--output-dir', out, '--name', 'base', '--backend-push', '--backend-type', 's3', '--backend-config', conf]);
-    const id = /blob: ([0-9a-f]{64})/.exec(r.stderr.toString())![1]!;
-    expect((await readdir(out)).sort()).toEqual([id, 'base.meta'].sort());
-    expect((await s3.keys()).sort()).toEqual([`blobs/${id}`, 'meta/base'].sort());
-    expect(await s3.uploads()).toEqual([]);
-    expect((await s3.get('meta/base')).equals(await readFile(join(out, 'base.meta')))).toBe(true);
-    // Read back: the bootstrap from the bucket, its blob by ranged gets.
-    await writeFile(join(work, 'base.boot'), await s3.get('meta/base'));
-    const c = await nydusImageOk(['check', join(work, 'base.boot'), '--backend-type', 's3', '--backend-config', JSON.stringify(s3.config({ object_prefix: 'blobs/' }))]);
-    expect(c.stdout.toString()).toContain(id);
+  it('writes <name>.meta, <name>.blob and output.json; the image reads back equal to the source', async () => {
+    const out = join(work, 'plain');
+    const r = await nydusifyOk(['pack', '--source-dir', base, '--name', 'app', '--output-dir', out]);
+    expect((await readdir(out)).sort()).toEqual(['app.blob', 'app.meta', 'output.json']);
+    const blobs = await outputBlobs(out);
+    expect(blobs).toHaveLength(1);
+    // Not layered, not pushed: the blob keeps its name, and its id is its sha256.
+    expect(sha256(await readFile(join(out, 'app.blob')))).toBe(blobs[0]);
+    expect(openImage(join(out, 'app.meta')).blobs.map((b) => b.blobId)).toEqual(blobs);
+    expect(r.stderr.toString()).toContain(`successfully built Nydus image (bootstrap:'${join(out, 'app.meta')}', blob:'${join(out, 'app.blob')}')`);
+    const blobDir = join(work, 'plain-blobs');
+    await mkdir(blobDir);
+    await copyFile(join(out, 'app.blob'), join(blobDir, blobs[0]!));
+    await unpackEquals(join(out, 'app.meta'), blobDir, base);
+  });
 
-    // A layer on it (alias `build`): only the new blob; the chunk dict keeps repeated data out of it.
-    const layered = await ok(['build', '--target-dir', join(work, 'upper'), '-o', out, '--meta', 'upper', '--parent-bootstrap', join(out, 'base.meta'),
-      '--chunk-dict', `bootstrap=${join(out, 'base.meta')}`, '--backend-push', '--backend-type', 's3', '--backend-config', conf]);
-    const id2 = /blob: ([0-9a-f]{64})/.exec(layered.stderr.toString())![1]!;
-    expect(id2).not.toBe(id);
-    const size2 = (await stat(join(out, id2))).size;
-    expect(size2).toBeLessThan(2 << 20);
-    expect(await s3.keys()).toEqual(expect.arrayContaining([`blobs/${id2}`, 'meta/upper']));
-    await writeFile(join(work, 'upper.boot'), await s3.get('meta/upper'));
-    await nydusImageOk(['check', join(work, 'upper.boot'), '--backend-type', 's3', '--backend-config', JSON.stringify(s3.config({ object_prefix: 'blobs/' }))]);
-    const tar = join(work, 'upper.tar');
-    await nydusImageOk(['unpack', join(work, 'upper.boot'), '--backend-type', 's3', '--backend-config', JSON.stringify(s3.config({ object_prefix: 'blobs/' })), '--output', tar]);
-    const listing = (await run('tar', ['-tf', tar])).stdout.toString();
-    for (const f of ['etc/os', 'data', 'new', 'copy']) expect(listing).toContain(f);
-  }, 300_000);
+  it('defaults the output directory to ./.nydus-build-output; build and the old flag names are aliases', async () => {
+    const cwd = await mkdtemp(join(work, 'cwd-'));
+    await nydusifyOk(['build', '--target-dir', base, '--bootstrap', 'img.boot'], cwd);
+    // A name with an extension is the bootstrap's file name; the blob drops the extension.
+    expect((await readdir(join(cwd, '.nydus-build-output'))).sort()).toEqual(['img.blob', 'img.boot', 'output.json']);
+    await nydusifyOk(['pack', '--source-dir', base, '--meta', 'again'], cwd);
+    expect(existsSync(join(cwd, '.nydus-build-output', 'again.meta'))).toBe(true);
+  });
 
-  it('without --backend-push: <out>/<name>.meta and <out>/<name>.blob, nothing pushed', async () => {
-    const out = join(work, 'local');
-    const before = (await s3.keys()).length;
-    await ok(['pack', '--source-dir', join(work, 'base'), '--output-dir', out, '--name', 'img']);
-    expect((await readdir(out)).sort()).toEqual(['img.blob', 'img.meta']);
-    await nydusImageOk(['check', join(out, 'img.meta'), '--blob', join(out, 'img.blob')]);
-    expect((await s3.keys()).length).toBe(before);
-  }, 120_000);
+  it('layers on --parent-bootstrap: only the new data is stored, under <out>/<sha256>, and the merged view reads back', async () => {
+    const out = join(work, 'layered');
+    await nydusifyOk(['pack', '--source-dir', base, '--name', 'base', '-o', out]);
+    const [parentId] = await outputBlobs(out);
+    const r = await nydusifyOk(['pack', '--source-dir', layer, '--name', 'layer', '-o', out, '--parent-bootstrap', join(out, 'base.meta')]);
+    const blobs = await outputBlobs(out);
+    // The parent's blob first, then the new one: the blob the parent does not have.
+    expect(blobs).toHaveLength(2);
+    expect(blobs[0]).toBe(parentId);
+    const newId = blobs[1]!;
+    const newBlob = join(out, newId);
+    expect(sha256(await readFile(newBlob))).toBe(newId);
+    expect(existsSync(join(out, 'layer.blob'))).toBe(false);
+    expect(r.stderr.toString()).toContain(`blob:'${newBlob}'`);
+    // The copy of the base's 2 MiB file is referenced in the parent's blob: the new blob holds
+    // about the new 1 MiB file (incompressible) and little else.
+    const size = (await stat(newBlob)).size;
+    expect(size).toBeGreaterThan(1 * MiB);
+    expect(size).toBeLessThan(1.5 * MiB);
+    await copyFile(join(out, 'base.blob'), join(out, parentId!));
+    await unpackEquals(join(out, 'layer.meta'), out, merged);
+  });
 
-  it('refuses in one line: --compact, a missing --name, a bad backend config, a file as source', async () => {
-    const cases: Array<[string[], RegExp]> = [
-      [['--source-dir', join(work, 'base'), '--name', 'x', '--compact'], /compaction .* not supported yet/],
-      [['--source-dir', join(work, 'base')], /missing --name/],
-      [['--source-dir', join(work, 'base'), '--name', 'x', '--backend-push', '--backend-type', 's3', '--backend-config', '{"bucket_name":"b"}'], /missing required field "region"/],
-      [['--source-dir', join(work, 'base/data'), '--name', 'x'], /not a directory/],
-      [['--source-dir', join(work, 'base'), '--name', 'x', '--backend-push'], /--backend-push needs --backend-config/],
-    ];
-    for (const [args, want] of cases) {
-      const r = await nydusify(['pack', '-o', join(work, 'never'), ...args]);
-      expect(r.code, args.join(' ')).not.toBe(0);
-      const lines = r.stderr.toString().trim().split('\n');
-      expect(lines, args.join(' ')).toHaveLength(1);
-      expect(lines[0]).toMatch(want);
+  it('deduplicates against --chunk-dict: the dict blob is referenced, the new blob holds only what the dict lacks', async () => {
+    const dictOut = join(work, 'dict');
+    await nydusifyOk(['pack', '--source-dir', base, '--name', 'dict', '-o', dictOut]);
+    const [dictId] = await outputBlobs(dictOut);
+    const plainOut = join(work, 'no-dict');
+    await nydusifyOk(['pack', '--source-dir', dictUser, '--name', 'u', '-o', plainOut]);
+    const plainSize = (await stat(join(plainOut, 'u.blob'))).size;
+
+    const out = join(work, 'with-dict');
+    const r = await nydusifyOk(['pack', '--source-dir', dictUser, '--name', 'u', '-o', out, '--chunk-dict', `bootstrap=${join(dictOut, 'dict.meta')}`]);
+    const blobs = await outputBlobs(out);
+    expect(blobs).toContain(dictId);
+    const newIds = blobs.filter((b) => b !== dictId);
+    expect(newIds).toHaveLength(1);
+    // Neither layered nor pushed: the new blob keeps its <name>.blob name.
+    const newBlob = join(out, 'u.blob');
+    expect(sha256(await readFile(newBlob))).toBe(newIds[0]);
+    expect(r.stderr.toString()).toContain(`blob:'${newBlob}'`);
+    const size = (await stat(newBlob)).size;
+    expect(size).toBeLessThan(plainSize - 3 * MiB);
+    expect(size).toBeGreaterThan(512 * 1024);
+    const blobDir = join(work, 'dict-blobs');
+    await mkdir(blobDir);
+    await copyFile(join(dictOut, 'dict.blob'), join(blobDir, dictId!));
+    await copyFile(newBlob, join(blobDir, newIds[0]!));
+    await unpackEquals(join(out, 'u.meta'), blobDir, dictUser);
+  });
+
+  it('--nydus-image exec\'s that program with upstream\'s argv and makes the same bootstrap and blob', async () => {
+    const launcher = join(work, 'nydus-image');
+    const argvLog = join(work, 'argv.log');
+    await writeFile(launcher, `#!/bin/sh\nprintf '%s\\n' "$*" >> ${argvLog}\nexec ${process.execPath} ${BIN} "$@"\n`);
+    await chmod(launcher, 0o755);
+    const inproc = join(work, 'inproc');
+    const ext = join(work, 'ext');
+    for (const [out, extra] of [[inproc, []], [ext, ['--nydus-image', launcher]]] as const) {
+      await nydusifyOk(['pack', '--source-dir', base, '--name', 'p', '-o', out, '--compressor', 'lz4_block', '--chunk-size', '0x10000', ...extra]);
+      await nydusifyOk(['pack', '--source-dir', layer, '--name', 'c', '-o', out, '--parent-bootstrap', join(out, 'p.meta'), '--chunk-size', '0x10000', ...extra]);
     }
-    await expect(stat(join(work, 'never', 'x.meta'))).rejects.toThrow();
-  }, 120_000);
+    expect((await readFile(argvLog, 'utf8')).trim().split('\n')).toEqual([
+      `create --bootstrap ${ext}/p.meta --log-level warn --whiteout-spec oci --output-json ${ext}/output.json --blob ${ext}/p.blob --fs-version 6 --compressor lz4_block --chunk-size 0x10000 ${base}`,
+      `create --parent-bootstrap ${ext}/p.meta --bootstrap ${ext}/c.meta --log-level warn --whiteout-spec oci --output-json ${ext}/output.json --blob ${ext}/c.blob --fs-version 6 --compressor zstd --chunk-size 0x10000 ${layer}`,
+    ]);
+    expect((await readdir(ext)).sort()).toEqual((await readdir(inproc)).sort());
+    for (const f of await readdir(inproc)) {
+      if (f === 'output.json') continue;
+      expect((await readFile(join(ext, f))).equals(await readFile(join(inproc, f))), f).toBe(true);
+    }
+  });
+});
+
+describe('nydusify pack refuses bad flags in one line, writing nothing', () => {
+  const s3 = (cfg: object) => ['--backend-push', '--backend-type', 's3', '--backend-config', JSON.stringify(cfg)];
+  const cases: Array<[label: string, args: () => string[], message: RegExp]> = [
+    ['no --source-dir', () => ['--name', 'n'], /source-dir/],
+    ['no --name', () => ['--source-dir', base], /name/],
+    ['a missing source', () => ['--source-dir', join(work, 'nope'), '--name', 'n'], /failed to check source directory: .*nope: no such file/],
+    ['a file as source', () => ['--source-dir', join(base, 'etc/conf'), '--name', 'n'], /is not a directory/],
+    ['a name with a slash', () => ['--source-dir', base, '--name', 'a/b'], /invalid --name "a\/b"/],
+    ['--compact', () => ['--source-dir', base, '--name', 'n', '--compact'], /--compact\) is not supported yet/],
+    ['--compact-config-file', () => ['--source-dir', base, '--name', 'n', '--compact-config-file', 'c.json'], /--compact-config-file\) is not supported yet/],
+    ['--fs-version 7', () => ['--source-dir', base, '--name', 'n', '--fs-version', '7'], /--fs-version: must be 5 or 6/],
+    ['--fs-version 5 (not built yet)', () => ['--source-dir', base, '--name', 'n', '--fs-version', '5'], /v5.*not supported yet/],
+    ['--compressor gzip', () => ['--source-dir', base, '--name', 'n', '--compressor', 'gzip'], /--compressor/],
+    ['--chunk-size 0x3000', () => ['--source-dir', base, '--name', 'n', '--chunk-size', '0x3000'], /chunk size 0x3000/],
+    ['--chunk-dict of another type', () => ['--source-dir', base, '--name', 'n', '--chunk-dict', 'db=/x'], /chunk-dict type "db"/],
+    ['--chunk-dict without type', () => ['--source-dir', base, '--name', 'n', '--chunk-dict', '/x'], /expected bootstrap=PATH/],
+    ['a parent that is no bootstrap', () => ['--source-dir', base, '--name', 'n', '--parent-bootstrap', join(base, 'etc/conf')], /parent bootstrap: /],
+    ['a missing --nydus-image', () => ['--source-dir', base, '--name', 'n', '--nydus-image', join(work, 'no-such-builder')], /cannot run it: ENOENT/],
+    ['--backend-push without config', () => ['--source-dir', base, '--name', 'n', '--backend-push'], /backend configuration is empty/],
+    ['--backend-type localfs', () => ['--source-dir', base, '--name', 'n', '--backend-push', '--backend-type', 'localfs', '--backend-config', '{"dir":"/tmp"}'], /backend type "localfs".*oss or s3/],
+    ['a config that is no JSON', () => ['--source-dir', base, '--name', 'n', '--backend-push', '--backend-config', '{"endpoint":'], /backend-config/],
+    ['an OSS config without endpoint', () => ['--source-dir', base, '--name', 'n', ...s3({}).slice(0, 1), '--backend-config', '{"bucket_name":"b"}'], /endpoint/],
+    ['an S3 config without region', () => ['--source-dir', base, '--name', 'n', ...s3({ bucket_name: 'b' })], /region/],
+    ['an S3 config without bucket_name', () => ['--source-dir', base, '--name', 'n', ...s3({ region: 'r' })], /bucket_name/],
+    ['a number as bucket_name', () => ['--source-dir', base, '--name', 'n', ...s3({ region: 'r', bucket_name: 7 })], /bucket_name.*string/],
+    ['both config flags', () => ['--source-dir', base, '--name', 'n', '--backend-push', '--backend-config', '{}', '--backend-config-file', 'x.json'], /--backend-config (conflicts|cannot be used) with --backend-config-file/],
+    ['a missing config file', () => ['--source-dir', base, '--name', 'n', '--backend-push', '--backend-config-file', join(work, 'none.json')], /none\.json/],
+  ];
+  for (const [label, args, message] of cases) {
+    it(label, async () => {
+      const out = join(work, 'refused', label.replace(/\W+/g, '-'));
+      const r = await nydusify(['pack', ...args(), '-o', out]);
+      expect(r.code, r.stderr.toString()).not.toBe(0);
+      expect(r.code).not.toBe(70);
+      expect(errorLine(r)).toMatch(message);
+      expect(existsSync(out), `${out} was left behind`).toBe(false);
+    });
+  }
 });

@@ -2,7 +2,7 @@
 // are not UTF-8, odd owners and modes, nanosecond times and xattrs everywhere they can go.
 // Needs root (device nodes, chown, trusted.* xattrs) and a filesystem with xattrs (ext4, tmpfs).
 import { link, lchown, chmod, lstat, mkdir, open, readdir, symlink, writeFile, truncate } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { xattr } from './native.js';
 import { runOk } from './tools.js';
 
@@ -54,6 +54,17 @@ export function joinPath(root: string | Buffer, rel: Buffer | string): Buffer {
 }
 
 /** Deterministic bytes: mulberry32 seeded per call. */
+/** A plain source dir of regular files (parents made as needed), every entry's mtime set to `mtimeSec`. */
+export async function writeSourceDir(dir: string, files: Record<string, Buffer | string>, mtimeSec: number): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  for (const [rel, data] of Object.entries(files)) {
+    await mkdir(dirname(join(dir, rel)), { recursive: true });
+    await writeFile(join(dir, rel), data);
+  }
+  await chmod(dir, 0o755);
+  await runOk('find', [dir, '-exec', 'touch', '-h', '-d', `@${mtimeSec}`, '{}', '+']);
+}
+
 export function prng(seed: number, size: number): Buffer {
   const out = Buffer.alloc(size);
   let a = seed >>> 0;

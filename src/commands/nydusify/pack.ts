@@ -1,63 +1,97 @@
+import { readFileSync } from 'node:fs';
 import { Flags } from '@oclif/core';
 import { BaseCommand, parseNumber } from '../../cli/base.js';
-import { NydusError } from '../../errors.js';
-import { pack } from '../../oci/pack.js';
-import { backendFromFlags } from '../../backends/index.js';
-import type { CompressorName } from '../../algo/index.js';
+import { NydusError, fsError } from '../../errors.js';
+import { BUILD_COMPRESSORS, type CompressorName } from '../../algo/index.js';
+import { DEFAULT_OUTPUT_DIR, pack } from '../../oci/pack.js';
+import { openPackTarget } from '../../oci/pack-backend.js';
+
+/** Upstream's flags that this pack does not do yet: refused by name, never ignored. */
+const NOT_YET: Array<[flag: string, why: string]> = [
+  ['compact', 'compaction of the parent bootstrap (--compact) is not supported yet'],
+  ['compact-config-file', 'compaction of the parent bootstrap (--compact-config-file) is not supported yet'],
+];
+
+const env = (name: string) => ({ env: name });
+
+/** --backend-config or the file of --backend-config-file (upstream's parseBackendConfig), and how messages name it. */
+function backendConfigText(json: string | undefined, file: string | undefined): { text: string; where: string } {
+  if (json && file) throw new NydusError('USAGE', '--backend-config conflicts with --backend-config-file');
+  if (!file) return { text: json ?? '', where: '--backend-config' };
+  try {
+    return { text: readFileSync(file, 'utf8'), where: `backend config file ${file}` };
+  } catch (e) {
+    throw fsError('USAGE', file, e);
+  }
+}
 
 export default class Pack extends BaseCommand {
   static override aliases = ['nydusify:build'];
-  static override summary = 'Build a Nydus bootstrap and blob from a directory, and push them to OSS or S3';
+  static override summary = 'Build a Nydus filesystem (bootstrap and data blob) from a source directory';
   static override description =
-    'Builds <output-dir>/<name>.meta and the blob (named by its id when pushed or layered) from --source-dir, optionally on ' +
-    '--parent-bootstrap and with --chunk-dict; with --backend-push the blob goes to blob_prefix + <id> and the bootstrap to ' +
-    'meta_prefix + <name> in the backend.';
+    'Writes <output-dir>/<name>.meta, the data blob and output.json. On --parent-bootstrap the directory is a layer over that ' +
+    'image; with --chunk-dict chunks found in that bootstrap are referenced, not stored again. The new blob (the one neither ' +
+    'the parent nor the dict has) is renamed to <output-dir>/<its sha256> when layering or pushing. --backend-push uploads ' +
+    'the parent\'s blobs and the new blob under blob_prefix, then the bootstrap as meta_prefix + <name>.';
   static override examples = [
-    'nydusify pack --source-dir rootfs/ --output-dir out/ --name app',
+    'nydusify pack --source-dir rootfs/ --name app --output-dir out/',
+    'nydusify pack --source-dir layer2/ --name app-v2 --parent-bootstrap out/app.meta -o out/',
     'nydusify pack --source-dir rootfs/ --name app --backend-push --backend-type s3 --backend-config-file s3.json',
   ];
 
   static override flags = {
-    'source-dir': Flags.string({ aliases: ['target-dir'], description: '(required) the directory to pack' }),
-    'output-dir': Flags.string({ char: 'o', default: './.nydus-build-output', description: 'where the bootstrap and blob go' }),
-    name: Flags.string({ aliases: ['meta', 'bootstrap'], description: '(required) the bootstrap\'s name: <output-dir>/<name>.meta' }),
-    'backend-push': Flags.boolean({ description: 'push the blob and the bootstrap to the backend' }),
-    'backend-type': Flags.string({ default: 'oss', description: 'oss or s3' }),
-    'backend-config': Flags.string({ description: 'the backend\'s config JSON (meta_prefix, blob_prefix, …)' }),
-    'backend-config-file': Flags.string({ description: 'file holding the backend\'s config JSON' }),
-    'chunk-dict': Flags.string({ description: 'a chunk dict bootstrap: bootstrap=PATH' }),
-    'parent-bootstrap': Flags.string({ description: 'build this layer on that bootstrap' }),
-    compact: Flags.boolean({ description: 'compact the blobs (not supported yet)' }),
-    'compact-config-file': Flags.string({ description: 'compaction config (not supported yet)' }),
-    'fs-version': Flags.string({ default: '6', description: 'RAFS version: 5 or 6' }),
-    compressor: Flags.string({ default: 'zstd', description: 'none, lz4_block or zstd' }),
-    'chunk-size': Flags.string({ default: '0x100000', description: 'chunk size, a power of two from 0x1000 to 0x1000000' }),
-    'nydus-image': Flags.string({ description: 'build with this nydus-image program (default: in-process)' }),
+    'source-dir': Flags.string({ aliases: ['target-dir'], description: 'source directory to build the Nydus filesystem from', required: true, ...env('SOURCE_DIR') }),
+    'output-dir': Flags.string({ char: 'o', description: `output directory for the built artifacts (default ${DEFAULT_OUTPUT_DIR})`, ...env('OUTPUT_DIR') }),
+    name: Flags.string({ aliases: ['meta', 'bootstrap'], description: 'image name: the bootstrap is <output-dir>/<name>.meta and is pushed as meta_prefix + <name>', required: true, ...env('BOOTSTRAP') }),
+    'backend-push': Flags.boolean({ description: 'push the bootstrap and blobs to the storage backend', ...env('BACKEND_PUSH') }),
+    'backend-type': Flags.string({ description: 'storage backend type: oss or s3', default: 'oss', ...env('BACKEND_TYPE') }),
+    'backend-config': Flags.string({ description: 'storage backend configuration as a JSON string', ...env('BACKEND_CONFIG') }),
+    'backend-config-file': Flags.string({ description: 'storage backend configuration JSON file', ...env('BACKEND_CONFIG_FILE') }),
+    'chunk-dict': Flags.string({ description: 'a chunk dict whose chunks are referenced, not stored again: bootstrap=PATH', ...env('CHUNK_DICT') }),
+    'parent-bootstrap': Flags.string({ description: 'a parent bootstrap: the source directory is built as a layer over it', ...env('PARENT_BOOTSTRAP') }),
+    'fs-version': Flags.string({ description: 'RAFS version of the Nydus image: 5 or 6', default: '6', ...env('FS_VERSION') }),
+    compressor: Flags.string({ description: 'chunk compression: none, lz4_block or zstd', default: 'zstd', ...env('COMPRESSOR') }),
+    'chunk-size': Flags.string({ description: 'chunk size, a power of two from 0x1000 to 0x1000000', default: '0x100000', ...env('CHUNK_SIZE') }),
+    'nydus-image': Flags.string({ description: 'build with this nydus-image program, exec\'d with upstream\'s argv (default: build in-process)', ...env('NYDUS_IMAGE') }),
+    compact: Flags.boolean({ hidden: true, description: 'not supported yet', ...env('COMPACT') }),
+    'compact-config-file': Flags.string({ hidden: true, description: 'not supported yet', ...env('COMPACT_CONFIG_FILE') }),
   };
 
   async run(): Promise<void> {
     const { flags } = await this.parse(Pack);
     const log = this.initLogger(flags);
-    if (flags.compact || flags['compact-config-file'] !== undefined) throw new NydusError('UNSUPPORTED', 'compaction (--compact, --compact-config-file) is not supported yet');
-    if (flags['source-dir'] === undefined) throw new NydusError('USAGE', 'missing --source-dir: the directory to pack');
-    if (flags.name === undefined) throw new NydusError('USAGE', 'missing --name: the bootstrap\'s name');
-    if (!['none', 'lz4_block', 'zstd'].includes(flags.compressor)) throw new NydusError('USAGE', `invalid value ${JSON.stringify(flags.compressor)} for --compressor: must be none, lz4_block or zstd`);
+    for (const [flag, why] of NOT_YET) {
+      const v = (flags as Record<string, unknown>)[flag];
+      if (v !== undefined && v !== false) throw new NydusError('UNSUPPORTED', why);
+    }
     const fsVersion = parseNumber('fs-version', flags['fs-version']);
-    if (fsVersion === 5) throw new NydusError('UNSUPPORTED', 'RAFS v5 output (--fs-version 5) is not supported yet; use --fs-version 6');
-    if (fsVersion !== 6) throw new NydusError('USAGE', `invalid value ${JSON.stringify(flags['fs-version'])} for --fs-version: must be 5 or 6`);
-    const hasConfig = flags['backend-config'] !== undefined || flags['backend-config-file'] !== undefined;
-    if (!['oss', 's3'].includes(flags['backend-type'])) throw new NydusError('USAGE', `invalid value ${JSON.stringify(flags['backend-type'])} for --backend-type: must be oss or s3`);
-    const backend = hasConfig ? backendFromFlags(flags['backend-type'], flags['backend-config'], flags['backend-config-file']) : undefined;
-    const r = await pack({
-      sourceDir: flags['source-dir'], outputDir: flags['output-dir'], name: flags.name,
-      backendPush: flags['backend-push'], ...(backend ? { backend } : {}),
-      ...(flags['chunk-dict'] !== undefined ? { chunkDict: flags['chunk-dict'] } : {}),
-      ...(flags['parent-bootstrap'] !== undefined ? { parentBootstrap: flags['parent-bootstrap'] } : {}),
-      fsVersion, compressor: flags.compressor as CompressorName, chunkSize: parseNumber('chunk-size', flags['chunk-size']),
-      ...(flags['nydus-image'] !== undefined ? { nydusImage: flags['nydus-image'] } : {}),
-    });
-    log.info(`bootstrap: ${r.bootstrap}`);
-    log.info(r.blobId ? `blob: ${r.blobId} (${r.blobPath})` : 'blob: none (every chunk is in the parent or the chunk dict)');
-    for (const p of r.pushed) log.info(`pushed: ${p}`);
+    if (fsVersion !== 5 && fsVersion !== 6) throw new NydusError('USAGE', `invalid value ${JSON.stringify(flags['fs-version'])} for --fs-version: must be 5 or 6`);
+    if (!(BUILD_COMPRESSORS as readonly string[]).includes(flags.compressor)) {
+      throw new NydusError('USAGE', `invalid value ${JSON.stringify(flags.compressor)} for --compressor: must be ${BUILD_COMPRESSORS.join(', ')}`);
+    }
+    const chunkSize = parseNumber('chunk-size', flags['chunk-size']);
+    let push: Awaited<ReturnType<typeof openPackTarget>> | undefined;
+    if (flags['backend-push']) {
+      const { text, where } = backendConfigText(flags['backend-config'], flags['backend-config-file']);
+      push = await openPackTarget(flags['backend-type'], text, where);
+    } else if (flags['backend-config'] !== undefined || flags['backend-config-file'] !== undefined) {
+      log.warn('the backend configuration is not used without --backend-push');
+    }
+    const result = await pack({
+      sourceDir: flags['source-dir'],
+      outputDir: flags['output-dir'],
+      name: flags.name,
+      fsVersion,
+      compressor: flags.compressor as CompressorName,
+      chunkSize,
+      chunkDict: flags['chunk-dict'],
+      parentBootstrap: flags['parent-bootstrap'],
+      nydusImage: flags['nydus-image'],
+      push,
+      onLog: (line) => log.info(line),
+    }).finally(() => push?.close());
+    const meta = result.remoteMeta ?? result.bootstrap;
+    const blob = result.remoteBlob ?? result.blob;
+    log.info(`successfully built Nydus image (bootstrap:'${meta}', blob:'${blob}')`);
   }
 }
