@@ -261,6 +261,7 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
   // Outputs, all under temporary names until the end.
   const opened: OutputFile[] = [];
   const track = (f: OutputFile) => (opened.push(f), f);
+  let blobThread: import('../io/blob-thread.js').BlobThread | undefined;
   try {
     let blobFile: OutputFile | undefined;
     let cacheData: OutputFile | undefined;
@@ -268,7 +269,13 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
     else if (o.blobDir) blobFile = track(OutputFile.temp(o.blobDir));
     else if (o.blobCacheDir) cacheData = track(OutputFile.temp(o.blobCacheDir, 'blob.data'));
     const sink: ByteSink = blobFile ?? (o.blobOut ? streamSink(o.blobOut) : { write: (_d, done) => done?.(), drain: async () => undefined });
-    const writer = new BlobWriter(sink, { inlineMeta, blobToc, compressor });
+    // A build with workers hashes (and writes, to a file) the blob on a thread of its own; the
+    // main thread keeps walking and dispatching.
+    if (state.threads > 0) {
+      const { BlobThread } = await import('../io/blob-thread.js');
+      blobThread = new BlobThread(blobFile ? blobFile.descriptor : -1, blobFile?.name ?? 'blob');
+    }
+    const writer = new BlobWriter(sink, { inlineMeta, blobToc, compressor }, blobThread && { thread: blobThread, writes: !!blobFile });
 
     const source =
       conv.source === 'tar'
@@ -315,7 +322,7 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
     // Dedup is over: its index of every chunk can go.
     state.dict.clear();
     if (!plan) layOut();
-    writer.writeMeta(state.blob, state.chunks);
+    await writer.writeMeta(state.blob, state.chunks);
     dump.end();
 
     // Blob-table order is first-use order; chunks move from candidate keys to table indexes.
@@ -355,9 +362,9 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
     if (inlineMeta) {
       // The inlined bootstrap cannot know its own blob's id or size (blob.md §5.3).
       bootstrap = bootstrapFor('x'.repeat(64), writer.position, false);
-      blobHash = writer.finish(bootstrap);
+      blobHash = await writer.finish(bootstrap);
     } else {
-      blobHash = writer.finish();
+      blobHash = await writer.finish();
       bootstrap = bootstrapFor(o.blobId ?? blobHash, writer.position, true);
     }
     const blobId = o.blobId ?? blobHash;
@@ -367,6 +374,9 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
     const bootstrapPath = o.bootstrap || (!inlineMeta && o.blobDir) ? await writeBootstrap(bootstrap, o) : '';
     dumpBoot.end();
 
+    // The final digest came after every write: the thread is done with the blob.
+    await blobThread?.close();
+    blobThread = undefined;
     if (o.blobOut) await endStream(o.blobOut);
     let blobPath: string | undefined;
     if (blobFile) {
@@ -401,6 +411,8 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
       ...(state.blob.chunkCount > 0 ? { blobMeta: blobMetaFile(writer.meta.table, writer.meta.header) } : {}),
     };
   } catch (e) {
+    // Its writes stop before the outputs go.
+    await blobThread?.close();
     o.blobOut?.destroy(e as Error);
     return failBuild(opened, e);
   }
