@@ -179,6 +179,8 @@ export async function* dirSource(root: string, opts: DirSourceOptions = {}): Asy
   const exclude = new Set((opts.exclude ?? []).map((p) => Buffer.from(p).toString('latin1')));
   // Only a name that some excluded path ends in needs its full path resolved and looked up.
   const excludedNames = new Set([...exclude].map((p) => path.basename(p)));
+  // ... and only a name of one of their lengths needs that name as text.
+  const excludedLengths = new Set([...excludedNames].map((n) => n.length));
   const links = new Map<string, TreeNode>();
   const arena = new PathArena();
   const top = statNode(rootAbs, SLASH, Buffer.alloc(0)).node;
@@ -219,7 +221,7 @@ export async function* dirSource(root: string, opts: DirSourceOptions = {}): Asy
     for (const i of order) {
       const name = names[i];
       const childAbs = Buffer.concat([abs, SLASH, name]);
-      if (excludedNames.has(name.toString('latin1')) && exclude.has(path.resolve(childAbs.toString('latin1')))) continue;
+      if (excludedLengths.has(name.length) && excludedNames.has(name.toString('latin1')) && exclude.has(path.resolve(childAbs.toString('latin1')))) continue;
       const rel = arena.child(dir.path, name);
       const nameView = rel.subarray(rel.length - name.length);
       const childAt = () => (at === abs ? childAbs : Buffer.concat([at, SLASH, name]));
