@@ -262,6 +262,10 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
   const opened: OutputFile[] = [];
   const track = (f: OutputFile) => (opened.push(f), f);
   let blobThread: import('../io/blob-thread.js').BlobThread | undefined;
+  /** The worker pool's shutdown, under way while the bootstrap is laid out and written. */
+  let poolClosed: Promise<void> | undefined;
+  /** The same for the blob's writer thread, once it has written everything. */
+  let threadClosed: Promise<void> | undefined;
   try {
     let blobFile: OutputFile | undefined;
     let cacheData: OutputFile | undefined;
@@ -305,14 +309,14 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
       planTimer.end();
     };
     try {
-      await runPipeline({
+      ({ closed: poolClosed } = await runPipeline({
         source,
         stages: o.stages,
         state,
         assembler,
         onWalkEnd: layOut,
         sink: blobSink({ write: (d, done) => writer.write(d, true, done), drain: (n) => writer.drain(n), rawChunk: cacheData ? (d, off) => cacheData!.writeAt(d, off) : undefined }),
-      });
+      }));
     } finally {
       if (progressTimer) clearInterval(progressTimer);
     }
@@ -375,7 +379,7 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
     dumpBoot.end();
 
     // The final digest came after every write: the thread is done with the blob.
-    await blobThread?.close();
+    threadClosed = blobThread?.close();
     blobThread = undefined;
     if (o.blobOut) await endStream(o.blobOut);
     let blobPath: string | undefined;
@@ -393,6 +397,7 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
       meta.write(writer.meta.header);
       await meta.commit(blobFileIn(o.blobCacheDir!, blobId, '.blob.meta'), true);
     }
+    await Promise.all([poolClosed, threadClosed]);
     total.end();
     trace.event('blob_uncompressed_size', state.blob.uncompressedEnd);
     trace.event('dedup_uncompressed_size', state.progress.dedupBytes);
@@ -412,7 +417,7 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
     };
   } catch (e) {
     // Its writes stop before the outputs go.
-    await blobThread?.close();
+    await Promise.allSettled([blobThread?.close(), poolClosed, threadClosed]);
     o.blobOut?.destroy(e as Error);
     return failBuild(opened, e);
   }

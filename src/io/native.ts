@@ -9,7 +9,7 @@ export interface Native {
   lstatInto(path: Buffer, out: Float64Array): void;
   setPipeSize(fd: number, size: number): number;
   /**
-   * A directory's entries in readdir order: names NUL-terminated back to back, and per entry
+   * A directory's entries in name order (bytewise, as Buffer.compare): names NUL-terminated back to back, and per entry
    * lstatInto's 13 numbers then its xattr list's size; stats[14 * i] < 0 (-errno) where the
    * entry's lstat or xattr list failed.
    */

@@ -57,8 +57,8 @@ export function lstatFast(path: Buffer): LstatResult {
 export const SCAN_FIELDS = 14;
 
 /**
- * One directory's entries, each lstat'ed and its xattr list sized, in one native call (readdir
- * order): names (views of one buffer) and stats (SCAN_FIELDS per entry: lstatAt's 13, then the
+ * One directory's entries, each lstat'ed and its xattr list sized, in one native call, in name
+ * order (bytewise, as Buffer.compare orders them): names (views of one buffer) and stats (SCAN_FIELDS per entry: lstatAt's 13, then the
  * xattr list's size; a negative first number where either failed: ask again by path).
  */
 export function scanDir(dir: Buffer): { names: Buffer[]; stats: Float64Array } {

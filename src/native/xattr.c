@@ -169,8 +169,15 @@ static napi_value lstat_into(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// Orders two entries of a scan by name, byte by byte (Buffer.compare's order: as names hold no
+// NUL, strcmp's unsigned comparison up to the terminator is the same).
+struct scan_entry { size_t off; size_t k; };
+static int by_name(const void *a, const void *b, void *names) {
+  return strcmp((const char *)names + ((const struct scan_entry *)a)->off, (const char *)names + ((const struct scan_entry *)b)->off);
+}
+
 // scanDir(dir: Buffer): [names: Buffer, stats: Float64Array]. Every entry but . and .. in
-// readdir order: names NUL-terminated back to back; per entry SCAN_FIELDS numbers: the lstat
+// name order (bytewise): names NUL-terminated back to back; per entry SCAN_FIELDS numbers: the lstat
 // fields as lstatInto gives them and the size of its xattr name list (0: none, or no xattrs on
 // this fs). An entry whose lstat or llistxattr failed has stats[0] = -errno (the caller asks
 // again by path for the error). One call per directory: no object per entry on the JS side.
@@ -186,6 +193,7 @@ static napi_value scan_dir(napi_env env, napi_callback_info info) {
   size_t dlen = strlen(dir);
   char *names = NULL, *full = NULL;
   double *stats = NULL;
+  struct scan_entry *ents = NULL;
   size_t nlen = 0, ncap = 0, count = 0, scap = 0;
   int fail = 0;
   full = malloc(dlen + 2 + NAME_MAX + 1);
@@ -212,8 +220,13 @@ static napi_value scan_dir(napi_env env, napi_callback_info info) {
       double *p = realloc(stats, cap * SCAN_FIELDS * sizeof(double));
       if (!p) { fail = ENOMEM; break; }
       stats = p;
+      struct scan_entry *q = realloc(ents, cap * sizeof *ents);
+      if (!q) { fail = ENOMEM; break; }
+      ents = q;
       scap = cap;
     }
+    ents[count].off = nlen;
+    ents[count].k = count;
     memcpy(names + nlen, nm, len + 1);
     nlen += len + 1;
     double *out = stats + count * SCAN_FIELDS;
@@ -236,14 +249,24 @@ done:
   closedir(d);
   free(dir);
   free(full);
-  if (fail) { free(names); free(stats); return throw_errno(env, "readdir", fail); }
+  if (fail) { free(names); free(stats); free(ents); return throw_errno(env, "readdir", fail); }
+  if (count > 1) qsort_r(ents, count, sizeof *ents, by_name, names);
   napi_value result, nbuf, sab, sarr;
   void *ndata, *sdata;
-  napi_status st1 = napi_create_buffer_copy(env, nlen, nlen ? names : "", &ndata, &nbuf);
+  napi_status st1 = napi_create_buffer(env, nlen, &ndata, &nbuf);
   napi_status st2 = napi_create_arraybuffer(env, count * SCAN_FIELDS * sizeof(double), &sdata, &sab);
-  if (st1 == napi_ok && st2 == napi_ok && count) memcpy(sdata, stats, count * SCAN_FIELDS * sizeof(double));
+  if (st1 == napi_ok && st2 == napi_ok) {
+    char *np = ndata;
+    for (size_t i = 0; i < count; i++) {
+      size_t len = strlen(names + ents[i].off) + 1;
+      memcpy(np, names + ents[i].off, len);
+      np += len;
+      memcpy((double *)sdata + i * SCAN_FIELDS, stats + ents[i].k * SCAN_FIELDS, SCAN_FIELDS * sizeof(double));
+    }
+  }
   free(names);
   free(stats);
+  free(ents);
   if (st1 != napi_ok || st2 != napi_ok) { napi_throw_error(env, NULL, "scanDir: out of memory"); return NULL; }
   CALL(env, napi_create_typedarray(env, napi_float64_array, count * SCAN_FIELDS, sab, 0, &sarr));
   CALL(env, napi_create_array_with_length(env, 2, &result));

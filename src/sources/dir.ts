@@ -216,9 +216,9 @@ export async function* dirSource(root: string, opts: DirSourceOptions = {}): Asy
     } catch (e) {
       throw fsError('SOURCE', show(abs), e);
     }
-    const order = names.map((_, i) => i).sort((a, b) => Buffer.compare(names[a], names[b]));
+    // In name order already.
     const out: Array<{ node: TreeNode; abs: Buffer }> = [];
-    for (const i of order) {
+    for (let i = 0; i < names.length; i++) {
       const name = names[i];
       const childAbs = Buffer.concat([abs, SLASH, name]);
       if (excludedLengths.has(name.length) && excludedNames.has(name.toString('latin1')) && exclude.has(path.resolve(childAbs.toString('latin1')))) continue;
