@@ -15,6 +15,7 @@
 //   BENCH_WARM       'data' (default): warm-up walk also reads file contents; 'meta': metadata only
 //   BENCH_FLOOR      '0' skips bench/zstd-floor.js (zstd-3 of the tree's chunks alone, on all cores)
 //   BENCH_TIME_BIN   path of GNU time (default /usr/bin/time; a missing path exercises the fallback)
+//   BENCH_BASE_ROOT  another built checkout: adds scenarios base, base-lz4, base-none (its builds)
 //
 // Each command is wrapped in `/usr/bin/time -o <file> -f '%e %M'` (wall s, peak RSS KiB;
 // for a `sh -c` pipeline the peak is the max over the shell and its reaped children).
@@ -74,6 +75,16 @@ const SCENARIOS = [
     enabled: true,
     command: (c) => oursWith(c, ['--compressor', 'none']),
   },
+  // BENCH_BASE_ROOT=DIR (another checkout of this repo, built): the same three builds from it, in
+  // the same rounds, so a change is measured against what it changes under the same load.
+  ...['', '-lz4', '-none'].map((suffix) => ({
+    name: `base${suffix}`,
+    desc: `ours${suffix} from the checkout in BENCH_BASE_ROOT`,
+    enabled: !!process.env.BENCH_BASE_ROOT,
+    base: true,
+    command: (c) => oursWith({ ...c, root: path.resolve(process.env.BENCH_BASE_ROOT || '.') },
+      suffix === '-lz4' ? ['--compressor', 'lz4_block'] : suffix === '-none' ? ['--compressor', 'none'] : []),
+  })),
   {
     name: 'mkfs.erofs',
     desc: 'mkfs.erofs -zlz4',
@@ -488,6 +499,11 @@ async function main() {
       ` ${fmt(floor.wallS)} s = ${x(erofs ? floor.wallS / erofs.wall : null)} mkfs.erofs wall, ${fmt(ours ? floor.wallS / ours.wall : null)} of ours`);
   }
   console.log(`ours / tar|zstd wall:   ${x(rTz)}`);
+  for (const [o, b] of [['ours', 'base'], ['ours-lz4', 'base-lz4'], ['ours-none', 'base-none']]) {
+    const ro = results.find((r) => r.ok && r.name === o);
+    const rb = results.find((r) => r.ok && r.name === b);
+    if (ro && rb) console.log(`${o} / ${b} (BENCH_BASE_ROOT) wall: ${x(ratio(ro, rb))}`);
+  }
   console.log(`ours --compressor lz4_block / mkfs.erofs wall: ${x(rLz4Erofs)}`);
   console.log(`ours --compressor none / tar|cat wall:        ${x(rNoneCat)}`);
   console.log(`target ours (zstd) wall <= 1.0 x mkfs.erofs -zlz4 wall:      ${targets.wallVsErofs}`);
