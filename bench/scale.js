@@ -29,6 +29,15 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const FILES_PER_DIR = 1000;
 const LARGE_FILES = 5;
 
+/** Removes a tree: GNU rm where there is one (Node's recursive rmSync takes minutes on 500,000 files). */
+function removeTree(dir) {
+  try {
+    execFileSync('rm', ['-rf', '--', dir], { stdio: 'ignore' });
+  } catch {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 const num = (name, dflt) => {
   const v = Number.parseInt(process.env[name] ?? '', 10);
   return Number.isFinite(v) && v > 0 ? v : dflt;
@@ -123,7 +132,7 @@ async function main() {
   const largeMiB = num('BENCH_SCALE_LARGE_MB', 2048);
   const withRef = process.env.BENCH_SCALE_REF === '1';
   const scratch = fs.mkdtempSync(path.join(process.env.BENCH_TMPDIR || os.tmpdir(), 'nydus-scale-'));
-  const cleanup = () => fs.rmSync(scratch, { recursive: true, force: true });
+  const cleanup = () => removeTree(scratch);
   for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => (cleanup(), process.exit(130)));
   const report = { runs, timing: haveTime ? 'usr-bin-time' : 'hrtime', scenarios: [] };
   console.log(`scaling (runs per build: ${runs}; sync before each; timing: ${haveTime ? "/usr/bin/time -f '%e %M'" : 'hrtime, RSS n/a'})`);
@@ -145,7 +154,7 @@ async function main() {
       const ref = withRef
         ? await timeIt((out) => ['mkfs.erofs', '-zlz4', path.join(out, 'ref.img'), tree], scratch, `mkfs.erofs ${kind}`, runs, true)
         : undefined;
-      fs.rmSync(tree, { recursive: true, force: true });
+      removeTree(tree);
       const perEntry = kind === 'small' && r.ok && r.rssMB != null && base.rssMB != null ? ((r.rssMB - base.rssMB) * MB) / stats.entries : null;
       const sc = { kind, ...stats, ours: r, ref, rssPerEntryBytes: perEntry };
       report.scenarios.push(sc);

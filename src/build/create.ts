@@ -90,6 +90,9 @@ export interface CreateResult {
 
 export const DEFAULT_CHUNK_SIZE = 0x100000;
 
+/** Bytes the blob's writer thread may have queued before the pipeline waits for it. */
+const WRITER_THREAD_BEHIND = 8 << 20;
+
 export function checkChunkSize(n: number): void {
   if (!Number.isInteger(n) || n < 0x1000 || n > 0x1000000 || (n & (n - 1)) !== 0) {
     throw new NydusError('USAGE', `invalid chunk size 0x${Number.isFinite(n) ? n.toString(16) : n}: must be a power of two from 0x1000 to 0x1000000`);
@@ -315,7 +318,12 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
         state,
         assembler,
         onWalkEnd: layOut,
-        sink: blobSink({ write: (d, done) => writer.write(d, true, done), drain: (n) => writer.drain(n), rawChunk: cacheData ? (d, off) => cacheData!.writeAt(d, off) : undefined }),
+        sink: blobSink({
+          write: (d, done) => writer.write(d, true, done), drain: (n) => writer.drain(n),
+          // A writer thread competes for the cores: more slack, so the walk does not stop each time it is descheduled.
+          writeBehind: blobThread ? WRITER_THREAD_BEHIND : undefined,
+          rawChunk: cacheData ? (d, off) => cacheData!.writeAt(d, off) : undefined,
+        }),
       }));
     } finally {
       if (progressTimer) clearInterval(progressTimer);

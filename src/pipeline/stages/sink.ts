@@ -11,6 +11,8 @@ export interface ChunkOutput {
   write(data: Uint8Array, onWritten?: (back: Uint8Array) => void): void;
   /** Waits until at most `limit` bytes are queued for writing. */
   drain(limit: number): Promise<void>;
+  /** Bytes allowed to wait for the disk (default WRITE_BEHIND). */
+  writeBehind?: number;
   /** Receives each fresh chunk's uncompressed bytes and its uncompressed offset. */
   rawChunk?(data: Uint8Array, uncompressedOffset: number): void;
 }
@@ -39,7 +41,7 @@ export function blobSink(out: ChunkOutput): Sink {
         if (stored.buffer !== b.data.buffer) state.buffers.release(b.data);
         // The written buffer goes back to the pool once the disk has it.
         out.write(stored, (back) => state.buffers.release(back));
-        await out.drain(WRITE_BEHIND);
+        await out.drain(out.writeBehind ?? WRITE_BEHIND);
       }
     },
   };
