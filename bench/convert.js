@@ -29,6 +29,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { outputSize } from './lib.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const MB = 1024 * 1024;
@@ -109,32 +110,6 @@ function pickEntries(root, budget) {
   return { entries: out, total };
 }
 
-/** Size of every regular file under dir. */
-function dirBytes(dir) {
-  let total = 0;
-  const stack = [dir];
-  while (stack.length) {
-    const d = stack.pop();
-    let ents;
-    try {
-      ents = fs.readdirSync(d, { withFileTypes: true });
-    } catch {
-      continue;
-    }
-    for (const e of ents) {
-      const p = path.join(d, e.name);
-      if (e.isDirectory()) stack.push(p);
-      else if (e.isFile()) {
-        try {
-          total += fs.lstatSync(p).size;
-        } catch { /* gone meanwhile */ }
-      }
-    }
-  }
-  return total;
-}
-
-/** Runs argv under GNU time with TMPDIR=work, sampling work's size; resolves { ok, wall, rssKiB, peakDisk, err }. */
 function timed(name, argv, work, logDir) {
   fs.mkdirSync(work, { recursive: true });
   const timeFile = path.join(logDir, `${name}.time`);
@@ -145,7 +120,7 @@ function timed(name, argv, work, logDir) {
   const t0 = process.hrtime.bigint();
   const child = spawn(full[0], full.slice(1), { stdio: ['ignore', 'ignore', err], env: { ...process.env, TMPDIR: work } });
   let peakDisk = 0;
-  const sample = () => (peakDisk = Math.max(peakDisk, dirBytes(work)));
+  const sample = () => (peakDisk = Math.max(peakDisk, outputSize(work)));
   const timer = setInterval(sample, 100);
   return new Promise((resolve) => {
     child.on('exit', (code, sig) => {

@@ -4,6 +4,9 @@
 import v8 from 'node:v8';
 
 v8.setFlagsFromString('--max-semi-space-size=4');
+// oclif checks the running Node against its own engines range with semver at import (~20 ms of
+// CPU to load semver): our package.json already states the Node we need, so skip it.
+process.env.OCLIF_DISABLE_ENGINE_WARNING ??= '1';
 
 // `--version`/`-V` print upstream's layout, which the container tools' converters parse
 // (oclif's own version line carries no "Version:" field).

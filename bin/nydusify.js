@@ -5,6 +5,9 @@ import v8 from 'node:v8';
 
 // As bin/nydus-image.js: a small young generation keeps the streamed build's peak RSS down.
 v8.setFlagsFromString('--max-semi-space-size=4');
+// oclif checks the running Node against its own engines range with semver at import (~20 ms of
+// CPU to load semver): our package.json already states the Node we need, so skip it.
+process.env.OCLIF_DISABLE_ENGINE_WARNING ??= '1';
 
 // `--version`/`-v` (urfave/cli's flags upstream) print upstream nydusify's layout.
 const first = process.argv[2];

@@ -14,6 +14,7 @@ import type { BlobState } from '../pipeline/stage.js';
 import { encrypt, type BlobCipher } from '../algo/cipher.js';
 import type { ChunkPacker } from './pack.js';
 import * as batchCtx from '../format/blob/batch.js';
+import type { BlobThread } from '../io/blob-thread.js';
 
 export interface BlobLayout {
   inlineMeta: boolean;
@@ -32,6 +33,15 @@ export interface BlobLayout {
 export interface ByteSink {
   write(data: Uint8Array, onWritten?: () => void): void;
   drain(limit: number): Promise<void>;
+}
+
+/**
+ * A writer thread for the blob: it hashes every byte and, when `writes` is true, also writes them
+ * (the ByteSink is then not used for the blob's bytes); otherwise the sink gets each write first.
+ */
+export interface BlobOffload {
+  thread: BlobThread;
+  writes: boolean;
 }
 
 const sha256 = (...parts: Uint8Array[]) => {
@@ -61,7 +71,8 @@ export function blobFeatures(layout: BlobLayout, chunkCount: number): number {
 
 /** Writes the blob, hashing it; the chunk data goes through writeChunks, the rest through finish. */
 export class BlobWriter {
-  private readonly hash: Hash = createHash('sha256');
+  /** The hash, when no writer thread keeps it. */
+  private readonly hash?: Hash;
   position = 0;
   private readonly tocEntries: toc.TocEntry[] = [];
   /** Filled by writeMeta. */
@@ -72,17 +83,36 @@ export class BlobWriter {
   /** Offset of image.boot (the inline bootstrap's compressed_size). */
   bootOffset = 0;
 
-  constructor(private readonly out: ByteSink, private readonly layout: BlobLayout) {}
-
-  /** Appends chunk data (the sink stage calls this). */
-  write(data: Uint8Array, hashed = true, onWritten?: () => void): void {
-    if (hashed) this.hash.update(data);
-    this.out.write(data, onWritten);
-    this.position += data.byteLength;
+  constructor(private readonly out: ByteSink, private readonly layout: BlobLayout, private readonly offload?: BlobOffload) {
+    if (!offload) this.hash = createHash('sha256');
   }
 
-  drain(limit: number): Promise<void> {
-    return this.out.drain(limit);
+  /**
+   * Appends chunk data (the sink stage calls this). With onWritten the buffer is lent until then,
+   * and onWritten gets it back (with a writer thread, as a new view of the same memory).
+   */
+  write(data: Uint8Array, hashed = true, onWritten?: (back: Uint8Array) => void): void {
+    this.position += data.byteLength;
+    const off = this.offload;
+    if (!off) {
+      if (hashed) this.hash!.update(data);
+      this.out.write(data, onWritten && (() => onWritten(data)));
+      return;
+    }
+    // A sink that is not the thread's takes its bytes first (it copies or drops them at once).
+    if (!off.writes) this.out.write(data);
+    off.thread.write(data, hashed, onWritten);
+  }
+
+  async drain(limit: number): Promise<void> {
+    if (this.offload) await this.offload.thread.drain(limit);
+    await this.out.drain(limit);
+  }
+
+  /** The sha256 of what was hashed so far; final when nothing follows. */
+  private digest(final: boolean): Promise<Buffer> | Buffer {
+    if (this.offload) return this.offload.thread.digest(final);
+    return final ? this.hash!.digest() : this.hash!.copy().digest();
   }
 
   private section(name: string, size: number): void {
@@ -95,14 +125,14 @@ export class BlobWriter {
    * and the header are encrypted when the layout has a cipher; meta.table and meta.header stay
    * plain (the blob cache's .blob.meta holds them so).
    */
-  writeMeta(state: BlobState, chunks: ChunkInfo[], packer?: ChunkPacker): void {
+  async writeMeta(state: BlobState, chunks: ChunkInfo[], packer?: ChunkPacker): Promise<void> {
     const { inlineMeta, blobToc } = this.layout;
     const n = state.chunkCount;
     const tarred = inlineMeta || blobToc;
     if (tarred && n > 0) {
       this.section(toc.NAME_IMAGE_BLOB, state.compressedEnd);
       this.tocEntries.push({
-        flags: 0x1, name: toc.NAME_IMAGE_BLOB, uncompressed_digest: this.hash.copy().digest(),
+        flags: 0x1, name: toc.NAME_IMAGE_BLOB, uncompressed_digest: await this.digest(false),
         compressed_offset: 0, compressed_size: state.compressedEnd, uncompressed_size: state.uncompressedEnd,
       });
     }
@@ -150,7 +180,7 @@ export class BlobWriter {
   }
 
   /** The inline bootstrap (zstd when blob-toc and it shrinks), then the TOC. Returns the blob id. */
-  finish(bootstrap?: Buffer): string {
+  async finish(bootstrap?: Buffer): Promise<string> {
     if (bootstrap) {
       this.bootOffset = this.position;
       const { stored, algo } = this.layout.blobToc ? maybeCompress(compressorByName('zstd')!, bootstrap) : { stored: bootstrap, algo: compressorByName('none')! };
@@ -166,6 +196,6 @@ export class BlobWriter {
       this.tocDigest = sha256(data, header);
       this.tocSize = data.length + tarHeader.SIZE;
     }
-    return this.hash.digest('hex');
+    return (await this.digest(true)).toString('hex');
   }
 }

@@ -210,8 +210,8 @@ export async function compact(o: CompactOptions): Promise<CompactResult> {
         state.compressedEnd += stored.length;
         state.uncompressedEnd += alignUp(c.uncompressedSize, 4096);
       }
-      writer.writeMeta(state, records);
-      const id = writer.finish();
+      await writer.writeMeta(state, records);
+      const id = await writer.finish();
       // Committed once everything else has succeeded.
       commits.push(() => out.commit(blobFileIn(dir, id), true));
       t.end();

@@ -101,6 +101,9 @@ export interface CreateResult {
 
 export const DEFAULT_CHUNK_SIZE = 0x100000;
 
+/** Bytes the blob's writer thread may have queued before the pipeline waits for it. */
+const WRITER_THREAD_BEHIND = 8 << 20;
+
 export function checkChunkSize(n: number): void {
   if (!Number.isInteger(n) || n < 0x1000 || n > 0x1000000 || (n & (n - 1)) !== 0) {
     throw new NydusError('USAGE', `invalid chunk size 0x${Number.isFinite(n) ? n.toString(16) : n}: must be a power of two from 0x1000 to 0x1000000`);
@@ -320,6 +323,11 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
   // Outputs, all under temporary names until the end.
   const opened: OutputFile[] = [];
   const track = (f: OutputFile) => (opened.push(f), f);
+  let blobThread: import('../io/blob-thread.js').BlobThread | undefined;
+  /** The worker pool's shutdown, under way while the bootstrap is laid out and written. */
+  let poolClosed: Promise<void> | undefined;
+  /** The same for the blob's writer thread, once it has written everything. */
+  let threadClosed: Promise<void> | undefined;
   try {
     let blobFile: OutputFile | undefined;
     let cacheData: OutputFile | undefined;
@@ -327,7 +335,13 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
     else if (o.blobDir) blobFile = track(OutputFile.temp(o.blobDir));
     else if (o.blobCacheDir) cacheData = track(OutputFile.temp(o.blobCacheDir, 'blob.data'));
     const sink: ByteSink = blobFile ?? (o.blobOut ? streamSink(o.blobOut) : { write: (_d, done) => done?.(), drain: async () => undefined });
-    const writer = new BlobWriter(sink, { inlineMeta, blobToc, compressor, blobMeta: !v5, batch: batchSize > 0, cipher });
+    // A build with workers hashes (and writes, to a file) the blob on a thread of its own; the
+    // main thread keeps walking and dispatching.
+    if (state.threads > 0) {
+      const { BlobThread } = await import('../io/blob-thread.js');
+      blobThread = new BlobThread(blobFile ? blobFile.descriptor : -1, blobFile?.name ?? 'blob');
+    }
+    const writer = new BlobWriter(sink, { inlineMeta, blobToc, compressor, blobMeta: !v5, batch: batchSize > 0, cipher }, blobThread && { thread: blobThread, writes: !!blobFile });
 
     const source =
       conv.source === 'tar'
@@ -361,14 +375,20 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
       planTimer.end();
     };
     try {
-      await runPipeline({
+      ({ closed: poolClosed } = await runPipeline({
         source,
         stages: o.stages,
         state,
         assembler,
         onWalkEnd: layOut,
-        sink: blobSink({ write: (d, done) => writer.write(d, true, done), drain: (n) => writer.drain(n), rawChunk: cacheData ? (d, off) => cacheData!.writeAt(d, off) : undefined, packer }),
-      });
+        sink: blobSink({
+          write: (d, done) => writer.write(d, true, done), drain: (n) => writer.drain(n),
+          // A writer thread competes for the cores: more slack, so the walk does not stop each time it is descheduled.
+          writeBehind: blobThread ? WRITER_THREAD_BEHIND : undefined,
+          rawChunk: cacheData ? (d, off) => cacheData!.writeAt(d, off) : undefined,
+          packer,
+        }),
+      }));
     } finally {
       if (progressTimer) clearInterval(progressTimer);
     }
@@ -378,7 +398,7 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
     // Dedup is over: its index of every chunk can go.
     state.dict.clear();
     if (!root) layOut();
-    writer.writeMeta(state.blob, state.chunks, packer);
+    await writer.writeMeta(state.blob, state.chunks, packer);
     dump.end();
 
     // Blob-table order is first-use order; chunks move from candidate keys to table indexes.
@@ -429,13 +449,16 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
     if (inlineMeta) {
       // The inlined bootstrap cannot know its own blob's id or size (blob.md §5.3).
       bootstrap = bootstrapFor('x'.repeat(64), writer.position, false);
-      blobHash = writer.finish(bootstrap);
+      blobHash = await writer.finish(bootstrap);
     } else {
-      blobHash = writer.finish();
+      blobHash = await writer.finish();
       bootstrap = bootstrapFor(o.blobId ?? blobHash, writer.position, true);
     }
     const blobId = o.blobId ?? blobHash;
     const blobIds = table(blobId, 0, false).map((b) => b.blob_id);
+    // The final digest came after every write: the thread is done with the blob.
+    threadClosed = blobThread?.close();
+    blobThread = undefined;
 
     // A streamed blob is whole (and stored, when blobEnd says so) before the bootstrap naming it exists.
     if (o.blobOut) {
@@ -461,6 +484,7 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
       meta.write(writer.meta.header);
       await meta.commit(blobFileIn(o.blobCacheDir!, blobId, '.blob.meta'), true);
     }
+    await Promise.all([poolClosed, threadClosed]);
     total.end();
     trace.event('blob_uncompressed_size', state.blob.uncompressedEnd);
     trace.event('dedup_uncompressed_size', state.progress.dedupBytes);
@@ -479,6 +503,8 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
       ...(state.blob.chunkCount > 0 && !v5 ? { blobMeta: blobMetaFile(writer.meta.table, writer.meta.header) } : {}),
     };
   } catch (e) {
+    // Its writes stop before the outputs go.
+    await Promise.allSettled([blobThread?.close(), poolClosed, threadClosed]);
     o.blobOut?.destroy(e as Error);
     return failBuild(opened, e);
   }

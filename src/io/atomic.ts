@@ -80,6 +80,19 @@ export class OutputFile {
     }
   }
 
+  /**
+   * The descriptor, for a writer that appends to it itself (the blob's writer thread); such
+   * writes must be over before commit() or abort().
+   */
+  get descriptor(): number {
+    return this.fd;
+  }
+
+  /** The name errors give for this output. */
+  get name(): string {
+    return this.label;
+  }
+
   /** The paths this output occupies (temporary and final), so a source walk can skip them. */
   get paths(): string[] {
     return [this.tempPath, this.finalPath].filter((p): p is string => p !== undefined).map(realPathOf);

@@ -8,6 +8,12 @@ export interface Native {
   lset(path: Buffer, name: Buffer, value: Buffer): void;
   lstatInto(path: Buffer, out: Float64Array): void;
   setPipeSize(fd: number, size: number): number;
+  /**
+   * A directory's entries in name order (bytewise, as Buffer.compare): names NUL-terminated back to back, and per entry
+   * lstatInto's 13 numbers then its xattr list's size; stats[14 * i] < 0 (-errno) where the
+   * entry's lstat or xattr list failed.
+   */
+  scanDir(dir: Buffer): [Buffer, Float64Array];
   /** A bare LZ4 block of src in dst; its size, or -1 when it does not fit in dst. */
   lz4CompressInto(dst: Uint8Array, src: Uint8Array): number;
 }

@@ -39,14 +39,38 @@ export interface LstatResult {
 
 const statOut = new Float64Array(13);
 
+/** The LstatResult at o[k..k+13) (lstatInto's layout). */
+export function lstatAt(o: Float64Array, k: number): LstatResult {
+  return {
+    mode: o[k], uid: o[k + 1], gid: o[k + 2], size: o[k + 3], mtime: o[k + 4], mtimeNsec: o[k + 5], nlink: o[k + 6],
+    rdevMajor: o[k + 7], rdevMinor: o[k + 8], key: o[k + 6] > 1 ? `${o[k + 9]}:${o[k + 10]}:${o[k + 11]}:${o[k + 12]}` : undefined,
+  };
+}
+
 /** lstat(2) by byte path, filling one shared array: no BigInt objects per call. */
 export function lstatFast(path: Buffer): LstatResult {
   native.lstatInto(path, statOut);
-  const o = statOut;
-  return {
-    mode: o[0], uid: o[1], gid: o[2], size: o[3], mtime: o[4], mtimeNsec: o[5], nlink: o[6],
-    rdevMajor: o[7], rdevMinor: o[8], key: o[6] > 1 ? `${o[9]}:${o[10]}:${o[11]}:${o[12]}` : undefined,
-  };
+  return lstatAt(statOut, 0);
+}
+
+/** Numbers per entry of scanDir's stats. */
+export const SCAN_FIELDS = 14;
+
+/**
+ * One directory's entries, each lstat'ed and its xattr list sized, in one native call, in name
+ * order (bytewise, as Buffer.compare orders them): names (views of one buffer) and stats (SCAN_FIELDS per entry: lstatAt's 13, then the
+ * xattr list's size; a negative first number where either failed: ask again by path).
+ */
+export function scanDir(dir: Buffer): { names: Buffer[]; stats: Float64Array } {
+  const [all, stats] = native.scanDir(dir);
+  const names: Buffer[] = [];
+  let start = 0;
+  while (start < all.length) {
+    const end = all.indexOf(0, start);
+    names.push(all.subarray(start, end));
+    start = end + 1;
+  }
+  return { names, stats };
 }
 
 /** Grows a pipe's buffer (best effort): fewer, larger reads of a FIFO. Returns the new size or -1. */

@@ -6,6 +6,8 @@
 #include <sys/xattr.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <dirent.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <errno.h>
 #include <stdio.h>
@@ -122,6 +124,25 @@ static napi_value lset(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// Fields per entry of scanDir's stats: lstatInto's 13, then the xattr name list's size.
+#define SCAN_FIELDS 14
+
+static void fill_stat(double *out, const struct stat *st) {
+  out[0] = st->st_mode;
+  out[1] = st->st_uid;
+  out[2] = st->st_gid;
+  out[3] = (double)st->st_size;
+  out[4] = (double)st->st_mtim.tv_sec;
+  out[5] = (double)st->st_mtim.tv_nsec;
+  out[6] = (double)st->st_nlink;
+  out[7] = major(st->st_rdev);
+  out[8] = minor(st->st_rdev);
+  out[9] = (double)((unsigned long long)st->st_dev >> 32);
+  out[10] = (double)((unsigned long long)st->st_dev & 0xffffffffu);
+  out[11] = (double)((unsigned long long)st->st_ino >> 32);
+  out[12] = (double)((unsigned long long)st->st_ino & 0xffffffffu);
+}
+
 // lstatInto(path: Buffer, out: Float64Array(13)): mode, uid, gid, size, mtime sec, mtime nsec,
 // nlink, rdev major, rdev minor, dev high/low 32 bits, ino high/low 32 bits.
 static napi_value lstat_into(napi_env env, napi_callback_info info) {
@@ -144,21 +165,114 @@ static napi_value lstat_into(napi_env env, napi_callback_info info) {
   int err = errno;
   free(path);
   if (rc < 0) return throw_errno(env, "lstat", err);
-  double *out = data;
-  out[0] = st.st_mode;
-  out[1] = st.st_uid;
-  out[2] = st.st_gid;
-  out[3] = (double)st.st_size;
-  out[4] = (double)st.st_mtim.tv_sec;
-  out[5] = (double)st.st_mtim.tv_nsec;
-  out[6] = (double)st.st_nlink;
-  out[7] = major(st.st_rdev);
-  out[8] = minor(st.st_rdev);
-  out[9] = (double)((unsigned long long)st.st_dev >> 32);
-  out[10] = (double)((unsigned long long)st.st_dev & 0xffffffffu);
-  out[11] = (double)((unsigned long long)st.st_ino >> 32);
-  out[12] = (double)((unsigned long long)st.st_ino & 0xffffffffu);
+  fill_stat(data, &st);
   return NULL;
+}
+
+// Orders two entries of a scan by name, byte by byte (Buffer.compare's order: as names hold no
+// NUL, strcmp's unsigned comparison up to the terminator is the same).
+struct scan_entry { size_t off; size_t k; };
+static int by_name(const void *a, const void *b, void *names) {
+  return strcmp((const char *)names + ((const struct scan_entry *)a)->off, (const char *)names + ((const struct scan_entry *)b)->off);
+}
+
+// scanDir(dir: Buffer): [names: Buffer, stats: Float64Array]. Every entry but . and .. in
+// name order (bytewise): names NUL-terminated back to back; per entry SCAN_FIELDS numbers: the lstat
+// fields as lstatInto gives them and the size of its xattr name list (0: none, or no xattrs on
+// this fs). An entry whose lstat or llistxattr failed has stats[0] = -errno (the caller asks
+// again by path for the error). One call per directory: no object per entry on the JS side.
+// `dir` must be short enough for the kernel (the caller's withShortPath).
+static napi_value scan_dir(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char *dir = path_arg(env, argv[0]);
+  if (!dir) return NULL;
+  DIR *d = opendir(dir);
+  if (!d) { int err = errno; free(dir); return throw_errno(env, "opendir", err); }
+  size_t dlen = strlen(dir);
+  char *names = NULL, *full = NULL;
+  double *stats = NULL;
+  struct scan_entry *ents = NULL;
+  size_t nlen = 0, ncap = 0, count = 0, scap = 0;
+  int fail = 0;
+  full = malloc(dlen + 2 + NAME_MAX + 1);
+  if (!full) { fail = ENOMEM; goto done; }
+  memcpy(full, dir, dlen);
+  full[dlen] = '/';
+  for (;;) {
+    errno = 0;
+    struct dirent *e = readdir(d);
+    if (!e) { if (errno) fail = errno; break; }
+    const char *nm = e->d_name;
+    if (nm[0] == '.' && (nm[1] == 0 || (nm[1] == '.' && nm[2] == 0))) continue;
+    size_t len = strlen(nm);
+    if (nlen + len + 1 > ncap) {
+      size_t cap = ncap ? ncap * 2 : 4096;
+      while (cap < nlen + len + 1) cap *= 2;
+      char *p = realloc(names, cap);
+      if (!p) { fail = ENOMEM; break; }
+      names = p;
+      ncap = cap;
+    }
+    if (count == scap) {
+      size_t cap = scap ? scap * 2 : 64;
+      double *p = realloc(stats, cap * SCAN_FIELDS * sizeof(double));
+      if (!p) { fail = ENOMEM; break; }
+      stats = p;
+      struct scan_entry *q = realloc(ents, cap * sizeof *ents);
+      if (!q) { fail = ENOMEM; break; }
+      ents = q;
+      scap = cap;
+    }
+    ents[count].off = nlen;
+    ents[count].k = count;
+    memcpy(names + nlen, nm, len + 1);
+    nlen += len + 1;
+    double *out = stats + count * SCAN_FIELDS;
+    count++;
+    struct stat st;
+    if (fstatat(dirfd(d), nm, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+      out[0] = -errno;
+      continue;
+    }
+    fill_stat(out, &st);
+    memcpy(full + dlen + 1, nm, len + 1);
+    ssize_t xs = llistxattr(full, NULL, 0);
+    if (xs < 0) {
+      if (errno == ENOTSUP) xs = 0;
+      else { out[0] = -errno; continue; }
+    }
+    out[13] = (double)xs;
+  }
+done:
+  closedir(d);
+  free(dir);
+  free(full);
+  if (fail) { free(names); free(stats); free(ents); return throw_errno(env, "readdir", fail); }
+  if (count > 1) qsort_r(ents, count, sizeof *ents, by_name, names);
+  napi_value result, nbuf, sab, sarr;
+  void *ndata, *sdata;
+  napi_status st1 = napi_create_buffer(env, nlen, &ndata, &nbuf);
+  napi_status st2 = napi_create_arraybuffer(env, count * SCAN_FIELDS * sizeof(double), &sdata, &sab);
+  if (st1 == napi_ok && st2 == napi_ok) {
+    char *np = ndata;
+    for (size_t i = 0; i < count; i++) {
+      size_t len = strlen(names + ents[i].off) + 1;
+      memcpy(np, names + ents[i].off, len);
+      np += len;
+      memcpy((double *)sdata + i * SCAN_FIELDS, stats + ents[i].k * SCAN_FIELDS, SCAN_FIELDS * sizeof(double));
+    }
+  }
+  free(names);
+  free(stats);
+  free(ents);
+  if (st1 != napi_ok || st2 != napi_ok) { napi_throw_error(env, NULL, "scanDir: out of memory"); return NULL; }
+  CALL(env, napi_create_typedarray(env, napi_float64_array, count * SCAN_FIELDS, sab, 0, &sarr));
+  CALL(env, napi_create_array_with_length(env, 2, &result));
+  CALL(env, napi_set_element(env, result, 0, nbuf));
+  CALL(env, napi_set_element(env, result, 1, sarr));
+  return result;
 }
 
 // setPipeSize(fd: number, size: number): the pipe's new capacity, or -1 when it cannot change
@@ -189,6 +303,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"lset", NULL, lset, NULL, NULL, NULL, napi_default, NULL},
     {"lstatInto", NULL, lstat_into, NULL, NULL, NULL, napi_default, NULL},
     {"setPipeSize", NULL, set_pipe_size, NULL, NULL, NULL, napi_default, NULL},
+    {"scanDir", NULL, scan_dir, NULL, NULL, NULL, napi_default, NULL},
     {"lz4CompressInto", NULL, lz4_compress_into, NULL, NULL, NULL, napi_default, NULL},
   };
   CALL(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));

@@ -30,7 +30,12 @@ export function validateStages(stages: StageDef[]): void {
   }
 }
 
-export async function runPipeline(spec: PipelineSpec): Promise<void> {
+/**
+ * Runs the pipeline to its end. The worker pool then shuts down in the background (its threads
+ * tear down their heaps on other cores while the caller lays out and writes the bootstrap):
+ * `closed` settles when it is gone. On failure the pool is gone before the error is thrown.
+ */
+export async function runPipeline(spec: PipelineSpec): Promise<{ closed: Promise<void> }> {
   const stages = spec.stages ?? [];
   validateStages(stages);
   const state = spec.state;
@@ -47,8 +52,14 @@ export async function runPipeline(spec: PipelineSpec): Promise<void> {
     let batches: AsyncIterable<Batch> = dedup(state)(digester(state, early)(chunker(state, spec.assembler, spec.onWalkEnd)(entries)));
     for (const s of batchStages) batches = s.create(state)(batches);
     await spec.sink.consume(compressor(state, early)(batches), state);
-  } finally {
+  } catch (e) {
     await state.pool?.destroy();
     state.pool = undefined;
+    throw e;
   }
+  const closed = state.pool ? state.pool.destroy() : Promise.resolve();
+  state.pool = undefined;
+  // Awaited by the caller; never an unhandled rejection meanwhile.
+  closed.catch(() => undefined);
+  return { closed };
 }

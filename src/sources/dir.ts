@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { NydusError, fsError, showPath as show } from '../errors.js';
 import { LIMITS, checkLimit, limitError } from '../format/limits.js';
 import * as xattr from '../format/erofs/xattr.js';
-import { lstatFast, readXattrs, type LstatResult } from '../io/xattr.js';
+import { SCAN_FIELDS, lstatAt, lstatFast, readXattrs, scanDir, type LstatResult } from '../io/xattr.js';
 import { encodeDev } from '../format/erofs/inode.js';
 import type { TreeNode } from '../tree/node.js';
 import { READ_PATH, type ContentReader, type SourceEntry } from '../pipeline/stage.js';
@@ -100,6 +100,11 @@ function statNode(abs: Buffer, rel: Buffer, name: Buffer, at = abs): { node: Tre
   } catch (e) {
     throw fsError('SOURCE', show(abs), e);
   }
+  return nodeOf(abs, rel, name, st, xattrs, () => at);
+}
+
+/** The node of a stated entry; `at` gives the short path to it (only a symlink needs it, for its target). */
+function nodeOf(abs: Buffer, rel: Buffer, name: Buffer, st: LstatResult, xattrs: TreeNode['xattrs'], at: () => Buffer): { node: TreeNode; key?: string } {
   checkXattrs(rel, xattrs);
   const type = st.mode & 0o170000;
   const node: TreeNode = {
@@ -109,7 +114,7 @@ function statNode(abs: Buffer, rel: Buffer, name: Buffer, at = abs): { node: Tre
   if (type === 0o100000) node.size = st.size;
   else if (type === 0o120000) {
     try {
-      node.target = fs.readlinkSync(at, { encoding: 'buffer' });
+      node.target = fs.readlinkSync(at(), { encoding: 'buffer' });
     } catch (e) {
       throw fsError('SOURCE', show(abs), e);
     }
@@ -174,6 +179,8 @@ export async function* dirSource(root: string, opts: DirSourceOptions = {}): Asy
   const exclude = new Set((opts.exclude ?? []).map((p) => Buffer.from(p).toString('latin1')));
   // Only a name that some excluded path ends in needs its full path resolved and looked up.
   const excludedNames = new Set([...exclude].map((p) => path.basename(p)));
+  // ... and only a name of one of their lengths needs that name as text.
+  const excludedLengths = new Set([...excludedNames].map((n) => n.length));
   const links = new Map<string, TreeNode>();
   const arena = new PathArena();
   const top = statNode(rootAbs, SLASH, Buffer.alloc(0)).node;
@@ -203,18 +210,38 @@ export async function* dirSource(root: string, opts: DirSourceOptions = {}): Asy
   /** The children of one directory, each stated, in name order; `at` is a short path to it. */
   function readDir(dir: TreeNode, abs: Buffer, at: Buffer): Array<{ node: TreeNode; abs: Buffer }> {
     let names: Buffer[];
+    let stats: Float64Array;
     try {
-      names = fs.readdirSync(at, { encoding: 'buffer' });
+      ({ names, stats } = scanDir(at));
     } catch (e) {
       throw fsError('SOURCE', show(abs), e);
     }
-    names.sort(Buffer.compare);
+    // In name order already.
     const out: Array<{ node: TreeNode; abs: Buffer }> = [];
-    for (const name of names) {
+    for (let i = 0; i < names.length; i++) {
+      const name = names[i];
       const childAbs = Buffer.concat([abs, SLASH, name]);
-      if (excludedNames.has(name.toString('latin1')) && exclude.has(path.resolve(childAbs.toString('latin1')))) continue;
+      if (excludedLengths.has(name.length) && excludedNames.has(name.toString('latin1')) && exclude.has(path.resolve(childAbs.toString('latin1')))) continue;
       const rel = arena.child(dir.path, name);
-      const { node, key } = statNode(childAbs, rel, rel.subarray(rel.length - name.length), Buffer.concat([at, SLASH, name]));
+      const nameView = rel.subarray(rel.length - name.length);
+      const childAt = () => (at === abs ? childAbs : Buffer.concat([at, SLASH, name]));
+      const k = i * SCAN_FIELDS;
+      let r: { node: TreeNode; key?: string };
+      if (stats[k] < 0) {
+        // The scan's lstat or xattr list failed: by path again, for the error as the walk gives it.
+        r = statNode(childAbs, rel, nameView, childAt());
+      } else {
+        let xattrs: TreeNode['xattrs'] = [];
+        if (stats[k + 13] > 0) {
+          try {
+            xattrs = readXattrs(childAt());
+          } catch (e) {
+            throw fsError('SOURCE', show(childAbs), e);
+          }
+        }
+        r = nodeOf(childAbs, rel, nameView, lstatAt(stats, k), xattrs, childAt);
+      }
+      const { node, key } = r;
       if (key !== undefined) {
         const first = links.get(key);
         if (first) node.linkTo = first;

@@ -6,10 +6,15 @@ import type { BatchCompressor, ChunkPacker } from '../../build/pack.js';
 import type { CompressResult, CompressTask } from '../workers/chunks.js';
 
 export interface ChunkOutput {
-  /** Appends bytes to the blob (and its hash); onWritten says when the buffer may be reused. */
-  write(data: Uint8Array, onWritten?: () => void): void;
+  /**
+   * Appends bytes to the blob (and its hash). The buffer is lent until onWritten, which gets it
+   * back (possibly as a new view of the same memory, when it went to another thread).
+   */
+  write(data: Uint8Array, onWritten?: (back: Uint8Array) => void): void;
   /** Waits until at most `limit` bytes are queued for writing. */
   drain(limit: number): Promise<void>;
+  /** Bytes allowed to wait for the disk (default WRITE_BEHIND). */
+  writeBehind?: number;
   /** Receives each fresh chunk's uncompressed bytes and its uncompressed offset. */
   rawChunk?(data: Uint8Array, uncompressedOffset: number): void;
   /** Batches small chunks and encrypts (`--batch-size`, `--encrypt`): the bytes written are its. */
@@ -40,8 +45,8 @@ export function blobSink(out: ChunkOutput): Sink {
         const stored = b.out!;
         if (stored.buffer !== b.data.buffer) state.buffers.release(b.data);
         // The written buffer goes back to the pool once the disk has it.
-        out.write(stored, () => state.buffers.release(stored));
-        await out.drain(WRITE_BEHIND);
+        out.write(stored, (back) => state.buffers.release(back));
+        await out.drain(out.writeBehind ?? WRITE_BEHIND);
       }
     },
   };

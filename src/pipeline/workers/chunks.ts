@@ -2,8 +2,12 @@
 // self-contained: algo and fs only. Buffers travel both ways by transfer, so the batch's
 // buffers go back to be reused.
 import * as fs from 'node:fs';
+import { isMainThread } from 'node:worker_threads';
 import { move, transferableSymbol, valueSymbol } from 'piscina';
 import { compressorByName, digesterByName, type Compressor } from '../../algo/index.js';
+import { nameThread } from '../../io/thread-name.js';
+
+if (!isMainThread) nameThread('nydus-chunks');
 
 export interface ChunkTask {
   /** Compressor or digester name. */
