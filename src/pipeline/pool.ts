@@ -2,9 +2,9 @@
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 
-/** The worker as compiled JavaScript; under a TypeScript test runner, its copy in dist/. */
+/** The worker entry as compiled JavaScript (chunks-entry.cts); under a TypeScript test runner, its copy in dist/. */
 function workerFile(): string {
-  const here = fileURLToPath(new URL('./workers/chunks.js', import.meta.url));
+  const here = fileURLToPath(new URL('./workers/chunks-entry.cjs', import.meta.url));
   return here.includes('/src/pipeline/') ? here.replace(/\/src\/pipeline\/workers\//, '/dist/pipeline/workers/') : here;
 }
 

@@ -124,7 +124,7 @@ describe.skipIf(missing)('nydusify convert --backend-type', () => {
         '--target-backend-type', 'oss', '--target-backend-config', conf]);
       const packed = await ok(['pack', '--source-dir', join(work, 'l1'), '-o', join(work, 'pack-oss'), '--name', 'l1', '--backend-push', '--backend-type', 'oss',
         '--backend-config', JSON.stringify({ ...base, meta_prefix: 'm/', blob_prefix: 'b/' })]);
-      const id = /blob: ([0-9a-f]{64})/.exec(packed.stderr.toString())![1]!;
+      const id = /push blob ([0-9a-f]{64})/.exec(packed.stderr.toString())![1]!;
       expect(await oss.keys()).toEqual(expect.arrayContaining([`b/${id}`, 'm/l1']));
       expect(await oss.uploads()).toEqual([]);
       expect(oss.ossSignaturesOk).toBeGreaterThan(10);
