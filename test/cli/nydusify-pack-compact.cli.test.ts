@@ -197,6 +197,22 @@ describe('nydusify pack --compact', () => {
     expect(r2.stderr.toString()).toMatch(/WARN.*--compact-config-file is not used without --compact/);
   });
 
+  it('a v5 parent: under layers_to_compact it is built on as it is; compacting it is refused in one line (v6 only)', async () => {
+    const out = join(work, 'v5');
+    await nydusifyOk(['pack', '--source-dir', join(work, 'layer0'), '--name', 'base', '-o', out, '--fs-version', '5']);
+    const parent = join(out, 'base.meta');
+    const r = await nydusifyOk(['pack', '--source-dir', src, '--name', 'app', '-o', out, '--fs-version', '5', '--parent-bootstrap', parent, '--compact', ...unusedBackend]);
+    expect(r.stderr.toString()).toContain('fewer than layers_to_compact 32: nothing to do');
+    expect(openImage(join(out, 'app.meta')).version).toBe(5);
+    expect(await outputBlobs(out)).toHaveLength(2);
+    const cfg = await compactConfig('v5.json', { layers_to_compact: 0 });
+    const refused = join(work, 'v5-refused');
+    const bad = await nydusify(['pack', '--source-dir', src, '--name', 'app', '-o', refused, '--fs-version', '5', '--parent-bootstrap', parent, '--compact', '--compact-config-file', cfg, ...unusedBackend]);
+    expect(bad.code).toBe(1);
+    expect(errorLine(bad)).toMatch(/compacting RAFS v5 images is not supported \(only v6\)/);
+    expect(existsSync(refused)).toBe(false);
+  });
+
   it('blobs_dir elsewhere: compaction reads and writes blobs there, and the push finds them there', async () => {
     const blobsDir = await outWithChain('elsewhere-blobs');
     const out = join(work, 'elsewhere-out');
