@@ -112,18 +112,21 @@ export async function compact(o: CompactOptions): Promise<CompactResult> {
   const dir = cfg.blobs_dir;
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new NydusError('USAGE', `blobs_dir ${JSON.stringify(dir)} is not a directory`);
   const image = openImage(o.bootstrap);
-  if (image.version !== 6) throw new NydusError('UNSUPPORTED', `compacting RAFS v${image.version} images is not supported (only v6)`, { path: o.bootstrap });
-  if ((image.flags & ext.FLAG_TARFS_MODE) !== 0) throw new NydusError('UNSUPPORTED', 'a tarfs image has no chunks to compact (its blobs are the layer tars)', { path: o.bootstrap });
   const compressor = compressorByName(image.compressor)!;
   const digester = digesterByName(image.digester)!;
   const blobs = image.blobs;
   const sizeOf = (b: BlobInfo) => (b.compressedSize > 0 ? b.compressedSize : fileSize(dir, b.blobId));
-  const before = { blobs: blobs.length, bytes: blobs.reduce((s, b) => s + sizeOf(b), 0) };
   if (blobs.length < cfg.layers_to_compact) {
     log(`compactor: ${blobs.length} blobs, fewer than layers_to_compact ${cfg.layers_to_compact}: nothing to do`);
     total.end();
-    return { bootstrap: '', blobs: blobs.map((b) => b.blobId), trace, compressor: compressor.name, before, after: before };
+    // Nothing is read: the sizes are the blob table's (0 where it records none).
+    const same = { blobs: blobs.length, bytes: blobs.reduce((s, b) => s + b.compressedSize, 0) };
+    return { bootstrap: '', blobs: blobs.map((b) => b.blobId), trace, compressor: compressor.name, before: same, after: same };
   }
+  // Refused only once there is something to do: with fewer blobs than layers_to_compact any image is left as it is (as upstream).
+  if (image.version !== 6) throw new NydusError('UNSUPPORTED', `compacting RAFS v${image.version} images is not supported (only v6)`, { path: o.bootstrap });
+  if ((image.flags & ext.FLAG_TARFS_MODE) !== 0) throw new NydusError('UNSUPPORTED', 'a tarfs image has no chunks to compact (its blobs are the layer tars)', { path: o.bootstrap });
+  const before = { blobs: blobs.length, bytes: blobs.reduce((s, b) => s + sizeOf(b), 0) };
 
   const dictIds = new Set<string>();
   if (o.chunkDict) for (const b of openImage(parseChunkDictArg(o.chunkDict)).blobs) dictIds.add(b.blobId);

@@ -1,11 +1,13 @@
 // `nydusify pack` (alias `build`): a directory becomes <out>/<name>.meta and a data blob, on a
 // parent bootstrap and/or against a chunk dict, and is optionally pushed to an object store under
 // meta_prefix / blob_prefix (spec oci-and-converters.md §3.1, §4.3). The build runs in-process,
-// or in an external nydus-image exec'd with upstream's argv.
+// or in an external nydus-image exec'd with upstream's argv. With --compact the parent bootstrap is
+// compacted first (upstream's packer.tryCompactParent) and the layer is built on the compacted one.
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { checkChunkSize, create } from '../build/create.js';
+import { compact, parseCompactConfig, type CompactConfig } from '../build/compact.js';
 import { outputJson } from '../build/output-json.js';
 import { writeOutputJson } from '../cli/output-json.js';
 import { NydusError, fsError } from '../errors.js';
@@ -45,7 +47,18 @@ export interface PackOptions {
   nydusImage?: string;
   /** Push the bootstrap, the new blob and the parent's blobs here. */
   push?: PackPushTarget;
+  /** Compact the parent bootstrap before the build (only with parentBootstrap, as upstream). */
+  compact?: PackCompact;
   onLog?: (line: string) => void;
+}
+
+export interface PackCompact {
+  /** The compact config file (JSON min_used_ratio, compact_blob_size, max_compact_size, layers_to_compact, blobs_dir); upstream's defaults without it. */
+  configFile?: string;
+  /** The backend named to compact (upstream always passes the pack backend's type and its blob side's config). */
+  backendType: string;
+  /** The blob side's backend JSON (object_prefix = blob_prefix), written to <out>/backend-config.json for an external compact. */
+  backendConfig: string;
 }
 
 export interface PackResult {
@@ -58,6 +71,8 @@ export interface PackResult {
   /** output.json's blobs: every blob the bootstrap refers to. */
   blobs: string[];
   parentBlobs: string[];
+  /** The parent the layer was built on: the compacted bootstrap when compaction wrote one. */
+  parent?: string;
   /** With push: upstream's places of the pushed bootstrap and blob ('' for no blob). */
   remoteMeta?: string;
   remoteBlob?: string;
@@ -118,6 +133,7 @@ function blobsOf(file: string, what: string): string[] {
 
 /** Runs the external builder; its last stderr line goes into the error when it fails. */
 async function runExternal(bin: string, args: string[]): Promise<void> {
+  const what = `${bin} ${args[0]}`;
   const child = spawn(bin, args, { stdio: ['pipe', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (s: string) => (stderr = (stderr + s).slice(-4096)));
@@ -129,7 +145,7 @@ async function runExternal(bin: string, args: string[]): Promise<void> {
   });
   if (code !== 0) {
     const last = stderr.trim().split('\n').filter(Boolean).at(-1) ?? '';
-    throw new NydusError('SOURCE', `${bin} create ${typeof code === 'number' ? `exited with status ${code}` : code}${last ? `: ${last}` : ''}`);
+    throw new NydusError('SOURCE', `${what} ${typeof code === 'number' ? `exited with status ${code}` : code}${last ? `: ${last}` : ''}`);
   }
 }
 
@@ -145,6 +161,81 @@ function readOutputBlobs(file: string, bin: string): string[] {
     throw new NydusError('SOURCE', `${bin} create: ${file}: "blobs" is not a list of 64-hex blob ids`);
   }
   return blobs as string[];
+}
+
+/** Upstream's compactor defaults (pkg/compactor), used for every field a config file leaves out. */
+export const PACK_COMPACT_DEFAULTS = { min_used_ratio: 5, compact_blob_size: 10485760, max_compact_size: 104857600, layers_to_compact: 32 };
+
+/** The compact settings: the config file's fields over upstream's defaults; blobs_dir defaults to the output directory. */
+export function loadPackCompactConfig(file: string | undefined, outputDir: string): CompactConfig {
+  let fromFile: Partial<CompactConfig> = {};
+  if (file !== undefined) {
+    let text: string;
+    try {
+      text = fs.readFileSync(file, 'utf8');
+    } catch (e) {
+      throw fsError('USAGE', file, e);
+    }
+    fromFile = parseCompactConfig(text, file);
+  }
+  return { ...PACK_COMPACT_DEFAULTS, ...fromFile, blobs_dir: fromFile.blobs_dir ?? outputDir };
+}
+
+/** The argv of upstream's build.Builder.Compact as the packer calls it (spec §3.1). */
+export function compactArgs(o: { bootstrap: string; config: CompactConfig; backendType: string; backendConfigFile: string; outputJson: string; outputBootstrap: string; chunkDict?: string }): string[] {
+  const c = o.config;
+  return [
+    'compact', '--bootstrap', o.bootstrap, '--blob-dir', c.blobs_dir,
+    '--min-used-ratio', String(c.min_used_ratio), '--compact-blob-size', String(c.compact_blob_size),
+    '--max-compact-size', String(c.max_compact_size), '--layers-to-compact', String(c.layers_to_compact),
+    '--backend-type', o.backendType, '--backend-config-file', o.backendConfigFile, '--log-level', 'info',
+    '--output-json', o.outputJson, '--output-bootstrap', o.outputBootstrap,
+    ...(o.chunkDict ? ['--chunk-dict', o.chunkDict] : []),
+  ];
+}
+
+/**
+ * upstream's tryCompactParent: compacts the parent into <parent>.compact (blobs read from and written
+ * to blobs_dir, results in <out>/compact-result.json) and returns the bootstrap to build on: the
+ * compacted one when compaction wrote one, else the parent as it was.
+ */
+async function compactParent(o: PackOptions, c: PackCompact, config: CompactConfig, parent: string, outputDir: string, log: (line: string) => void): Promise<string> {
+  const target = `${parent}.compact`;
+  const resultJson = path.join(outputDir, 'compact-result.json');
+  for (const f of [target, resultJson]) {
+    try {
+      fs.rmSync(f, { force: true });
+    } catch (e) {
+      throw fsError('OUTPUT', f, e);
+    }
+  }
+  if (o.nydusImage) {
+    // The blob backend's config holds secrets: it lives only while compact runs, and is zeroed before removal (as upstream).
+    const cfgFile = path.join(outputDir, 'backend-config.json');
+    try {
+      fs.writeFileSync(cfgFile, c.backendConfig, { mode: 0o600 });
+    } catch (e) {
+      throw fsError('OUTPUT', cfgFile, e);
+    }
+    try {
+      await runExternal(o.nydusImage, compactArgs({ bootstrap: parent, config, backendType: c.backendType, backendConfigFile: cfgFile, outputJson: resultJson, outputBootstrap: target, chunkDict: o.chunkDict }));
+    } finally {
+      try {
+        fs.writeFileSync(cfgFile, Buffer.alloc(Buffer.byteLength(c.backendConfig)));
+      } finally {
+        fs.rmSync(cfgFile, { force: true });
+      }
+    }
+  } else {
+    const r = await compact({ bootstrap: parent, config, chunkDict: o.chunkDict, outputBootstrap: target, backendType: c.backendType, log });
+    log(`compactor: blobs ${r.before.blobs} -> ${r.after.blobs}, bytes ${r.before.bytes} -> ${r.after.bytes}`);
+    if (r.bootstrap) {
+      await writeOutputJson(resultJson, outputJson({ bootstrap: r.bootstrap, blobs: r.blobs, trace: r.trace, fsVersion: '6', compressor: r.compressor }), true);
+    }
+  }
+  if (!fs.existsSync(target)) return parent;
+  log(`successfully compacted bootstrap ${parent}, use new parent ${target}`);
+  return target;
 }
 
 /** The output directory, made if missing; `made` is the topmost directory this call created. */
@@ -172,26 +263,34 @@ export async function pack(o: PackOptions): Promise<PackResult> {
   }
   if (!st.isDirectory()) throw new NydusError('USAGE', `source path '${o.sourceDir}' is not a directory`);
   const dictFile = o.chunkDict !== undefined ? chunkDictPath(o.chunkDict) : undefined;
-  const parentBlobs = o.parentBootstrap ? blobsOf(o.parentBootstrap, 'parent bootstrap') : [];
+  if (o.parentBootstrap) blobsOf(o.parentBootstrap, 'parent bootstrap');
   const dictBlobs = dictFile !== undefined ? blobsOf(dictFile, 'chunk dict') : [];
   const fsVersion = o.fsVersion ?? 6;
   if (o.chunkSize !== undefined) checkChunkSize(o.chunkSize);
-
   const outputDir = o.outputDir || DEFAULT_OUTPUT_DIR;
+  // A bad compact config is refused before anything is written.
+  const compactConfig = o.compact ? loadPackCompactConfig(o.compact.configFile, outputDir) : undefined;
+  if (o.compact && !o.parentBootstrap) log('--compact has nothing to do without --parent-bootstrap: only a parent bootstrap is compacted');
+
   const made = ensureOutputDir(outputDir);
   const paths = packPaths(outputDir, name);
   log(`start to build image from source directory "${o.sourceDir}"`);
   let blobs: string[];
+  let parent = o.parentBootstrap;
+  let parentBlobs: string[] = [];
   try {
+    if (o.compact && compactConfig && parent) parent = await compactParent(o, o.compact, compactConfig, parent, outputDir, log);
+    // The blobs of the parent the layer is built on: after compaction, the compacted ones.
+    parentBlobs = parent ? blobsOf(parent, 'parent bootstrap') : [];
     if (o.nydusImage) {
-      const args = packArgs({ ...o, fsVersion, bootstrap: paths.bootstrap, blob: paths.blob, outputJson: paths.outputJson });
+      const args = packArgs({ ...o, parentBootstrap: parent, fsVersion, bootstrap: paths.bootstrap, blob: paths.blob, outputJson: paths.outputJson });
       await runExternal(o.nydusImage, args);
       blobs = readOutputBlobs(paths.outputJson, o.nydusImage);
     } else {
       const r = await create({
         source: o.sourceDir, type: 'dir-rafs', bootstrap: paths.bootstrap, blob: paths.blob, fsVersion,
         compressor: o.compressor ?? 'zstd', chunkSize: o.chunkSize, whiteoutSpec: 'oci',
-        parentBootstrap: o.parentBootstrap, chunkDict: o.chunkDict,
+        parentBootstrap: parent, chunkDict: o.chunkDict,
       });
       await writeOutputJson(paths.outputJson, outputJson({ bootstrap: r.bootstrap, blobs: r.blobs, trace: r.trace, fsVersion: r.fsVersion, compressor: r.compressor }), true);
       blobs = r.blobs;
@@ -208,7 +307,7 @@ export async function pack(o: PackOptions): Promise<PackResult> {
   let blob = '';
   if (blobId !== '') {
     blob = paths.blob;
-    if (o.parentBootstrap || o.push) {
+    if (parent || o.push) {
       const named = path.join(outputDir, blobId);
       try {
         fs.renameSync(paths.blob, named);
@@ -218,9 +317,11 @@ export async function pack(o: PackOptions): Promise<PackResult> {
       blob = named;
     }
   }
-  const result: PackResult = { bootstrap: paths.bootstrap, blob, blobId, blobs, parentBlobs };
+  const result: PackResult = { bootstrap: paths.bootstrap, blob, blobId, blobs, parentBlobs, ...(parent ? { parent } : {}) };
   if (!o.push) return result;
-  return { ...result, ...(await pushPacked(o.push, { outputDir, name, bootstrap: paths.bootstrap, blobId, parentBlobs }, log)) };
+  // Compacted blobs are in blobs_dir (by default the output directory itself).
+  const blobDirs = [outputDir, ...(compactConfig && compactConfig.blobs_dir !== outputDir ? [compactConfig.blobs_dir] : [])];
+  return { ...result, ...(await pushPacked(o.push, { outputDir, blobDirs, name, bootstrap: paths.bootstrap, blobId, parentBlobs }, log)) };
 }
 
 /**
@@ -229,7 +330,7 @@ export async function pack(o: PackOptions): Promise<PackResult> {
  */
 export async function pushPacked(
   target: PackPushTarget,
-  p: { outputDir: string; name: string; bootstrap: string; blobId: string; parentBlobs: string[] },
+  p: { outputDir: string; blobDirs?: string[]; name: string; bootstrap: string; blobId: string; parentBlobs: string[] },
   log: (line: string) => void = () => undefined,
 ): Promise<Pick<PackResult, 'remoteMeta' | 'remoteBlob' | 'uploaded' | 'skipped'>> {
   const uploaded: string[] = [];
@@ -241,7 +342,8 @@ export async function pushPacked(
       skipped.push(id);
       continue;
     }
-    const file = path.join(p.outputDir, id);
+    const dirs = p.blobDirs ?? [p.outputDir];
+    const file = dirs.map((d) => path.join(d, id)).find((f) => fs.existsSync(f)) ?? path.join(p.outputDir, id);
     if (!fs.existsSync(file)) throw new NydusError('SOURCE', `blob ${id} of the parent bootstrap is neither in the backend nor at ${file}`);
     log(`push blob ${id}`);
     await target.blobs.putFile(id, file);

@@ -8,9 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { create } from '../../src/build/create.js';
 import { openImage } from '../../src/read/open.js';
-import { prng } from '../helpers/tree.js';
+import { buildCompactChain } from '../helpers/compact-chain.js';
 import { nydusImage, nydusImageOk } from '../cli/cli-runner.js';
 
 const LAYERS = 40;
@@ -23,30 +22,7 @@ beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'nydus-compact-'));
   blobs = join(work, 'blobs');
   await mkdir(blobs);
-  const dictDir = join(work, 'dict-src');
-  await mkdir(join(dictDir, 'base'), { recursive: true });
-  for (let i = 0; i < 8; i++) await writeFile(join(dictDir, 'base', `lib${i}`), prng(1000 + i, 40_000));
-  dictBoot = join(work, 'dict.boot');
-  await create({ source: dictDir, bootstrap: dictBoot, blobDir: blobs, chunkSize: 0x10000 });
-  let parent: string | undefined;
-  for (let i = 0; i < LAYERS; i++) {
-    const dir = join(work, `layer${i}`);
-    await mkdir(join(dir, `l${i}`), { recursive: true });
-    await writeFile(join(dir, `l${i}`, 'keep'), `layer ${i} keeps this\n`.repeat(50));
-    await writeFile(join(dir, `l${i}`, 'bulk'), prng(i, 60_000 + i));
-    // A file the dict holds: referenced there, not stored again.
-    await writeFile(join(dir, `l${i}`, 'from-dict'), prng(1000 + (i % 8), 40_000));
-    // Every layer replaces /shared and deletes the layer below's bulk: lower blobs lose most of their use.
-    await writeFile(join(dir, 'shared'), prng(5000 + i, 30_000));
-    if (i > 0) {
-      await mkdir(join(dir, `l${i - 1}`));
-      await writeFile(join(dir, `l${i - 1}`, '.wh.bulk'), '');
-    }
-    const boot = join(work, `layer${i}.boot`);
-    await create({ source: dir, bootstrap: boot, blobDir: blobs, chunkSize: 0x10000, chunkDict: `bootstrap=${dictBoot}`, ...(parent ? { parentBootstrap: parent } : {}) });
-    parent = boot;
-  }
-  top = parent!;
+  ({ dictBoot, top } = await buildCompactChain({ work, blobDir: blobs, bootDir: work, layers: LAYERS }));
 }, 300_000);
 
 afterAll(async () => {
