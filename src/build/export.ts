@@ -67,7 +67,6 @@ export interface DiskPlan {
 
 const U32_MAX = 0xffff_ffff;
 const UNSUPPORTED_FEATURES: Array<[number, string]> = [
-  [bt.FEATURE_ZRAN, 'zran'],
   [bt.FEATURE_BATCH, 'batch'],
   [bt.FEATURE_ENCRYPTED, 'encrypted'],
 ];
@@ -349,7 +348,7 @@ export async function exportBlock(o: ExportBlockOptions): Promise<ExportBlockRes
   const B = plan.blockSize;
   const dataSize = plan.dataBlocks * B;
   const out = OutputFile.open(output);
-  const reader = new BlobReader(image, { blobDir: o.blobDir });
+  const reader = new BlobReader(image, { blobDir: o.blobDir, imageFile: o.bootstrap });
   try {
     const layout = o.verity ? verityLayout(plan.dataBlocks, B) : undefined;
     const runs = layout ? new HashBlockRuns(out, layout.hashOffset) : undefined;

@@ -6,6 +6,7 @@ import { NydusError, fsError } from '../errors.js';
 import { badBlobId } from '../format/limits.js';
 import { FEATURE_TARFS } from '../format/rafs/blob-table.js';
 import { CHUNK_COMPRESSED, type ChunkInfo, type ImageNode, type RafsImage } from './model.js';
+import { ZranChunkReader, isZranBlob, loadZranMeta } from './zran.js';
 
 export interface BlobLocation {
   /** Directory holding blobs named by their id. */
@@ -14,10 +15,13 @@ export interface BlobLocation {
   blob?: string;
   /** Explicit id -> file. */
   files?: Map<string, string>;
+  /** The file the image was opened from: a targz-ref ref blob carries its blob.meta (ZRAN table). */
+  imageFile?: string;
 }
 
 export class BlobReader {
   private readonly fds = new Map<number, { fd: number; size: number; file: string }>();
+  private readonly zran = new Map<number, ZranChunkReader>();
 
   constructor(private readonly image: RafsImage, private readonly where: BlobLocation) {}
 
@@ -66,6 +70,7 @@ export class BlobReader {
   readChunk(c: ChunkInfo, verify = false, into?: Uint8Array): Buffer {
     const h = this.open(c.blobIndex);
     const blob = this.image.blobs[c.blobIndex];
+    if (isZranBlob(blob)) return this.checked(c, this.zranReader(c.blobIndex).chunk(c), verify, h.file);
     if (c.compressedOffset + c.compressedSize > h.size) {
       throw new NydusError('SOURCE', `blob is shorter than referenced: chunk ${c.index} needs bytes up to ${c.compressedOffset + c.compressedSize}, file has ${h.size}`, { path: h.file });
     }
@@ -83,6 +88,45 @@ export class BlobReader {
         throw new NydusError('FORMAT', `chunk ${c.index} at ${c.compressedOffset} does not decompress with ${blob.compressor}: ${(e as Error).message}`, { path: h.file });
       }
     }
+    return this.checked(c, raw, verify, h.file);
+  }
+
+  /** Bytes inflated from targz-ref blobs so far: what their random access cost. */
+  get inflatedBytes(): number {
+    let n = 0;
+    for (const z of this.zran.values()) n += z.inflated;
+    return n;
+  }
+
+  private zranReader(blobIndex: number): ZranChunkReader {
+    let z = this.zran.get(blobIndex);
+    if (!z) {
+      const h = this.open(blobIndex);
+      const meta = loadZranMeta(this.image.blobs[blobIndex], this.where.imageFile, this.where.blobDir);
+      z = new ZranChunkReader(meta, (offset, length) => {
+        if (offset + length > h.size) throw new NydusError('SOURCE', `blob is shorter than referenced: a ZRAN context needs bytes up to ${offset + length}, file has ${h.size}`, { path: h.file });
+        const buf = Buffer.allocUnsafe(length);
+        let done = 0;
+        try {
+          while (done < length) {
+            const n = fs.readSync(h.fd, buf, done, length - done, offset + done);
+            if (n === 0) break;
+            done += n;
+          }
+        } catch (e) {
+          throw fsError('SOURCE', h.file, e);
+        }
+        return buf.subarray(0, done);
+      });
+      this.zran.set(blobIndex, z);
+    }
+    return z;
+  }
+
+  /** A chunk's bytes checked for size, and for digest when asked. */
+  private checked(c: ChunkInfo, raw: Buffer, verify: boolean, file: string): Buffer {
+    const blob = this.image.blobs[c.blobIndex];
+    const h = { file };
     if (raw.length !== c.uncompressedSize) {
       throw new NydusError('FORMAT', `chunk ${c.index} decompressed to ${raw.length} bytes, expected ${c.uncompressedSize}`, { path: h.file });
     }

@@ -131,7 +131,7 @@ export class ZranIndexer {
   private pieces: Array<{ start: number; buf: Buffer }> = [];
   private free: Buffer[] = [];
   private lastPieceStart = 0;
-  // Positions the input and output were at together: every boundary and every stop of the inflater.
+  // Positions the input and output were at together: every block boundary and member end.
   private readonly ptIn = new Column();
   private readonly ptOut = new Column();
   // Block boundaries: positions, pending bits and byte, and where their gzip member's output began.
@@ -189,8 +189,6 @@ export class ZranIndexer {
         if (outUsed > 0) {
           const start = this.produced;
           this.produced += outUsed;
-          this.ptIn.data.push(this.inTotal);
-          this.ptOut.data.push(this.produced);
           this.pieces.push({ start, buf: out.subarray(0, outUsed) });
           this.lastPieceStart = start;
           this.process();
@@ -199,11 +197,13 @@ export class ZranIndexer {
         } else {
           this.free.push(out);
           if (inUsed === 0 && n === 0) throw new NydusError('SOURCE', `corrupt gzip data near byte ${this.inTotal}: the inflater makes no progress`, { path: this.name });
+          if (n > 0) this.process();
         }
       }
     }
     if (head < 3) throw new NydusError('SOURCE', `input is ${this.inBytes} bytes, too short for a gzip stream`, { path: this.name });
     if (!between) throw new NydusError('SOURCE', `truncated gzip stream: the input ends inside a gzip member after ${this.inBytes} bytes`, { path: this.name });
+    this.process();
   }
 
   private point(kind: number, inPos: number, outPos: number, bits: number): void {
@@ -236,7 +236,10 @@ export class ZranIndexer {
       while (this.nextChunk * this.chunkSize < f.size) {
         const u = f.at + this.nextChunk * this.chunkSize;
         const len = Math.min(this.chunkSize, f.size - this.nextChunk * this.chunkSize);
-        if (u + len > this.produced) return;
+        // Cut once a boundary at or past its end is known: the index then does not depend on
+        // how the input arrived (only boundaries and member ends are positions it uses).
+        const known = this.ptOut.length > 0 ? this.ptOut.at(this.ptOut.length - 1) : -1;
+        if (u + len > this.produced || u + len > known) return;
         f.chunks.push(this.cut(u, len));
         this.nextChunk++;
       }
@@ -263,14 +266,14 @@ export class ZranIndexer {
     return found;
   }
 
-  /** Input position from which output position `pos` is reached: the last stop at or before it. */
+  /** Input position from which output position `pos` is reached: the last position known at or before it. */
   private inFloor(pos: number): number {
     const i = ZranIndexer.floor(this.ptOut, pos);
     if (i < 0) throw new Error(`zran: no position at or before output ${pos}`);
     return this.ptIn.at(i);
   }
 
-  /** Input consumed once output position `pos` has been produced: the first stop at or after it. */
+  /** Input consumed once output position `pos` has been produced: the first position known at or after it. */
   private inCeil(pos: number): number {
     const i = ZranIndexer.floor(this.ptOut, pos - 1) + 1;
     if (i >= this.ptOut.length) throw new Error(`zran: no position at or after output ${pos}`);
