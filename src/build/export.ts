@@ -11,7 +11,7 @@ import * as sbc from '../format/erofs/superblock.js';
 import * as device from '../format/erofs/device.js';
 import * as ext from '../format/rafs/ext-superblock.js';
 import * as bt from '../format/rafs/blob-table.js';
-import { loadBootstrap } from '../read/open.js';
+import { extractInlineBootstrap, loadBootstrap } from '../read/open.js';
 import { isV6 } from '../read/v6.js';
 import { BlobReader } from '../read/data.js';
 import type { ChunkInfo, ImageNode, RafsImage } from '../read/model.js';
@@ -321,6 +321,14 @@ function isSpecialFile(file: string): boolean {
   }
 }
 
+/** The inline bootstrap of a ref blob (all its blobs SEPARATE: named in the table, not by the file), else undefined. */
+function refBlobBootstrap(file: string): Buffer | undefined {
+  const inner = extractInlineBootstrap(file);
+  if (!inner || !isV6(inner)) return undefined;
+  const image = loadBootstrap(inner);
+  return image.blobs.length > 0 && image.blobs.every((b) => (b.features & bt.FEATURE_SEPARATE) !== 0) ? inner : undefined;
+}
+
 /** Writes the raw block disk of a bootstrap and its blobs (and its dm-verity tree). */
 export async function exportBlock(o: ExportBlockOptions): Promise<ExportBlockResult> {
   let boot: Buffer;
@@ -329,6 +337,9 @@ export async function exportBlock(o: ExportBlockOptions): Promise<ExportBlockRes
   } catch (e) {
     throw fsError('SOURCE', o.bootstrap, e);
   }
+  // A targz-ref ref blob carries its bootstrap inline, and that bootstrap names its blob (the .tar.gz) itself.
+  const inner = isV6(boot) ? undefined : refBlobBootstrap(o.bootstrap);
+  if (inner) boot = inner;
   if (!isV6(boot)) throw new NydusError('UNSUPPORTED', 'not a RAFS v6 bootstrap: only v6 images have the device table a block disk needs', { path: o.bootstrap });
   let image: RafsImage;
   let plan: DiskPlan;

@@ -41,10 +41,13 @@ export interface ZranChunk {
   digest: Buffer;
 }
 
-// Upstream's ZranContextGenerator thresholds (storage/src/meta/zran.rs, with 1 MiB chunks).
-const MIN_COMP = 512 << 10;
-const MAX_COMP = 1 << 20;
-const MAX_UNCOMP = 2 << 20;
+/** When a new context starts: upstream's ZranContextGenerator thresholds (storage/src/meta/zran.rs, with 1 MiB chunks). */
+export interface ZranLimits {
+  minComp: number;
+  maxComp: number;
+  maxUncomp: number;
+}
+export const ZRAN_LIMITS: ZranLimits = { minComp: 512 << 10, maxComp: 1 << 20, maxUncomp: 2 << 20 };
 const MAX_CONTEXTS = 1 << 24;
 const U32_MAX = 0xffff_ffff;
 /** A chunk's compressed size has 24 bits in chunk-info v2. */
@@ -80,7 +83,7 @@ class Column {
   }
 }
 
-/** Reads a file, FIFO or stdin in 1 MiB pieces (each piece a fresh buffer: the hash and the inflater read it once). */
+/** Reads a file, FIFO or stdin in 1 MiB pieces; a file's pieces reuse two buffers, so each must be used up before the next is asked for. */
 export async function* readInput(source: string | AsyncIterable<unknown>, name: string): AsyncGenerator<Buffer> {
   if (typeof source !== 'string' || source === '-') {
     const it = typeof source === 'string' ? process.stdin : source;
@@ -102,8 +105,10 @@ export async function* readInput(source: string | AsyncIterable<unknown>, name: 
     throw fsError('SOURCE', source, e);
   }
   try {
-    for (;;) {
-      const buf = Buffer.allocUnsafe(READ_SIZE);
+    // Two buffers in turn: the consumer is done with a piece (hashed, inflated) before it asks for the next.
+    const ring = [Buffer.allocUnsafeSlow(READ_SIZE), Buffer.allocUnsafeSlow(READ_SIZE)];
+    for (let k = 0; ; k++) {
+      const buf = ring[k & 1];
       let n: number;
       try {
         n = (await fh.read(buf, 0, buf.length, null)).bytesRead;
@@ -156,7 +161,7 @@ export class ZranIndexer {
     return this.produced;
   }
 
-  constructor(private readonly chunkSize: number, private readonly name: string) {}
+  constructor(private readonly chunkSize: number, private readonly name: string, private readonly limits: ZranLimits = ZRAN_LIMITS) {}
 
   /** The tar stream: inflates `input`, hashing it, while the index follows. */
   async *inflate(input: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
@@ -295,9 +300,10 @@ export class ZranIndexer {
       const first = this.bIn.at(b) === this.curBlockStart;
       const m = ZranIndexer.floor(this.memberEnds, u - 1);
       const switched = m >= 0 && this.memberEnds.at(m) >= this.prevEnd;
-      const enough = !first && (comp >= MAX_COMP / 2 || uncomp + this.chunkSize >= MAX_UNCOMP);
+      const { minComp, maxComp, maxUncomp } = this.limits;
+      const enough = !first && (comp >= maxComp / 2 || uncomp + this.chunkSize >= maxUncomp);
       if (switched || enough) idx = this.newContext(b);
-      else if (!first && comp > 2 * ctx.inLen && ctx.inLen > MIN_COMP) idx = this.newContext(b);
+      else if (!first && comp > 2 * ctx.inLen && ctx.inLen > minComp) idx = this.newContext(b);
     }
     this.cur = idx;
     // end_read: the context now reaches the end of this chunk.
