@@ -179,7 +179,7 @@ export async function createTargzRef(o: CreateOptions): Promise<CreateResult> {
     const tarGzSize = indexer.inBytes;
     const digest = indexer.digest();
     if (o.blobId !== undefined && o.blobId !== digest) {
-      throw new NydusError('USAGE', `--blob-id ${o.blobId} is not the sha256 of the input (${digest}): a targz-ref blob is the .tar.gz itself`, { path: name });
+      throw new NydusError('SOURCE', `--blob-id ${o.blobId} is not the sha256 of the input (${digest}): a targz-ref blob is the .tar.gz itself`, { path: name });
     }
     const blobId = digest;
     const root = assembler.finish()!;
