@@ -62,7 +62,10 @@ function readMeta(file: string): { table: Buffer; header: metaHeader.MetaHeader 
       algo = compressorByTocFlag(m.flags) ?? algo;
     } else {
       if (size < metaHeader.SIZE) return undefined;
-      header = metaHeader.decode(readAt(fd, metaHeader.SIZE, size - metaHeader.SIZE, file, 'blob.meta header'));
+      const raw = readAt(fd, metaHeader.SIZE, size - metaHeader.SIZE, file, 'blob.meta header');
+      // Not a `.blob.meta` file (a bootstrap, say): nothing here.
+      if (raw.readUInt32LE(0) !== metaHeader.MAGIC || raw.readUInt32LE(metaHeader.SIZE - 4) !== metaHeader.MAGIC) return undefined;
+      header = metaHeader.decode(raw);
       if (header.s_ci_uncompressed_size > size - metaHeader.SIZE) throw formatError('blob_meta_header', 's_ci_uncompressed_size', header.s_ci_uncompressed_size, `larger than the file (${size} bytes)`);
       stored = readAt(fd, header.s_ci_uncompressed_size, 0, file, 'blob.meta');
     }
