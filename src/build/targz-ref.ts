@@ -8,7 +8,7 @@ import { compressorByName, digesterByName } from '../algo/index.js';
 import { NydusError } from '../errors.js';
 import { OutputFile } from '../io/atomic.js';
 import { tarSource } from '../sources/tar.js';
-import { ZranIndexer, encodeContexts, readInput, type ZranChunk } from '../sources/zran.js';
+import { ZranIndexer, encodeContexts, type ZranChunk } from '../sources/zran.js';
 import { TreeAssembler } from '../tree/assemble.js';
 import { isRegNode, type ChunkRef } from '../tree/node.js';
 import { planBootstrap } from '../bootstrap/plan.js';
@@ -158,8 +158,7 @@ export async function createTargzRef(o: CreateOptions): Promise<CreateResult> {
 
     const treeTimer = trace.start('build_tree');
     try {
-      const input = readInput(o.source as string | AsyncIterable<unknown>, name);
-      const source = tarSource(indexer.inflate(input) as unknown as NodeJS.ReadableStream, { gzip: 'never', explicitUidGid: !o.repeatable, name });
+      const source = tarSource(indexer.inflate(o.source as string | AsyncIterable<unknown>) as unknown as NodeJS.ReadableStream, { gzip: 'never', explicitUidGid: !o.repeatable, name });
       for await (const e of source) {
         const node = e.node;
         if (isRegNode(node)) {
@@ -193,8 +192,10 @@ export async function createTargzRef(o: CreateOptions): Promise<CreateResult> {
       { ciOffset: 0, ciCompressedSize: 0, ciUncompressedSize: 0, ciCompressor: 0, header: Buffer.alloc(0), data: Buffer.alloc(0) };
     if (n > 0) {
       const chunkArray = table.encode();
-      const zran = encodeContexts(indexer.contexts);
-      const data = Buffer.concat([chunkArray, zran]);
+      const data = encodeContexts(indexer.contexts, chunkArray);
+      const zranSize = data.length - chunkArray.length;
+      // The windows live on in `data` only.
+      for (const c of indexer.contexts) c.dict = Buffer.alloc(0);
       const z = Buffer.from(zstd.compress(data));
       const stored = z.length < data.length ? z : data;
       const algo = z.length < data.length ? zstd : compressorByName('none')!;
@@ -202,7 +203,7 @@ export async function createTargzRef(o: CreateOptions): Promise<CreateResult> {
       const header = metaHeader.encode({
         s_features: features, s_ci_compressor: algo.id, s_ci_entries: n, s_ci_offset: ciOffset,
         s_ci_compressed_size: stored.length, s_ci_uncompressed_size: data.length,
-        s_ci_zran_offset: chunkArray.length, s_ci_zran_size: zran.length, s_ci_zran_count: indexer.contexts.length,
+        s_ci_zran_offset: chunkArray.length, s_ci_zran_size: zranSize, s_ci_zran_count: indexer.contexts.length,
       });
       out.write(stored);
       out.write(header);

@@ -10,8 +10,11 @@
 import * as fs from 'node:fs';
 import { createHash } from 'node:crypto';
 import { NydusError, fsError } from '../errors.js';
+import { Worker } from 'node:worker_threads';
+import { fileURLToPath } from 'node:url';
 import { native } from '../io/native.js';
 import { setPipeSize } from '../io/xattr.js';
+import type { FromWorker, ToWorker, ZranWorkerData } from './zran-worker.js';
 
 /** Size of the inflate window a context carries. */
 export const ZRAN_WINDOW = 32768;
@@ -52,10 +55,10 @@ const MAX_CONTEXTS = 1 << 24;
 const U32_MAX = 0xffff_ffff;
 /** A chunk's compressed size has 24 bits in chunk-info v2. */
 const MAX_CHUNK_IN = 0xff_ffff;
-const PIECE = 256 << 10;
+const PIECE = 1 << 20;
 const READ_SIZE = 1 << 20;
-const MAX_POINTS = 4096;
-const GZIP_MAGIC = [0x1f, 0x8b, 0x08];
+/** Output pieces the worker may have out before the main thread gives some back. */
+const CAP = 24;
 
 interface PendingFile {
   at: number;
@@ -84,6 +87,23 @@ class Column {
 }
 
 /** Reads a file, FIFO or stdin in 1 MiB pieces; a file's pieces reuse two buffers, so each must be used up before the next is asked for. */
+/** The worker as compiled JavaScript; under a TypeScript test runner, its copy in dist/ (as pipeline/pool.ts does). */
+function workerFile(): string {
+  const here = fileURLToPath(new URL('./zran-worker.js', import.meta.url));
+  return here.includes('/src/sources/') ? here.replace(/\/src\/sources\//, '/dist/sources/') : here;
+}
+
+/** The input as targz-ref accepts it: a regular file, a FIFO or a character device. */
+function checkInputFile(source: string): void {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(source);
+  } catch (e) {
+    throw fsError('SOURCE', source, e);
+  }
+  if (!st.isFile() && !st.isFIFO() && !st.isCharacterDevice()) throw new NydusError('SOURCE', 'targz-ref reads a regular file, a FIFO or a character device (or - for stdin)', { path: source });
+}
+
 export async function* readInput(source: string | AsyncIterable<unknown>, name: string): AsyncGenerator<Buffer> {
   if (typeof source !== 'string' || source === '-') {
     const it = typeof source === 'string' ? process.stdin : source;
@@ -127,14 +147,12 @@ export class ZranIndexer {
   readonly contexts: ZranContext[] = [];
   /** Bytes of the .tar.gz read, and their sha256 (the blob id). */
   inBytes = 0;
-  private readonly hash = createHash('sha256');
   /** Bytes of the tar produced so far. */
   private produced = 0;
   private inTotal = 0;
 
   // Output pieces still needed (for chunk digests and windows).
   private pieces: Array<{ start: number; buf: Buffer }> = [];
-  private free: Buffer[] = [];
   private lastPieceStart = 0;
   // Positions the input and output were at together: every block boundary and member end.
   private readonly ptIn = new Column();
@@ -163,52 +181,117 @@ export class ZranIndexer {
 
   constructor(private readonly chunkSize: number, private readonly name: string, private readonly limits: ZranLimits = ZRAN_LIMITS) {}
 
-  /** The tar stream: inflates `input`, hashing it, while the index follows. */
-  async *inflate(input: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
-    const h = native.zranNew();
-    const points = new Float64Array(MAX_POINTS * 4);
-    const res = new Float64Array(4);
-    let between = true;
-    let head = 0;
-    for await (const piece of input) {
-      if (head < 3) {
-        for (let i = 0; i < piece.length && head < 3; i++, head++) {
-          if (piece[i] !== GZIP_MAGIC[head]) throw new NydusError('SOURCE', 'not a gzip stream (targz-ref reads a .tar.gz: it must start with 1f 8b 08)', { path: this.name });
-        }
+  /**
+   * The tar stream: the .tar.gz (a path: a file or FIFO; '-': stdin; or a stream of bytes)
+   * inflated on a worker thread (zran-worker.ts), which also hashes it, while the index follows
+   * here as the pieces arrive.
+   */
+  async *inflate(source: string | AsyncIterable<unknown>): AsyncGenerator<Buffer> {
+    const file = typeof source === 'string' && source !== '-' ? source : undefined;
+    if (file !== undefined) checkInputFile(file);
+    const worker = new Worker(workerFile(), { workerData: { file, piece: PIECE, cap: CAP } satisfies ZranWorkerData });
+    this.worker = worker;
+    const queue: FromWorker[] = [];
+    let failure: unknown;
+    let wake: (() => void) | undefined;
+    let acked: (() => void) | undefined;
+    let stopped = false;
+    const poke = () => {
+      const w = wake;
+      wake = undefined;
+      w?.();
+    };
+    worker.on('message', (m: FromWorker) => {
+      if (m.t === 'inack') {
+        const a = acked;
+        acked = undefined;
+        a?.();
+      } else {
+        queue.push(m);
+        poke();
       }
-      this.hash.update(piece);
-      this.inBytes += piece.length;
-      let used = 0;
-      while (used < piece.length) {
-        const out = this.free.pop() ?? Buffer.allocUnsafeSlow(PIECE);
-        try {
-          native.zranRun(h, piece.subarray(used), out, points, res);
-        } catch (e) {
-          throw new NydusError('SOURCE', `corrupt gzip data near byte ${this.inTotal}: ${(e as Error).message}`, { path: this.name });
+    });
+    worker.on('error', (e) => {
+      failure ??= e;
+      poke();
+    });
+    worker.on('exit', (code) => {
+      if (!stopped) failure ??= new Error(`the inflate worker exited (code ${code})`);
+      poke();
+    });
+    // A stream (or stdin) is fed from here, one piece in flight: the worker says when it is used up.
+    const feeding = file !== undefined ? undefined : (async () => {
+      for await (const piece of readInput(source, this.name)) {
+        if (stopped) return;
+        const ab = new ArrayBuffer(piece.length);
+        new Uint8Array(ab).set(piece);
+        const used = new Promise<void>((resolve) => (acked = resolve));
+        worker.postMessage({ t: 'in', buf: ab, len: piece.length } satisfies ToWorker, [ab]);
+        await used;
+      }
+      if (!stopped) worker.postMessage({ t: 'end' } satisfies ToWorker);
+    })().catch((e: unknown) => {
+      failure ??= e;
+      poke();
+    });
+    const next = async (): Promise<FromWorker> => {
+      for (;;) {
+        if (failure !== undefined) throw failure;
+        const m = queue.shift();
+        if (m) return m;
+        await new Promise<void>((resolve) => (wake = resolve));
+      }
+    };
+    let granted = CAP;
+    try {
+      for (;;) {
+        const m = await next();
+        if (m.t === 'err') throw this.workerError(m);
+        if (m.t === 'inack') continue;
+        if (m.t === 'end') {
+          this.inBytes = m.inBytes;
+          this.hex = m.digest;
+          if (m.head < 3) throw new NydusError('SOURCE', `input is ${m.inBytes} bytes, too short for a gzip stream`, { path: this.name });
+          if (!m.between) throw new NydusError('SOURCE', `truncated gzip stream: the input ends inside a gzip member after ${m.inBytes} bytes`, { path: this.name });
+          break;
         }
-        const [inUsed, outUsed, n] = res;
-        between = res[3] === 1;
-        for (let k = 0; k < n; k++) this.point(points[k * 4], points[k * 4 + 1], points[k * 4 + 2], points[k * 4 + 3]);
-        used += inUsed;
-        this.inTotal += inUsed;
-        if (outUsed > 0) {
-          const start = this.produced;
-          this.produced += outUsed;
-          this.pieces.push({ start, buf: out.subarray(0, outUsed) });
-          this.lastPieceStart = start;
+        for (let k = 0; k < m.n; k++) this.point(m.pts[k * 4], m.pts[k * 4 + 1], m.pts[k * 4 + 2], m.pts[k * 4 + 3]);
+        if (m.len === 0) {
+          worker.postMessage({ t: 'free', buf: m.buf } satisfies ToWorker, [m.buf]);
           this.process();
-          this.prune();
-          yield out.subarray(0, outUsed);
-        } else {
-          this.free.push(out);
-          if (inUsed === 0 && n === 0) throw new NydusError('SOURCE', `corrupt gzip data near byte ${this.inTotal}: the inflater makes no progress`, { path: this.name });
-          if (n > 0) this.process();
+          continue;
         }
+        const start = this.produced;
+        const buf = Buffer.from(m.buf, 0, m.len);
+        this.produced += m.len;
+        this.pieces.push({ start, buf });
+        this.lastPieceStart = start;
+        this.process();
+        this.prune();
+        // The index keeps what a chunk not cut yet needs: let the inflater run further ahead.
+        if (this.pieces.length + 4 >= granted) {
+          worker.postMessage({ t: 'grant', n: CAP } satisfies ToWorker);
+          granted += CAP;
+        }
+        yield buf;
       }
+    } finally {
+      stopped = true;
+      acked?.();
+      this.worker = undefined;
+      await worker.terminate();
+      await feeding;
     }
-    if (head < 3) throw new NydusError('SOURCE', `input is ${this.inBytes} bytes, too short for a gzip stream`, { path: this.name });
-    if (!between) throw new NydusError('SOURCE', `truncated gzip stream: the input ends inside a gzip member after ${this.inBytes} bytes`, { path: this.name });
     this.process();
+  }
+
+  private worker?: Worker;
+  private hex = '';
+
+  private workerError(m: Extract<FromWorker, { t: 'err' }>): NydusError {
+    if (m.kind === 'notgzip') return new NydusError('SOURCE', 'not a gzip stream (targz-ref reads a .tar.gz: it must start with 1f 8b 08)', { path: this.name });
+    if (m.kind === 'fs') return fsError('SOURCE', this.name, Object.assign(new Error(m.message), { code: m.code }));
+    return new NydusError('SOURCE', `corrupt gzip data near byte ${m.at}: ${m.message}`, { path: this.name });
   }
 
   private point(kind: number, inPos: number, outPos: number, bits: number): void {
@@ -386,13 +469,16 @@ export class ZranIndexer {
     let k = 0;
     while (k < this.pieces.length - 2 && this.pieces[k].start + this.pieces[k].buf.length <= keepFrom) k++;
     if (k > 0) {
-      for (const p of this.pieces.splice(0, k)) if (this.free.length < 8) this.free.push(Buffer.from(p.buf.buffer, p.buf.byteOffset, PIECE));
+      for (const p of this.pieces.splice(0, k)) {
+        const ab = p.buf.buffer as ArrayBuffer;
+        this.worker?.postMessage({ t: 'free', buf: ab } satisfies ToWorker, [ab]);
+      }
     }
   }
 
   /** sha256 of the whole input, once it has been read. */
   digest(): string {
-    return this.hash.digest('hex');
+    return this.hex;
   }
 
   /** Every registered file was cut (the tar parser reached the end, so their data was produced). */
@@ -401,10 +487,15 @@ export class ZranIndexer {
   }
 }
 
-/** The ZRAN contexts and their windows as blob.meta stores them after the chunk array (blob.md §4.3). */
-export function encodeContexts(contexts: ZranContext[]): Buffer {
+/**
+ * The ZRAN contexts and their windows as blob.meta stores them after the chunk array (blob.md
+ * §4.3), written after `head` (the chunk array) in one buffer: the windows are copied once.
+ */
+export function encodeContexts(contexts: ZranContext[], head: Buffer = Buffer.alloc(0)): Buffer {
   const dictBytes = contexts.reduce((n, c) => n + c.dict.length, 0);
-  const out = Buffer.alloc(contexts.length * 40 + dictBytes);
+  const whole = Buffer.alloc(head.length + contexts.length * 40 + dictBytes);
+  head.copy(whole, 0);
+  const out = whole.subarray(head.length);
   let dictOff = 0;
   contexts.forEach((c, i) => {
     const o = i * 40;
@@ -419,7 +510,7 @@ export function encodeContexts(contexts: ZranContext[]): Buffer {
     c.dict.copy(out, contexts.length * 40 + dictOff);
     dictOff += c.dict.length;
   });
-  return out;
+  return whole;
 }
 
 /** Parses the contexts of a blob.meta table: `data` is the table from the zran offset on. */

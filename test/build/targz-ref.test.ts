@@ -19,7 +19,7 @@ import { BlobReader } from '../../src/read/data.js';
 import { loadZranMeta, parseZranMeta } from '../../src/read/zran.js';
 import * as metaHeader from '../../src/format/blob/meta-header.js';
 import * as bt from '../../src/format/rafs/blob-table.js';
-import { ZranIndexer, inflateFrom, readInput } from '../../src/sources/zran.js';
+import { ZranIndexer, inflateFrom } from '../../src/sources/zran.js';
 import { tarSource } from '../../src/sources/tar.js';
 import { isRegNode } from '../../src/tree/node.js';
 import type { ImageNode } from '../../src/read/model.js';
@@ -145,7 +145,7 @@ function firstFile(root: ImageNode): ImageNode {
 /** Indexes a .tar.gz with upstream's test thresholds, reading every file in 512-byte pieces as upstream's tests do. */
 async function indexWithTestLimits(file: string): Promise<ZranIndexer> {
   const z = new ZranIndexer(512, file, { minComp: 1024, maxComp: 2048, maxUncomp: 4096 });
-  for await (const e of tarSource(z.inflate(readInput(file, file)) as unknown as NodeJS.ReadableStream, { gzip: 'never' })) {
+  for await (const e of tarSource(z.inflate(file) as unknown as NodeJS.ReadableStream, { gzip: 'never' })) {
     if (isRegNode(e.node) && e.dataOffset !== undefined) z.addFile(e.dataOffset, e.node.size, () => {});
   }
   return z;
