@@ -173,6 +173,7 @@ export async function createTargzRef(o: CreateOptions): Promise<CreateResult> {
       if (timer) clearInterval(timer);
     }
     if (!indexer.idle) throw new Error('targz-ref: a file was not cut into chunks by the end of the stream');
+    await indexer.finish();
     report();
     treeTimer.end();
     const tarGzSize = indexer.inBytes;

@@ -20,12 +20,17 @@ export interface ZranWorkerData {
 export type ToWorker =
   | { t: 'in'; buf: ArrayBuffer; len: number }
   | { t: 'end' }
-  | { t: 'free'; buf: ArrayBuffer }
-  | { t: 'grant'; n: number };
+  /** A piece given back; segs: [chunk id, offset in the piece, length, chunk size] per chunk part it holds. */
+  | { t: 'free'; buf: ArrayBuffer; segs?: Float64Array }
+  | { t: 'grant'; n: number }
+  | { t: 'finish' };
 
 export type FromWorker =
   | { t: 'out'; buf: ArrayBuffer; len: number; pts: Float64Array; n: number }
   | { t: 'inack' }
+  /** sha256 of whole chunks: 32 bytes each in data, in the order of ids. */
+  | { t: 'digests'; ids: Float64Array; data: ArrayBuffer }
+  | { t: 'hashed' }
   | { t: 'end'; digest: string; inBytes: number; between: boolean; head: number }
   | { t: 'err'; kind: 'corrupt' | 'notgzip' | 'fs' | 'stall'; message: string; at: number; code?: string };
 
@@ -41,10 +46,50 @@ let cap = data.cap;
 let wake: (() => void) | undefined;
 const inputs: Array<{ buf: Buffer } | 'end'> = [];
 
+// Chunk digests: the main thread cuts chunks and gives each piece back with the chunk parts it
+// holds, in output order, so the hashing happens here, beside the inflate, not on its thread.
+const hashing = new Map<number, { hash: ReturnType<typeof createHash>; left: number }>();
+let doneIds: number[] = [];
+let doneDigests: Buffer[] = [];
+
+function flushDigests(): void {
+  if (doneIds.length === 0) return;
+  const ids = Float64Array.from(doneIds);
+  const data = Buffer.concat(doneDigests);
+  const ab = data.buffer.slice(data.byteOffset, data.byteOffset + data.length) as ArrayBuffer;
+  port.postMessage({ t: 'digests', ids, data: ab } satisfies FromWorker, [ids.buffer, ab]);
+  doneIds = [];
+  doneDigests = [];
+}
+
+function hashSegments(buf: ArrayBuffer, segs: Float64Array): void {
+  for (let k = 0; k + 3 < segs.length; k += 4) {
+    const id = segs[k];
+    let h = hashing.get(id);
+    if (!h) {
+      h = { hash: createHash('sha256'), left: segs[k + 3] };
+      hashing.set(id, h);
+    }
+    h.hash.update(new Uint8Array(buf, segs[k + 1], segs[k + 2]));
+    h.left -= segs[k + 2];
+    if (h.left === 0) {
+      hashing.delete(id);
+      doneIds.push(id);
+      doneDigests.push(h.hash.digest());
+    }
+  }
+  if (doneIds.length >= 1024) flushDigests();
+}
+
 port.on('message', (m: ToWorker) => {
   if (m.t === 'free') {
+    if (m.segs) hashSegments(m.buf, m.segs);
     free.push(m.buf);
     out--;
+  } else if (m.t === 'finish') {
+    flushDigests();
+    port.postMessage({ t: 'hashed' } satisfies FromWorker);
+    return;
   } else if (m.t === 'grant') cap += m.n;
   else if (m.t === 'in') inputs.push({ buf: Buffer.from(m.buf, 0, m.len) });
   else inputs.push('end');

@@ -202,7 +202,14 @@ export class ZranIndexer {
       w?.();
     };
     worker.on('message', (m: FromWorker) => {
-      if (m.t === 'inack') {
+      if (m.t === 'digests') {
+        m.ids.forEach((id, i) => {
+          this.digestBufs.get(id)!.set(new Uint8Array(m.data, i * 32, 32));
+          this.digestBufs.delete(id);
+        });
+      } else if (m.t === 'hashed') {
+        this.hashed?.();
+      } else if (m.t === 'inack') {
         const a = acked;
         acked = undefined;
         a?.();
@@ -213,11 +220,14 @@ export class ZranIndexer {
     });
     worker.on('error', (e) => {
       failure ??= e;
+      this.failure = e;
       poke();
+      this.hashed?.();
     });
     worker.on('exit', (code) => {
       if (!stopped) failure ??= new Error(`the inflate worker exited (code ${code})`);
       poke();
+      this.hashed?.();
     });
     // A stream (or stdin) is fed from here, one piece in flight: the worker says when it is used up.
     const feeding = file !== undefined ? undefined : (async () => {
@@ -243,18 +253,20 @@ export class ZranIndexer {
       }
     };
     let granted = CAP;
+    let complete = false;
     try {
       for (;;) {
         const m = await next();
         if (m.t === 'err') throw this.workerError(m);
-        if (m.t === 'inack') continue;
         if (m.t === 'end') {
           this.inBytes = m.inBytes;
           this.hex = m.digest;
           if (m.head < 3) throw new NydusError('SOURCE', `input is ${m.inBytes} bytes, too short for a gzip stream`, { path: this.name });
           if (!m.between) throw new NydusError('SOURCE', `truncated gzip stream: the input ends inside a gzip member after ${m.inBytes} bytes`, { path: this.name });
+          complete = true;
           break;
         }
+        if (m.t !== 'out') continue;
         for (let k = 0; k < m.n; k++) this.point(m.pts[k * 4], m.pts[k * 4 + 1], m.pts[k * 4 + 2], m.pts[k * 4 + 3]);
         if (m.len === 0) {
           worker.postMessage({ t: 'free', buf: m.buf } satisfies ToWorker, [m.buf]);
@@ -278,12 +290,61 @@ export class ZranIndexer {
     } finally {
       stopped = true;
       acked?.();
-      this.worker = undefined;
-      await worker.terminate();
+      // A complete stream keeps its worker until finish() has the last digests.
+      if (!complete) {
+        this.worker = undefined;
+        await worker.terminate();
+      }
       await feeding;
     }
     this.process();
   }
+
+  /** After the stream: every chunk's digest (hashed on the worker as its pieces come back), then the worker ends. */
+  async finish(): Promise<void> {
+    const worker = this.worker;
+    if (!worker) throw new Error('zran: finish() without a completed stream');
+    try {
+      for (const p of this.pieces.splice(0)) this.release(p);
+      const done = new Promise<void>((resolve) => (this.hashed = resolve));
+      worker.postMessage({ t: 'finish' } satisfies ToWorker);
+      await done;
+      if (this.failure !== undefined) throw this.failure;
+      if (this.digestBufs.size > 0) throw new Error(`zran: ${this.digestBufs.size} chunks were not hashed`);
+    } finally {
+      this.worker = undefined;
+      await worker.terminate();
+    }
+  }
+
+  /** Gives a piece back to the worker with the parts of chunks it holds, which it hashes. */
+  private release(p: { start: number; buf: Buffer }): void {
+    const end = p.start + p.buf.length;
+    const segs: number[] = [];
+    while (this.hashHead < this.toHash.length) {
+      const r = this.toHash[this.hashHead];
+      if (r.from >= end) break;
+      const a = Math.max(r.from, p.start);
+      segs.push(r.id, a - p.start, Math.min(r.to, end) - a, r.to - r.from);
+      if (r.to > end) break;
+      this.hashHead++;
+    }
+    if (this.hashHead > 4096) {
+      this.toHash = this.toHash.slice(this.hashHead);
+      this.hashHead = 0;
+    }
+    const ab = p.buf.buffer as ArrayBuffer;
+    const s = segs.length > 0 ? Float64Array.from(segs) : undefined;
+    this.worker?.postMessage({ t: 'free', buf: ab, ...(s ? { segs: s } : {}) } satisfies ToWorker, s ? [ab, s.buffer] : [ab]);
+  }
+
+  /** Chunks cut and not hashed yet, in output order; each digest's buffer is filled when its digest comes back. */
+  private toHash: Array<{ id: number; from: number; to: number }> = [];
+  private hashHead = 0;
+  private readonly digestBufs = new Map<number, Buffer>();
+  private hashSeq = 0;
+  private hashed?: () => void;
+  private failure: unknown;
 
   private worker?: Worker;
   private hex = '';
@@ -402,7 +463,11 @@ export class ZranIndexer {
       throw new NydusError('SOURCE', `the chunk at tar offset ${u} lies in ${inEnd - inAt} bytes of gzip data (deflate blocks too large): more than chunk-info v2 can describe (${MAX_CHUNK_IN})`, { path: this.name });
     }
     this.prevEnd = end;
-    return { tarOffset: u, size: len, inOffset: inAt, inLen: inEnd - inAt, ctxIndex: idx, ctxOffset: u - ctx.outOffset, digest: this.digestOf(u, end) };
+    const digest = Buffer.alloc(32);
+    const id = this.hashSeq++;
+    this.digestBufs.set(id, digest);
+    this.toHash.push({ id, from: u, to: end });
+    return { tarOffset: u, size: len, inOffset: inAt, inLen: inEnd - inAt, ctxIndex: idx, ctxOffset: u - ctx.outOffset, digest };
   }
 
   private newContext(b: number): number {
@@ -423,12 +488,6 @@ export class ZranIndexer {
     const out = Buffer.allocUnsafe(to - from);
     this.visit(from, to, (part, at) => out.set(part, at - from));
     return out;
-  }
-
-  private digestOf(from: number, to: number): Buffer {
-    const h = createHash('sha256');
-    this.visit(from, to, (part) => h.update(part));
-    return h.digest();
   }
 
   private visit(from: number, to: number, fn: (part: Buffer, at: number) => void): void {
@@ -469,10 +528,7 @@ export class ZranIndexer {
     let k = 0;
     while (k < this.pieces.length - 2 && this.pieces[k].start + this.pieces[k].buf.length <= keepFrom) k++;
     if (k > 0) {
-      for (const p of this.pieces.splice(0, k)) {
-        const ab = p.buf.buffer as ArrayBuffer;
-        this.worker?.postMessage({ t: 'free', buf: ab } satisfies ToWorker, [ab]);
-      }
+      for (const p of this.pieces.splice(0, k)) this.release(p);
     }
   }
 
