@@ -263,7 +263,7 @@ export async function createTargzRef(o: CreateOptions): Promise<CreateResult> {
     trace.event('blob_uncompressed_size', table.uncompressedEnd);
     trace.event('euid', String(process.geteuid?.() ?? 0));
     trace.event('egid', String(process.getegid?.() ?? 0));
-    return {
+    const result: CreateResult = {
       bootstrap: bootstrapPath,
       blobs: n > 0 ? [blobId] : [],
       blobPath,
@@ -272,8 +272,18 @@ export async function createTargzRef(o: CreateOptions): Promise<CreateResult> {
       fsVersion: '6',
       trace,
       ...(inlineMeta ? { inlineBootstrap: bootstrap! } : {}),
-      ...(n > 0 ? { blobMeta: Buffer.concat([meta.data, Buffer.alloc(Math.ceil(meta.data.length / 4096) * 4096 - meta.data.length), meta.header]) } : {}),
     };
+    // nydusd's `<id>.blob.meta` (table padded to 4 KiB, then the header) is made only when asked
+    // for (the converter's bootstrap layer): a build from the command line never pays for the copy.
+    if (n > 0) {
+      const { data, header } = meta;
+      let made: Buffer | undefined;
+      Object.defineProperty(result, 'blobMeta', {
+        enumerable: true,
+        get: () => (made ??= Buffer.concat([data, Buffer.alloc(Math.ceil(data.length / 4096) * 4096 - data.length), header])),
+      });
+    }
+    return result;
   } catch (e) {
     return failBuild(opened, e);
   }

@@ -58,7 +58,8 @@ const MAX_CHUNK_IN = 0xff_ffff;
 const PIECE = 1 << 20;
 const READ_SIZE = 1 << 20;
 /** Output pieces the worker may have out before the main thread gives some back. */
-const CAP = 24;
+const CAP = 16;
+const DIGEST_SLAB = 1024;
 
 interface PendingFile {
   at: number;
@@ -343,6 +344,8 @@ export class ZranIndexer {
   private hashHead = 0;
   private readonly digestBufs = new Map<number, Buffer>();
   private hashSeq = 0;
+  private slab = Buffer.alloc(0);
+  private slabUsed = DIGEST_SLAB;
   private hashed?: () => void;
   private failure: unknown;
 
@@ -463,7 +466,12 @@ export class ZranIndexer {
       throw new NydusError('SOURCE', `the chunk at tar offset ${u} lies in ${inEnd - inAt} bytes of gzip data (deflate blocks too large): more than chunk-info v2 can describe (${MAX_CHUNK_IN})`, { path: this.name });
     }
     this.prevEnd = end;
-    const digest = Buffer.alloc(32);
+    // Digests live in slabs of 1024: one small buffer per chunk costs more than its 32 bytes.
+    if (this.slabUsed === DIGEST_SLAB) {
+      this.slab = Buffer.alloc(32 * DIGEST_SLAB);
+      this.slabUsed = 0;
+    }
+    const digest = this.slab.subarray(32 * this.slabUsed, 32 * ++this.slabUsed);
     const id = this.hashSeq++;
     this.digestBufs.set(id, digest);
     this.toHash.push({ id, from: u, to: end });
