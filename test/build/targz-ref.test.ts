@@ -132,6 +132,56 @@ describe('create -t targz-ref: upstream fixtures', () => {
   });
 });
 
+describe('merge of ref layers, as the converter calls it', () => {
+  it('bootstraps named by the gzip layers, --blob-digests/--blob-sizes/--blob-toc-digests of the ref blobs: the blob table names the .tar.gz files, SEPARATE blobs carry the ref blobs, and unpack reads through them', async () => {
+    const dir = await fresh('merge');
+    const layers = ['zran-zero-file', 'zran-two-streams'].map((f) => join(ZRAN, `${f}.tar.gz`));
+    const hexes: string[] = [];
+    const refDigests: string[] = [];
+    const refSizes: number[] = [];
+    const tocDigests: string[] = [];
+    for (const src of layers) {
+      const hex = sha256(await readFile(src));
+      hexes.push(hex);
+      // The converter extracts image.boot into <W>/<original hex>; the ref blob itself under that name serves as well.
+      const ref = join(dir, hex);
+      await nydusImageOk(['create', ...CONVERTER_FLAGS, '--blob', ref, src]);
+      const bytes = await readFile(ref);
+      refDigests.push(sha256(bytes));
+      refSizes.push(bytes.length);
+      const tocSize = 512 + Number.parseInt(bytes.subarray(bytes.length - 512 + 124, bytes.length - 512 + 135).toString(), 8);
+      tocDigests.push(sha256(bytes.subarray(bytes.length - tocSize)));
+      fs.copyFileSync(ref, join(dir, refDigests.at(-1)!));
+    }
+    const boot = join(dir, 'merged');
+    await nydusImageOk(['merge', '--log-level', 'warn', '--bootstrap', boot, join(dir, hexes[0]), join(dir, hexes[1]),
+      '--blob-digests', refDigests.join(','), '--blob-toc-digests', tocDigests.join(','), '--blob-sizes', refSizes.join(',')]);
+    const image = openImage(boot);
+    // In the table's own order (merge's business); each blob matched to its layer by id.
+    expect(image.blobs.map((b) => b.blobId).sort()).toEqual([...hexes].sort());
+    image.blobs.forEach((b) => {
+      const i = hexes.indexOf(b.blobId);
+      expect(b.metaDigest.toString('hex')).toBe(refDigests[i]);
+      expect(b.metaSize).toBe(refSizes[i]);
+      expect(b.tocDigest.toString('hex')).toBe(tocDigests[i]);
+      expect(b.features & bt.FEATURE_SEPARATE).toBe(bt.FEATURE_SEPARATE);
+    });
+    // The reader finds each ZRAN table in the blob dir by the ref blob's digest; the data blobs are the .tar.gz files.
+    const blobs = join(dir, 'blobs');
+    await mkdir(blobs);
+    for (const [i, src] of layers.entries()) {
+      fs.copyFileSync(src, join(blobs, hexes[i]));
+      fs.copyFileSync(join(dir, refDigests[i]), join(blobs, refDigests[i]));
+    }
+    await nydusImageOk(['unpack', boot, '--blob-dir', blobs, '--output', join(dir, 'merged.tar')]);
+    await mkdir(join(dir, 'unpacked'));
+    await runOk('tar', ['-C', join(dir, 'unpacked'), '--numeric-owner', '-xf', join(dir, 'merged.tar')]);
+    const expected = join(dir, 'expected');
+    for (const src of layers) await tarExtract(src, expected);
+    expect(await compareTrees(expected, join(dir, 'unpacked'), { ignoreRootMtime: true, skip: ['mtime'] })).toEqual([]);
+  });
+});
+
 function firstFile(root: ImageNode): ImageNode {
   const stack = [root];
   while (stack.length > 0) {
