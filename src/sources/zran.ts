@@ -8,7 +8,6 @@
 // Memory stays bounded: output pieces, boundaries and positions are kept only as far back as
 // a chunk not yet cut, or the window of the boundary the next context may start at, needs.
 import * as fs from 'node:fs';
-import { createHash } from 'node:crypto';
 import { NydusError, fsError } from '../errors.js';
 import { Worker } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
@@ -105,42 +104,13 @@ function checkInputFile(source: string): void {
   if (!st.isFile() && !st.isFIFO() && !st.isCharacterDevice()) throw new NydusError('SOURCE', 'targz-ref reads a regular file, a FIFO or a character device (or - for stdin)', { path: source });
 }
 
-export async function* readInput(source: string | AsyncIterable<unknown>, name: string): AsyncGenerator<Buffer> {
-  if (typeof source !== 'string' || source === '-') {
-    const it = typeof source === 'string' ? process.stdin : source;
-    if (typeof source === 'string') setPipeSize(0, READ_SIZE);
-    for await (const piece of it) {
-      if (!(piece instanceof Uint8Array)) throw new NydusError('SOURCE', 'the input stream yields text, not bytes', { path: name });
-      if (piece.length > 0) yield Buffer.isBuffer(piece) ? piece : Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength);
-    }
-    return;
-  }
-  let fh: fs.promises.FileHandle;
-  try {
-    const st = fs.statSync(source);
-    if (!st.isFile() && !st.isFIFO() && !st.isCharacterDevice()) throw new NydusError('SOURCE', 'targz-ref reads a regular file, a FIFO or a character device (or - for stdin)', { path: source });
-    fh = await fs.promises.open(source, 'r');
-    if (st.isFIFO()) setPipeSize(fh.fd, READ_SIZE);
-  } catch (e) {
-    if (e instanceof NydusError) throw e;
-    throw fsError('SOURCE', source, e);
-  }
-  try {
-    // Two buffers in turn: the consumer is done with a piece (hashed, inflated) before it asks for the next.
-    const ring = [Buffer.allocUnsafeSlow(READ_SIZE), Buffer.allocUnsafeSlow(READ_SIZE)];
-    for (let k = 0; ; k++) {
-      const buf = ring[k & 1];
-      let n: number;
-      try {
-        n = (await fh.read(buf, 0, buf.length, null)).bytesRead;
-      } catch (e) {
-        throw fsError('SOURCE', source, e);
-      }
-      if (n === 0) return;
-      yield buf.subarray(0, n);
-    }
-  } finally {
-    await fh.close();
+/** Stdin ('-') or a stream, as non-empty Buffers (a path is read by the worker itself). */
+async function* readInput(source: string | AsyncIterable<unknown>, name: string): AsyncGenerator<Buffer> {
+  const it = typeof source === 'string' ? process.stdin : source;
+  if (typeof source === 'string') setPipeSize(0, READ_SIZE);
+  for await (const piece of it) {
+    if (!(piece instanceof Uint8Array)) throw new NydusError('SOURCE', 'the input stream yields text, not bytes', { path: name });
+    if (piece.length > 0) yield Buffer.isBuffer(piece) ? piece : Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength);
   }
 }
 
@@ -150,7 +120,6 @@ export class ZranIndexer {
   inBytes = 0;
   /** Bytes of the tar produced so far. */
   private produced = 0;
-  private inTotal = 0;
 
   // Output pieces still needed (for chunk digests and windows).
   private pieces: Array<{ start: number; buf: Buffer }> = [];
