@@ -135,6 +135,32 @@ const SCENARIOS = [
     teardown: (c) => stopFeeder(c),
   },
   {
+    // Issue 15: targz-ref (the converter's --oci-ref call) of a tar.gz of the tree, made once before
+    // the first run (untimed), read once: inflate with block boundaries, tar parse, sha256 of
+    // every chunk and of the .tar.gz, ZRAN contexts, the meta-only ref blob. Target: wall
+    // <= 1.3 x `gzip -dc` of the same file (next scenario), peak RSS < 300 MB.
+    name: 'targz-ref',
+    desc: 'nydus-image create -t targz-ref (converter flags) of a tar.gz of the tree',
+    enabled: true,
+    bytes: (c) => fs.statSync(premadeTarGz(c)).size,
+    command: (c) => ({
+      argv: [
+        c.node, path.join(c.root, 'bin/nydus-image.js'), 'create',
+        '--log-level', 'warn', '--type', 'targz-ref', '--blob-inline-meta', '--features', 'blob-toc',
+        '--blob', path.join(c.out, 'blob.rafs'),
+        premadeTarGz(c),
+      ],
+    }),
+  },
+  {
+    name: 'gzip -dc',
+    desc: 'gzip -dc > /dev/null of the same tar.gz',
+    enabled: true,
+    ref: 'gzipdc',
+    bytes: (c) => fs.statSync(premadeTarGz(c)).size,
+    command: (c) => ({ argv: ['gzip', '-dc', premadeTarGz(c)], discardStdout: true }),
+  },
+  {
     // Issue 4: export --block streams. The image (EXPORT_FILES random files of EXPORT_FILE_MIB,
     // built with --compressor none, so the disk is over 1 GiB) is made once before the first
     // run, untimed. MB/s here is the disk's bytes / wall.
@@ -261,6 +287,15 @@ function tarRafsCommand(c) {
 }
 
 /** A tar of the tree in the scratch dir, written on first use and kept for every later run. */
+/** A tar.gz of the tree (gzip -6, as container layers usually are), made once per bench. */
+function premadeTarGz(c) {
+  const file = path.join(c.scratch, 'tree.tar.gz');
+  if (!fs.existsSync(file)) {
+    execFileSync('sh', ['-c', `tar -cf - -C ${shq(c.tree)} . | gzip -6 > ${shq(`${file}.tmp`)} && mv ${shq(`${file}.tmp`)} ${shq(file)}`]);
+  }
+  return file;
+}
+
 function premadeTar(c) {
   const file = path.join(c.scratch, 'tree.tar');
   if (!fs.existsSync(file)) {
@@ -483,6 +518,10 @@ async function main() {
   const pass = (v, ok) => (v == null ? 'n/a' : ok(v) ? 'PASS' : 'MISS');
   // Issue 14's targets; peak RSS < 300 MB for each of ours' builds.
   const buildRss = [ours, oursLz4, oursNone].filter(Boolean).map(rssMB).filter((v) => v != null);
+  const targzRef = results.find((r) => r.ok && r.name === 'targz-ref');
+  const gzipDc = by((s) => s.ref === 'gzipdc');
+  const rRefGzip = ratio(targzRef, gzipDc);
+  const targzRefRssMB = rssMB(targzRef);
   const targets = {
     wallVsErofs: pass(rErofs, (v) => v <= 1.0),
     lz4VsErofs: pass(rLz4Erofs, (v) => v <= 0.6),
@@ -490,6 +529,8 @@ async function main() {
     rss: pass(buildRss.length ? Math.max(...buildRss) : null, (v) => v < 300),
     tarVsDir: pass(rTarDir, (v) => v >= 0.9),
     exportRss: exportRssMB == null ? 'n/a' : exportRssMB < 300 ? 'PASS' : 'MISS',
+    targzRefVsGzip: rRefGzip == null ? 'n/a' : rRefGzip <= 1.3 ? 'PASS' : 'MISS',
+    targzRefRss: targzRefRssMB == null ? 'n/a' : targzRefRssMB < 300 ? 'PASS' : 'MISS',
   };
   console.log('');
   const x = (r) => (r == null ? 'n/a' : `${fmt(r)}x`);
@@ -523,6 +564,9 @@ async function main() {
   console.log(`export --block --verity / (cp + veritysetup format) wall: ${x(expV && cp && vs ? expV.wall / (cp.wall + vs.wall) : null)}`);
   console.log(`target export peak RSS < 300 MB:                ${targets.exportRss}` +
     (exportRssMB != null ? ` (${exportRssMB.toFixed(1)} MB)` : ''));
+  console.log(`targz-ref / gzip -dc wall (same tar.gz): ${x(rRefGzip)}; target <= 1.3: ${targets.targzRefVsGzip}`);
+  console.log(`target targz-ref peak RSS < 300 MB:             ${targets.targzRefRss}` +
+    (targzRefRssMB != null ? ` (${targzRefRssMB.toFixed(1)} MB)` : ''));
 
   if (json) {
     const out = {
@@ -559,6 +603,7 @@ async function main() {
         exportOverCp: rExpCp,
         exportVerityOverCp: rExpVCp,
         exportOverDd: rExpDd,
+        targzRefOverGzipDc: rRefGzip,
       },
       targets,
     };

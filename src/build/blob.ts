@@ -57,6 +57,13 @@ function maybeCompress(c: Compressor, data: Buffer): { stored: Buffer; algo: Com
   return z.length < data.length ? { stored: z, algo: c } : { stored: data, algo: compressorByName('none')! };
 }
 
+/** The TOC and its tar header as they end a blob, with the digest and size the blob table records (blob.md §5.2). */
+export function tocSection(entries: toc.TocEntry[]): { parts: Buffer[]; digest: Buffer; size: number } {
+  const data = Buffer.concat(entries.map(toc.encode));
+  const header = tarHeader.encode(toc.NAME_TOC, data.length);
+  return { parts: [data, header], digest: sha256(data, header), size: data.length + tarHeader.SIZE };
+}
+
 export function blobFeatures(layout: BlobLayout, chunkCount: number): number {
   // ALIGNED comes with the blob.meta header, which a v5 blob does not have.
   let f = (layout.blobMeta === false ? 0 : bt.FEATURE_ALIGNED) | bt.FEATURE_CAP_TAR_TOC;
@@ -79,7 +86,7 @@ export class BlobWriter {
   meta: { ciOffset: number; ciCompressedSize: number; ciUncompressedSize: number; ciCompressor: number; table: Buffer; header: Buffer } =
     { ciOffset: 0, ciCompressedSize: 0, ciUncompressedSize: 0, ciCompressor: 0, table: Buffer.alloc(0), header: Buffer.alloc(0) };
   tocSize = 0;
-  tocDigest = Buffer.alloc(32);
+  tocDigest: Buffer = Buffer.alloc(32);
   /** Offset of image.boot (the inline bootstrap's compressed_size). */
   bootOffset = 0;
 
@@ -189,12 +196,10 @@ export class BlobWriter {
       this.tocEntries.push({ flags: algo.tocFlag, name: toc.NAME_IMAGE_BOOT, uncompressed_digest: sha256(bootstrap), compressed_offset: this.bootOffset, compressed_size: stored.length, uncompressed_size: bootstrap.length });
     }
     if (this.layout.blobToc) {
-      const data = Buffer.concat(this.tocEntries.map(toc.encode));
-      const header = tarHeader.encode(toc.NAME_TOC, data.length);
-      this.write(data);
-      this.write(header);
-      this.tocDigest = sha256(data, header);
-      this.tocSize = data.length + tarHeader.SIZE;
+      const t = tocSection(this.tocEntries);
+      for (const part of t.parts) this.write(part);
+      this.tocDigest = t.digest;
+      this.tocSize = t.size;
     }
     return (await this.digest(true)).toString('hex');
   }

@@ -15,7 +15,7 @@ export const CONVERSIONS: readonly Conversion[] = [
   { name: 'dir-rafs', aliases: ['directory'], description: 'a directory into a RAFS filesystem and a data blob', source: 'dir', implemented: true },
   { name: 'tar-rafs', aliases: [], description: 'a tar stream into a RAFS filesystem and a data blob', source: 'tar', implemented: true },
   { name: 'targz-rafs', aliases: [], description: 'a tar.gz stream into a RAFS filesystem and a data blob', source: 'tar', implemented: true },
-  { name: 'targz-ref', aliases: [], description: 'a tar.gz stream into a RAFS filesystem referencing it (zran)', source: 'tar', implemented: false },
+  { name: 'targz-ref', aliases: [], description: 'a tar.gz stream into a RAFS filesystem referencing it (zran)', source: 'tar', implemented: true },
   { name: 'tar-tarfs', aliases: [], description: 'a tar into a RAFS filesystem whose blob is the tar itself', source: 'tar', implemented: true },
   // An eStargz layer is a multi-member tar.gz: upstream reads it through its tarball builder,
   // the TOC entry skipped (tar-merge-export.md §1).

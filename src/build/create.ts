@@ -252,6 +252,7 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
   if (conversionByName(o.type ?? 'dir-rafs')?.source === 'stargz') return (await import('./stargz.js')).createStargzIndex(o);
   validate(o);
   if (conversionByName(o.type ?? 'dir-rafs')!.name === 'tar-tarfs') return (await import('./tarfs.js')).createTarfs(o);
+  if (conversionByName(o.type ?? 'dir-rafs')!.name === 'targz-ref') return (await import('./targz-ref.js')).createTargzRef(o);
   const trace = new Trace();
   const total = trace.start('total_build');
   const cacheMode = !!o.blobCacheDir;

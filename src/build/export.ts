@@ -11,7 +11,7 @@ import * as sbc from '../format/erofs/superblock.js';
 import * as device from '../format/erofs/device.js';
 import * as ext from '../format/rafs/ext-superblock.js';
 import * as bt from '../format/rafs/blob-table.js';
-import { loadBootstrap } from '../read/open.js';
+import { extractInlineBootstrap, loadBootstrap } from '../read/open.js';
 import { isV6 } from '../read/v6.js';
 import { BlobReader, gzipMembers } from '../read/data.js';
 import type { ChunkInfo, ImageNode, RafsImage } from '../read/model.js';
@@ -69,10 +69,11 @@ export interface DiskPlan {
 }
 
 const U32_MAX = 0xffff_ffff;
-// Batch and encrypted blobs are read through BlobReader like any other (an encrypted blob's
+// Batch, encrypted and zran blobs are read through BlobReader like any other (an encrypted blob's
 // chunks are decrypted with the key in the bootstrap, as upstream's export reads through its
-// cache, which decrypts): the disk holds plain data either way.
-const UNSUPPORTED_FEATURES: Array<[number, string]> = [[bt.FEATURE_ZRAN, 'zran']];
+// cache, which decrypts; a zran chunk is inflated from its access point in the .tar.gz): the disk
+// holds plain data either way.
+const UNSUPPORTED_FEATURES: Array<[number, string]> = [];
 /** Bytes queued for writing before the export waits for the disk: this bounds memory. */
 const WRITE_BEHIND = 16 * 1024 * 1024;
 const COPY_PIECE = 1024 * 1024;
@@ -330,6 +331,14 @@ function isSpecialFile(file: string): boolean {
   }
 }
 
+/** The inline bootstrap of a ref blob (all its blobs SEPARATE: named in the table, not by the file), else undefined. */
+function refBlobBootstrap(file: string): Buffer | undefined {
+  const inner = extractInlineBootstrap(file);
+  if (!inner || !isV6(inner)) return undefined;
+  const image = loadBootstrap(inner);
+  return image.blobs.length > 0 && image.blobs.every((b) => (b.features & bt.FEATURE_SEPARATE) !== 0) ? inner : undefined;
+}
+
 /** Writes the raw block disk of a bootstrap and its blobs (and its dm-verity tree). */
 export async function exportBlock(o: ExportBlockOptions): Promise<ExportBlockResult> {
   let boot: Buffer;
@@ -338,6 +347,9 @@ export async function exportBlock(o: ExportBlockOptions): Promise<ExportBlockRes
   } catch (e) {
     throw fsError('SOURCE', o.bootstrap, e);
   }
+  // A targz-ref ref blob carries its bootstrap inline, and that bootstrap names its blob (the .tar.gz) itself.
+  const inner = isV6(boot) ? undefined : refBlobBootstrap(o.bootstrap);
+  if (inner) boot = inner;
   if (!isV6(boot)) throw new NydusError('UNSUPPORTED', 'not a RAFS v6 bootstrap: only v6 images have the device table a block disk needs', { path: o.bootstrap });
   let image: RafsImage;
   let plan: DiskPlan;
@@ -357,7 +369,7 @@ export async function exportBlock(o: ExportBlockOptions): Promise<ExportBlockRes
   const B = plan.blockSize;
   const dataSize = plan.dataBlocks * B;
   const out = OutputFile.open(output);
-  const reader = new BlobReader(image, o.backend ? { backend: o.backend } : { blobDir: o.blobDir });
+  const reader = new BlobReader(image, o.backend ? { backend: o.backend, imageFile: o.bootstrap } : { blobDir: o.blobDir, imageFile: o.bootstrap });
   try {
     const layout = o.verity ? verityLayout(plan.dataBlocks, B) : undefined;
     const runs = layout ? new HashBlockRuns(out, layout.hashOffset) : undefined;

@@ -16,6 +16,12 @@ export interface Native {
   scanDir(dir: Buffer): [Buffer, Float64Array];
   /** A bare LZ4 block of src in dst; its size, or -1 when it does not fit in dst. */
   lz4CompressInto(dst: Uint8Array, src: Uint8Array): number;
+  /** A gzip inflater that reports deflate block boundaries (src/native/zran.c). */
+  zranNew(): object;
+  /** Inflates input into out; points get [kind, inPos, outPos, bits | prevByte << 8] per boundary; res [inUsed, outUsed, points, between members]. */
+  zranRun(handle: object, input: Uint8Array, out: Uint8Array, points: Float64Array, res: Float64Array): void;
+  /** Raw inflate resumed at a boundary; res [inUsed, outUsed]. */
+  zranExtract(input: Uint8Array, bits: number, prevByte: number, dict: Uint8Array, out: Uint8Array, res: Float64Array): void;
 }
 
 const require = createRequire(import.meta.url);

@@ -295,6 +295,8 @@ static napi_value set_pipe_size(napi_env env, napi_callback_info info) {
 
 // src/native/lz4.c
 napi_value lz4_compress_into(napi_env env, napi_callback_info info);
+// src/native/zran.c
+napi_value zran_init(napi_env env, napi_value exports);
 
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
@@ -307,7 +309,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"lz4CompressInto", NULL, lz4_compress_into, NULL, NULL, NULL, napi_default, NULL},
   };
   CALL(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
-  return exports;
+  return zran_init(env, exports);
 }
 
 NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

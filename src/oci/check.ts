@@ -442,22 +442,36 @@ class Checker {
     const dir = path.join(side.dir, 'blobs');
     const files = new Map<string, string>();
     const byHex = new Map(img.manifest.layers.slice(0, -1).map((l) => [l.digest.slice(7), l]));
+    // A zran blob is the gzip layer its ref blob layer names; the ref blob holds its ZRAN table.
+    const byRef = new Map(img.manifest.layers.slice(0, -1).flatMap((l) => {
+      const ref = l.annotations?.[ANNOTATION_NYDUS_REF];
+      return ref !== undefined && ref.startsWith('sha256:') ? [[ref.slice(7), l] as const] : [];
+    }));
     try {
       await mkdir(dir, { recursive: true });
     } catch (e) {
       throw fsError('OUTPUT', dir, e);
     }
     const queue = new PQueue({ concurrency: Math.min(4, os.availableParallelism()) });
-    const fetches = image.blobs.map((b) => queue.add(async () => {
-      const layer = byHex.get(b.blobId);
-      if (!layer) return;
-      this.progress(`${side.role}: fetching blob ${layer.digest}`);
-      const file = path.join(dir, b.blobId);
+    const fetch = async (digest: string, size: number, file: string) => {
+      this.progress(`${side.role}: fetching blob ${digest}`);
       try {
-        await pipeline(await side.client.getBlob(repo, layer.digest, layer.size), createWriteStream(file));
+        await pipeline(await side.client.getBlob(repo, digest as Digest, size), createWriteStream(file));
       } catch (e) {
         if (e instanceof NydusError) throw e;
         throw fsError('OUTPUT', file, e);
+      }
+    };
+    const fetches = image.blobs.map((b) => queue.add(async () => {
+      const layer = byHex.get(b.blobId);
+      const ref = layer ? undefined : byRef.get(b.blobId);
+      if (!layer && !ref) return;
+      const file = path.join(dir, b.blobId);
+      if (layer) await fetch(layer.digest, layer.size, file);
+      else {
+        // The gzip layer (its size is the blob's), and the ref blob under its digest, where the reader looks for the table.
+        await fetch(`sha256:${b.blobId}`, b.compressedSize, file);
+        await fetch(ref!.digest, ref!.size, path.join(dir, ref!.digest.slice(7)));
       }
       files.set(b.blobId, file);
     }, { throwOnTimeout: true }));
@@ -465,7 +479,7 @@ class Checker {
     for (const s of settled) if (s.status === 'rejected') throw s.reason;
     // Blobs that are not layers of the manifest are read from the target's backend, when given.
     const backend = side === this.target && this.o.targetBackend ? new SyncBlobReader(this.o.targetBackend) : undefined;
-    const reader = new BlobReader(image, { files, ...(backend ? { backend } : {}) });
+    const reader = new BlobReader(image, { files, blobDir: dir, ...(backend ? { backend } : {}) });
     try {
       return nydusRootfs(image, reader);
     } finally {

@@ -31,6 +31,7 @@ import { RegistrySink, RegistrySource, type ImageSink, type ImageSource } from '
 import { ExternalBuilder } from './external-builder.js';
 import { pullChunkDict, type ChunkDict } from './chunk-dict.js';
 import { openBackend, type Backend, type BackendSpec } from '../backends/index.js';
+import * as tarHeader from '../format/blob/tar-header.js';
 
 /** The annotation keys a converted image carries (spec §1.9). */
 export const ANNOTATION = {
@@ -41,6 +42,8 @@ export const ANNOTATION = {
   SOURCE_REFERENCE: 'containerd.io/snapshot/nydus-source-reference',
   BUILDER_VERSION: 'containerd.io/snapshot/nydus-builder-version',
   UNCOMPRESSED: 'containerd.io/uncompressed',
+  /** On a zran (--oci-ref) blob layer: the OCI layer it indexes (spec §1.8). */
+  REF: 'containerd.io/snapshot/nydus-ref',
 } as const;
 
 /** What the converted manifest's os.features carry in a multi-platform index (upstream's convertIndex). */
@@ -93,6 +96,11 @@ export interface ConvertOptions {
   oci?: boolean;
   /** Set the manifest's subject to the source manifest (spec §1.7). */
   withReferrer?: boolean;
+  /**
+   * Zran images (spec §1.8): each gzip layer is indexed (targz-ref) instead of converted; the ref
+   * blobs are the image's blob layers, and the original layers are kept in the target repository.
+   */
+  ociRef?: boolean;
   /** RAFS version, 6 (default) or 5 (not supported yet). */
   fsVersion?: number;
   compressor?: CompressorName;
@@ -221,6 +229,8 @@ function prepare(o: ConvertOptions): Prepared {
   checkBatchSize(batchSize, chunkSize);
   const concurrency = o.concurrency ?? os.availableParallelism();
   if (!Number.isSafeInteger(concurrency) || concurrency < 1) throw new NydusError('USAGE', `invalid concurrency ${concurrency}: must be a positive integer`);
+  if (o.ociRef && o.chunkDict !== undefined) throw new NydusError('UNSUPPORTED', '--oci-ref with --chunk-dict is not supported yet');
+  if (o.ociRef && o.nydusImage !== undefined) throw new NydusError('UNSUPPORTED', '--oci-ref with --nydus-image is not supported yet: zran layers are built in-process');
   if (o.allPlatforms && o.platform !== undefined) throw new NydusError('USAGE', '--platform and --all-platforms cannot be used together');
   if (o.backend?.type === 'http-proxy' || o.backend?.type === 'registry') throw new NydusError('USAGE', `--backend-type ${o.backend.type}: convert puts blobs in oss, s3 or localfs (the target registry is the default)`);
   if (o.backend && o.chunkDict !== undefined) throw new NydusError('UNSUPPORTED', '--chunk-dict with --backend-type is not supported yet');
@@ -318,7 +328,10 @@ class Converter {
       if (j.manifest.layers.at(-1)?.annotations?.[ANNOTATION.BOOTSTRAP] !== undefined) {
         throw new NydusError('UNSUPPORTED', `${srcRef}: the source is already a Nydus image (its last layer is a Nydus bootstrap)`);
       }
-      j.manifest.layers.forEach((l) => layerCompression(l, srcRef));
+      j.manifest.layers.forEach((l) => {
+        const kind = layerCompression(l, srcRef);
+        if (this.o.ociRef && kind !== 'gzip') throw new NydusError('UNSUPPORTED', `${srcRef}: --oci-ref indexes gzip layers only; layer ${l.digest} is ${kind === 'none' ? 'an uncompressed tar' : kind}`);
+      });
       configs.push(await this.source.getConfig(j.manifest.config));
       this.metrics.SourceImageSize += j.manifest.config.size + j.manifest.layers.reduce((n, l) => n + l.size, 0);
     }
@@ -417,15 +430,7 @@ class Converter {
     const docker = desc.mediaType === MEDIA.DOCKER_MANIFEST;
     const emptyDigest = sha256Of(EMPTY_LAYER.data);
     await this.pushBytes(EMPTY_LAYER.data, emptyDigest);
-    const mountFrom = this.source instanceof RegistrySource && this.target instanceof RegistrySink
-      && this.source.client.host === this.target.client.host && this.source.ref.repository !== this.target.repository ? this.source.ref.repository : undefined;
-    for (const l of manifest.layers) {
-      if (this.confirmed.has(l.digest)) continue;
-      if ((await this.target.headBlob(l.digest)) !== l.size) {
-        await this.target.pushBlob(() => this.source.getBlob(l.digest, l.size), { digest: l.digest, size: l.size, ...(mountFrom ? { mountFrom } : {}) });
-      }
-      this.confirmed.add(l.digest);
-    }
+    for (const l of manifest.layers) await this.copySourceBlob(l);
     const config: ImageConfig = {
       ...cfg.config,
       rootfs: { ...cfg.config.rootfs, diff_ids: [EMPTY_LAYER.diffId, ...cfg.config.rootfs.diff_ids] },
@@ -476,20 +481,30 @@ class Converter {
     const built = await this.all(layers.map((l, i) => queue.add(() => {
       // After a failure elsewhere, layers still waiting in the queue do not start.
       if (this.failed) throw this.failed;
-      return this.convertLayer(l, i, layers.length, platform, threads, srcRef);
+      return this.o.ociRef ? this.convertRefLayer(l, i, layers.length, platform, srcRef) : this.convertLayer(l, i, layers.length, platform, threads, srcRef);
     }, { throwOnTimeout: true })));
 
     // The converter's merge: the per-layer bootstraps named by blob hex, lower → upper, stdin "/".
     const mergedPath = path.join(dir, 'bootstrap');
     const sources = built.map((b) => b.bootstrapPath);
     const chunkDict = this.dict?.bootstrap;
+    // --oci-ref: the bootstraps are named by the gzip layers (the blobs' ids); the ref blobs' digests,
+    // sizes and TOCs go in as the SEPARATE blobs' meta (spec §1.8, §2.4).
+    const refs = this.o.ociRef ? (built as RefLayer[]) : undefined;
     const merged = this.builder
       ? await this.builder.merge(dir, sources, this.p.prefetch, chunkDict)
-      : await merge({ sources, bootstrap: mergedPath, prefetch: this.p.prefetch, ...(chunkDict ? { chunkDict } : {}) });
+      : await merge({
+        sources, bootstrap: mergedPath, prefetch: this.p.prefetch, ...(chunkDict ? { chunkDict } : {}),
+        ...(refs ? {
+          blobDigests: refs.map((r) => r.digest.slice(7)), blobSizes: refs.map((r) => r.size),
+          blobTocDigests: refs.map((r) => r.tocDigest), blobTocSizes: refs.map((r) => r.tocSize),
+        } : {}),
+      });
     const boot = await readFile(mergedPath);
-    const layer = await bootstrapLayer(boot, built.flatMap((b) => (b.blobMeta ? [{ hex: b.digest.slice(7), data: b.blobMeta }] : [])));
+    const layer = await bootstrapLayer(boot, built.flatMap((b) => (b.blobMeta ? [{ hex: (refs ? (b as RefLayer).layer : b.digest).slice(7), data: b.blobMeta }] : [])));
 
-    const oci = this.o.oci || srcDesc.mediaType === MEDIA.OCI_MANIFEST;
+    // Zran images are OCI whatever the source (spec §1.8).
+    const oci = this.o.oci || this.o.ociRef || srcDesc.mediaType === MEDIA.OCI_MANIFEST;
     const bootDesc: Descriptor = {
       mediaType: oci ? MEDIA.OCI_LAYER_GZIP : MEDIA.DOCKER_LAYER_GZIP,
       digest: layer.digest, size: layer.data.length,
@@ -499,8 +514,12 @@ class Converter {
     this.progress({ platform, layer: -1, layers: layers.length, stage: 'bootstrap', digest: layer.digest });
 
     // Blobs: one per source layer, in order; then any the merged bootstrap names that are not among them.
-    const blobDescs: Descriptor[] = built.map((b) => ({ mediaType: MEDIA.NYDUS_BLOB, digest: b.digest, size: b.size, annotations: { [ANNOTATION.BLOB]: 'true' } }));
-    const listed = new Set(blobDescs.map((d) => d.digest.slice(7)));
+    const blobDescs: Descriptor[] = built.map((b, i) => ({
+      mediaType: MEDIA.NYDUS_BLOB, digest: b.digest, size: b.size,
+      annotations: { [ANNOTATION.BLOB]: 'true', ...(refs ? { [ANNOTATION.REF]: refs[i]!.layer } : {}) },
+    }));
+    // A zran image's blob table names the gzip layers, which the manifest does not list.
+    const listed = new Set(refs ? refs.map((r) => r.layer.slice(7)) : blobDescs.map((d) => d.digest.slice(7)));
     const extra = merged.blobs.filter((id) => !listed.has(id));
     const unknown = extra.filter((id) => !this.dict?.blobs.has(id));
     if (unknown.length > 0) throw new NydusError('INTERNAL', `the merged bootstrap names blobs no layer produced: ${unknown.join(', ')}`);
@@ -543,6 +562,52 @@ class Converter {
     this.metrics.TargetImageSize += configBytes.length + layer.data.length + blobDescs.reduce((s, d) => s + d.size, 0);
     return { platform, digest: sha256Of(bytes), bytes, mediaType, blobs: blobDescs.map((d) => d.digest), bootstrap: layer.digest, bootstrapPath: mergedPath };
   }
+
+  /** A source layer into the target repository: skipped when there, mounted within one registry, else streamed across. */
+  private async copySourceBlob(l: Descriptor): Promise<void> {
+    if (this.confirmed.has(l.digest)) return;
+    const mountFrom = this.source instanceof RegistrySource && this.target instanceof RegistrySink
+      && this.source.client.host === this.target.client.host && this.source.ref.repository !== this.target.repository ? this.source.ref.repository : undefined;
+    if ((await this.target.headBlob(l.digest)) !== l.size) {
+      await this.target.pushBlob(() => this.source.getBlob(l.digest, l.size), { digest: l.digest, size: l.size, ...(mountFrom ? { mountFrom } : {}) });
+    }
+    this.confirmed.add(l.digest);
+  }
+
+  /**
+   * One --oci-ref layer: the gzip layer, still compressed, streams from the source into a
+   * targz-ref build whose ref blob (blob.meta, bootstrap, TOC; no file data) is then pushed; the
+   * layer itself goes into the target repository as it is. The per-layer bootstrap is named by
+   * the layer's hex, its blob's id.
+   */
+  private async convertRefLayer(desc: Descriptor, i: number, count: number, platform: string, srcRef: string): Promise<RefLayer> {
+    const where = `${srcRef}: layer ${i} (${desc.digest})`;
+    await this.copySourceBlob(desc);
+    this.progress({ platform, layer: i, layers: count, stage: 'pull', digest: desc.digest });
+    const refFile = path.join(this.work, `ref-${++this.refSeq}`);
+    let result: CreateResult;
+    try {
+      result = await create({ type: 'targz-ref', source: await this.source.getBlob(desc.digest, desc.size), blob: refFile, blobInlineMeta: true, blobToc: true });
+    } catch (e) {
+      if (e instanceof NydusError) throw new NydusError(e.code, `${where}: ${e.message}`, { cause: e });
+      throw e;
+    }
+    const hex = desc.digest.slice(7);
+    if (result.blobs.length > 0 && result.blobs[0] !== hex) throw new NydusError('SOURCE', `${where}: the layer's bytes hash to sha256:${result.blobs[0]}`);
+    const ref = await readFile(refFile);
+    const tail = tarHeader.decode(ref, ref.length - tarHeader.SIZE);
+    const tocSize = tail.size + tarHeader.SIZE;
+    const tocDigest = sha256Of(ref.subarray(ref.length - tocSize)).slice(7);
+    const pushed = await this.target.pushBlob(() => Readable.from([ref]), { digest: sha256Of(ref), size: ref.length });
+    await rm(refFile, { force: true });
+    this.confirmed.add(pushed.digest);
+    const bootstrapPath = path.join(this.layersDir, hex);
+    await writeOut(bootstrapPath, result.inlineBootstrap!);
+    this.progress({ platform, layer: i, layers: count, stage: 'pushed', digest: pushed.digest });
+    return { digest: pushed.digest, size: pushed.size, bootstrapPath, layer: desc.digest, tocDigest, tocSize, ...(result.blobMeta ? { blobMeta: result.blobMeta } : {}) };
+  }
+
+  private refSeq = 0;
 
   /** A small blob whose digest is known: skipped when the target has it, else uploaded (restartable). */
   private async pushBytes(data: Buffer, digest: Digest): Promise<void> {
@@ -666,6 +731,17 @@ class Converter {
     this.confirmed.add(r.digest);
     return { digest: r.digest, size: r.size as number, bootstrapPath, ...(blobMeta ? { blobMeta } : {}) };
   }
+}
+
+/** A converted --oci-ref layer: its ref blob as pushed, the gzip layer it indexes, and the ref blob's TOC (64 hex, bytes). */
+interface RefLayer {
+  digest: Digest;
+  size: number;
+  bootstrapPath: string;
+  blobMeta?: Buffer;
+  layer: Digest;
+  tocDigest: string;
+  tocSize: number;
 }
 
 async function writeOut(file: string, data: Buffer): Promise<void> {

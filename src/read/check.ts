@@ -36,7 +36,7 @@ export function check(bootstrap: string, blobs?: BlobLocation): CheckResult {
   t.end();
   let verifiedChunks = 0;
   if (blobs && (blobs.blobDir || blobs.blob || blobs.files || blobs.backend)) {
-    const reader = new BlobReader(image, blobs);
+    const reader = new BlobReader(image, { ...blobs, imageFile: bootstrap });
     try {
       const seen = new Set<string>();
       const seenIno = new Set<number>();

@@ -11,6 +11,7 @@ import { CHUNK_BATCH, CHUNK_COMPRESSED, CHUNK_ENCRYPTED, type BlobInfo, type Chu
 import { loadBlobMeta, type BlobMeta, type BlobSource } from './blob-meta.js';
 import type { SyncBlobReader } from '../backends/sync-reader.js';
 import * as bci from '../format/blob/chunk-info.js';
+import { ZranChunkReader, isZranBlob, loadZranMeta } from './zran.js';
 
 export interface BlobLocation {
   /** Directory holding blobs named by their id. */
@@ -21,6 +22,8 @@ export interface BlobLocation {
   files?: Map<string, string>;
   /** A storage backend holding the blobs by id, read with ranged gets. */
   backend?: SyncBlobReader;
+  /** The file the image was opened from: a targz-ref ref blob carries its blob.meta (ZRAN table). */
+  imageFile?: string;
 }
 
 /** A blob whose chunks are gzip members of an eStargz layer, each read by its bounded size. */
@@ -44,6 +47,7 @@ interface BatchPlace {
 
 export class BlobReader {
   private readonly fds = new Map<number, OpenBlob>();
+  private readonly zran = new Map<number, ZranChunkReader>();
   /** Per blob: its cipher (null: none) and, for batch blobs, its blob.meta. */
   private readonly ciphers = new Map<number, BlobCipher | null>();
   private readonly metas = new Map<number, BlobMeta>();
@@ -108,6 +112,7 @@ export class BlobReader {
   readChunk(c: ChunkInfo, verify = false, into?: Uint8Array): Buffer {
     const h = this.open(c.blobIndex);
     const blob = this.image.blobs[c.blobIndex];
+    if (isZranBlob(blob)) return this.check(c, blob, h.file, this.zranReader(c.blobIndex).chunk(c), verify);
     const cipher = this.cipherOf(blob);
     const encrypted = (c.flags & CHUNK_ENCRYPTED) !== 0 || (blob.features & FEATURE_ENCRYPTED) !== 0;
     if (encrypted && !cipher) throw new NydusError('FORMAT', `chunk ${c.index} of blob ${blob.blobId} is encrypted but the blob table gives no cipher`);
@@ -142,6 +147,29 @@ export class BlobReader {
       }
     }
     return this.check(c, blob, h.file, raw, verify);
+  }
+
+  /** Bytes inflated from targz-ref blobs so far: what their random access cost. */
+  get inflatedBytes(): number {
+    let n = 0;
+    for (const z of this.zran.values()) n += z.inflated;
+    return n;
+  }
+
+  private zranReader(blobIndex: number): ZranChunkReader {
+    let z = this.zran.get(blobIndex);
+    if (!z) {
+      const h = this.open(blobIndex);
+      const meta = loadZranMeta(this.image.blobs[blobIndex], this.where.imageFile, this.where.blobDir);
+      z = new ZranChunkReader(meta, (offset, length) => {
+        if (offset + length > h.size) throw new NydusError('SOURCE', `blob is shorter than referenced: a ZRAN context needs bytes up to ${offset + length}, file has ${h.size}`, { path: h.file });
+        const buf = Buffer.allocUnsafe(length);
+        this.readInto(h, buf, offset);
+        return buf;
+      });
+      this.zran.set(blobIndex, z);
+    }
+    return z;
   }
 
   /** The size check and, with `verify`, the digest check of a chunk's raw bytes. */

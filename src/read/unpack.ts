@@ -12,7 +12,6 @@ import { openImage } from './open.js';
 import {
   S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK, type ImageNode, type RafsImage,
 } from './model.js';
-import { FEATURE_ZRAN } from '../format/rafs/blob-table.js';
 import { BLOCK, checksumOf, padding } from '../format/tar/header.js';
 import { decodeDev } from '../format/erofs/inode.js';
 
@@ -348,7 +347,7 @@ function probeBlobs(image: RafsImage, reader: BlobReader, verify: boolean): void
   }
   for (const [index, c] of first) {
     const b = image.blobs[index]!;
-    const unsupported = [[FEATURE_ZRAN, 'zran']] as const;
+    const unsupported = [] as Array<readonly [number, string]>;
     for (const [bit, word] of unsupported) {
       if ((b.features & bit) !== 0) throw new NydusError('UNSUPPORTED', `unpacking ${word} blobs is not supported yet (blob ${b.blobId})`);
     }
@@ -413,7 +412,7 @@ export async function unpack(o: UnpackOptions): Promise<void> {
 export async function unpackImage(image: RafsImage, o: UnpackOptions): Promise<void> {
   if (o.output === '') throw new NydusError('USAGE', 'invalid empty --output option');
   const verify = o.verify ?? false;
-  const reader = new BlobReader(image, o.backend ? { backend: o.backend } : { blob: o.blob, blobDir: o.blobDir });
+  const reader = new BlobReader(image, o.backend ? { backend: o.backend, imageFile: o.bootstrap } : { blob: o.blob, blobDir: o.blobDir, imageFile: o.bootstrap });
   try {
     probeBlobs(image, reader, verify);
     let st: fs.Stats | undefined;

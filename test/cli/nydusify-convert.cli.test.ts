@@ -129,7 +129,7 @@ describe.skipIf(missing)('nydusify convert', () => {
 
   it('refuses what it does not do yet, in one line, before touching a registry', async () => {
     const base = ['convert', '--source', `${reg.host}/app/oci:v1`, '--target', `${reg.host}/app/oci:never`, '--plain-http'];
-    for (const extra of [['--oci-ref'], ['--reverse'], ['--source-backend-type', 'modelfile'], ['--build-cache', 'x']]) {
+    for (const extra of [['--oci-ref', '--chunk-dict', `bootstrap:registry:${reg.host}/app/oci:v1`], ['--reverse'], ['--source-backend-type', 'modelfile'], ['--build-cache', 'x']]) {
       const r = await nydusify([...base, ...extra]);
       expect(r.code, extra.join(' ')).toBe(1);
       expect(oneLine(r)).toMatch(/^Error: .*not supported yet/);

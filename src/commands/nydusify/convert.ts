@@ -20,7 +20,6 @@ const NOT_YET: Array<[flag: string, why: string]> = [
   ['build-cache-max-records', 'the build cache (--build-cache-max-records) is not supported yet'],
   ['source-backend-type', 'model sources (--source-backend-type) are not supported yet'],
   ['source-backend-config', 'model sources (--source-backend-config) are not supported yet'],
-  ['oci-ref', 'zran images (--oci-ref) are not supported yet: they need the targz-ref conversion'],
   ['fs-align-chunk', 'aligned chunks (--fs-align-chunk) are a RAFS v5 option and v5 is not supported yet'],
   ['backend-aligned-chunk', 'aligned chunks (--backend-aligned-chunk) are a RAFS v5 option and v5 is not supported yet'],
 ];
@@ -70,6 +69,7 @@ export default class Convert extends BaseCommand {
     'merge-platform': Flags.boolean({ aliases: ['multi-platform'], description: 'push an OCI index holding the source manifests and the Nydus ones beside them', ...env('MERGE_PLATFORM') }),
     oci: Flags.boolean({ description: 'write OCI media types even for a Docker source', ...env('OCI') }),
     'docker-v2-format': Flags.boolean({ hidden: true, description: 'deprecated; does nothing' }),
+    'oci-ref': Flags.boolean({ description: 'zran image: index each gzip layer (targz-ref) instead of converting it; the original layers stay in the target repository', ...env('OCI_REF') }),
     'with-referrer': Flags.boolean({ description: 'set the target manifest\'s subject to the source manifest', ...env('WITH_REFERRER') }),
     'fs-version': Flags.string({ description: 'RAFS version of the Nydus image: 5 or 6', default: '6', ...env('FS_VERSION') }),
     compressor: Flags.string({ description: 'chunk compression: none, lz4_block or zstd', default: 'zstd', ...env('COMPRESSOR') }),
@@ -123,6 +123,7 @@ export default class Convert extends BaseCommand {
       chunkDict: flags['chunk-dict'] !== undefined ? parseChunkDictFlag(flags['chunk-dict']) : undefined,
       chunkDictInsecure: flags['chunk-dict-insecure'],
       withReferrer: flags['with-referrer'],
+      ociRef: flags['oci-ref'],
       fsVersion,
       compressor: flags.compressor as CompressorName,
       chunkSize: parseNumber('fs-chunk-size', flags['fs-chunk-size']),
