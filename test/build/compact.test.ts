@@ -70,6 +70,31 @@ describe('compact', () => {
     expect(tars[1]!.equals(tars[0]!)).toBe(true);
   });
 
+  it("the seed's create-time spelling (create --bootstrap B --chunk-dict D --config compact.json --backend-* DIR) compacts B as compact does", async () => {
+    const copy = join(work, 'seed.boot');
+    await writeFile(copy, await readFile(top));
+    const cfg = join(work, 'seed-compact.json');
+    await writeFile(cfg, JSON.stringify({ min_used_ratio: 60, compact_blob_size: 10 << 20, max_compact_size: 100 << 20, layers_to_compact: 2, blobs_dir: blobs }));
+    const backendCfg = join(work, 'backend-config.json');
+    await writeFile(backendCfg, JSON.stringify({ endpoint: 'region.aliyuncs.com', scheme: 'https', access_key_id: '', access_key_secret: '', bucket_name: 'b', object_prefix: 'nydus/' }));
+    const lower = join(work, 'lower');
+    await mkdir(lower, { recursive: true });
+    const r = await nydusImageOk(['create', '--bootstrap', copy, '--chunk-dict', `bootstrap=${dictBoot}`, '--config', cfg, '--backend-config-file', backendCfg, '--backend-type', 'oss', lower]);
+    expect(r.stderr.toString()).toMatch(/is a compact config: compacting/);
+    const out = join(work, 'seed.bootstrap.compact');
+    const before = openImage(top).blobs.length;
+    expect(openImage(out).blobs.length).toBeLessThan(before / 4);
+    // The input is untouched; the compacted image reads back as the original does.
+    expect((await readFile(copy)).equals(await readFile(top))).toBe(true);
+    const tars: Buffer[] = [];
+    for (const [boot, name] of [[top, 'seed-before'], [out, 'seed-after']] as const) {
+      const tar = join(work, `${name}.tar`);
+      await nydusImageOk(['unpack', '--bootstrap', boot, '--blob-dir', blobs, '--output', tar]);
+      tars.push(await readFile(tar));
+    }
+    expect(tars[1]!.equals(tars[0]!)).toBe(true);
+  });
+
   it('the flag spelling (-D and --min-used-ratio ...) works too; the default output is <name>.bootstrap.compact', async () => {
     const copy = join(work, 'top.boot');
     await writeFile(copy, await readFile(top));
