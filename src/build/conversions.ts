@@ -20,7 +20,9 @@ export const CONVERSIONS: readonly Conversion[] = [
   // An eStargz layer is a multi-member tar.gz: upstream reads it through its tarball builder,
   // the TOC entry skipped (tar-merge-export.md §1).
   { name: 'estargz-rafs', aliases: [], description: 'an eStargz layer into a RAFS filesystem and a data blob', source: 'tar', implemented: true },
-  { name: 'estargz-ref', aliases: [], description: 'an eStargz layer into a RAFS filesystem referencing it (zran, as targz-ref)', source: 'tar', implemented: false, sameAs: 'targz-ref' },
+  // Upstream builds it with targz-ref's zran builder over the eStargz blob (a multi-member gzip):
+  // the TOC entry is skipped as above, the footer is an empty member, the blob id the blob's sha256.
+  { name: 'estargz-ref', aliases: [], description: 'an eStargz layer into a RAFS filesystem referencing it (zran, as targz-ref)', source: 'tar', implemented: true, sameAs: 'targz-ref' },
   { name: 'estargztoc-ref', aliases: ['stargz_index'], description: 'an eStargz TOC (stargz.index.json, or the eStargz blob holding it) into a RAFS bootstrap whose chunks are the blob\'s gzip members', source: 'stargz', implemented: true },
 ];
 

@@ -3,6 +3,9 @@
 // itself. No file data is written: the output "ref blob" holds only blob.meta (chunk-info v2
 // entries flagged ZRAN, then the ZRAN contexts and their windows), the chunk digests, the
 // inline bootstrap and the TOC. The data blob is the .tar.gz as it is, its id its sha256.
+// `create -t estargz-ref` is this same build over an eStargz layer, as upstream's tarball
+// builder does it: the layer is a multi-member gzip whose stargz.index.json entry the tar
+// source skips and whose footer is an empty member; the blob id is the layer's sha256.
 import { createHash } from 'node:crypto';
 import { compressorByName, digesterByName } from '../algo/index.js';
 import { NydusError } from '../errors.js';
@@ -35,16 +38,24 @@ const sha256 = (...parts: Uint8Array[]) => {
   return h.digest();
 };
 
+/** The type asked for (targz-ref or estargz-ref, neither has aliases): the name messages use. */
+function typeName(o: CreateOptions): string {
+  return o.type === 'estargz-ref' ? 'estargz-ref' : 'targz-ref';
+}
+
 /** What upstream refuses or cannot mean for targz-ref, in one place; compressor and digester are forced (gzip, sha256). */
 function checkOptions(o: CreateOptions): void {
+  const type = typeName(o);
+  // Upstream's main.rs refuses it for estargz-ref by name (targz-ref's refusal below is ours).
+  if (type === 'estargz-ref' && o.blobCacheDir) throw new NydusError('USAGE', 'conversion type `estargz-ref` conflicts with `--blob-cache-dir`');
   const refused: Array<[string, unknown]> = [
     ['--blob-cache-dir', o.blobCacheDir],
     ['--chunk-dict', o.chunkDict],
     ['--parent-bootstrap', o.parentBootstrap],
   ];
-  for (const [flag, given] of refused) if (given) throw new NydusError('UNSUPPORTED', `conversion type targz-ref with ${flag} is not supported yet`);
-  if (o.blobOut) throw new NydusError('USAGE', 'targz-ref writes its ref blob to --blob or --blob-dir, not to a stream');
-  if (o.stages && o.stages.length > 0) throw new NydusError('USAGE', 'pipeline stages (--plugin) do not apply to targz-ref: it stores no chunk data');
+  for (const [flag, given] of refused) if (given) throw new NydusError('UNSUPPORTED', `conversion type ${type} with ${flag} is not supported yet`);
+  if (o.blobOut) throw new NydusError('USAGE', `${type} writes its ref blob to --blob or --blob-dir, not to a stream`);
+  if (o.stages && o.stages.length > 0) throw new NydusError('USAGE', `pipeline stages (--plugin) do not apply to ${type}: it stores no chunk data`);
   if (o.blobId !== undefined) checkV6BlobId(o.blobId, '--blob-id');
 }
 
@@ -143,7 +154,8 @@ export async function createTargzRef(o: CreateOptions): Promise<CreateResult> {
   const zstd = compressorByName('zstd')!;
   const inlineMeta = !!o.blobInlineMeta;
   const blobToc = !!o.blobToc;
-  const name = typeof o.source === 'string' ? (o.source === '-' ? '<stdin>' : o.source) : '<tar.gz stream>';
+  const type = typeName(o);
+  const name = typeof o.source === 'string' ? (o.source === '-' ? '<stdin>' : o.source) : `<${type === 'estargz-ref' ? 'eStargz' : 'tar.gz'} stream>`;
 
   const opened: OutputFile[] = [];
   const track = (f: OutputFile) => (opened.push(f), f);
@@ -172,14 +184,14 @@ export async function createTargzRef(o: CreateOptions): Promise<CreateResult> {
     } finally {
       if (timer) clearInterval(timer);
     }
-    if (!indexer.idle) throw new Error('targz-ref: a file was not cut into chunks by the end of the stream');
+    if (!indexer.idle) throw new Error(`${type}: a file was not cut into chunks by the end of the stream`);
     await indexer.finish();
     report();
     treeTimer.end();
     const tarGzSize = indexer.inBytes;
     const digest = indexer.digest();
     if (o.blobId !== undefined && o.blobId !== digest) {
-      throw new NydusError('SOURCE', `--blob-id ${o.blobId} is not the sha256 of the input (${digest}): a targz-ref blob is the .tar.gz itself`, { path: name });
+      throw new NydusError('SOURCE', `--blob-id ${o.blobId} is not the sha256 of the input (${digest}): ${type === 'estargz-ref' ? 'an estargz-ref blob is the eStargz layer' : 'a targz-ref blob is the .tar.gz'} itself`, { path: name });
     }
     const blobId = digest;
     const root = assembler.finish()!;

@@ -19,7 +19,7 @@ import { onInterrupt } from '../cli/base.js';
 export default class Create extends BaseCommand {
   static override summary = 'Create a RAFS filesystem from a directory, tar or stargz source';
   static override description =
-    'Builds a RAFS v6 bootstrap and a data blob from a directory (--type dir-rafs) or a tar stream (--type tar-rafs, targz-rafs, estargz-rafs), or a bootstrap over an eStargz layer from its TOC (--type stargz_index).';
+    'Builds a RAFS v6 bootstrap and a data blob from a directory (--type dir-rafs) or a tar stream (--type tar-rafs, targz-rafs, estargz-rafs), a bootstrap and a meta-only ref blob over a .tar.gz or an eStargz layer left as it is (--type targz-ref, estargz-ref), or a bootstrap over an eStargz layer from its TOC (--type stargz_index).';
   static override examples = [
     '<%= config.bin %> create -t dir-rafs -B out/bootstrap -b out/blob rootfs/',
     '<%= config.bin %> create -B boot --blob-cache-dir cache/ rootfs/',

@@ -35,8 +35,20 @@ function readAt(fd: number, length: number, position: number, file: string, what
   return out;
 }
 
-/** The uncompressed blob.meta table and its header, from a ref blob (by its TOC) or a `.blob.meta` file (table, padding, header). */
-function readMeta(file: string): { table: Buffer; header: metaHeader.MetaHeader } | undefined {
+/** A blob.meta header where `at` says, or undefined when the bytes there are not one. */
+function headerAt(fd: number, at: number, size: number, file: string): metaHeader.MetaHeader | undefined {
+  if (at < 0 || at + metaHeader.SIZE > size) return undefined;
+  const raw = readAt(fd, metaHeader.SIZE, at, file, 'blob.meta header');
+  if (raw.readUInt32LE(0) !== metaHeader.MAGIC || raw.readUInt32LE(metaHeader.SIZE - 4) !== metaHeader.MAGIC) return undefined;
+  return metaHeader.decode(raw);
+}
+
+/**
+ * The uncompressed blob.meta table and its header: from a ref blob by its TOC; from a ref blob
+ * built without blob-toc where the blob entry places it (the stored table at ci_offset, its
+ * header right after, as upstream reads it); or from a `.blob.meta` file (table, padding, header).
+ */
+function readMeta(file: string, b: BlobInfo): { table: Buffer; header: metaHeader.MetaHeader } | undefined {
   let fd: number;
   try {
     fd = fs.openSync(file, 'r');
@@ -61,13 +73,20 @@ function readMeta(file: string): { table: Buffer; header: metaHeader.MetaHeader 
       stored = readAt(fd, m.compressed_size, m.compressed_offset, file, toc.NAME_BLOB_META);
       algo = compressorByTocFlag(m.flags) ?? algo;
     } else {
-      if (size < metaHeader.SIZE) return undefined;
-      const raw = readAt(fd, metaHeader.SIZE, size - metaHeader.SIZE, file, 'blob.meta header');
-      // Not a `.blob.meta` file (a bootstrap, say): nothing here.
-      if (raw.readUInt32LE(0) !== metaHeader.MAGIC || raw.readUInt32LE(metaHeader.SIZE - 4) !== metaHeader.MAGIC) return undefined;
-      header = metaHeader.decode(raw);
-      if (header.s_ci_uncompressed_size > size - metaHeader.SIZE) throw formatError('blob_meta_header', 's_ci_uncompressed_size', header.s_ci_uncompressed_size, `larger than the file (${size} bytes)`);
-      stored = readAt(fd, header.s_ci_uncompressed_size, 0, file, 'blob.meta');
+      const placed = b.ciCompressedSize > 0 ? headerAt(fd, b.ciOffset + b.ciCompressedSize, size, file) : undefined;
+      if (placed && placed.s_ci_offset === b.ciOffset && placed.s_ci_compressed_size === b.ciCompressedSize) {
+        header = placed;
+        checkLimit('BOOTSTRAP_MAX', 'blob.meta compressed size', b.ciCompressedSize);
+        stored = readAt(fd, b.ciCompressedSize, b.ciOffset, file, toc.NAME_BLOB_META);
+        algo = compressorByName(b.ciCompressor)!;
+      } else {
+        // Not a ref blob nor a `.blob.meta` file (a bootstrap, say): nothing here.
+        const last = headerAt(fd, size - metaHeader.SIZE, size, file);
+        if (!last) return undefined;
+        header = last;
+        if (header.s_ci_uncompressed_size > size - metaHeader.SIZE) throw formatError('blob_meta_header', 's_ci_uncompressed_size', header.s_ci_uncompressed_size, `larger than the file (${size} bytes)`);
+        stored = readAt(fd, header.s_ci_uncompressed_size, 0, file, 'blob.meta');
+      }
     }
     checkLimit('BOOTSTRAP_MAX', 'blob.meta uncompressed size', header.s_ci_uncompressed_size);
     let table: Buffer;
@@ -120,7 +139,7 @@ export function loadZranMeta(b: BlobInfo, imageFile: string | undefined, blobDir
     if (b.metaDigest.some((x) => x !== 0)) candidates.push(path.join(blobDir, b.metaDigest.toString('hex')));
   }
   for (const file of candidates) {
-    const meta = readMeta(file);
+    const meta = readMeta(file, b);
     if (!meta || (meta.header.s_features & FEATURE_ZRAN) === 0 || meta.header.s_ci_entries !== b.chunkCount) continue;
     return parseZranMeta(meta.table, meta.header, b.chunkCount, file);
   }

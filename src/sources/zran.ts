@@ -93,7 +93,7 @@ function workerFile(): string {
   return here.includes('/src/sources/') ? here.replace(/\/src\/sources\//, '/dist/sources/') : here;
 }
 
-/** The input as targz-ref accepts it: a regular file, a FIFO or a character device. */
+/** The input as targz-ref and estargz-ref accept it: a regular file, a FIFO or a character device. */
 function checkInputFile(source: string): void {
   let st: fs.Stats;
   try {
@@ -101,7 +101,7 @@ function checkInputFile(source: string): void {
   } catch (e) {
     throw fsError('SOURCE', source, e);
   }
-  if (!st.isFile() && !st.isFIFO() && !st.isCharacterDevice()) throw new NydusError('SOURCE', 'targz-ref reads a regular file, a FIFO or a character device (or - for stdin)', { path: source });
+  if (!st.isFile() && !st.isFIFO() && !st.isCharacterDevice()) throw new NydusError('SOURCE', 'a ref build (targz-ref, estargz-ref) reads a regular file, a FIFO or a character device (or - for stdin)', { path: source });
 }
 
 /** Stdin ('-') or a stream, as non-empty Buffers (a path is read by the worker itself). */
@@ -322,7 +322,7 @@ export class ZranIndexer {
   private hex = '';
 
   private workerError(m: Extract<FromWorker, { t: 'err' }>): NydusError {
-    if (m.kind === 'notgzip') return new NydusError('SOURCE', 'not a gzip stream (targz-ref reads a .tar.gz: it must start with 1f 8b 08)', { path: this.name });
+    if (m.kind === 'notgzip') return new NydusError('SOURCE', 'not a gzip stream (a ref build reads a .tar.gz or an eStargz layer: it must start with 1f 8b 08)', { path: this.name });
     if (m.kind === 'fs') return fsError('SOURCE', this.name, Object.assign(new Error(m.message), { code: m.code }));
     return new NydusError('SOURCE', `corrupt gzip data near byte ${m.at}: ${m.message}`, { path: this.name });
   }

@@ -1,7 +1,8 @@
 // The eStargz conversions end to end, through the CLI: a tree of every entry type tarred by GNU
 // tar and made into an eStargz layer by our producer (test/helpers/estargz.ts), then built with
 // `create -t stargz_index` (from its stargz.index.json, as the snapshotter does, and from the blob
-// itself), `estargztoc-ref --blob-data-size` and `estargz-rafs`; each image is checked (every
+// itself), `estargztoc-ref --blob-data-size`, `estargz-rafs` and `estargz-ref` (the zran ref blob
+// over the layer, the converter's argv, FIFOs and stdin); each image is checked (every
 // chunk digest-verified against the eStargz blob), unpacked and compared with the source tree,
 // and exported with --block for the kernel to mount and show the same tree. Upstream's
 // estargz_sample.json builds; a layer on --parent-bootstrap shows both layers with the OCI
@@ -9,6 +10,8 @@
 // truncated or corrupt blob) fails with one line, a non-zero exit and nothing left behind.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chmod, link, mkdir, mkdtemp, readdir, readFile, rm, symlink, utimes, writeFile, copyFile } from 'node:fs/promises';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stargzify, type Estargz } from '../helpers/estargz.js';
@@ -334,6 +337,113 @@ describe('create -t estargz-rafs', () => {
     expect(names).not.toContain('stargz.index.json');
     expect(await unpackAndCompare(boot, ['-D', dir], src)).toEqual([]);
     expect(await exportAndMount(ctx, boot, dir, src)).toEqual([]);
+  });
+});
+
+describe('create -t estargz-ref', () => {
+  // The converter's call for a ref layer, with the eStargz type (upstream builds both with its zran builder).
+  const REF_FLAGS = ['--log-level', 'warn', '--type', 'estargz-ref', '--blob-inline-meta', '--features', 'blob-toc'];
+
+  it('the converter-style argv builds a ref blob over the layer: blob id its sha256, TOC entry skipped, check verifies every chunk, unpack and the kernel\'s view of export --block equal the source', async (ctx) => {
+    const dir = await fresh('ref');
+    const ref = join(dir, 'blob.rafs');
+    const r = await nydusImageOk(['create', ...REF_FLAGS, '--blob', ref, blobFile]);
+    expect(r.stderr.toString()).toBe('');
+    const image = openImage(ref);
+    expect(image.blobs.map((b) => b.blobId)).toEqual([layer.digest]);
+    expect((image.root.children ?? []).map((c) => c.name.toString())).not.toContain('stargz.index.json');
+    // The data blob is the layer as it is: its size, footer included; the zran features of targz-ref.
+    const check = await nydusImageOk(['check', ref, '--blob', blobFile]);
+    expect(check.stdout.toString()).toContain(`0: ${layer.digest}, compressed size ${layer.blob.length},`);
+    expect(check.stdout.toString()).toMatch(/features: aligned cap_toc chunk-digest chunk-v2 fs-meta separate tar-header toc zran\n/);
+    // check reads every chunk: a layer with flipped bytes inside a file's member (same length) fails it.
+    const big = layer.toc.entries.find((e) => e.name === './a/b/big.bin')!;
+    const flipped = Buffer.from(layer.blob);
+    for (let i = 20; i < 60; i++) flipped[(big.offset as number) + i] ^= 0x5a;
+    await writeFile(join(dir, 'flipped'), flipped);
+    const bad = await nydusImage(['check', ref, '--blob', join(dir, 'flipped')]);
+    expect(bad.code, bad.stderr.toString()).toBe(1);
+    expect(bad.stderr.toString().trim().split('\n')).toHaveLength(1);
+    expect(bad.stderr.toString()).toMatch(/digest mismatch|corrupt gzip data|does not inflate/);
+    expect(await unpackAndCompare(ref, ['--blob', blobFile], src)).toEqual([]);
+    const blobs = await fresh('ref-blobs');
+    await copyFile(blobFile, join(blobs, layer.digest));
+    expect(await exportAndMount(ctx, ref, blobs, src)).toEqual([]);
+  });
+
+  it('reads the layer from a FIFO and writes the ref blob to a FIFO (as the converter passes them), and from stdin: byte for byte the ref blob built from the file', async () => {
+    const dir = await fresh('ref-fifo');
+    await nydusImageOk(['create', ...REF_FLAGS, '--blob', join(dir, 'file.rafs'), blobFile]);
+    const expected = await readFile(join(dir, 'file.rafs'));
+    const w = join(dir, 'W');
+    await mkdir(w);
+    await runOk('mkfifo', [join(w, 'blob.rafs'), join(w, 'blob.estargz')]);
+    const child = nydusImage(['create', ...REF_FLAGS, '--blob', join(w, 'blob.rafs'), join(w, 'blob.estargz')]);
+    const feed = pipeline(createReadStream(blobFile), createWriteStream(join(w, 'blob.estargz')));
+    const chunks: Buffer[] = [];
+    const drain = (async () => {
+      for await (const b of createReadStream(join(w, 'blob.rafs'))) chunks.push(b as Buffer);
+    })();
+    const [r] = await Promise.all([child, feed, drain]);
+    expect(r.code, r.stderr.toString()).toBe(0);
+    expect(Buffer.concat(chunks).equals(expected)).toBe(true);
+    const s = await nydusImage(['create', ...REF_FLAGS, '--blob', join(dir, 'stdin.rafs'), '-'], { input: layer.blob });
+    expect(s.code, s.stderr.toString()).toBe(0);
+    expect((await readFile(join(dir, 'stdin.rafs'))).equals(expected)).toBe(true);
+  });
+
+  it('with -B and -D: a layer carrying a prefetch landmark builds a bootstrap without it (as upstream skips it), read through the ref blob in -D and the layer beside it', async (ctx) => {
+    const lm = await fresh('landmark');
+    // eStargz's landmark: a one-byte regular file at the root (the Go writer's landmarkContents, 0xf).
+    await writeFile(join(lm, '.prefetch.landmark'), Buffer.from([0xf]));
+    const tar = await runOk('tar', ['--xattrs', '--xattrs-include=*', '--format=pax', '--numeric-owner', '--sort=name', '-cf', '-', '-C', src, '.', '-C', lm, '.prefetch.landmark']);
+    const marked = stargzify(tar.stdout, { chunkSize: CHUNK });
+    expect(marked.toc.entries.map((e) => e.name)).toContain('.prefetch.landmark');
+    const dir = await fresh('ref-separate');
+    const layerFile = join(lm, 'layer');
+    await writeFile(layerFile, marked.blob);
+    await nydusImageOk(['create', '-t', 'estargz-ref', '-B', join(dir, 'boot'), '-D', dir, layerFile]);
+    const image = openImage(join(dir, 'boot'));
+    expect(image.blobs.map((b) => b.blobId)).toEqual([marked.digest]);
+    const names = (image.root.children ?? []).map((c) => c.name.toString());
+    expect(names).not.toContain('.prefetch.landmark');
+    expect(names).not.toContain('stargz.index.json');
+    // -D holds the ref blob (named by its sha256, found through the blob entry's meta digest); the layer joins it.
+    await copyFile(layerFile, join(dir, marked.digest));
+    expect(await unpackAndCompare(join(dir, 'boot'), ['-D', dir], src)).toEqual([]);
+    expect(await exportAndMount(ctx, join(dir, 'boot'), dir, src)).toEqual([]);
+  });
+
+  it('a truncated or corrupt layer, a wrong --blob-id, --blob-cache-dir: one line naming the problem, non-zero exit, nothing under the output name', async () => {
+    const failing = async (args: string[], input: Buffer | undefined, why: RegExp, exit = 1) => {
+      const dir = await fresh('ref-fail');
+      const out = join(dir, 'out');
+      await mkdir(out);
+      let source = blobFile;
+      if (input) await writeFile((source = join(dir, 'layer')), input);
+      const r = await nydusImage(['create', '-t', 'estargz-ref', ...args.map((a) => a.replace('OUT', out)), source]);
+      const err = r.stderr.toString().trim();
+      expect(r.code, err).toBe(exit);
+      expect(err.split('\n'), err).toHaveLength(1);
+      expect(err).toMatch(why);
+      expect(await readdir(out)).toEqual([]);
+    };
+    const inline = ['--blob-inline-meta', '--features', 'blob-toc', '--blob', 'OUT/blob.rafs'];
+    // Cut inside the footer, inside the TOC member, inside a file's member.
+    const big = layer.toc.entries.find((e) => e.name === './a/b/big.bin')!;
+    for (const end of [layer.blob.length - 30, layer.tocOffset + 40, (big.offset as number) + 40]) {
+      await failing(inline, layer.blob.subarray(0, end), /layer: truncated gzip stream: the input ends inside a gzip member after \d+ bytes/);
+    }
+    // Flipped bytes in a file's member: the inflater (or its CRC check, or the tar parser after it) says so.
+    const flipped = Buffer.from(layer.blob);
+    for (let i = 20; i < 60; i++) flipped[(big.offset as number) + i] ^= 0x5a;
+    await failing(inline, flipped, /layer: (corrupt gzip data near byte \d+|bad tar header)/);
+    // The CRC of the TOC member (its trailer ends where the footer starts).
+    const crc = Buffer.from(layer.blob);
+    crc[crc.length - 51 - 8] ^= 0xff;
+    await failing(inline, crc, /layer: corrupt gzip data near byte \d+: incorrect data check/);
+    await failing(['--blob-id', 'ab'.repeat(32), '-B', 'OUT/boot', '--blob', 'OUT/ref'], undefined, /--blob-id (ab)+ is not the sha256 of the input \([0-9a-f]{64}\): an estargz-ref blob is the eStargz layer itself/);
+    await failing(['--blob-cache-dir', 'OUT', '-B', 'OUT/boot'], undefined, /conversion type `estargz-ref` conflicts with `--blob-cache-dir`/, 2);
   });
 });
 

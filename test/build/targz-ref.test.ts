@@ -132,6 +132,32 @@ describe('create -t targz-ref: upstream fixtures', () => {
   });
 });
 
+describe('ref blobs without blob-toc', () => {
+  it('-B with -D, and --blob-inline-meta alone: the reader finds blob.meta where the blob entry places it (ci_offset, its header right after) and unpacks equal to tar -xzf', async () => {
+    const dir = await fresh('no-toc');
+    const src = join(ZRAN, 'zran-two-streams.tar.gz');
+    await tarExtract(src, join(dir, 'expected'));
+    const blobs = join(dir, 'blobs');
+    await mkdir(blobs);
+    await nydusImageOk(['create', '-t', 'targz-ref', '-B', join(dir, 'boot'), '-D', blobs, src]);
+    const b = openImage(join(dir, 'boot')).blobs[0];
+    // No TOC, no tar headers: the stored table, then its header, is the whole ref blob.
+    expect(b.tocSize).toBe(0);
+    expect(fs.statSync(join(blobs, b.metaDigest.toString('hex'))).size).toBe(b.ciOffset + b.ciCompressedSize + metaHeader.SIZE);
+    fs.copyFileSync(src, join(blobs, b.blobId));
+    const tar = join(dir, 'separate.tar');
+    await nydusImageOk(['unpack', '-B', join(dir, 'boot'), '-D', blobs, '--output', tar]);
+    await mkdir(join(dir, 'separate'));
+    await runOk('tar', ['-C', join(dir, 'separate'), '--numeric-owner', '-xf', tar]);
+    expect(await compareTrees(join(dir, 'expected'), join(dir, 'separate'), { ignoreRootMtime: true })).toEqual([]);
+
+    const ref = join(dir, 'inline.rafs');
+    await nydusImageOk(['create', '-t', 'targz-ref', '--blob-inline-meta', '--blob', ref, src]);
+    await unpackRef(ref, src, join(dir, 'inline'));
+    expect(await compareTrees(join(dir, 'expected'), join(dir, 'inline'), { ignoreRootMtime: true })).toEqual([]);
+  });
+});
+
 describe('merge of ref layers, as the converter calls it', () => {
   it('bootstraps named by the gzip layers, --blob-digests/--blob-sizes/--blob-toc-digests of the ref blobs: the blob table names the .tar.gz files, SEPARATE blobs carry the ref blobs, and unpack reads through them', async () => {
     const dir = await fresh('merge');
