@@ -14,6 +14,7 @@ import * as bt from '../format/rafs/blob-table.js';
 import { extractInlineBootstrap, loadBootstrap } from '../read/open.js';
 import { isV6 } from '../read/v6.js';
 import { BlobReader, gzipMembers } from '../read/data.js';
+import { isZranBlob } from '../read/zran.js';
 import type { ChunkInfo, ImageNode, RafsImage } from '../read/model.js';
 import { LIMITS, badBlobId, limitError } from '../format/limits.js';
 import { alignUp } from '../format/util.js';
@@ -151,10 +152,12 @@ export function planDisk(boot: Buffer, image: RafsImage, blobDir: string): DiskP
     if (badId) throw formatError(`blob_table[${i}]`, 'blob_id', JSON.stringify(b.blobId), `${badId}: a blob id is never a path`);
     // The blob's bytes past its last referenced chunk are unreferenced chunks (of a layer an
     // upper one deleted from): at most chunk_count - 1 - its index of them, each one chunk_size.
+    // A zran chunk's compressed range is its ZRAN context's input, which the chunks after it may
+    // share (a small layer is one context): their stored bytes start where that context does.
     const last = chunks[chunks.length - 1];
     const tail = {
       from: last ? alignUp(end, B) : 0,
-      storedFrom: last ? last.compressedOffset + last.compressedSize : 0,
+      storedFrom: last ? last.compressedOffset + (isZranBlob(b) ? 0 : last.compressedSize) : 0,
       chunks: Math.max(0, b.chunkCount - (last ? last.index + 1 : 0)),
     };
     return { index: i, blobId: b.blobId, file: path.join(blobDir, b.blobId), tarfs, mappedBlkaddr: slot.mapped_blkaddr, blocks, chunks, need, tail, chunkSize: b.chunkSize };
