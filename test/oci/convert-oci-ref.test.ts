@@ -1,6 +1,7 @@
 // `convert --oci-ref` (spec oci-and-converters.md §1.8) against a real docker-registry: the
-// multi-layer image of SAMPLE_LAYERS as gzip layers (whiteouts, an opaque directory, hard links,
-// xattrs, empty files, a metadata-only layer) is converted to a zran image. The manifest lists one ref blob per layer
+// multi-layer image of SAMPLE_LAYERS (whiteouts, an opaque directory, hard links, xattrs, empty
+// files, a metadata-only layer) and a layer of highly compressible text, as gzip layers, is
+// converted to a zran image. The manifest lists one ref blob per layer
 // (nydus-blob and nydus-ref annotations) and the bootstrap layer last; the original gzip layers
 // are in the target repository (mounted from the source repository: same registry); `check`
 // with the source passes (its filesystem rule reads every file through the ZRAN tables); and the
@@ -16,9 +17,22 @@ import { sha256Of, type Digest } from '../../src/oci/digest.js';
 import { MEDIA } from '../../src/oci/media-types.js';
 import { RegistryClient } from '../../src/oci/registry.js';
 import type { SkipContext } from '../helpers/kernel.js';
-import { buildSourceImage, compressLayer, judgeNydusImage, pushLayout, SAMPLE_LAYERS, umociMissing, writeOciLayout, type SourceImage } from '../helpers/oci.js';
+import { buildSourceImage, compressLayer, judgeNydusImage, pushLayout, SAMPLE_LAYERS, umociMissing, writeOciLayout, type LayerEntry, type SourceImage } from '../helpers/oci.js';
 import { anonymousDockerEnv, collect, registryMissing, startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { hasTool, runOk } from '../helpers/tools.js';
+
+/**
+ * SAMPLE_LAYERS and, on top, a file of repeated text: 2.8 MB from a few KiB of gzip, so a ZRAN
+ * context starts by output size (2 MiB) inside one file (the random bytes below start them by input).
+ */
+const LAYERS: readonly (readonly LayerEntry[])[] = [
+  ...SAMPLE_LAYERS,
+  [
+    { kind: 'dir', path: '.', mode: 0o751, mtime: 1_700_000_000 },
+    { kind: 'dir', path: 'text', mtime: 1_700_000_000 },
+    { kind: 'file', path: 'text/lines', data: Buffer.from('a line of text that repeats\n'.repeat(100_000)), mtime: 1_700_000_000 },
+  ],
+];
 
 const missing = registryMissing() ?? umociMissing() ?? (hasTool('skopeo') ? undefined : 'skopeo is not on PATH');
 if (missing) process.stderr.write(`\n!!! SKIPPED (${missing}): test/oci/convert-oci-ref.test.ts\n`);
@@ -35,7 +49,7 @@ beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'nydus-oci-ref-'));
   env = await anonymousDockerEnv(work);
   reg = await startRegistry();
-  src = await buildSourceImage(join(work, 'src'), SAMPLE_LAYERS);
+  src = await buildSourceImage(join(work, 'src'), LAYERS);
   const gz = src.tars.map((t) => compressLayer(t, 'gzip'));
   sourceLayers = gz.map((l) => sha256Of(l.data));
   await writeOciLayout(join(work, 'layout'), 'v1', gz);
@@ -68,7 +82,7 @@ describe.skipIf(missing)('convert --oci-ref: registry → registry', () => {
 
   it('pushes the shape of spec §1.8: one ref blob per gzip layer (nydus-blob, nydus-ref), the bootstrap layer last', () => {
     expect(manifest.mediaType).toBe(MEDIA.OCI_MANIFEST);
-    expect(manifest.layers).toHaveLength(SAMPLE_LAYERS.length + 1);
+    expect(manifest.layers).toHaveLength(LAYERS.length + 1);
     manifest.layers.slice(0, -1).forEach((l, i) => {
       expect(l.mediaType).toBe(MEDIA.NYDUS_BLOB);
       expect(l.annotations).toEqual({ 'containerd.io/snapshot/nydus-blob': 'true', 'containerd.io/snapshot/nydus-ref': sourceLayers[i] });
