@@ -14,6 +14,7 @@ import * as bt from '../format/rafs/blob-table.js';
 import { extractInlineBootstrap, loadBootstrap } from '../read/open.js';
 import { isV6 } from '../read/v6.js';
 import { BlobReader, gzipMembers } from '../read/data.js';
+import { isZranBlob } from '../read/zran.js';
 import type { ChunkInfo, ImageNode, RafsImage } from '../read/model.js';
 import { LIMITS, badBlobId, limitError } from '../format/limits.js';
 import { alignUp } from '../format/util.js';
@@ -69,11 +70,6 @@ export interface DiskPlan {
 }
 
 const U32_MAX = 0xffff_ffff;
-// Batch, encrypted and zran blobs are read through BlobReader like any other (an encrypted blob's
-// chunks are decrypted with the key in the bootstrap, as upstream's export reads through its
-// cache, which decrypts; a zran chunk is inflated from its access point in the .tar.gz): the disk
-// holds plain data either way.
-const UNSUPPORTED_FEATURES: Array<[number, string]> = [];
 /** Bytes queued for writing before the export waits for the disk: this bounds memory. */
 const WRITE_BEHIND = 16 * 1024 * 1024;
 const COPY_PIECE = 1024 * 1024;
@@ -121,9 +117,6 @@ export function planDisk(boot: Buffer, image: RafsImage, blobDir: string): DiskP
     if (((b.features & bt.FEATURE_TARFS) !== 0) !== tarfs) {
       throw formatError(`blob_table[${i}]`, 'features', `0x${b.features.toString(16)}`, `TARFS ${tarfs ? 'missing while' : 'set while not'} set in the bootstrap`);
     }
-    for (const [bit, name] of UNSUPPORTED_FEATURES) {
-      if ((b.features & bit) !== 0) throw new NydusError('UNSUPPORTED', `blob ${b.blobId} is a ${name} blob: export --block does not support those yet`);
-    }
     const blocks = Math.floor(b.uncompressedSize / B);
     if (blocks === 0) throw formatError(`blob_table[${i}]`, 'uncompressed_size', b.uncompressedSize, `less than one ${B}-byte block`);
     if (slot.mapped_blkaddr < pos) {
@@ -151,10 +144,12 @@ export function planDisk(boot: Buffer, image: RafsImage, blobDir: string): DiskP
     if (badId) throw formatError(`blob_table[${i}]`, 'blob_id', JSON.stringify(b.blobId), `${badId}: a blob id is never a path`);
     // The blob's bytes past its last referenced chunk are unreferenced chunks (of a layer an
     // upper one deleted from): at most chunk_count - 1 - its index of them, each one chunk_size.
+    // A zran chunk's compressed range is its ZRAN context's input, which the chunks after it may
+    // share (a small layer is one context): their stored bytes start where that context does.
     const last = chunks[chunks.length - 1];
     const tail = {
       from: last ? alignUp(end, B) : 0,
-      storedFrom: last ? last.compressedOffset + last.compressedSize : 0,
+      storedFrom: last ? last.compressedOffset + (isZranBlob(b) ? 0 : last.compressedSize) : 0,
       chunks: Math.max(0, b.chunkCount - (last ? last.index + 1 : 0)),
     };
     return { index: i, blobId: b.blobId, file: path.join(blobDir, b.blobId), tarfs, mappedBlkaddr: slot.mapped_blkaddr, blocks, chunks, need, tail, chunkSize: b.chunkSize };
@@ -305,7 +300,10 @@ async function writeDisk(disk: DiskStream, plan: DiskPlan, boot: Buffer, reader:
       continue;
     }
     // Chunks stored raw are read straight into a recycled buffer; compressed ones decompress
-    // into a fresh result, their stored bytes passing through the same buffer.
+    // into a fresh result, their stored bytes passing through the same buffer. Batch, encrypted
+    // and zran chunks come through BlobReader like any other (decrypted with the bootstrap's key,
+    // as upstream's export reads through its cache; inflated from their ZRAN access point): the
+    // disk holds plain data either way.
     const buffers = readBuffers(b.chunks.reduce((m, c) => Math.max(m, c.compressedSize, c.uncompressedSize), 1));
     for (const c of b.chunks) {
       await disk.zerosTo(base + c.uncompressedOffset);

@@ -101,8 +101,14 @@ export interface ConvertOptions {
    * blobs are the image's blob layers, and the original layers are kept in the target repository.
    */
   ociRef?: boolean;
-  /** RAFS version, 6 (default) or 5 (not supported yet). */
+  /** RAFS version, 6 (default) or 5. */
   fsVersion?: number;
+  /**
+   * Chunk data 4 KiB-aligned in the blob (`create --aligned-chunk`, upstream's --fs-align-chunk):
+   * RAFS v5 packs chunks without it; v6 aligns them always, so there it changes nothing (an
+   * external builder is still given the flag, as upstream's converter does). Not for --oci-ref.
+   */
+  alignedChunk?: boolean;
   compressor?: CompressorName;
   chunkSize?: number;
   /** Small chunks packed into batches of up to this many bytes (0: off), as `create --batch-size`. */
@@ -202,6 +208,7 @@ interface Prepared {
   compressor: CompressorName;
   chunkSize: number;
   batchSize: number;
+  alignedChunk: boolean;
   concurrency: number;
   prefetch: string[];
   src: Reference;
@@ -238,7 +245,7 @@ function prepare(o: ConvertOptions): Prepared {
   if (o.sourceArchive !== undefined && o.targetArchive !== undefined && path.resolve(o.sourceArchive) === path.resolve(o.targetArchive)) {
     throw new NydusError('USAGE', `--source-archive and --target-archive are the same file (${path.resolve(o.sourceArchive)})`);
   }
-  return { fsVersion, compressor, chunkSize, batchSize, concurrency, prefetch: o.prefetchPatterns ?? ['/'], src, dst, dstTag: dst.tag ?? 'latest' };
+  return { fsVersion, compressor, chunkSize, batchSize, alignedChunk: o.alignedChunk ?? false, concurrency, prefetch: o.prefetchPatterns ?? ['/'], src, dst, dstTag: dst.tag ?? 'latest' };
 }
 
 /** A source layer's media type → how its bytes are compressed; other types are refused. */
@@ -627,7 +634,7 @@ class Converter {
     const where = `${srcRef}: layer ${i} (${desc.digest})`;
     const kind = layerCompression(desc, srcRef);
     // What makes the blob: the source layer and every option the build reads.
-    const key = sha256Of(JSON.stringify([desc.digest, this.p.fsVersion, this.p.compressor, this.p.chunkSize, this.p.prefetch, this.o.nydusImage ?? BUILDER_VERSION, this.dict?.digest ?? null, ...(this.p.batchSize ? [this.p.batchSize] : [])])).slice(7);
+    const key = sha256Of(JSON.stringify([desc.digest, this.p.fsVersion, this.p.compressor, this.p.chunkSize, this.p.prefetch, this.o.nydusImage ?? BUILDER_VERSION, this.dict?.digest ?? null, ...(this.p.batchSize ? [this.p.batchSize] : []), ...(this.p.alignedChunk ? ['aligned'] : [])])).slice(7);
     const record = path.join(this.layersDir, `${key}.json`);
     const resumed = await this.resumed(record);
     if (resumed) {
@@ -641,7 +648,7 @@ class Converter {
       const tar = decompressed(blob, kind, where);
       const out = new PassThrough({ highWaterMark: 4 << 20 });
       if (this.builder) {
-        build = this.builder.pack(this.work, tar, out, { fsVersion: this.p.fsVersion, compressor: this.p.compressor, chunkSize: this.p.chunkSize, batchSize: this.p.batchSize, prefetch: this.p.prefetch, ...(this.dict ? { chunkDict: this.dict.bootstrap } : {}) }, where)
+        build = this.builder.pack(this.work, tar, out, { fsVersion: this.p.fsVersion, compressor: this.p.compressor, chunkSize: this.p.chunkSize, batchSize: this.p.batchSize, alignedChunk: this.p.alignedChunk, prefetch: this.p.prefetch, ...(this.dict ? { chunkDict: this.dict.bootstrap } : {}) }, where)
           .catch((e: unknown) => {
             tar.destroy();
             out.destroy(e as Error);
@@ -652,7 +659,7 @@ class Converter {
       }
       build = create({
         type: 'tar-rafs', source: tar, blobOut: out, blobInlineMeta: true, blobToc: this.p.fsVersion === 6, whiteoutSpec: 'none',
-        fsVersion: this.p.fsVersion, compressor: this.p.compressor, chunkSize: this.p.chunkSize, batchSize: this.p.batchSize, prefetch: this.p.prefetch, threads,
+        fsVersion: this.p.fsVersion, compressor: this.p.compressor, chunkSize: this.p.chunkSize, batchSize: this.p.batchSize, alignedChunk: this.p.alignedChunk, prefetch: this.p.prefetch, threads,
         ...(this.dict ? { chunkDict: `bootstrap=${this.dict.bootstrap}` } : {}),
       }).catch((e: unknown) => {
         tar.destroy();

@@ -23,6 +23,8 @@ export interface PackOptions {
   chunkSize: number;
   /** `--batch-size`, passed only when not 0 (as the snapshotter's converter does). */
   batchSize?: number;
+  /** `--aligned-chunk`, after --compressor as the converter puts it (for v6 too: the builder ignores it there). */
+  alignedChunk?: boolean;
   prefetch: string[];
   /** A bootstrap file: `--chunk-dict bootstrap=PATH`. */
   chunkDict?: string;
@@ -87,7 +89,7 @@ export class ExternalBuilder {
       '--whiteout-spec', 'none', '--fs-version', String(o.fsVersion),
       '--type', 'tar-rafs', '--blob-inline-meta', ...(o.fsVersion === 6 ? ['--features', 'blob-toc'] : []),
       ...(o.chunkDict !== undefined ? ['--chunk-dict', `bootstrap=${o.chunkDict}`] : []),
-      '--compressor', o.compressor, '--chunk-size', hex(o.chunkSize),
+      '--compressor', o.compressor, ...(o.alignedChunk ? ['--aligned-chunk'] : []), '--chunk-size', hex(o.chunkSize),
       ...(o.batchSize ? ['--batch-size', hex(o.batchSize)] : []),
       path.join(w, 'blob.targz'),
     ];

@@ -331,8 +331,8 @@ class TarWriter {
 }
 
 /**
- * Refuses what cannot be read yet and opens every blob a file needs (reading its first chunk),
- * so a missing or unreadable blob fails before any output exists.
+ * Opens every blob a file needs (reading its first chunk), so a missing or unreadable blob
+ * fails before any output exists.
  */
 function probeBlobs(image: RafsImage, reader: BlobReader, verify: boolean): void {
   const first = new Map<number, NonNullable<ImageNode['chunks']>[number]>();
@@ -345,14 +345,7 @@ function probeBlobs(image: RafsImage, reader: BlobReader, verify: boolean): void
       if (!first.has(c.blobIndex)) first.set(c.blobIndex, c);
     }
   }
-  for (const [index, c] of first) {
-    const b = image.blobs[index]!;
-    const unsupported = [] as Array<readonly [number, string]>;
-    for (const [bit, word] of unsupported) {
-      if ((b.features & bit) !== 0) throw new NydusError('UNSUPPORTED', `unpacking ${word} blobs is not supported yet (blob ${b.blobId})`);
-    }
-    reader.readChunk(c, verify);
-  }
+  for (const c of first.values()) reader.readChunk(c, verify);
 }
 
 async function writeEntries(image: RafsImage, reader: BlobReader, w: TarWriter, verify: boolean): Promise<void> {

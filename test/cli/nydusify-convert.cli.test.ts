@@ -167,6 +167,68 @@ describe.skipIf(missing)('nydusify convert', () => {
     }
   });
 
+  it('--fs-align-chunk (and --backend-aligned-chunk, BACKEND_ALIGNED_CHUNK): v5 chunks at 4 KiB-aligned offsets, in-process and as --aligned-chunk to --nydus-image; check passes', async () => {
+    // Files of sizes that are no multiple of 4 KiB, one chunk each: a packed v5 blob puts some at unaligned offsets.
+    await buildLayerDir(join(work, 'align'), [
+      { kind: 'dir', path: '.', mtime: 1_600_000_000 },
+      ...[5000, 100, 9001, 70_000, 4096, 1].map((n, i) => ({ kind: 'file' as const, path: `f${i}`, data: Buffer.alloc(n, 0x41 + i), mtime: 1_600_000_000 })),
+    ]);
+    const tar = await tarLayer(join(work, 'align'), join(work, 'align.tar'));
+    await writeOciLayout(join(work, 'align-oci'), 'v1', [{ data: gzipSync(tar), mediaType: MEDIA.OCI_LAYER_GZIP, diffId: sha256Of(tar) }]);
+    await runOk('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', `oci:${join(work, 'align-oci')}:v1`, `docker://${reg.host}/app/align:v1`]);
+    const argvLog = join(work, 'align-argv.log');
+    const launcher = join(work, 'nydus-image-launcher-align');
+    await writeFile(launcher, `#!/bin/sh\nprintf '%s\\n' "$*" >> ${JSON.stringify(argvLog)}\nexec ${JSON.stringify(process.execPath)} ${JSON.stringify(join(REPO, 'bin', 'nydus-image.js'))} "$@"\n`);
+    await chmod(launcher, 0o755);
+    /** The merged bootstrap of the image at `tag`, opened by our reader. */
+    const bootstrapOf = async (tag: string) => {
+      const m = await raw(`${reg.host}/app/align:${tag}`);
+      const res = await fetch(`http://${reg.host}/v2/app/align/blobs/${m.layers.at(-1).digest}`);
+      const layer = join(work, `align-${tag}.tgz`);
+      await writeFile(layer, Buffer.from(await res.arrayBuffer()));
+      const boot = join(work, `align-${tag}.boot`);
+      await writeFile(boot, (await runOk('tar', ['-xzOf', layer, 'image/image.boot'])).stdout);
+      return openImage(boot);
+    };
+    const base = (tag: string) => ['convert', '--source', `${reg.host}/app/align:v1`, '--target', `${reg.host}/app/align:${tag}`, '--plain-http'];
+    const aligned = (offsets: number[]) => offsets.every((o) => o % 4096 === 0);
+
+    await ok([...base('v5-packed'), '--fs-version', '5']);
+    const packed = (await bootstrapOf('v5-packed')).chunkTable.map((c) => c.uncompressedOffset);
+    expect(packed).toHaveLength(6);
+    expect(aligned(packed)).toBe(false);
+
+    for (const [tag, extra, envAdd] of [
+      ['v5-aligned', ['--fs-align-chunk'], {}],
+      ['v5-aligned-ext', ['--fs-align-chunk', '--nydus-image', launcher], {}],
+      ['v5-aligned-deprecated', ['--backend-aligned-chunk'], {}],
+      ['v5-aligned-env', [], { BACKEND_ALIGNED_CHUNK: 'true' }],
+    ] as const) {
+      const r = await run(process.execPath, [NYDUSIFY, ...base(tag), '--fs-version', '5', ...extra], { cwd: work, env: { ...env, ...envAdd }, timeoutMs: 300_000 });
+      expect(r.code, `${tag}: ${r.stderr.toString()}`).toBe(0);
+      const image = await bootstrapOf(tag);
+      expect(image.version).toBe(5);
+      const offsets = image.chunkTable.map((c) => c.uncompressedOffset);
+      expect(offsets, tag).toHaveLength(6);
+      expect(aligned(offsets), `${tag}: ${offsets.join(' ')}`).toBe(true);
+      const c = await nydusify(['check', '--source', `${reg.host}/app/align:v1`, '--target', `${reg.host}/app/align:${tag}`, '--plain-http', '--work-dir', join(work, `check-${tag}`)]);
+      expect(c.code, `${tag}: ${c.stderr.toString()}`).toBe(0);
+    }
+    // The external builder got --aligned-chunk where the converter puts it: after --compressor, before --chunk-size.
+    const creates = (await readFile(argvLog, 'utf8')).trim().split('\n').filter((l) => l.startsWith('create --log-level'));
+    expect(creates).toHaveLength(1);
+    expect(creates[0]).toMatch(/ --fs-version 5 --type tar-rafs --blob-inline-meta --compressor zstd --aligned-chunk --chunk-size 0x100000 \S+\/blob\.targz$/);
+
+    // With v6 (which always aligns) it is accepted and changes nothing in-process; an external builder is still given it.
+    await ok([...base('v6'), '--fs-version', '6']);
+    await ok([...base('v6-aligned'), '--fs-version', '6', '--fs-align-chunk']);
+    expect((await raw(`${reg.host}/app/align:v6-aligned`)).layers).toEqual((await raw(`${reg.host}/app/align:v6`)).layers);
+    await ok([...base('v6-aligned-ext'), '--fs-align-chunk', '--nydus-image', launcher]);
+    const v6Create = (await readFile(argvLog, 'utf8')).trim().split('\n').filter((l) => l.startsWith('create --log-level')).at(-1)!;
+    expect(v6Create).toMatch(/ --fs-version 6 --type tar-rafs --blob-inline-meta --features blob-toc --compressor zstd --aligned-chunk --chunk-size 0x100000 /);
+    expect(aligned((await bootstrapOf('v6-aligned-ext')).chunkTable.map((c) => c.uncompressedOffset))).toBe(true);
+  });
+
   it('--nydus-image runs that builder (our own bin behind a launcher); one that lacks tar-rafs is refused in one line', async () => {
     const launcher = join(work, 'nydus-image-launcher');
     await writeFile(launcher, `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} ${JSON.stringify(join(REPO, 'bin', 'nydus-image.js'))} "$@"\n`);

@@ -474,15 +474,21 @@ export interface JudgeOptions {
   rootfs: string;
   /** Scratch directory (created; must not exist); removed afterwards. */
   scratch: string;
+  /**
+   * Blobs the bootstrap names that the manifest does not list, fetched by digest from the same
+   * place (a zran image's original gzip layers, kept in the target repository).
+   */
+  extraBlobs?: readonly string[];
 }
 
 /**
  * The judge of a converted image, from outside: the Nydus manifest (picked from an index by
  * platform: the entry with artifactType application/vnd.nydus.image.manifest.v1+json or os.features
- * nydus.remoteimage.v1), every layer pulled back and checked against its digest, the last layer
- * (annotated nydus-bootstrap) untarred for image/image.boot, `nydus-image export --block` over the
- * blobs, the disk mounted by the kernel and compared with `rootfs` field by field. Returns the
- * differences (none when the image is right). Skips the test loudly where the kernel cannot mount.
+ * nydus.remoteimage.v1), every layer (and extra blob) pulled back and checked against its digest,
+ * the last layer (annotated nydus-bootstrap) untarred for image/image.boot, `nydus-image export
+ * --block` over the blobs, the disk mounted by the kernel and compared with `rootfs` field by
+ * field. Returns the differences (none when the image is right). Skips the test loudly where the
+ * kernel cannot mount.
  */
 export async function judgeNydusImage(ctx: SkipContext, o: JudgeOptions): Promise<string[]> {
   const k = kernelSupport();
@@ -508,6 +514,7 @@ export async function judgeNydusImage(ctx: SkipContext, o: JudgeOptions): Promis
       if (data.length !== l.size) throw new Error(`${o.ref}: layer ${l.digest} has ${data.length} bytes, its descriptor says ${l.size}`);
       await writeFile(join(blobs, l.digest.slice(7)), data);
     }
+    for (const d of o.extraBlobs ?? []) await writeFile(join(blobs, d.slice(7)), await fetchFrom(o.at, 'blobs', d));
     await runOk('tar', ['-xzf', join(blobs, boot.digest.slice(7)), '-C', untar]);
     const disk = join(o.scratch, 'image.disk');
     await nydusImageOk(['export', '--block', '-B', join(untar, 'image', 'image.boot'), '-D', blobs, '-O', disk]);

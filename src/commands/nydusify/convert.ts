@@ -20,8 +20,6 @@ const NOT_YET: Array<[flag: string, why: string]> = [
   ['build-cache-max-records', 'the build cache (--build-cache-max-records) is not supported yet'],
   ['source-backend-type', 'model sources (--source-backend-type) are not supported yet'],
   ['source-backend-config', 'model sources (--source-backend-config) are not supported yet'],
-  ['fs-align-chunk', 'aligned chunks (--fs-align-chunk) are a RAFS v5 option and v5 is not supported yet'],
-  ['backend-aligned-chunk', 'aligned chunks (--backend-aligned-chunk) are a RAFS v5 option and v5 is not supported yet'],
 ];
 
 /** A Go duration as upstream's flags take it ("5s", "500ms", "1m30s", "2h"); a bare number is seconds. */
@@ -74,6 +72,8 @@ export default class Convert extends BaseCommand {
     'fs-version': Flags.string({ description: 'RAFS version of the Nydus image: 5 or 6', default: '6', ...env('FS_VERSION') }),
     compressor: Flags.string({ description: 'chunk compression: none, lz4_block or zstd', default: 'zstd', ...env('COMPRESSOR') }),
     'fs-chunk-size': Flags.string({ aliases: ['chunk-size'], description: 'chunk size, a power of two from 0x1000 to 0x1000000', default: '0x100000', ...env('FS_CHUNK_SIZE') }),
+    'fs-align-chunk': Flags.boolean({ description: 'align chunk data to 4 KiB in the blob (RAFS v5; v6 always aligns)', ...env('FS_ALIGN_CHUNK') }),
+    'backend-aligned-chunk': Flags.boolean({ hidden: true, description: 'deprecated: --fs-align-chunk', ...env('BACKEND_ALIGNED_CHUNK') }),
     'batch-size': Flags.string({ description: 'batch size for merging small chunks: 0 (off), or a power of two from 0x1000 to the chunk size (RAFS v6)', default: '0', ...env('BATCH_SIZE') }),
     'prefetch-patterns': Flags.boolean({ description: 'read the paths to prefetch from stdin, one per line', ...env('PREFETCH_PATTERNS') }),
     'prefetch-dir': Flags.string({ description: 'an absolute path to prefetch', ...env('PREFETCH_DIR') }),
@@ -128,6 +128,8 @@ export default class Convert extends BaseCommand {
       compressor: flags.compressor as CompressorName,
       chunkSize: parseNumber('fs-chunk-size', flags['fs-chunk-size']),
       batchSize: parseNumber('batch-size', flags['batch-size']),
+      // Upstream ORs the two into FsAlignChunk, which the converter passes as --aligned-chunk.
+      alignedChunk: flags['fs-align-chunk'] || flags['backend-aligned-chunk'],
       workDir: flags['work-dir'],
       prefetchPatterns: prefetch,
       concurrency: flags.concurrency,
