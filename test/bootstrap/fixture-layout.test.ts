@@ -3,16 +3,16 @@
 // (rafs-v6.md §9 trap 12): flags' ENCRYPTION_NONE bit, mapped_blkaddr alignment, the root's
 // i_ino, and everything that depends on compressed sizes (blob id, sizes, offsets, TOC digest).
 import { describe, expect, it } from 'vitest';
+import { UPSTREAM } from '../helpers/upstream.js';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { openImage } from '../../src/read/open.js';
 import { BlobReader } from '../../src/read/data.js';
 import { create } from '../../src/build/create.js';
 
-const fixtures = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../shared/fixtures/upstream');
+const fixtures = UPSTREAM;
 
 describe('upstream fixture layout', () => {
   it('our build of the same tree lays out every inode, dirent, index and chunk-table entry as upstream', async () => {

@@ -11,6 +11,7 @@
 //     upstream HEAD writes them in DFS pre-order (Tree::walk_dfs_pre, since 2023-06), as we do.
 //     Readers find records through the inode table, so only the offsets in that table move.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { UPSTREAM } from '../helpers/upstream.js';
 import { chmod, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,7 +22,7 @@ import { skipLoudly, type SkipContext } from '../helpers/kernel.js';
 import { writeTar } from '../helpers/oci.js';
 import { hasTool, runOk } from '../helpers/tools.js';
 
-const REPEATABLE = join(import.meta.dirname, '../../../shared/fixtures/upstream/repeatable');
+const REPEATABLE = join(UPSTREAM, 'repeatable');
 const BLOB = '7334a2594e133cf8ae364189c2276b090fc490c627bcc3fb1077f0419a538e00';
 const FIXTURES = [
   // The blake3 fixture's name says lz4_block, but its superblock says compression none (flags 0x5)

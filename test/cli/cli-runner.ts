@@ -5,7 +5,7 @@ import { run, type RunOptions, type RunResult } from '../helpers/tools.js';
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const BIN = join(REPO, 'bin', 'nydus-image.js');
-export const UPSTREAM = resolve(REPO, '../shared/fixtures/upstream');
+export { UPSTREAM } from '../helpers/upstream.js';
 
 /** Runs `nydus-image ARGS` from the repository root; resolves whatever the exit code. */
 export function nydusImage(args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {

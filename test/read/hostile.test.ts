@@ -2,9 +2,10 @@
 // depth and size a reader takes from an image is validated where it is read, and work and
 // memory stay bounded by the bytes present. Each case failed before the readers checked it.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { UPSTREAM } from '../helpers/upstream.js';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, openSync, ftruncateSync, closeSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { NydusError } from '../../src/errors.js';
 import { planDisk } from '../../src/build/export.js';
 import { LIMITS } from '../../src/format/limits.js';
@@ -23,7 +24,6 @@ import type { ChunkInfo, ImageNode, RafsImage } from '../../src/read/model.js';
 import { CHUNK_SIZE, blobEntry, buildV6, dir, file, link, oneChunk, patchBytes, symlink } from './craft.js';
 import type { TreeNode } from '../../src/tree/node.js';
 
-const UPSTREAM = resolve(import.meta.dirname, '../../../shared/fixtures/upstream');
 const V5_BOOT = join(UPSTREAM, 'repeatable/sha256-nocompress-repeatable');
 
 let work: string;

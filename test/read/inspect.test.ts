@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { UPSTREAM } from '../helpers/upstream.js';
 import { NydusError } from '../../src/errors.js';
 import * as v5 from '../../src/format/rafs/v5.js';
 import {
@@ -10,7 +10,6 @@ import {
 import type { ImageNode, RafsImage } from '../../src/read/model.js';
 import { openImage } from '../../src/read/open.js';
 
-const UPSTREAM = resolve(dirname(fileURLToPath(import.meta.url)), '../../../shared/fixtures/upstream');
 const V6 = resolve(UPSTREAM, 'bootstrap/rafs-v6-2.2.boot');
 const V5 = resolve(UPSTREAM, 'repeatable/sha256-nocompress-repeatable');
 const BLOB_V6 = 'be7d77eeb719f70884758d1aa800ed0fb09d701aaec469964e9d54325f0d5fef';

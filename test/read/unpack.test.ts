@@ -4,6 +4,7 @@
 // against the digests upstream recorded; a FIFO reader sees what a file gets; failures leave
 // no output behind.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { UPSTREAM } from '../helpers/upstream.js';
 import { chmod, copyFile, lstat, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
@@ -20,7 +21,6 @@ import { skipLoudly, type SkipContext } from '../helpers/kernel.js';
 import { hasTool, run, runOk } from '../helpers/tools.js';
 import { buildHostileTree, joinPath, type TreeManifest } from '../helpers/tree.js';
 
-const UPSTREAM = join(import.meta.dirname, '../../../shared/fixtures/upstream');
 const V6_BOOT = join(UPSTREAM, 'bootstrap/rafs-v6-2.2.boot');
 const V6_BLOBS = join(UPSTREAM, 'blobs');
 const V6_BLOB = 'be7d77eeb719f70884758d1aa800ed0fb09d701aaec469964e9d54325f0d5fef';

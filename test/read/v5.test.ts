@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { UPSTREAM } from '../helpers/upstream.js';
 import { compressorByName, digesterByName } from '../../src/algo/index.js';
 import { NydusError } from '../../src/errors.js';
 import * as v5 from '../../src/format/rafs/v5.js';
@@ -10,7 +10,6 @@ import { CHUNK_COMPRESSED, isDir, isReg, isSymlink } from '../../src/read/model.
 import type { ImageNode, RafsImage } from '../../src/read/model.js';
 import { isV5, loadV5 } from '../../src/read/v5.js';
 
-const UPSTREAM = resolve(dirname(fileURLToPath(import.meta.url)), '../../../shared/fixtures/upstream');
 const REPEATABLE = resolve(UPSTREAM, 'repeatable');
 const FIXTURES = ['sha256-nocompress-repeatable', 'blake3-lz4_block-non_repeatable'] as const;
 /** The lz4_block build of the same tree; no fixture bootstrap references it (see relabelAsLz4). */

@@ -1,11 +1,11 @@
 import { readFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { UPSTREAM } from '../../helpers/upstream.js';
 import { NydusError } from '../../../src/errors.js';
 import * as v5 from '../../../src/format/rafs/v5.js';
 
-const FIXTURES = resolve(dirname(fileURLToPath(import.meta.url)), '../../../../shared/fixtures/upstream/repeatable');
+const FIXTURES = resolve(UPSTREAM, 'repeatable');
 const BOOT = readFileSync(resolve(FIXTURES, 'sha256-nocompress-repeatable'));
 
 const digestOf = (seed: number) => Buffer.alloc(32, seed);
