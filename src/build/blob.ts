@@ -44,7 +44,7 @@ export interface BlobOffload {
   writes: boolean;
 }
 
-const sha256 = (...parts: Uint8Array[]) => {
+export const sha256 = (...parts: Uint8Array[]) => {
   const h = createHash('sha256');
   for (const p of parts) h.update(p);
   return h.digest();

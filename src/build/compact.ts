@@ -126,7 +126,9 @@ export async function compact(o: CompactOptions): Promise<CompactResult> {
   // Refused only once there is something to do: with fewer blobs than layers_to_compact any image is left as it is (as upstream).
   if (image.version !== 6) throw new NydusError('UNSUPPORTED', `compacting RAFS v${image.version} images is not supported (only v6)`, { path: o.bootstrap });
   if ((image.flags & ext.FLAG_TARFS_MODE) !== 0) throw new NydusError('UNSUPPORTED', 'a tarfs image has no chunks to compact (its blobs are the layer tars)', { path: o.bootstrap });
-  const before = { blobs: blobs.length, bytes: blobs.reduce((s, b) => s + sizeOf(b), 0) };
+  // Each blob's size once: a blob the table gives no size is stat'ed in blobs_dir.
+  const sizes = blobs.map(sizeOf);
+  const before = { blobs: blobs.length, bytes: sizes.reduce((s, n) => s + n, 0) };
 
   const dictIds = new Set<string>();
   if (o.chunkDict) for (const b of openImage(parseChunkDictArg(o.chunkDict)).blobs) dictIds.add(b.blobId);
@@ -146,12 +148,12 @@ export async function compact(o: CompactOptions): Promise<CompactResult> {
   const movable = (i: number) => (blobs[i].features & PINNED) === 0 && blobs[i].compressor === compressor.name && blobs[i].digester === digester.name;
   for (const [i, b] of blobs.entries()) {
     if (plans[i].kind !== 'keep' || !movable(i)) continue;
-    const ratio = Math.floor((usedBytes[i] * 100) / Math.max(1, sizeOf(b)));
-    log(`compactor: blob ${b.blobId} size ${sizeOf(b)}, used data ratio ${ratio}%`);
+    const ratio = Math.floor((usedBytes[i] * 100) / Math.max(1, sizes[i]));
+    log(`compactor: blob ${b.blobId} size ${sizes[i]}, used data ratio ${ratio}%`);
     if (ratio < cfg.min_used_ratio) plans[i] = { kind: 'rebuild', members: [i] };
   }
   // Small blobs merge, smallest first, while the merged data stays within max_compact_size.
-  const sizeNow = (i: number) => (plans[i].kind === 'rebuild' ? usedBytes[i] : sizeOf(blobs[i]));
+  const sizeNow = (i: number) => (plans[i].kind === 'rebuild' ? usedBytes[i] : sizes[i]);
   const small = blobs.map((_, i) => i).filter((i) => (plans[i].kind === 'keep' || plans[i].kind === 'rebuild') && movable(i) && sizeNow(i) < cfg.compact_blob_size);
   small.sort((a, b) => sizeNow(a) - sizeNow(b) || a - b);
   if (small.length >= 2) {

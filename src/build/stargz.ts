@@ -20,7 +20,7 @@ import { planBootstrap } from '../bootstrap/plan.js';
 import { emitBootstrap } from '../bootstrap/emit.js';
 import { applyLayer } from '../tree/overlay.js';
 import type { ChunkInfo } from '../read/model.js';
-import type { TreeNode } from '../tree/node.js';
+import { walk, type TreeNode } from '../tree/node.js';
 import { blobEntryFromInfo } from './blob-table.js';
 import { writeBootstrap } from './bootstrap-file.js';
 import { Trace } from './trace.js';
@@ -216,12 +216,7 @@ export async function createStargzIndex(o: CreateOptions): Promise<CreateResult>
   for (const c of layer.chunks) chunks.push(c);
   if (base > 0) {
     // The layer's chunk refs index its own list; they now sit after the parent's.
-    const stack = [layer.root];
-    while (stack.length > 0) {
-      const n = stack.pop()!;
-      for (const r of n.chunks ?? []) r.chunk += base;
-      for (const c of n.children ?? []) stack.push(c);
-    }
+    for (const n of walk(layer.root)) for (const r of n.chunks ?? []) r.chunk += base;
   }
   const root = parentTree ? applyLayer(parentTree, layer.root, o.whiteoutSpec ?? 'oci') : layer.root;
   treeTimer.end();

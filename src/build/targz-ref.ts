@@ -28,15 +28,11 @@ import { blobFileIn, checkV6BlobId } from './blob-table.js';
 import { Trace } from './trace.js';
 import { DEFAULT_CHUNK_SIZE, failBuild, prefetchNodes, type CreateOptions, type CreateResult } from './create.js';
 import { writeBootstrap } from './bootstrap-file.js';
-import { tocSection } from './blob.js';
+import { sha256, tocSection } from './blob.js';
+import { alignUp } from '../format/util.js';
 
 const MAX_CHUNKS = 0xff_ffff;
 
-const sha256 = (...parts: Uint8Array[]) => {
-  const h = createHash('sha256');
-  for (const p of parts) h.update(p);
-  return h.digest();
-};
 
 /** The type asked for (targz-ref or estargz-ref, neither has aliases): the name messages use. */
 function typeName(o: CreateOptions): string {
@@ -79,7 +75,7 @@ class ChunkTable {
         uncompressedOffset: this.uncompressedEnd, uncompressedSize: z.size, fileOffset, crc32: 0,
       });
       this.zran.push({ ctx: z.ctxIndex, offset: z.ctxOffset });
-      this.uncompressedEnd += Math.ceil(z.size / 4096) * 4096;
+      this.uncompressedEnd += alignUp(z.size, 4096);
       return { chunk: index, fileOffset };
     });
   }

@@ -33,7 +33,6 @@ import { RegistryClient } from './registry.js';
 import { nydusRootfs, ociRootfs, type Rootfs } from './rootfs.js';
 
 /** Zran (--oci-ref) blob layers name the OCI layer they index; rule 2 skips them as upstream does. */
-const ANNOTATION_NYDUS_REF = 'containerd.io/snapshot/nydus-ref';
 const REPORT = 'check-report.json';
 
 export interface CheckOptions {
@@ -383,7 +382,7 @@ class Checker {
     this.pendingOutputs.push(writeJson(path.join(side.dir, 'nydus_output.json'), outputJson({
       bootstrap: side.bootPath, blobs, trace: r.trace, fsVersion: String(r.image.version), compressor: r.image.compressor,
     }), false));
-    const layers = img.manifest.layers.slice(0, -1).filter((l) => l.annotations?.[ANNOTATION_NYDUS_REF] === undefined).map((l) => l.digest.slice(7));
+    const layers = img.manifest.layers.slice(0, -1).filter((l) => l.annotations?.[ANNOTATION.REF] === undefined).map((l) => l.digest.slice(7));
     // With the blobs in a storage backend the manifest lists none: nothing to hold the table against (as upstream).
     if (layers.length === 0) return;
     const have = new Set(layers);
@@ -444,7 +443,7 @@ class Checker {
     const byHex = new Map(img.manifest.layers.slice(0, -1).map((l) => [l.digest.slice(7), l]));
     // A zran blob is the gzip layer its ref blob layer names; the ref blob holds its ZRAN table.
     const byRef = new Map(img.manifest.layers.slice(0, -1).flatMap((l) => {
-      const ref = l.annotations?.[ANNOTATION_NYDUS_REF];
+      const ref = l.annotations?.[ANNOTATION.REF];
       return ref !== undefined && ref.startsWith('sha256:') ? [[ref.slice(7), l] as const] : [];
     }));
     try {

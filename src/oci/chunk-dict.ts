@@ -12,9 +12,8 @@ import { formatPlatform, platformMatches, type PlatformSpec } from './platform.j
 import { formatReference, parseReference, refTarget, type Reference } from './reference.js';
 import { RegistryClient, type RegistryClientOptions } from './registry.js';
 import { unpackBootstrapLayer } from './bootstrap-layer.js';
-import { decompressed } from './convert.js';
+import { ANNOTATION, decompressed } from './convert.js';
 
-const BOOTSTRAP_ANNOTATION = 'containerd.io/snapshot/nydus-bootstrap';
 
 export interface ChunkDict {
   /** The dict's reference, as messages name it. */
@@ -56,8 +55,8 @@ export async function pullChunkDict(refText: string, dir: string, platforms: Pla
     }
     const layers = top.manifest.layers;
     const last = layers.at(-1);
-    if (!last || last.annotations?.[BOOTSTRAP_ANNOTATION] !== 'true') {
-      throw new NydusError('SOURCE', `chunk dict ${text}: not a Nydus image (its last layer lacks ${BOOTSTRAP_ANNOTATION}: "true")`);
+    if (!last || last.annotations?.[ANNOTATION.BOOTSTRAP] !== 'true') {
+      throw new NydusError('SOURCE', `chunk dict ${text}: not a Nydus image (its last layer lacks ${ANNOTATION.BOOTSTRAP}: "true")`);
     }
     const blobs = new Map<string, Descriptor>();
     for (const l of layers.slice(0, -1)) if (l.mediaType === MEDIA.NYDUS_BLOB) blobs.set(l.digest.slice(7), l);

@@ -11,6 +11,7 @@ import { CHUNK_COMPRESSED, type ChunkInfo } from '../read/model.js';
 import { isDirNode, type TreeNode } from '../tree/node.js';
 import { normalizeHardlinks } from '../tree/overlay.js';
 import { chunkDigestBytes, type Toc, type TocEntry } from '../format/stargz/toc.js';
+import { alignUp } from '../format/util.js';
 
 export interface StargzTreeOptions {
   chunkSize: number;
@@ -47,7 +48,6 @@ export function gzipSizeBound(size: number): number {
   return size + 10 + 8 + 5 + Math.floor(size / (16 << 10)) * 5 + 128;
 }
 
-const align4k = (n: number) => Math.ceil(n / 4096) * 4096;
 /** blob_table.compressed_size and blob.meta's compressed offsets stop at 2^40. */
 const MAX_BLOB_OFFSET = 2 ** 40 - (32 << 20);
 
@@ -251,7 +251,7 @@ export function stargzTree(toc: Toc, o: StargzTreeOptions): StargzTree {
       compressedOffset: off, compressedSize, uncompressedOffset: uncompressed, uncompressedSize: p.size,
       fileOffset: p.entry.chunkOffset, crc32: 0,
     });
-    uncompressed += align4k(p.size);
+    uncompressed += alignUp(p.size, 4096);
     compressedEnd = Math.max(compressedEnd, off + compressedSize);
     p.node.chunks!.push({ chunk: k, fileOffset: p.entry.chunkOffset });
   });
