@@ -24,6 +24,7 @@ import { parseChunkDictArg } from './chunk-dict-arg.js';
 import { writeBootstrap } from './bootstrap-file.js';
 import { failBuild } from './create.js';
 import { Trace } from './trace.js';
+import { outputJson, writeOutputJson } from './output-json.js';
 
 export interface CompactConfig {
   /** Blobs whose referenced bytes are under this percentage of their size are rebuilt (0-99; 0: never). */
@@ -70,6 +71,31 @@ export function parseCompactConfig(text: string, where: string): Partial<Compact
   return out;
 }
 
+const COMPACT_KEYS = ['min_used_ratio', 'compact_blob_size', 'max_compact_size', 'layers_to_compact', 'blobs_dir'];
+
+/**
+ * A compact config file, read and checked. With `onlyIfCompact` (create's --config, which names
+ * other configs too) a file whose JSON names no compact field gives undefined.
+ */
+export function readCompactConfig(file: string, onlyIfCompact = false): Partial<CompactConfig> | undefined {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw fsError('USAGE', file, e);
+  }
+  if (onlyIfCompact) {
+    let raw: unknown;
+    try {
+      raw = JSON.parse(text);
+    } catch {
+      return undefined;
+    }
+    if (typeof raw !== 'object' || raw === null || Array.isArray(raw) || !Object.keys(raw).some((k) => COMPACT_KEYS.includes(k))) return undefined;
+  }
+  return parseCompactConfig(text, file);
+}
+
 export interface CompactOptions {
   bootstrap: string;
   config: CompactConfig;
@@ -96,6 +122,16 @@ type Plan = { kind: 'keep' } | { kind: 'dict' } | { kind: 'delete' } | { kind: '
 
 /** Blob features that pin a blob: its chunks cannot be copied one by one into another blob. */
 const PINNED = bt.FEATURE_BATCH | bt.FEATURE_ENCRYPTED | bt.FEATURE_ZRAN | bt.FEATURE_SEPARATE | bt.FEATURE_TARFS | bt.FEATURE_EXTERNAL;
+
+/** compact, then its summary through o.log and, when a bootstrap was written, the --output-json document to `jsonFile`. */
+export async function compactAndReport(o: CompactOptions, jsonFile?: string): Promise<CompactResult> {
+  const r = await compact(o);
+  o.log?.(`compactor: blobs ${r.before.blobs} -> ${r.after.blobs}, bytes ${r.before.bytes} -> ${r.after.bytes}${r.bootstrap ? `; bootstrap ${r.bootstrap}` : ''}`);
+  if (r.bootstrap && jsonFile) {
+    await writeOutputJson(jsonFile, outputJson({ bootstrap: r.bootstrap, blobs: r.blobs, trace: r.trace, fsVersion: '6', compressor: r.compressor }), true);
+  }
+  return r;
+}
 
 /** upstream: the bootstrap path with its extension replaced by "bootstrap.compact". */
 export function defaultCompactOutput(bootstrap: string): string {

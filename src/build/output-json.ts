@@ -1,7 +1,8 @@
 // The --output-json document of create, merge and check, in upstream's schema and field order
-// (blob.md §7.4). Data only: the CLI writes it (src/cli/output-json.ts), and `nydusify check`
-// writes it as nydus_output.json.
+// (blob.md §7.4), and writeOutputJson, which writes it as create, merge, compact and check do
+// (`nydusify check` writes it as nydus_output.json).
 import type { Trace } from './trace.js';
+import { writeFileAtomic } from '../io/atomic.js';
 import { TOOL_VERSION } from '../version.js';
 
 /** The version the documents and the nydus-builder-version annotation carry (src/version.ts). */
@@ -29,4 +30,9 @@ export function outputJson(o: { bootstrap: string; blobs: string[]; trace: Trace
     fs_version: o.fsVersion,
     compressor: o.compressor,
   };
+}
+
+/** create/merge write pretty JSON (2-space indent), check compact; neither ends with a newline. */
+export function writeOutputJson(file: string, data: unknown, pretty: boolean): Promise<void> {
+  return writeFileAtomic(file, Buffer.from(pretty ? JSON.stringify(data, null, 2) : JSON.stringify(data)));
 }

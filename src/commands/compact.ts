@@ -1,10 +1,7 @@
-import * as fs from 'node:fs';
 import { Flags } from '@oclif/core';
 import { BaseCommand, parseNumber } from '../cli/base.js';
-import { COMPACT_DEFAULTS, compact, parseCompactConfig, type CompactConfig } from '../build/compact.js';
-import { NydusError, fsError } from '../errors.js';
-import { outputJson } from '../build/output-json.js';
-import { writeOutputJson } from '../cli/output-json.js';
+import { COMPACT_DEFAULTS, compactAndReport, readCompactConfig, type CompactConfig } from '../build/compact.js';
+import { NydusError } from '../errors.js';
 import { checkNoCollision } from '../io/collide.js';
 
 export default class Compact extends BaseCommand {
@@ -38,16 +35,7 @@ export default class Compact extends BaseCommand {
   async run(): Promise<void> {
     const { flags } = await this.parse(Compact);
     const log = this.initLogger(flags);
-    let fromFile: Partial<CompactConfig> = {};
-    if (flags.config) {
-      let text: string;
-      try {
-        text = fs.readFileSync(flags.config, 'utf8');
-      } catch (e) {
-        throw fsError('USAGE', flags.config, e);
-      }
-      fromFile = parseCompactConfig(text, flags.config);
-    }
+    const fromFile = flags.config ? readCompactConfig(flags.config)! : {};
     const fromFlags: Partial<CompactConfig> = {};
     const num = (flag: 'min-used-ratio' | 'compact-blob-size' | 'max-compact-size' | 'layers-to-compact', field: keyof typeof COMPACT_DEFAULTS) => {
       const v = flags[flag];
@@ -62,13 +50,9 @@ export default class Compact extends BaseCommand {
     if (!blobsDir) throw new NydusError('USAGE', 'missing blobs dir: give --blob-dir or blobs_dir in --config');
     const config: CompactConfig = { ...COMPACT_DEFAULTS, ...fromFile, ...fromFlags, blobs_dir: blobsDir };
     checkNoCollision([['--bootstrap', flags.bootstrap], ['--chunk-dict', flags['chunk-dict']?.replace(/^bootstrap=/, '')]], [['--output-bootstrap', flags['output-bootstrap']], ['--output-json', flags['output-json']]]);
-    const r = await compact({
+    await compactAndReport({
       bootstrap: flags.bootstrap, config, chunkDict: flags['chunk-dict'], outputBootstrap: flags['output-bootstrap'], backendType: flags['backend-type'],
       log: (line) => log.info(line),
-    });
-    log.info(`compactor: blobs ${r.before.blobs} -> ${r.after.blobs}, bytes ${r.before.bytes} -> ${r.after.bytes}`);
-    if (r.bootstrap && flags['output-json']) {
-      await writeOutputJson(flags['output-json'], outputJson({ bootstrap: r.bootstrap, blobs: r.blobs, trace: r.trace, fsVersion: '6', compressor: r.compressor }), true);
-    }
+    }, flags['output-json']);
   }
 }

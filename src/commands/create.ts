@@ -3,10 +3,8 @@ import { BaseCommand, parseNumber } from '../cli/base.js';
 import { BUILD_COMPRESSORS, DIGESTER_NAMES, type CompressorName, type DigesterName } from '../algo/index.js';
 import { CONVERSION_NAMES, conversionByName } from '../build/conversions.js';
 import { create } from '../build/create.js';
-import * as fs from 'node:fs';
-import { NydusError, fsError } from '../errors.js';
-import { outputJson } from '../build/output-json.js';
-import { writeOutputJson } from '../cli/output-json.js';
+import { NydusError } from '../errors.js';
+import { outputJson, writeOutputJson } from '../build/output-json.js';
 import { progressReporter } from '../cli/progress.js';
 import { loadPlugins } from '../cli/plugins.js';
 import { WHITEOUT_SPEC_NAMES, type WhiteoutSpec } from '../tree/overlay.js';
@@ -73,21 +71,17 @@ export default class Create extends BaseCommand {
     // The seed's create-time spelling of compaction (upstream's docs/nydus-image.md): --config names
     // a compact config, and the image at --bootstrap is compacted as `nydus-image compact` does.
     if (flags.config !== undefined) {
-      const { compact, parseCompactConfig, COMPACT_DEFAULTS } = await import('../build/compact.js');
-      const compactConfig = readCompactConfig(flags.config, parseCompactConfig);
+      const { compactAndReport, readCompactConfig, COMPACT_DEFAULTS } = await import('../build/compact.js');
+      const compactConfig = readCompactConfig(flags.config, true);
       if (compactConfig) {
         if (!flags.bootstrap) throw new NydusError('USAGE', `missing --bootstrap: the image that ${flags.config} compacts`);
         if (!compactConfig.blobs_dir) throw new NydusError('USAGE', `missing blobs_dir in ${flags.config}: where the blobs to compact are`);
         log.warn(`--config ${flags.config} is a compact config: compacting ${flags.bootstrap}; source ${args.source} is not read`);
         checkNoCollision([['--bootstrap', flags.bootstrap], ['--chunk-dict', flags['chunk-dict']?.replace(/^bootstrap=/, '')]], [['--output-json', flags['output-json']]]);
-        const r = await compact({
+        await compactAndReport({
           bootstrap: flags.bootstrap, config: { ...COMPACT_DEFAULTS, ...compactConfig, blobs_dir: compactConfig.blobs_dir }, chunkDict: flags['chunk-dict'],
           backendType: flags['backend-type'], log: (line) => log.info(line),
-        });
-        log.info(`compactor: blobs ${r.before.blobs} -> ${r.after.blobs}, bytes ${r.before.bytes} -> ${r.after.bytes}${r.bootstrap ? `; bootstrap ${r.bootstrap}` : ''}`);
-        if (r.bootstrap && flags['output-json']) {
-          await writeOutputJson(flags['output-json'], outputJson({ bootstrap: r.bootstrap, blobs: r.blobs, trace: r.trace, fsVersion: '6', compressor: r.compressor }), true);
-        }
+        }, flags['output-json']);
         return;
       }
     }
@@ -192,21 +186,3 @@ function parseBlobDataSize(v: string): number {
   return n;
 }
 
-/** The compact config --config names, or undefined when the file is another kind (a nydusd config). */
-function readCompactConfig<T>(file: string, parse: (text: string, where: string) => T): T | undefined {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (e) {
-    throw fsError('USAGE', file, e);
-  }
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-  const keys = ['min_used_ratio', 'compact_blob_size', 'max_compact_size', 'layers_to_compact', 'blobs_dir'];
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw) || !Object.keys(raw).some((k) => keys.includes(k))) return undefined;
-  return parse(text, file);
-}

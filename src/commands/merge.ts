@@ -2,8 +2,7 @@ import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../cli/base.js';
 import { merge } from '../build/merge.js';
 import { NydusError } from '../errors.js';
-import { outputJson } from '../build/output-json.js';
-import { writeOutputJson } from '../cli/output-json.js';
+import { outputJson, writeOutputJson } from '../build/output-json.js';
 import { readPrefetchList } from '../cli/prefetch-list.js';
 import { checkNoCollision } from '../io/collide.js';
 

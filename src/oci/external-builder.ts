@@ -207,31 +207,40 @@ export class ExternalBuilder {
   /** `merge` of the per-layer bootstraps (lower → upper) into `<w>/bootstrap`; returns merge-output.json's blobs. */
   async merge(w: string, sources: string[], prefetch: string[], chunkDict?: string): Promise<{ bootstrap: string; blobs: string[] }> {
     await this.check();
-    const child = spawn(this.bin, ExternalBuilder.mergeArgs(w, sources, chunkDict), { stdio: ['pipe', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr!.setEncoding('utf8').on('data', (s: string) => (stderr = (stderr + s).slice(-4096)));
-    child.stdin!.on('error', () => undefined);
-    child.stdin!.end(prefetch.map((p) => `${p}\n`).join(''));
-    const code = await new Promise<number | string>((resolve) => {
-      child.once('error', (e) => resolve(`cannot run it: ${(e as NodeJS.ErrnoException).code ?? e.message}`));
-      child.once('close', (c, sig) => resolve(c ?? `killed by ${sig}`));
-    });
-    if (code !== 0) {
-      const last = stderr.trim().split('\n').filter(Boolean).at(-1) ?? '';
-      throw new NydusError('SOURCE', `${this.bin} merge ${typeof code === 'number' ? `exited with status ${code}` : code}${last ? `: ${last}` : ''}`);
-    }
-    const jsonFile = path.join(w, 'merge-output.json');
-    let blobs: unknown;
-    try {
-      blobs = (JSON.parse(await readFile(jsonFile, 'utf8')) as { blobs?: unknown }).blobs;
-    } catch (e) {
-      throw new NydusError('SOURCE', `${this.bin} merge: ${jsonFile} is not readable JSON: ${(e as Error).message.split('\n')[0]}`);
-    }
-    if (!Array.isArray(blobs) || !blobs.every((b) => typeof b === 'string' && /^[0-9a-f]{64}$/.test(b))) {
-      throw new NydusError('SOURCE', `${this.bin} merge: ${jsonFile}: "blobs" is not a list of 64-hex blob ids`);
-    }
-    return { bootstrap: path.join(w, 'bootstrap'), blobs: blobs as string[] };
+    await runBuilder(this.bin, ExternalBuilder.mergeArgs(w, sources, chunkDict), prefetch.map((p) => `${p}\n`).join(''));
+    return { bootstrap: path.join(w, 'bootstrap'), blobs: await readBuilderBlobs(path.join(w, 'merge-output.json'), `${this.bin} merge`) };
   }
+}
+
+/** Runs an external builder with `stdin` as its input; its last stderr line goes into the error when it fails. */
+export async function runBuilder(bin: string, args: string[], stdin = ''): Promise<void> {
+  const child = spawn(bin, args, { stdio: ['pipe', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.setEncoding('utf8').on('data', (s: string) => (stderr = (stderr + s).slice(-4096)));
+  child.stdin!.on('error', () => undefined);
+  child.stdin!.end(stdin);
+  const code = await new Promise<number | string>((resolve) => {
+    child.once('error', (e) => resolve(`cannot run it: ${(e as NodeJS.ErrnoException).code ?? e.message}`));
+    child.once('close', (c, sig) => resolve(c ?? `killed by ${sig}`));
+  });
+  if (code !== 0) {
+    const last = stderr.trim().split('\n').filter(Boolean).at(-1) ?? '';
+    throw new NydusError('SOURCE', `${bin} ${args[0]} ${typeof code === 'number' ? `exited with status ${code}` : code}${last ? `: ${last}` : ''}`);
+  }
+}
+
+/** The "blobs" of an output JSON an external builder wrote (`what`: "BIN create" or "BIN merge"). */
+export async function readBuilderBlobs(file: string, what: string): Promise<string[]> {
+  let blobs: unknown;
+  try {
+    blobs = (JSON.parse(await readFile(file, 'utf8')) as { blobs?: unknown }).blobs ?? [];
+  } catch (e) {
+    throw new NydusError('SOURCE', `${what}: ${file} is not readable JSON: ${(e as Error).message.split('\n')[0]}`);
+  }
+  if (!Array.isArray(blobs) || !blobs.every((b) => typeof b === 'string' && /^[0-9a-f]{64}$/.test(b))) {
+    throw new NydusError('SOURCE', `${what}: ${file}: "blobs" is not a list of 64-hex blob ids`);
+  }
+  return blobs as string[];
 }
 
 /** The argv builders, under one name for callers and tests. */

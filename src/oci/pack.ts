@@ -3,16 +3,15 @@
 // meta_prefix / blob_prefix (spec oci-and-converters.md §3.1, §4.3). The build runs in-process,
 // or in an external nydus-image exec'd with upstream's argv. With --compact the parent bootstrap is
 // compacted first (upstream's packer.tryCompactParent) and the layer is built on the compacted one.
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { checkChunkSize, create } from '../build/create.js';
-import { compact, parseCompactConfig, type CompactConfig } from '../build/compact.js';
-import { outputJson } from '../build/output-json.js';
-import { writeOutputJson } from '../cli/output-json.js';
+import { compactAndReport, readCompactConfig, type CompactConfig } from '../build/compact.js';
+import { outputJson, writeOutputJson } from '../build/output-json.js';
 import { NydusError, fsError } from '../errors.js';
 import { openImage } from '../read/open.js';
 import type { CompressorName } from '../algo/index.js';
+import { readBuilderBlobs, runBuilder } from './external-builder.js';
 
 export const DEFAULT_OUTPUT_DIR = './.nydus-build-output';
 
@@ -131,53 +130,12 @@ function blobsOf(file: string, what: string): string[] {
   }
 }
 
-/** Runs the external builder; its last stderr line goes into the error when it fails. */
-async function runExternal(bin: string, args: string[]): Promise<void> {
-  const what = `${bin} ${args[0]}`;
-  const child = spawn(bin, args, { stdio: ['pipe', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr!.setEncoding('utf8').on('data', (s: string) => (stderr = (stderr + s).slice(-4096)));
-  child.stdin!.on('error', () => undefined);
-  child.stdin!.end('');
-  const code = await new Promise<number | string>((resolve) => {
-    child.once('error', (e) => resolve(`cannot run it: ${(e as NodeJS.ErrnoException).code ?? e.message}`));
-    child.once('close', (c, sig) => resolve(c ?? `killed by ${sig}`));
-  });
-  if (code !== 0) {
-    const last = stderr.trim().split('\n').filter(Boolean).at(-1) ?? '';
-    throw new NydusError('SOURCE', `${what} ${typeof code === 'number' ? `exited with status ${code}` : code}${last ? `: ${last}` : ''}`);
-  }
-}
-
-/** output.json's blobs, as an external builder wrote them. */
-function readOutputBlobs(file: string, bin: string): string[] {
-  let blobs: unknown;
-  try {
-    blobs = (JSON.parse(fs.readFileSync(file, 'utf8')) as { blobs?: unknown }).blobs ?? [];
-  } catch (e) {
-    throw new NydusError('SOURCE', `${bin} create: ${file} is not readable JSON: ${(e as Error).message.split('\n')[0]}`);
-  }
-  if (!Array.isArray(blobs) || !blobs.every((b) => typeof b === 'string' && /^[0-9a-f]{64}$/.test(b))) {
-    throw new NydusError('SOURCE', `${bin} create: ${file}: "blobs" is not a list of 64-hex blob ids`);
-  }
-  return blobs as string[];
-}
-
 /** Upstream's compactor defaults (pkg/compactor), used for every field a config file leaves out. */
 export const PACK_COMPACT_DEFAULTS = { min_used_ratio: 5, compact_blob_size: 10485760, max_compact_size: 104857600, layers_to_compact: 32 };
 
 /** The compact settings: the config file's fields over upstream's defaults; blobs_dir defaults to the output directory. */
 export function loadPackCompactConfig(file: string | undefined, outputDir: string): CompactConfig {
-  let fromFile: Partial<CompactConfig> = {};
-  if (file !== undefined) {
-    let text: string;
-    try {
-      text = fs.readFileSync(file, 'utf8');
-    } catch (e) {
-      throw fsError('USAGE', file, e);
-    }
-    fromFile = parseCompactConfig(text, file);
-  }
+  const fromFile = file !== undefined ? readCompactConfig(file)! : {};
   return { ...PACK_COMPACT_DEFAULTS, ...fromFile, blobs_dir: fromFile.blobs_dir ?? outputDir };
 }
 
@@ -218,7 +176,7 @@ async function compactParent(o: PackOptions, c: PackCompact, config: CompactConf
       throw fsError('OUTPUT', cfgFile, e);
     }
     try {
-      await runExternal(o.nydusImage, compactArgs({ bootstrap: parent, config, backendType: c.backendType, backendConfigFile: cfgFile, outputJson: resultJson, outputBootstrap: target, chunkDict: o.chunkDict }));
+      await runBuilder(o.nydusImage, compactArgs({ bootstrap: parent, config, backendType: c.backendType, backendConfigFile: cfgFile, outputJson: resultJson, outputBootstrap: target, chunkDict: o.chunkDict }));
     } finally {
       try {
         fs.writeFileSync(cfgFile, Buffer.alloc(Buffer.byteLength(c.backendConfig)));
@@ -227,11 +185,7 @@ async function compactParent(o: PackOptions, c: PackCompact, config: CompactConf
       }
     }
   } else {
-    const r = await compact({ bootstrap: parent, config, chunkDict: o.chunkDict, outputBootstrap: target, backendType: c.backendType, log });
-    log(`compactor: blobs ${r.before.blobs} -> ${r.after.blobs}, bytes ${r.before.bytes} -> ${r.after.bytes}`);
-    if (r.bootstrap) {
-      await writeOutputJson(resultJson, outputJson({ bootstrap: r.bootstrap, blobs: r.blobs, trace: r.trace, fsVersion: '6', compressor: r.compressor }), true);
-    }
+    await compactAndReport({ bootstrap: parent, config, chunkDict: o.chunkDict, outputBootstrap: target, backendType: c.backendType, log }, resultJson);
   }
   if (!fs.existsSync(target)) return parent;
   log(`successfully compacted bootstrap ${parent}, use new parent ${target}`);
@@ -284,8 +238,8 @@ export async function pack(o: PackOptions): Promise<PackResult> {
     parentBlobs = parent ? blobsOf(parent, 'parent bootstrap') : [];
     if (o.nydusImage) {
       const args = packArgs({ ...o, parentBootstrap: parent, fsVersion, bootstrap: paths.bootstrap, blob: paths.blob, outputJson: paths.outputJson });
-      await runExternal(o.nydusImage, args);
-      blobs = readOutputBlobs(paths.outputJson, o.nydusImage);
+      await runBuilder(o.nydusImage, args);
+      blobs = await readBuilderBlobs(paths.outputJson, `${o.nydusImage} create`);
     } else {
       const r = await create({
         source: o.sourceDir, type: 'dir-rafs', bootstrap: paths.bootstrap, blob: paths.blob, fsVersion,
