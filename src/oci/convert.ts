@@ -461,14 +461,19 @@ class Converter {
     return { mediaType: desc.mediaType, digest, size: bytes.length, platform, annotations: { [ANNOTATION.SOURCE_DIGEST]: desc.digest } };
   }
 
-  /** A chunk dict blob into the target: skipped when there, mounted within one registry, else streamed across. */
-  private async copyDictBlob(d: Descriptor): Promise<void> {
+  /** A chunk dict blob into the target (copyBlob). */
+  private copyDictBlob(d: Descriptor): Promise<void> {
     const dict = this.dict!;
+    return this.copyBlob(d, dict.client.host, dict.ref.repository, () => dict.client.getBlob(dict.ref.repository, d.digest, d.size));
+  }
+
+  /** A blob of another repository into the target: skipped when there, mounted within one registry, else streamed across. */
+  private async copyBlob(d: Descriptor, host: string | undefined, repository: string | undefined, get: () => Promise<Readable>): Promise<void> {
     if (this.confirmed.has(d.digest)) return;
     if ((await this.target.headBlob(d.digest)) !== d.size) {
-      const mountFrom = this.target instanceof RegistrySink && this.target.client.host === dict.client.host && this.target.repository !== dict.ref.repository
-        ? dict.ref.repository : undefined;
-      await this.target.pushBlob(() => dict.client.getBlob(dict.ref.repository, d.digest, d.size), { digest: d.digest, size: d.size, ...(mountFrom ? { mountFrom } : {}) });
+      const mountFrom = this.target instanceof RegistrySink && host !== undefined && this.target.client.host === host && this.target.repository !== repository
+        ? repository : undefined;
+      await this.target.pushBlob(get, { digest: d.digest, size: d.size, ...(mountFrom ? { mountFrom } : {}) });
     }
     this.confirmed.add(d.digest);
   }
@@ -570,15 +575,10 @@ class Converter {
     return { platform, digest: sha256Of(bytes), bytes, mediaType, blobs: blobDescs.map((d) => d.digest), bootstrap: layer.digest, bootstrapPath: mergedPath };
   }
 
-  /** A source layer into the target repository: skipped when there, mounted within one registry, else streamed across. */
-  private async copySourceBlob(l: Descriptor): Promise<void> {
-    if (this.confirmed.has(l.digest)) return;
-    const mountFrom = this.source instanceof RegistrySource && this.target instanceof RegistrySink
-      && this.source.client.host === this.target.client.host && this.source.ref.repository !== this.target.repository ? this.source.ref.repository : undefined;
-    if ((await this.target.headBlob(l.digest)) !== l.size) {
-      await this.target.pushBlob(() => this.source.getBlob(l.digest, l.size), { digest: l.digest, size: l.size, ...(mountFrom ? { mountFrom } : {}) });
-    }
-    this.confirmed.add(l.digest);
+  /** A source layer into the target repository (copyBlob). */
+  private copySourceBlob(l: Descriptor): Promise<void> {
+    const src = this.source instanceof RegistrySource ? this.source : undefined;
+    return this.copyBlob(l, src?.client.host, src?.ref.repository, () => this.source.getBlob(l.digest, l.size));
   }
 
   /**
@@ -605,9 +605,9 @@ class Converter {
     const tail = tarHeader.decode(ref, ref.length - tarHeader.SIZE);
     const tocSize = tail.size + tarHeader.SIZE;
     const tocDigest = sha256Of(ref.subarray(ref.length - tocSize)).slice(7);
-    const pushed = await this.target.pushBlob(() => Readable.from([ref]), { digest: sha256Of(ref), size: ref.length });
+    const pushed = { digest: sha256Of(ref), size: ref.length };
+    await this.pushBytes(ref, pushed.digest);
     await rm(refFile, { force: true });
-    this.confirmed.add(pushed.digest);
     const bootstrapPath = path.join(this.layersDir, hex);
     await writeOut(bootstrapPath, result.inlineBootstrap!);
     this.progress({ platform, layer: i, layers: count, stage: 'pushed', digest: pushed.digest });
