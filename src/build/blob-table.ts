@@ -59,6 +59,29 @@ export function blobEntryFromInfo(info: BlobInfo, index: number, file: string): 
   };
 }
 
+/** Where a blob's chunk-info table (blob.meta) lies, as BlobWriter records it. */
+export interface CiFields {
+  ciCompressor: number;
+  ciOffset: number;
+  ciCompressedSize: number;
+  ciUncompressedSize: number;
+}
+
+type KnownFields = 'blob_id' | 'blob_index' | 'chunk_size' | 'chunk_count' | 'compression_algo' | 'digest_algo' | 'features' | 'compressed_size' | 'uncompressed_size';
+
+/**
+ * The table entry of a blob a build made: the fields it knows, `ci` where its blob.meta lies, and
+ * every other field "none" (no TOC, zero digests, no cipher).
+ */
+export function newBlobEntry(known: Pick<bt.BlobEntry, KnownFields> & Partial<bt.BlobEntry>, ci?: CiFields): bt.BlobEntry {
+  return {
+    blob_toc_size: 0,
+    ci_compressor: ci?.ciCompressor ?? 0, ci_offset: ci?.ciOffset ?? 0, ci_compressed_size: ci?.ciCompressedSize ?? 0, ci_uncompressed_size: ci?.ciUncompressedSize ?? 0,
+    blob_toc_digest: Buffer.alloc(32), blob_meta_digest: Buffer.alloc(32), blob_meta_size: 0, cipher_iv: Buffer.alloc(16), cipher_algo: 0,
+    ...known,
+  };
+}
+
 /** RAFS v6 device slots hold 1 to 64 bytes of id. */
 export function checkV6BlobId(id: string, where?: string): void {
   const n = Buffer.byteLength(id);

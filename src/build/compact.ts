@@ -19,7 +19,7 @@ import { treeFromImage } from '../tree/from-image.js';
 import { planBootstrap } from '../bootstrap/plan.js';
 import { emitBootstrap } from '../bootstrap/emit.js';
 import { BlobWriter, blobFeatures, type ByteSink } from './blob.js';
-import { blobEntryFromInfo, blobFileIn } from './blob-table.js';
+import { blobEntryFromInfo, blobFileIn, newBlobEntry } from './blob-table.js';
 import { parseChunkDictArg } from './chunk-dict-arg.js';
 import { writeBootstrap } from './bootstrap-file.js';
 import { failBuild } from './create.js';
@@ -257,14 +257,11 @@ export async function compact(o: CompactOptions): Promise<CompactResult> {
       commits.push(() => out.commit(blobFileIn(dir, id), true));
       t.end();
       log(`compactor: rebuilt ${p.members.map((m) => blobs[m].blobId).join(', ')} into blob ${id} (${state.chunkCount} chunks)`);
-      table.push({
+      table.push(newBlobEntry({
         blob_id: id, blob_index: at, chunk_size: image.chunkSize, chunk_count: state.chunkCount,
         compression_algo: compressor.id, digest_algo: digester.id, features: blobFeatures(layout, state.chunkCount),
-        compressed_size: writer.position, uncompressed_size: state.uncompressedEnd, blob_toc_size: 0,
-        ci_compressor: writer.meta.ciCompressor, ci_offset: writer.meta.ciOffset, ci_compressed_size: writer.meta.ciCompressedSize,
-        ci_uncompressed_size: writer.meta.ciUncompressedSize, blob_toc_digest: Buffer.alloc(32), blob_meta_digest: Buffer.alloc(32),
-        blob_meta_size: 0, cipher_iv: Buffer.alloc(16), cipher_algo: 0,
-      });
+        compressed_size: writer.position, uncompressed_size: state.uncompressedEnd,
+      }, writer.meta));
     }
     for (const c of chunks) {
       const m = moved.get(key(c.blobIndex, c.compressedOffset));

@@ -28,7 +28,7 @@ import * as ext from '../format/rafs/ext-superblock.js';
 import * as bt from '../format/rafs/blob-table.js';
 import { Trace } from './trace.js';
 import { conversionByName } from './conversions.js';
-import { blobEntryFromInfo, blobFileIn, loadedBlobId } from './blob-table.js';
+import { blobEntryFromInfo, blobFileIn, loadedBlobId, newBlobEntry } from './blob-table.js';
 import { badBlobId } from '../format/limits.js';
 import { parseChunkDictArg } from './chunk-dict-arg.js';
 import type { BlobInfo, RafsImage } from '../read/model.js';
@@ -408,18 +408,14 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
     const tableKeys = candidates.map((_, k) => k).filter((k) => order[k] >= 0).sort((a, b) => order[a] - order[b]);
     const hasBlob = state.blob.chunkCount > 0;
     const features = blobFeatures({ inlineMeta, blobToc, compressor, blobMeta: !v5, batch: batchSize > 0, cipher }, state.blob.chunkCount);
-    const ownEntry = (blobId: string, compressedSize: number, withToc: boolean, index: number): bt.BlobEntry => ({
+    const ownEntry = (blobId: string, compressedSize: number, withToc: boolean, index: number): bt.BlobEntry => newBlobEntry({
       blob_id: blobId, blob_index: index, chunk_size: chunkSize, chunk_count: state.blob.chunkCount,
       compression_algo: compressor.id, digest_algo: digester.id, features,
       compressed_size: compressedSize, uncompressed_size: state.blob.uncompressedEnd,
-      blob_toc_size: withToc ? writer.tocSize : 0, ci_compressor: writer.meta.ciCompressor,
-      ci_offset: writer.meta.ciOffset, ci_compressed_size: writer.meta.ciCompressedSize,
-      ci_uncompressed_size: writer.meta.ciUncompressedSize,
-      blob_toc_digest: withToc ? writer.tocDigest : Buffer.alloc(32),
+      ...(withToc ? { blob_toc_size: writer.tocSize, blob_toc_digest: writer.tocDigest } : {}),
       // An encrypted blob's key and IV live in these fields (rafs-v6.md §6).
-      blob_meta_digest: cipher ? cipher.key : Buffer.alloc(32),
-      blob_meta_size: 0, cipher_iv: cipher ? cipher.iv : Buffer.alloc(16), cipher_algo: cipher ? CIPHER_AES128XTS : CIPHER_NONE,
-    });
+      ...(cipher ? { blob_meta_digest: cipher.key, cipher_iv: cipher.iv, cipher_algo: CIPHER_AES128XTS } : {}),
+    }, writer.meta);
     const table = (blobId: string, compressedSize: number, withToc: boolean): bt.BlobEntry[] =>
       tableKeys.map((k, i) => {
         const c = candidates[k];

@@ -21,7 +21,7 @@ import { emitBootstrap } from '../bootstrap/emit.js';
 import { applyLayer } from '../tree/overlay.js';
 import type { ChunkInfo } from '../read/model.js';
 import { walk, type TreeNode } from '../tree/node.js';
-import { blobEntryFromInfo } from './blob-table.js';
+import { blobEntryFromInfo, newBlobEntry } from './blob-table.js';
 import { writeBootstrap } from './bootstrap-file.js';
 import { Trace } from './trace.js';
 import { checkChunkSize, checkLayerId, openCompatible, prefetchNodes, type CreateOptions, type CreateResult } from './create.js';
@@ -223,16 +223,14 @@ export async function createStargzIndex(o: CreateOptions): Promise<CreateResult>
 
   const blobs = [...parentBlobs];
   if (layer.chunks.length > 0) {
-    blobs.push({
+    blobs.push(newBlobEntry({
       blob_id: blobId!, blob_index: parentBlobs.length, chunk_size: chunkSize, chunk_count: layer.chunks.length,
       compression_algo: compressor.id, digest_algo: digester.id,
       // dump_meta_data marks the chunk info aligned; the context's default is CAP_TAR_TOC.
       features: bt.FEATURE_ALIGNED | bt.FEATURE_CAP_TAR_TOC,
-      compressed_size: layer.compressedSize, uncompressed_size: layer.uncompressedSize, blob_toc_size: 0,
+      compressed_size: layer.compressedSize, uncompressed_size: layer.uncompressedSize,
       ...ciFields(layer.chunks),
-      blob_toc_digest: Buffer.alloc(32), blob_meta_digest: Buffer.alloc(32), blob_meta_size: 0,
-      cipher_iv: Buffer.alloc(8), cipher_algo: 0,
-    });
+    }));
   }
 
   const planTimer = trace.start('build_bootstrap');

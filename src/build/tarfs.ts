@@ -18,7 +18,7 @@ import * as ext from '../format/rafs/ext-superblock.js';
 import * as bt from '../format/rafs/blob-table.js';
 import type { ChunkInfo } from '../read/model.js';
 import type { Progress } from '../pipeline/stage.js';
-import { checkV6BlobId } from './blob-table.js';
+import { checkV6BlobId, newBlobEntry } from './blob-table.js';
 import { Trace } from './trace.js';
 import { DEFAULT_CHUNK_SIZE, failBuild, prefetchNodes, type CreateOptions, type CreateResult } from './create.js';
 import { writeBootstrap } from './bootstrap-file.js';
@@ -177,16 +177,14 @@ export async function createTarfs(opts: CreateOptions): Promise<CreateResult> {
     const blobs: bt.BlobEntry[] = [];
     if (chunks.length > 0) {
       if (tarSize / TARFS_BLOCK_SIZE > U32_MAX) throw new NydusError('UNSUPPORTED', `a tar of ${tarSize} bytes is more than 2^32 blocks of ${TARFS_BLOCK_SIZE} bytes`, { path: o.source });
-      blobs.push({
+      blobs.push(newBlobEntry({
         blob_id: blobId, blob_index: 0, chunk_size: chunkSize, chunk_count: chunks.length,
         compression_algo: compressor.id, digest_algo: digester.id,
         features: bt.FEATURE_CAP_TAR_TOC | bt.FEATURE_TARFS,
-        compressed_size: tarSize, uncompressed_size: tarSize, blob_toc_size: 0,
+        compressed_size: tarSize, uncompressed_size: tarSize,
         // No blob.meta: upstream leaves its default header in the entry, whose ci_compressor is lz4_block.
-        ci_compressor: compressorByName('lz4_block')!.id, ci_offset: 0, ci_compressed_size: 0, ci_uncompressed_size: 0,
-        blob_toc_digest: Buffer.alloc(32), blob_meta_digest: Buffer.alloc(32), blob_meta_size: 0,
-        cipher_iv: Buffer.alloc(16), cipher_algo: 0,
-      });
+        ci_compressor: compressorByName('lz4_block')!.id,
+      }));
     }
 
     const flags = compressor.superFlag | digester.superFlag | ext.FLAG_ENCRYPTION_NONE | ext.FLAG_TARFS_MODE;

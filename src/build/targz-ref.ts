@@ -24,7 +24,7 @@ import * as toc from '../format/blob/toc.js';
 import * as tarHeader from '../format/blob/tar-header.js';
 import { CHUNK_COMPRESSED, type ChunkInfo } from '../read/model.js';
 import type { Progress } from '../pipeline/stage.js';
-import { blobFileIn, checkV6BlobId } from './blob-table.js';
+import { blobFileIn, checkV6BlobId, newBlobEntry } from './blob-table.js';
 import { Trace } from './trace.js';
 import { DEFAULT_CHUNK_SIZE, failBuild, prefetchNodes, type CreateOptions, type CreateResult } from './create.js';
 import { writeBootstrap } from './bootstrap-file.js';
@@ -230,15 +230,13 @@ export async function createTargzRef(o: CreateOptions): Promise<CreateResult> {
     }
     dumpTimer.end();
 
-    const entryFor = (withToc: boolean, metaDigest: Buffer, metaSize: number): bt.BlobEntry => ({
+    const entryFor = (withToc: boolean, metaDigest: Buffer, metaSize: number): bt.BlobEntry => newBlobEntry({
       blob_id: blobId, blob_index: 0, chunk_size: chunkSize, chunk_count: n,
       compression_algo: compressor.id, digest_algo: digester.id, features,
       compressed_size: tarGzSize, uncompressed_size: table.uncompressedEnd,
-      blob_toc_size: withToc ? out.tocSize : 0, ci_compressor: meta.ciCompressor,
-      ci_offset: meta.ciOffset, ci_compressed_size: meta.ciCompressedSize, ci_uncompressed_size: meta.ciUncompressedSize,
-      blob_toc_digest: withToc ? out.tocDigest : Buffer.alloc(32), blob_meta_digest: metaDigest, blob_meta_size: metaSize,
-      cipher_iv: Buffer.alloc(8), cipher_algo: 0,
-    });
+      ...(withToc ? { blob_toc_size: out.tocSize, blob_toc_digest: out.tocDigest } : {}),
+      blob_meta_digest: metaDigest, blob_meta_size: metaSize,
+    }, meta);
     const flags = compressor.superFlag | digester.superFlag | ext.FLAG_ENCRYPTION_NONE;
     const planTimer = trace.start('build_bootstrap');
     const plan = planBootstrap(root, 4096);
