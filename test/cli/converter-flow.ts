@@ -3,11 +3,12 @@
 // of its buildPackArgs driven through two FIFOs, and RAFS images compared as trees by our reader.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmod, chown, lstat, mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'vitest';
 import { decompress as zstdDecompress } from 'zstd-napi';
-import type { LayerEntry } from '../helpers/oci.js';
+import { buildLayerDir, tarLayer, umociUnpack, writeOciLayout, type LayerEntry } from '../helpers/oci.js';
 import { run, runOk, type RunResult } from '../helpers/tools.js';
 import { prng } from '../helpers/tree.js';
 import { BlobReader } from '../../src/read/data.js';
@@ -258,6 +259,62 @@ export async function packViaFifos(
     await rm(input, { force: true });
     await rm(output, { force: true });
   }
+}
+
+// ---- the fixture the converter tests start from ----
+
+export interface ConverterFixture {
+  work: string;
+  /** The converter's work dir for merge: W/<hex> is the image.boot of the layer whose blob hashes to hex. */
+  W: string;
+  /** The blob store: BLOBS/<sha256 of the blob file>. */
+  BLOBS: string;
+  /** Layer dirs and tars, lower → upper. */
+  layerDirs: string[];
+  tars: string[];
+  /** umoci's rootfs of the layers. */
+  rootfs: string;
+  hexes: string[];
+  packs: Packed[];
+}
+
+/**
+ * LAYERS as dirs and tars, umoci's rootfs of them, and each layer packed through the
+ * converter's FIFOs (its own work dir per pack, as the converter makes), stored as BLOBS/<hex>
+ * with its image.boot (taken out by `bootOf`) as W/<hex>. `timed` wraps the two long steps.
+ */
+export async function converterFixture(
+  prefix: string, fsVersion: '5' | '6', bootOf: (blob: Buffer) => Buffer,
+  timed: <T>(name: string, fn: () => Promise<T>) => Promise<T> = (_name, fn) => fn(),
+): Promise<ConverterFixture> {
+  const work = await mkdtemp(join(tmpdir(), prefix));
+  const f: ConverterFixture = { work, W: join(work, 'W'), BLOBS: join(work, 'BLOBS'), layerDirs: [], tars: [], rootfs: '', hexes: [], packs: [] };
+  await mkdir(f.W);
+  await mkdir(f.BLOBS);
+  const layerData: Buffer[] = [];
+  for (const [i, entries] of LAYERS.entries()) {
+    f.layerDirs.push(join(work, `layer${i}`));
+    await buildLayerDir(f.layerDirs[i]!, entries);
+    f.tars.push(join(work, `layer${i}.tar`));
+    layerData.push(await tarLayer(f.layerDirs[i]!, f.tars[i]!));
+  }
+  await timed('umoci unpack', async () => {
+    await writeOciLayout(join(work, 'oci'), 'v1', layerData.map((data) => ({ data })));
+    f.rootfs = await umociUnpack(join(work, 'oci'), 'v1', join(work, 'bundle'));
+  });
+  await timed(`pack ${LAYERS.length} layers`, async () => {
+    for (const [i, tar] of f.tars.entries()) {
+      const pw = join(work, `pack${i}`);
+      await mkdir(pw);
+      const packed = await packViaFifos(pw, tar, join(work, `drained${i}`), 'empty', process.env, false, fsVersion);
+      f.packs.push(packed);
+      const hex = sha256(packed.blob);
+      f.hexes.push(hex);
+      await writeFile(join(f.BLOBS, hex), packed.blob);
+      await writeFile(join(f.W, hex), bootOf(packed.blob));
+    }
+  });
+  return f;
 }
 
 // ---- comparing two RAFS images as trees (our reader; kernel mounts do the same from outside) ----

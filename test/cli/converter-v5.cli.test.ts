@@ -8,17 +8,16 @@
 // the same layers; the layers chained with --parent-bootstrap give the same tree.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
-import { lstat, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { lstat, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { compareTrees } from '../helpers/compare.js';
 import { skipLoudly, type SkipContext } from '../helpers/kernel.js';
-import { buildLayerDir, tarLayer, umociMissing, umociUnpack, writeOciLayout } from '../helpers/oci.js';
+import { umociMissing } from '../helpers/oci.js';
 import { hasTool, run, runOk } from '../helpers/tools.js';
 import * as v5 from '../../src/format/rafs/v5.js';
 import { extractInlineBootstrap, openImage } from '../../src/read/open.js';
 import { BIN, loggedBlobIds, nydusImageOk, REPO } from './cli-runner.js';
-import { LAYERS, exited, extractLike, imageTree, kill, packViaFifos, sectionsByWalk, sha256, type Packed } from './converter-flow.js';
+import { converterFixture, exited, extractLike, imageTree, kill, sectionsByWalk, type Packed } from './converter-flow.js';
 
 let work = '';
 let skipWhy: string | undefined;
@@ -40,30 +39,12 @@ function section(blob: Buffer, name: string): Buffer {
 beforeAll(async () => {
   skipWhy = umociMissing() ?? (['tar', 'dd', 'mkfifo'].find((t) => !hasTool(t)) && 'tar, dd or mkfifo is missing');
   if (skipWhy) return;
-  work = await mkdtemp(join(tmpdir(), 'nydus-converter-v5-'));
-  W = join(work, 'W');
-  BLOBS = join(work, 'BLOBS');
-  await mkdir(W);
-  await mkdir(BLOBS);
-  const layerData: Buffer[] = [];
-  for (const [i, entries] of LAYERS.entries()) {
-    layerDirs.push(join(work, `layer${i}`));
-    await buildLayerDir(layerDirs[i]!, entries);
-    tars.push(join(work, `layer${i}.tar`));
-    layerData.push(await tarLayer(layerDirs[i]!, tars[i]!));
-  }
-  await writeOciLayout(join(work, 'oci'), 'v1', layerData.map((data) => ({ data })));
-  rootfs = await umociUnpack(join(work, 'oci'), 'v1', join(work, 'bundle'));
-  for (const [i, tar] of tars.entries()) {
-    const pw = join(work, `pack${i}`);
-    await mkdir(pw);
-    const packed = await packViaFifos(pw, tar, join(work, `drained${i}`), 'empty', process.env, false, '5');
-    packs.push(packed);
-    const hex = sha256(packed.blob);
-    hexes.push(hex);
-    await writeFile(join(BLOBS, hex), packed.blob);
-    await writeFile(join(W, hex), section(packed.blob, 'image.boot'));
-  }
+  const f = await converterFixture('nydus-converter-v5-', '5', (blob) => section(blob, 'image.boot'));
+  ({ work, W, BLOBS, rootfs } = f);
+  layerDirs.push(...f.layerDirs);
+  tars.push(...f.tars);
+  hexes.push(...f.hexes);
+  packs.push(...f.packs);
 }, 300_000);
 
 afterAll(async () => {

@@ -11,12 +11,11 @@
 // writes the root, so there the extraction directory is given the reference root's mode and
 // owner and the root's mtime is left out.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdir, mkdtemp, readFile, readdir, readlink, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readFile, readdir, readlink, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { compareTrees } from '../helpers/compare.js';
 import { kernelSupport, mountErofs, skipLoudly, type SkipContext } from '../helpers/kernel.js';
-import { buildLayerDir, tarLayer, umociMissing, umociUnpack, writeOciLayout, writeTar } from '../helpers/oci.js';
+import { umociMissing, writeTar } from '../helpers/oci.js';
 import { readXattrs } from '../helpers/native.js';
 import { hasTool, run, runOk } from '../helpers/tools.js';
 import { prng } from '../helpers/tree.js';
@@ -25,7 +24,7 @@ import { extractInlineBootstrap, openImage } from '../../src/read/open.js';
 import { imageEntries } from '../build/read-back.js';
 import { BIN, loggedBlobIds, nydusImageOk, REPO } from './cli-runner.js';
 import {
-  EROFS_MAGIC, LAYERS, MiB, T2, ZSTD_MAGIC, bootViaToc, extractLike, imageTree, packViaFifos, readTocOf, sectionsByWalk, sha256, unzstd, type Packed,
+  EROFS_MAGIC, MiB, T2, ZSTD_MAGIC, bootViaToc, converterFixture, extractLike, imageTree, packViaFifos, readTocOf, sectionsByWalk, sha256, unzstd, type Packed,
 } from './converter-flow.js';
 
 // ---- the fixture: layers, the umoci reference, the converter's run ----
@@ -54,35 +53,11 @@ async function timed<T>(name: string, fn: () => Promise<T>): Promise<T> {
 beforeAll(async () => {
   skipWhy = umociMissing() ?? (['tar', 'dd', 'mkfifo'].find((t) => !hasTool(t)) && 'tar, dd or mkfifo is missing');
   if (skipWhy) return;
-  work = await mkdtemp(join(tmpdir(), 'nydus-converter-cli-'));
-  W = join(work, 'W');
-  BLOBS = join(work, 'BLOBS');
-  await mkdir(W);
-  await mkdir(BLOBS);
-  const layerData: Buffer[] = [];
-  for (const [i, entries] of LAYERS.entries()) {
-    await buildLayerDir(join(work, `layer${i}`), entries);
-    tars.push(join(work, `layer${i}.tar`));
-    layerData.push(await tarLayer(join(work, `layer${i}`), tars[i]!));
-  }
-  await timed('umoci unpack', async () => {
-    await writeOciLayout(join(work, 'oci'), 'v1', layerData.map((data) => ({ data })));
-    rootfs = await umociUnpack(join(work, 'oci'), 'v1', join(work, 'bundle'));
-  });
-  await timed('pack 3 layers', async () => {
-    for (const [i, tar] of tars.entries()) {
-      // A work dir per layer, as the converter makes one per pack.
-      const pw = join(work, `pack${i}`);
-      await mkdir(pw);
-      const packed = await packViaFifos(pw, tar, join(work, `drained${i}`), 'empty');
-      packs.push(packed);
-      const hex = sha256(packed.blob);
-      hexes.push(hex);
-      await writeFile(join(BLOBS, hex), packed.blob);
-      // The converter's merge input: image.boot out of the blob, named by the layer's hex.
-      await writeFile(join(W, hex), bootViaToc(packed.blob));
-    }
-  });
+  const f = await converterFixture('nydus-converter-cli-', '6', bootViaToc, timed);
+  ({ work, W, BLOBS, rootfs } = f);
+  tars.push(...f.tars);
+  hexes.push(...f.hexes);
+  packs.push(...f.packs);
 }, 300_000);
 
 afterAll(async () => {
