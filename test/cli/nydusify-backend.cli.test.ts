@@ -2,8 +2,7 @@
 // localfs, the manifest lists the bootstrap layer only, and nydusify check reads the blobs from
 // that backend. Also nydus-image create / check / unpack with the registry backend. Every server
 // is a real process on 127.0.0.1: docker-registry and s3rver.
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,12 +10,11 @@ import { MEDIA } from '../../src/oci/media-types.js';
 import { sha256Of } from '../../src/oci/digest.js';
 import { buildLayerDir, tarLayer, writeOciLayout } from '../helpers/oci.js';
 import { registryMissing, startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { hasTool, run, runOk, type RunResult } from '../helpers/tools.js';
+import { hasTool, runOk, type RunResult } from '../helpers/tools.js';
 import { startS3, type S3Server } from '../helpers/s3.js';
 import { prng } from '../helpers/tree.js';
-import { REPO, loggedBlobId, nydusImage, nydusImageOk } from './cli-runner.js';
+import { loggedBlobId, nydusImage, nydusImageOk, nydusify as runNydusify, nydusifyOk, nydusifyWorkDir, skopeoRaw } from './cli-runner.js';
 
-const NYDUSIFY = join(REPO, 'bin', 'nydusify.js');
 const missing = registryMissing() ?? (hasTool('skopeo') ? undefined : 'skopeo is not on PATH');
 if (missing) process.stderr.write(`\n!!! SKIPPED (${missing}): test/cli/nydusify-backend.cli.test.ts\n`);
 
@@ -25,27 +23,13 @@ let reg: TestRegistry;
 let s3: S3Server;
 let env: NodeJS.ProcessEnv;
 
-function nydusify(args: readonly string[]): Promise<RunResult> {
-  return run(process.execPath, [NYDUSIFY, ...args], { cwd: work, env, timeoutMs: 300_000 });
-}
-
-async function ok(args: readonly string[]): Promise<RunResult> {
-  const r = await nydusify(args);
-  if (r.code !== 0) throw new Error(`nydusify ${args.join(' ')}: exit ${r.code}\n${r.stderr.toString()}`);
-  return r;
-}
-
-async function raw(ref: string, config = false): Promise<Record<string, any>> {
-  const r = await runOk('skopeo', ['inspect', '--raw', ...(config ? ['--config'] : []), '--tls-verify=false', `docker://${ref}`]);
-  return JSON.parse(r.stdout.toString());
-}
+const nydusify = (args: readonly string[]): Promise<RunResult> => runNydusify(args, { cwd: work, env });
+const ok = (args: readonly string[]): Promise<RunResult> => nydusifyOk(args, { cwd: work, env });
+const raw = skopeoRaw;
 
 beforeAll(async () => {
   if (missing) return;
-  work = await mkdtemp(join(tmpdir(), 'nydusify-backend-'));
-  await mkdir(join(work, 'docker-config'));
-  await writeFile(join(work, 'docker-config', 'config.json'), '{}');
-  env = { PATH: process.env.PATH, HOME: work, DOCKER_CONFIG: join(work, 'docker-config') };
+  ({ work, env } = await nydusifyWorkDir('nydusify-backend-'));
   [reg, s3] = await Promise.all([startRegistry(), startS3()]);
   await buildLayerDir(join(work, 'l0'), [
     { kind: 'dir', path: '.', mtime: 1_600_000_000 },

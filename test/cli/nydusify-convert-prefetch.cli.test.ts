@@ -3,8 +3,7 @@
 // merged bootstrap's prefetch table names those paths; with neither, "/"; both together are a
 // usage error. Judged by `nydus-image inspect -R prefetch` on the bootstrap pulled back from a
 // real docker-registry, for the in-process build and for --nydus-image.
-import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,10 +12,9 @@ import { sha256Of } from '../../src/oci/digest.js';
 import { RegistryClient } from '../../src/oci/registry.js';
 import { buildLayerDir, tarLayer, writeOciLayout } from '../helpers/oci.js';
 import { collect, registryMissing, startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { hasTool, run, runOk, type RunResult } from '../helpers/tools.js';
-import { nydusImageOk, REPO } from './cli-runner.js';
+import { hasTool, runOk, type RunResult } from '../helpers/tools.js';
+import { nydusImageOk, REPO, nydusify as runNydusify, nydusifyWorkDir } from './cli-runner.js';
 
-const NYDUSIFY = join(REPO, 'bin', 'nydusify.js');
 const missing = registryMissing() ?? (hasTool('skopeo') ? undefined : 'skopeo is not on PATH');
 if (missing) process.stderr.write(`\n!!! SKIPPED (${missing}): test/cli/nydusify-convert-prefetch.cli.test.ts\n`);
 
@@ -25,16 +23,11 @@ let reg: TestRegistry;
 let env: NodeJS.ProcessEnv;
 const T = 1_600_000_000;
 
-function nydusify(args: readonly string[], input?: string): Promise<RunResult> {
-  return run(process.execPath, [NYDUSIFY, ...args], { cwd: work, env, timeoutMs: 300_000, ...(input !== undefined ? { input } : {}) });
-}
+const nydusify = (args: readonly string[], input?: string): Promise<RunResult> => runNydusify(args, { cwd: work, env, ...(input !== undefined ? { input } : {}) });
 
 beforeAll(async () => {
   if (missing) return;
-  work = await mkdtemp(join(tmpdir(), 'nydusify-prefetch-'));
-  await mkdir(join(work, 'docker-config'));
-  await writeFile(join(work, 'docker-config', 'config.json'), '{}');
-  env = { PATH: process.env.PATH, HOME: work, DOCKER_CONFIG: join(work, 'docker-config') };
+  ({ work, env } = await nydusifyWorkDir('nydusify-prefetch-'));
   reg = await startRegistry();
   const layers = [
     [

@@ -1,8 +1,7 @@
 // `nydusify convert` as users run it (bin/nydusify.js, a real docker-registry): Docker and OCI
 // media types, --oci, --with-referrer, --target-suffix, --output-json metrics (spec
 // oci-and-converters.md §2.7), quiet when piped, and the flags not done yet refused in one line.
-import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { chmod, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,13 +10,12 @@ import { sha256Of } from '../../src/oci/digest.js';
 import { buildLayerDir, tarLayer, writeOciLayout } from '../helpers/oci.js';
 import { registryMissing, startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { hasTool, run, runOk, type RunResult } from '../helpers/tools.js';
-import { REPO } from './cli-runner.js';
+import { NYDUSIFY, REPO, nydusify as runNydusify, nydusifyOk, nydusifyWorkDir, skopeoRaw } from './cli-runner.js';
 import { tocEntry } from '../helpers/converter.js';
 import { openImage } from '../../src/read/open.js';
 import { CHUNK_BATCH } from '../../src/read/model.js';
 import { FEATURE_BATCH } from '../../src/format/rafs/blob-table.js';
 
-const NYDUSIFY = join(REPO, 'bin', 'nydusify.js');
 const missing = registryMissing() ?? (hasTool('skopeo') ? undefined : 'skopeo is not on PATH');
 if (missing) process.stderr.write(`\n!!! SKIPPED (${missing}): test/cli/nydusify-convert.cli.test.ts\n`);
 
@@ -25,20 +23,9 @@ let work = '';
 let reg: TestRegistry;
 let env: NodeJS.ProcessEnv;
 
-function nydusify(args: readonly string[]): Promise<RunResult> {
-  return run(process.execPath, [NYDUSIFY, ...args], { cwd: work, env, timeoutMs: 300_000 });
-}
-
-async function ok(args: readonly string[]): Promise<RunResult> {
-  const r = await nydusify(args);
-  if (r.code !== 0) throw new Error(`nydusify ${args.join(' ')}: exit ${r.code}\n${r.stderr.toString()}`);
-  return r;
-}
-
-async function raw(ref: string, config = false): Promise<Record<string, any>> {
-  const r = await runOk('skopeo', ['inspect', '--raw', ...(config ? ['--config'] : []), '--tls-verify=false', `docker://${ref}`]);
-  return JSON.parse(r.stdout.toString());
-}
+const nydusify = (args: readonly string[]): Promise<RunResult> => runNydusify(args, { cwd: work, env });
+const ok = (args: readonly string[]): Promise<RunResult> => nydusifyOk(args, { cwd: work, env });
+const raw = skopeoRaw;
 
 const oneLine = (r: RunResult) => {
   const lines = r.stderr.toString().trim().split('\n');
@@ -48,11 +35,8 @@ const oneLine = (r: RunResult) => {
 
 beforeAll(async () => {
   if (missing) return;
-  work = await mkdtemp(join(tmpdir(), 'nydusify-cli-'));
-  await mkdir(join(work, 'docker-config'));
-  await writeFile(join(work, 'docker-config', 'config.json'), '{}');
   // No SOURCE/TARGET from the caller's environment: they are flags' environment variables.
-  env = { PATH: process.env.PATH, HOME: work, DOCKER_CONFIG: join(work, 'docker-config') };
+  ({ work, env } = await nydusifyWorkDir('nydusify-cli-'));
   reg = await startRegistry();
   await buildLayerDir(join(work, 'l0'), [
     { kind: 'dir', path: '.', mtime: 1_600_000_000 },

@@ -1,8 +1,7 @@
 // `nydusify copy` as users run it (bin/nydusify.js, a real docker-registry): upstream's flags,
 // --push-chunk-size read as go-humanize reads it, a missing image and the backend flags refused
 // in one line.
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,10 +10,9 @@ import { MEDIA } from '../../src/oci/media-types.js';
 import { sha256Of } from '../../src/oci/digest.js';
 import { buildLayerDir, tarLayer, writeOciLayout } from '../helpers/oci.js';
 import { registryMissing, startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { hasTool, run, runOk, type RunResult } from '../helpers/tools.js';
-import { REPO } from './cli-runner.js';
+import { hasTool, runOk, type RunResult } from '../helpers/tools.js';
+import { nydusify as runNydusify, nydusifyWorkDir } from './cli-runner.js';
 
-const NYDUSIFY = join(REPO, 'bin', 'nydusify.js');
 const missing = registryMissing() ?? (hasTool('skopeo') ? undefined : 'skopeo is not on PATH');
 if (missing) process.stderr.write(`\n!!! SKIPPED (${missing}): test/cli/nydusify-copy.cli.test.ts\n`);
 
@@ -22,7 +20,7 @@ let work = '';
 let reg: TestRegistry;
 let env: NodeJS.ProcessEnv;
 
-const nydusify = (args: readonly string[]): Promise<RunResult> => run(process.execPath, [NYDUSIFY, ...args], { cwd: work, env, timeoutMs: 120_000 });
+const nydusify = (args: readonly string[]): Promise<RunResult> => runNydusify(args, { cwd: work, env, timeoutMs: 120_000 });
 const raw = async (ref: string) => (await runOk('skopeo', ['inspect', '--raw', '--tls-verify=false', ref])).stdout;
 const oneLine = (r: RunResult) => {
   const lines = r.stderr.toString().trim().split('\n');
@@ -43,10 +41,7 @@ describe('--push-chunk-size', () => {
 
 beforeAll(async () => {
   if (missing) return;
-  work = await mkdtemp(join(tmpdir(), 'nydusify-copy-cli-'));
-  await mkdir(join(work, 'docker-config'));
-  await writeFile(join(work, 'docker-config', 'config.json'), '{}');
-  env = { PATH: process.env.PATH, HOME: work, DOCKER_CONFIG: join(work, 'docker-config') };
+  ({ work, env } = await nydusifyWorkDir('nydusify-copy-cli-'));
   reg = await startRegistry();
   await buildLayerDir(join(work, 'l0'), [
     { kind: 'dir', path: '.', mtime: 1_600_000_000 },

@@ -4,23 +4,18 @@ import { cp, mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { expect } from 'vitest';
 import { compareTrees } from '../helpers/compare.js';
-import { run, runOk, type RunResult } from '../helpers/tools.js';
+import { runOk, type RunResult } from '../helpers/tools.js';
 import { prng, writeSourceDir } from '../helpers/tree.js';
-import { REPO } from './cli-runner.js';
+import { nydusify as runNydusify, nydusifyOk } from './cli-runner.js';
 
-const NYDUSIFY = join(REPO, 'bin', 'nydusify.js');
 export const MiB = 1024 * 1024;
 const T = 1_600_000_000;
 
 /** `nydusify ARGS` run in `cwd` with a clean environment; `ok` rejects unless it exits 0. */
 export function nydusifyIn(work: string) {
-  const nydusify = (args: readonly string[], cwd = work): Promise<RunResult> =>
-    run(process.execPath, [NYDUSIFY, ...args], { cwd, env: { PATH: process.env.PATH, HOME: work }, timeoutMs: 180_000 });
-  const ok = async (args: readonly string[], cwd = work): Promise<RunResult> => {
-    const r = await nydusify(args, cwd);
-    if (r.code !== 0) throw new Error(`nydusify ${args.join(' ')}: exit ${r.code}\n${r.stderr.toString()}`);
-    return r;
-  };
+  const opts = (cwd: string) => ({ cwd, env: { PATH: process.env.PATH, HOME: work }, timeoutMs: 180_000 });
+  const nydusify = (args: readonly string[], cwd = work): Promise<RunResult> => runNydusify(args, opts(cwd));
+  const ok = (args: readonly string[], cwd = work): Promise<RunResult> => nydusifyOk(args, opts(cwd));
   return { nydusify, ok };
 }
 
