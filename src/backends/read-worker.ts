@@ -4,7 +4,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { openBackend, type BackendSpec } from './index.js';
 
 interface Request {
-  op: 'size' | 'read';
+  op: 'size' | 'read' | 'where';
   id: string;
   offset?: number;
   length?: number;
@@ -38,7 +38,10 @@ parentPort!.on('message', (r: Request) => {
   failCurrent = fail;
   (async () => {
     const b = await backend;
-    if (r.op === 'size') {
+    if (r.op === 'where') {
+      const text = Buffer.from(b.where(r.id));
+      answer(1, text.copy(data, 0, 0, Math.min(text.length, data.length)));
+    } else if (r.op === 'size') {
       const n = await b.size(r.id);
       answer(1, n === undefined ? -1 : n);
     } else {

@@ -35,7 +35,7 @@ export class SyncBlobReader {
     this.worker.unref();
   }
 
-  private call(op: 'size' | 'read', id: string, offset = 0, length = 0): number {
+  private call(op: 'size' | 'read' | 'where', id: string, offset = 0, length = 0): number {
     if (length > this.data.byteLength) this.data = new SharedArrayBuffer(length);
     const ctrl = new Int32Array(this.control);
     Atomics.store(ctrl, 0, 0);
@@ -45,6 +45,17 @@ export class SyncBlobReader {
     const value = Atomics.load(ctrl, 1);
     if (status === 2) throw new NydusError('SOURCE', Buffer.from(this.data, 0, value).toString());
     return value;
+  }
+
+  /** Where the backend keeps the blob (a URL, bucket and key, or file), for messages. */
+  where(id: string): string {
+    const n = this.call('where', id);
+    return Buffer.from(this.data, 0, n).toString();
+  }
+
+  /** One line for a blob the backend does not have, naming where it was looked for. */
+  missing(id: string): NydusError {
+    return new NydusError('SOURCE', `blob ${id} is not in the backend: ${this.where(id)} does not exist`);
   }
 
   /** The blob's size, or undefined when the backend has no such blob. */

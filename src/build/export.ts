@@ -183,7 +183,7 @@ function checkBlobFiles(plan: DiskPlan, backend?: SyncBlobReader): void {
     if (backend) {
       if (b.tarfs) throw new NydusError('UNSUPPORTED', `blob ${b.blobId} is a tarfs blob: exporting one from a backend is not supported yet`);
       const size = backend.size(b.blobId);
-      if (size === undefined) throw new NydusError('SOURCE', `blob ${b.blobId} is not in the backend`);
+      if (size === undefined) throw backend.missing(b.blobId);
       if (size < b.need) throw new NydusError('SOURCE', `blob ${b.blobId} in the backend is shorter than the bootstrap needs: ${b.need} bytes, it has ${size}`);
       checkBlobSize(plan, b, size);
       continue;

@@ -82,7 +82,7 @@ export class BlobReader {
       if (bad) throw new NydusError('FORMAT', `blob ${blobIndex}: ${bad}`);
       const reader = this.where.backend;
       const size = reader.size(id);
-      if (size === undefined) throw new NydusError('SOURCE', `blob ${id} is not in the backend`);
+      if (size === undefined) throw reader.missing(id);
       h = { fd: -1, size, file: `blob ${id}`, remote: { reader, id }, readAt: (into, at) => reader.read(id, into, at, size) };
       this.fds.set(blobIndex, h);
     }

@@ -316,5 +316,35 @@ describe('http-proxy backend (the snapshotter\'s stream mode)', () => {
     expect(oneLine(r)).toMatch(/http-proxy|ENOENT|ECONNREFUSED/);
     await expect(stat(join(work, 'none.tar'))).rejects.toThrow();
   }, 120_000);
+
+  it('unpack over http from <addr><path>/<blob id> is byte-identical to unpack --blob', async () => {
+    const blob = await readFile(local.blob);
+    const paths: string[] = [];
+    const server = http.createServer((req, res) => {
+      paths.push(`${req.method} ${req.url}`);
+      if (req.url !== `/store/blobs/${local.id}`) return res.writeHead(404).end();
+      if (req.method === 'HEAD') return res.writeHead(200, { 'content-length': blob.length }).end();
+      const m = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '');
+      if (!m) return res.writeHead(400).end();
+      const [a, b] = [Number(m[1]), Math.min(Number(m[2]), blob.length - 1)];
+      res.writeHead(206, { 'content-range': `bytes ${a}-${b}/${blob.length}`, 'content-length': b - a + 1 }).end(blob.subarray(a, b + 1));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const { port } = server.address() as { port: number };
+    try {
+      const tar = join(work, 'proxy-http.tar');
+      await nydusImageOk(['unpack', local.boot, '--output', tar, '--backend-type', 'http-proxy', ...cfg({ addr: `http://127.0.0.1:${port}`, path: '/store/blobs' })]);
+      expect((await readFile(tar)).equals(local.tar)).toBe(true);
+      expect(paths.length).toBeGreaterThan(0);
+      expect(paths.every((p) => p.endsWith(`/store/blobs/${local.id}`))).toBe(true);
+      // The wrong path: the server answers 404, unpack says so in one line and writes nothing.
+      const r = await nydusImage(['unpack', local.boot, '--output', join(work, 'proxy-404.tar'), '--backend-type', 'http-proxy', ...cfg({ addr: `http://127.0.0.1:${port}`, path: '/elsewhere' })]);
+      expect(r.code).toBe(1);
+      expect(oneLine(r)).toContain(`/elsewhere/${local.id}`);
+      await expect(stat(join(work, 'proxy-404.tar'))).rejects.toThrow();
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
+  }, 120_000);
 });
 
