@@ -110,8 +110,13 @@ export function chunker(state: BuildState, assembler: TreeAssembler, onWalkEnd?:
         reader.close();
       }
     }
+    // The last batch goes to the workers before the tree is laid out, so they compress it meanwhile.
+    if (chunks.length > 0) {
+      const last: Batch = { data: data.subarray(0, used), chunks, files: reads.take() };
+      yield last;
+    } else {
+      state.buffers.release(data);
+    }
     onWalkEnd?.();
-    if (chunks.length > 0) yield flush();
-    else state.buffers.release(data);
   };
 }
