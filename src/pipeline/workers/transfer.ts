@@ -19,10 +19,19 @@ function marker(): (value: object) => void {
   return (value) => void move(value);
 }
 
-/** The result, with `buffers` moved (not copied) back to the main thread. */
+/**
+ * The result, with `buffers` moved (not copied) back to the main thread. A view of shared memory
+ * (a buffer the main thread lent, and keeps its own view of) is left out of the result.
+ */
 export function moved<T extends object>(value: T, buffers: ArrayBufferLike[]): T {
   mark ??= marker();
-  const v = { [Symbol.for('Piscina.transferable')]: buffers, [Symbol.for('Piscina.valueOf')]: value };
+  const fields = value as Record<string, unknown>;
+  for (const k of Object.keys(fields)) {
+    const f = fields[k];
+    if (ArrayBuffer.isView(f) && f.buffer instanceof SharedArrayBuffer) fields[k] = undefined;
+  }
+  const own = buffers.filter((b) => !(b instanceof SharedArrayBuffer));
+  const v = { [Symbol.for('Piscina.transferable')]: own, [Symbol.for('Piscina.valueOf')]: value };
   mark(v);
   return v as unknown as T;
 }
