@@ -268,12 +268,14 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
 
   const conv = conversionByName(o.type ?? 'dir-rafs')!;
   const whiteouts = o.whiteoutSpec ?? 'oci';
+  const threads = o.threads ?? Math.max(1, os.availableParallelism());
   const state: BuildState = {
     chunkSize, compressor, digester, chunks: [], dict: new Map(),
     blob: { index: 0, chunkCount: 0, uncompressedEnd: 0, compressedEnd: 0, chunkRefs: [] },
     progress: { files: 0, bytes: 0, chunks: 0, dedupChunks: 0, dedupBytes: 0 },
-    threads: o.threads ?? Math.max(1, os.availableParallelism()),
-    buffers: new BufferPool(Math.max(BATCH_BYTES, chunkSize)),
+    threads,
+    // Shared with the worker threads when there are any (buffers.ts says why).
+    buffers: new BufferPool(Math.max(BATCH_BYTES, chunkSize), undefined, threads > 0),
     // v6 always aligns chunks to 4 KiB; v5 packs them unless --aligned-chunk.
     aligned: v5 ? !!o.alignedChunk : true,
     blobOrder: [],

@@ -60,6 +60,8 @@ export class BlobThread {
     if (this.failure) throw this.failure;
     const len = data.byteLength;
     const lend = !!onWritten;
+    // Shared memory is lent by reference: nothing moves, and the caller's view is what comes back.
+    const shared = lend && data.buffer instanceof SharedArrayBuffer;
     let buf = data.buffer as ArrayBuffer;
     if (!lend) {
       const copy = new Uint8Array(len);
@@ -68,9 +70,10 @@ export class BlobThread {
     }
     const off = lend ? data.byteOffset : 0;
     this.queued += len;
-    this.send({ t: 'write', id: this.nextId++, buf, off, len, hashed, back: lend }, [buf], (r) => {
+    this.send({ t: 'write', id: this.nextId++, buf, off, len, hashed, back: lend && !shared }, shared ? [] : [buf], (r) => {
       this.queued -= len;
-      if (lend && r.buf) onWritten!(new Uint8Array(r.buf));
+      if (shared && r.id >= 0) onWritten!(data);
+      else if (lend && r.buf) onWritten!(new Uint8Array(r.buf));
       this.waiters = this.waiters.filter((w) => (this.queued <= w.limit ? (w.resolve(), false) : true));
     });
   }

@@ -1,6 +1,7 @@
 // The worker pool (piscina): loaded only by a build that runs workers.
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
+import { isShared } from './buffers.js';
 
 /** The worker entry as compiled JavaScript (chunks-entry.cts); under a TypeScript test runner, its copy in dist/. */
 function workerFile(): string {
@@ -19,14 +20,23 @@ export class ChunkPool {
       // Tasks wait in the worker's own queue: a worker finishing one starts the next without
       // waiting for the main thread, which is often busy reading files synchronously.
       concurrentTasksPerWorker: 3,
+      // Nothing reads its run and wait histograms.
+      recordTiming: false,
     });
   }
 
-  /** Runs a task; its data buffer (and out buffer, if any) moves to the worker and back. */
-  run<R>(name: 'read' | 'digest' | 'compress', task: { data: Uint8Array; out?: Uint8Array }): Promise<R> {
-    const transferList = [task.data.buffer as ArrayBuffer];
-    if (task.out) transferList.push(task.out.buffer as ArrayBuffer);
-    return this.pool.run(task, { name, transferList });
+  /**
+   * Runs a task; its data buffer (and out buffer, if any) moves to the worker and back, or, when
+   * shared, is lent: the worker leaves it out of the result (workers/transfer.ts), and the result
+   * gets this thread's own view back.
+   */
+  async run<R extends { data: Uint8Array; out?: Uint8Array }>(name: 'read' | 'digest' | 'compress', task: { data: Uint8Array; out?: Uint8Array }): Promise<R> {
+    const transferList: ArrayBuffer[] = [];
+    for (const b of [task.data, task.out]) if (b && !isShared(b)) transferList.push(b.buffer as ArrayBuffer);
+    const r = (await this.pool.run(task, { name, transferList })) as R;
+    if (isShared(task.data)) r.data = task.data;
+    if (task.out && isShared(task.out)) r.out = task.out;
+    return r;
   }
 
   destroy(): Promise<void> {

@@ -7,7 +7,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { nameThread } from '../thread-name.js';
 
 export type WriterRequest =
-  | { t: 'write'; id: number; buf: ArrayBuffer; off: number; len: number; hashed: boolean; back: boolean }
+  | { t: 'write'; id: number; buf: ArrayBuffer | SharedArrayBuffer; off: number; len: number; hashed: boolean; back: boolean }
   | { t: 'digest'; id: number; final: boolean };
 
 export interface WriterReply {
@@ -42,6 +42,7 @@ if (parentPort) {
         failure = { code: err.code, message: err.message };
       }
     }
-    port.postMessage({ id: m.id, buf: m.back ? m.buf : undefined, failure } satisfies WriterReply, m.back ? [m.buf] : []);
+    // A shared buffer (back false) stays with the main thread: only the reply goes.
+    port.postMessage({ id: m.id, buf: m.back ? (m.buf as ArrayBuffer) : undefined, failure } satisfies WriterReply, m.back ? [m.buf as ArrayBuffer] : []);
   });
 }

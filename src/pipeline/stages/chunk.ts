@@ -13,6 +13,15 @@ import { NydusError, fileShrank } from '../../errors.js';
 export const BATCH_BYTES = 2 << 20;
 const BATCH_CHUNKS = 512;
 
+/**
+ * A chunk as the chunker cuts it, with the fields the later stages fill already in place: the
+ * object keeps one shape, its properties inside it (adding three later costs a second
+ * allocation per chunk and a shape change).
+ */
+function pending(node: TreeNode, refs: ChunkRef[], fileOffset: number, size: number, dataOffset: number): PendingChunk {
+  return { node, refs, fileOffset, size, dataOffset, digest: undefined, ref: undefined, fresh: undefined };
+}
+
 /** The reads of one batch, gathered as plain numbers and packed into typed arrays at the end. */
 class ReadList {
   private spans: number[] = [];
@@ -84,7 +93,7 @@ export function chunker(state: BuildState, assembler: TreeAssembler, onWalkEnd?:
           const want = Math.min(state.chunkSize, node.size - fileOffset);
           if (used + want > capacity || chunks.length >= BATCH_CHUNKS) yield flush();
           reads.add(node, path, used, want, fileOffset);
-          chunks.push({ node, refs, fileOffset, size: want, dataOffset: used });
+          chunks.push(pending(node, refs, fileOffset, want, used));
           used += want;
           state.progress.bytes += want;
         }
@@ -102,7 +111,7 @@ export function chunker(state: BuildState, assembler: TreeAssembler, onWalkEnd?:
             if (n === 0) throw fileShrank(node.path, node.size);
             got += n;
           }
-          chunks.push({ node, refs, fileOffset, size: want, dataOffset: used });
+          chunks.push(pending(node, refs, fileOffset, want, used));
           used += want;
           state.progress.bytes += want;
         }
@@ -110,8 +119,13 @@ export function chunker(state: BuildState, assembler: TreeAssembler, onWalkEnd?:
         reader.close();
       }
     }
+    // The last batch goes to the workers before the tree is laid out, so they compress it meanwhile.
+    if (chunks.length > 0) {
+      const last: Batch = { data: data.subarray(0, used), chunks, files: reads.take() };
+      yield last;
+    } else {
+      state.buffers.release(data);
+    }
     onWalkEnd?.();
-    if (chunks.length > 0) yield flush();
-    else state.buffers.release(data);
   };
 }

@@ -3,9 +3,9 @@
 // buffers go back to be reused.
 import * as fs from 'node:fs';
 import { isMainThread } from 'node:worker_threads';
-import { move, transferableSymbol, valueSymbol } from 'piscina';
 import { compressorByName, digesterByName, type Compressor } from '../../algo/index.js';
 import { nameThread } from '../../io/thread-name.js';
+import { moved } from './transfer.js';
 
 if (!isMainThread) nameThread('nydus-chunks');
 
@@ -38,11 +38,6 @@ export interface CompressResult {
 }
 
 const slice = (t: { data: Uint8Array; spans: Uint32Array }, i: number) => t.data.subarray(t.spans[2 * i], t.spans[2 * i] + t.spans[2 * i + 1]);
-
-/** Marks the result's buffers for transfer back to the main thread. */
-function moved<T extends object>(value: T, buffers: ArrayBufferLike[]): T {
-  return move({ [transferableSymbol]: buffers, [valueSymbol]: value } as never) as unknown as T;
-}
 
 export function digest(t: ChunkTask): DigestResult {
   const d = digesterByName(t.algo)!;
