@@ -6,6 +6,7 @@ import { isMainThread } from 'node:worker_threads';
 import { move, transferableSymbol, valueSymbol } from 'piscina';
 import { compressorByName, digesterByName, type Compressor } from '../../algo/index.js';
 import { nameThread } from '../../io/thread-name.js';
+import { native } from '../../io/native.js';
 
 if (!isMainThread) nameThread('nydus-chunks');
 
@@ -102,33 +103,47 @@ export interface ReadResult {
 
 const O_READ = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW;
 
-/** Reads every file of t.reads into t.data; the failure of the first read that fails. */
+/**
+ * Reads every file of t.reads into t.data; the failure of the first read that fails. The addon
+ * does the reads in one call; a read it stops at is done again here with Node's fs, which gives
+ * its failure (or, after a race, its bytes) in the usual form, and the addon goes on after it.
+ */
 function readFiles(t: ReadTask): ReadResult['failure'] {
   const r = t.reads;
   if (!r) return undefined;
   const n = r.fds.length;
-  for (let i = 0; i < n; i++) {
-    const at = r.spans[3 * i];
-    const len = r.spans[3 * i + 1];
-    const pos = r.spans[3 * i + 2];
-    let fd = r.fds[i];
-    const own = fd < 0;
+  for (let from = 0; from < n;) {
+    const stop = native.readFilesInto(t.data, r.spans, r.paths, r.pathEnds, r.fds, from);
+    if (stop >= n) break;
+    const failure = readOne(t.data, r, stop);
+    if (failure) return failure;
+    from = stop + 1;
+  }
+  return undefined;
+}
+
+/** Read i of r into data with Node's fs; its failure. */
+function readOne(data: Uint8Array, r: FileReads, i: number): ReadResult['failure'] {
+  const at = r.spans[3 * i];
+  const len = r.spans[3 * i + 1];
+  const pos = r.spans[3 * i + 2];
+  let fd = r.fds[i];
+  const own = fd < 0;
+  try {
+    if (own) fd = fs.openSync(Buffer.from(r.paths.buffer, r.paths.byteOffset + (i > 0 ? r.pathEnds[i - 1] : 0), r.pathEnds[i] - (i > 0 ? r.pathEnds[i - 1] : 0)), O_READ);
     try {
-      if (own) fd = fs.openSync(Buffer.from(r.paths.buffer, r.paths.byteOffset + (i > 0 ? r.pathEnds[i - 1] : 0), r.pathEnds[i] - (i > 0 ? r.pathEnds[i - 1] : 0)), O_READ);
-      try {
-        let got = 0;
-        while (got < len) {
-          const k = fs.readSync(fd, t.data, at + got, len - got, pos + got);
-          if (k === 0) return { read: i, message: 'file shrank while reading', shrank: true };
-          got += k;
-        }
-      } finally {
-        if (own) fs.closeSync(fd);
+      let got = 0;
+      while (got < len) {
+        const k = fs.readSync(fd, data, at + got, len - got, pos + got);
+        if (k === 0) return { read: i, message: 'file shrank while reading', shrank: true };
+        got += k;
       }
-    } catch (e) {
-      const err = e as NodeJS.ErrnoException;
-      return { read: i, code: err.code, message: err.message };
+    } finally {
+      if (own) fs.closeSync(fd);
     }
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    return { read: i, code: err.code, message: err.message };
   }
   return undefined;
 }
