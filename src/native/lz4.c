@@ -90,14 +90,29 @@ static inline size_t extra_len_bytes(size_t len) {
   return len >= 15 ? (len - 15) / 255 + 1 : 0;
 }
 
-static inline uint8_t *put_len(uint8_t *op, size_t len) {
-  len -= 15;
+// The bytes after a length's 4 bits in the token: 255s, then the rest. Runs of 255s are rare
+// (a length of 270 or more), and kept out of line, away from the hot loop's registers.
+static __attribute__((noinline)) uint8_t *put_long_len(uint8_t *op, size_t len) {
   while (len >= 255) {
     *op++ = 255;
     len -= 255;
   }
   *op++ = (uint8_t)len;
   return op;
+}
+
+static inline uint8_t *put_len(uint8_t *op, size_t len) {
+  len -= 15;
+  if (__builtin_expect(len < 255, 1)) {
+    *op++ = (uint8_t)len;
+    return op;
+  }
+  return put_long_len(op, len);
+}
+
+// Whether a sequence of lit literals and a match of MINMATCH + ml bytes fits in room bytes.
+static __attribute__((noinline)) int sequence_fits(size_t lit, size_t ml, size_t room) {
+  return 1 + extra_len_bytes(lit) + lit + 2 + extra_len_bytes(ml) <= room;
 }
 
 // Earlier positions by hash: 16-bit for small inputs, 32-bit for large ones.
@@ -169,8 +184,7 @@ static inline __attribute__((always_inline)) long compress_block(const uint8_t *
       size_t ml = count_equal(ip + MINMATCH, ref + MINMATCH, matchlimit);
       // Room for the sequence: a quick bound first (token, literals, offset, both lengths' extra
       // bytes and the copies' overshoot), the exact size only near the end of dst.
-      if (UNLIKELY((size_t)(oend - op) < lit + (lit >> 7) + (ml >> 7) + 32) &&
-          1 + extra_len_bytes(lit) + lit + 2 + extra_len_bytes(ml) > (size_t)(oend - op)) return -1;
+      if (UNLIKELY((size_t)(oend - op) < lit + (lit >> 7) + (ml >> 7) + 32) && !sequence_fits(lit, ml, (size_t)(oend - op))) return -1;
       uint8_t *token = op++;
       uint8_t tk = (uint8_t)((lit >= 15 ? 15 : lit) << 4);
       if (lit >= 15) op = put_len(op, lit);
