@@ -148,6 +148,47 @@ function readOne(data: Uint8Array, r: FileReads, i: number): ReadResult['failure
   return undefined;
 }
 
+/** Open-addressing slots (chunk index + 1, 0 when free) reused by every batch of this thread. */
+let slots = new Int32Array(1024);
+
+/**
+ * Which chunks of a batch come first with their digest and length: a hash set over the digests'
+ * own bytes (already uniform), with no key string or object per chunk.
+ */
+class FirstSeen {
+  private readonly words: Uint32Array;
+  private readonly mask: number;
+
+  constructor(digests: Uint8Array, private readonly spans: Uint32Array) {
+    this.words = new Uint32Array(digests.buffer, digests.byteOffset, digests.byteLength >>> 2);
+    const n = spans.length / 2;
+    let size = 1024;
+    while (size < 2 * n) size *= 2;
+    if (slots.length < size) slots = new Int32Array(size);
+    slots.fill(0, 0, size);
+    this.mask = size - 1;
+  }
+
+  /** Records chunk i; whether no earlier chunk had its digest and length. */
+  isFirst(i: number): boolean {
+    const w = this.words;
+    for (let h = w[8 * i] & this.mask; ; h = (h + 1) & this.mask) {
+      const j = slots[h] - 1;
+      if (j < 0) {
+        slots[h] = i + 1;
+        return true;
+      }
+      if (this.spans[2 * j + 1] === this.spans[2 * i + 1] && this.same(8 * i, 8 * j)) return false;
+    }
+  }
+
+  private same(a: number, b: number): boolean {
+    const w = this.words;
+    for (let k = 0; k < 8; k++) if (w[a + k] !== w[b + k]) return false;
+    return true;
+  }
+}
+
 /** Reads, digests and (with a compressor) compresses one batch; runs on the main thread too, without a pool. */
 export function readChunks(t: ReadTask): ReadResult {
   const failure = readFiles(t);
@@ -160,14 +201,11 @@ export function readChunks(t: ReadTask): ReadResult {
   const c = compressorByName(t.compressor)!;
   const sizes = new Int32Array(n);
   // A chunk repeated within the batch is certainly a duplicate: it is not compressed twice.
-  const seen = new Set<string>();
+  const firsts = new FirstSeen(digests, t.spans);
   let used = 0;
   for (let i = 0; i < n; i++) {
-    const raw = slice(t, i);
-    const key = Buffer.from(digests.buffer, 32 * i, 32).toString('latin1') + raw.byteLength;
-    if (seen.has(key)) continue;
-    seen.add(key);
-    const z = compressOne(c, t.out, used, raw);
+    if (!firsts.isFirst(i)) continue;
+    const z = compressOne(c, t.out, used, slice(t, i));
     sizes[i] = z;
     used += Math.abs(z);
   }
