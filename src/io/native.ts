@@ -1,5 +1,6 @@
 // The project's small native addon (src/native, built by node-gyp into build/Release): xattrs,
-// lstat and pipe sizes by the syscalls Node lacks, and LZ4 block compression into a buffer.
+// lstat and pipe sizes by the syscalls Node lacks, LZ4 block compression into a buffer, and the
+// chunk workers' file reads of a batch in one call.
 import { createRequire } from 'node:module';
 
 export interface Native {
@@ -14,6 +15,11 @@ export interface Native {
    * entry's lstat or xattr list failed.
    */
   scanDir(dir: Buffer): [Buffer, Float64Array];
+  /**
+   * Reads from..n-1 of a batch's file reads (src/pipeline/workers/chunks.ts FileReads) into data;
+   * n when all are done, else the index of the first read that failed, for Node's fs to redo.
+   */
+  readFilesInto(data: Uint8Array, spans: Float64Array, paths: Uint8Array, pathEnds: Uint32Array, fds: Int32Array, from: number): number;
   /** A bare LZ4 block of src in dst; its size, or -1 when it does not fit in dst. */
   lz4CompressInto(dst: Uint8Array, src: Uint8Array): number;
   /** A gzip inflater that reports deflate block boundaries (src/native/zran.c). */

@@ -295,6 +295,8 @@ static napi_value set_pipe_size(napi_env env, napi_callback_info info) {
 
 // src/native/lz4.c
 napi_value lz4_compress_into(napi_env env, napi_callback_info info);
+// src/native/readfiles.c
+napi_value read_files_into(napi_env env, napi_callback_info info);
 // src/native/zran.c
 napi_value zran_init(napi_env env, napi_value exports);
 
@@ -307,6 +309,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"setPipeSize", NULL, set_pipe_size, NULL, NULL, NULL, napi_default, NULL},
     {"scanDir", NULL, scan_dir, NULL, NULL, NULL, napi_default, NULL},
     {"lz4CompressInto", NULL, lz4_compress_into, NULL, NULL, NULL, napi_default, NULL},
+    {"readFilesInto", NULL, read_files_into, NULL, NULL, NULL, napi_default, NULL},
   };
   CALL(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   return zran_init(env, exports);

@@ -2,7 +2,10 @@
 // (lz4_flex) and a strict one here that enforces the end-of-block rules LZ4's C decoder
 // enforces must give back every input byte for byte, across the block format's edge cases:
 // inputs shorter than the 13 bytes a match needs, literal and match lengths at the 15 and
-// 15+255k boundaries, distances near 64 KiB, incompressible data and whole real files.
+// 15+255k boundaries, distances near 64 KiB, the switch between the encoder's small-input
+// (16-bit table) and large-input variants just above 64 KiB, destinations cut to the exact
+// block size (the encoder's wide copies must never write past them), incompressible data and
+// whole real files.
 import { describe, expect, it } from 'vitest';
 import { createRequire } from 'node:module';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
@@ -101,6 +104,90 @@ describe('lz4_block encoder', () => {
       for (let i = 0; i < n; i += 1024) mixed.fill(i & 0xff, i, i + 512);
       roundTrip(mixed);
     }
+  });
+
+  it('round-trips every size around the 64 KiB switch between its two variants', () => {
+    const text = Buffer.from('the quick brown fox jumps over the lazy dog 0123456789\n'.repeat(1300));
+    for (let n = 65520; n <= 65570; n++) {
+      roundTrip(random(n, n));
+      roundTrip(Buffer.alloc(n));
+      roundTrip(text.subarray(0, n));
+      // A repeat 64 KiB back: within the window only at the far end of a small input.
+      const far = random(n, n + 3);
+      far.copy(far, n - 40, 0, 32);
+      roundTrip(far);
+    }
+  });
+
+  it('round-trips repeated short patterns of every period and sizes 1..64 of each', () => {
+    for (let period = 1; period <= 20; period++) {
+      const unit = random(period, period * 31);
+      for (const n of [...Array.from({ length: 64 }, (_, i) => i + 1), 1000, 65536, 1 << 20]) {
+        const src = Buffer.alloc(n);
+        for (let i = 0; i < n; i++) src[i] = unit[i % period]!;
+        roundTrip(src);
+      }
+    }
+  });
+
+  it('fits a destination of exactly the block size, writes nothing past it, and is repeatable', () => {
+    const text = Buffer.from(readFileSync(new URL(import.meta.url)));
+    const inputs: Buffer[] = [];
+    for (const n of [13, 14, 20, 31, 64, 100, 1000, 4096, 65547, 65548, 70000, 1 << 20]) {
+      inputs.push(Buffer.alloc(n), random(n, n + 11), Buffer.concat(Array(Math.ceil(n / text.length)).fill(text)).subarray(0, n));
+      // Mostly noise with a few matches: the block ends within a few bytes of the input's size.
+      const sparse = random(n, n + 13);
+      for (let i = 64; i + 16 < n; i += 4096) sparse.copy(sparse, i, i - 64, i - 48);
+      inputs.push(sparse);
+    }
+    for (const src of inputs) {
+      const block = Buffer.from(lz4.compress(src));
+      // Every short destination, and every one a little short of the block: each must give -1
+      // without a byte written past it.
+      const caps = new Set([block.length, ...Array.from({ length: 48 }, (_, k) => block.length - 1 - k), ...Array.from({ length: 64 }, (_, k) => k)]);
+      for (const cap of caps) {
+        if (cap < 0 || cap > block.length) continue;
+        // dst is a view into a larger buffer whose bytes past it must stay untouched.
+        const room = Buffer.alloc(cap + 64, 0xa5);
+        const n = lz4.compressInto(room.subarray(0, cap), src);
+        expect(room.subarray(cap).every((b) => b === 0xa5), `${src.length} bytes into ${cap}`).toBe(true);
+        if (cap === block.length) expect(room.subarray(0, n).equals(block)).toBe(true);
+        else expect(n).toBe(-1);
+      }
+      // Earlier contents of dst play no part.
+      const dirty = random(block.length, 5);
+      expect(lz4.compressInto(dirty, src)).toBe(block.length);
+      expect(dirty.equals(block)).toBe(true);
+    }
+  });
+
+  it('gives back every chunk of real files stored the way the build stores them', () => {
+    // As the chunk workers call it: into one byte less than the chunk, raw when it does not fit.
+    const roots = ['/usr/share/doc', '/usr/share/perl5', '/usr/share/zoneinfo', '/usr/share/i18n', '/usr/lib/x86_64-linux-gnu'];
+    const files = roots.flatMap((dir) => {
+      try {
+        return readdirSync(dir, { recursive: true }).map((f) => join(dir, String(f)));
+      } catch {
+        return [];
+      }
+    }).filter((f) => { try { return statSync(f).isFile(); } catch { return false; } }).slice(0, 3000);
+    expect(files.length).toBeGreaterThan(500);
+    let compressed = 0;
+    for (const f of files) {
+      const data = readFileSync(f);
+      for (let at = 0; at < data.length; at += 1 << 20) {
+        const chunk = data.subarray(at, at + (1 << 20));
+        if (chunk.length < 2) continue;
+        const dst = new Uint8Array(chunk.length - 1);
+        const n = lz4.compressInto(dst, chunk);
+        if (n < 0) continue;
+        compressed++;
+        const block = dst.subarray(0, n);
+        expect(decode(block, chunk.length).equals(chunk), f).toBe(true);
+        expect(strictDecode(block, chunk.length).equals(chunk), f).toBe(true);
+      }
+    }
+    expect(compressed).toBeGreaterThan(100);
   });
 
   it('compresses real files as well as lz4_flex does, and round-trips them', () => {

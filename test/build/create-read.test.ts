@@ -4,7 +4,7 @@
 // change at the moment the entry passes, so there is no race to win.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
-import { mkdirSync, truncateSync, unlinkSync } from 'node:fs';
+import { mkdirSync, symlinkSync, truncateSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { create } from '../../src/build/create.js';
@@ -69,6 +69,13 @@ describe('a file that changes after the walk fails the build with one line namin
     it(`replaced by a directory (${threads} threads)`, async () => {
       const e = await failure('dir', threads, (f) => (unlinkSync(f), mkdirSync(f)));
       expect(e.message).toBe(`${join(work, `dir-${threads}`, 'victim')}: is a directory`);
+      expect(e.exit).toBe(1);
+    });
+
+    it(`replaced by a symlink, which is not followed (${threads} threads)`, async () => {
+      const e = await failure('link', threads, (f) => (unlinkSync(f), symlinkSync(join(work, `link-${threads}`, 'a1'), f)));
+      expect(e.message.startsWith(`${join(work, `link-${threads}`, 'victim')}: `)).toBe(true);
+      expect(e.message).toMatch(/symbolic links/);
       expect(e.exit).toBe(1);
     });
   }

@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import { isMainThread } from 'node:worker_threads';
 import { compressorByName, digesterByName, type Compressor } from '../../algo/index.js';
 import { nameThread } from '../../io/thread-name.js';
+import { native } from '../../io/native.js';
 import { moved } from './transfer.js';
 
 if (!isMainThread) nameThread('nydus-chunks');
@@ -97,35 +98,90 @@ export interface ReadResult {
 
 const O_READ = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW;
 
-/** Reads every file of t.reads into t.data; the failure of the first read that fails. */
+/**
+ * Reads every file of t.reads into t.data; the failure of the first read that fails. The addon
+ * does the reads in one call; a read it stops at is done again here with Node's fs, which gives
+ * its failure (or, after a race, its bytes) in the usual form, and the addon goes on after it.
+ */
 function readFiles(t: ReadTask): ReadResult['failure'] {
   const r = t.reads;
   if (!r) return undefined;
   const n = r.fds.length;
-  for (let i = 0; i < n; i++) {
-    const at = r.spans[3 * i];
-    const len = r.spans[3 * i + 1];
-    const pos = r.spans[3 * i + 2];
-    let fd = r.fds[i];
-    const own = fd < 0;
-    try {
-      if (own) fd = fs.openSync(Buffer.from(r.paths.buffer, r.paths.byteOffset + (i > 0 ? r.pathEnds[i - 1] : 0), r.pathEnds[i] - (i > 0 ? r.pathEnds[i - 1] : 0)), O_READ);
-      try {
-        let got = 0;
-        while (got < len) {
-          const k = fs.readSync(fd, t.data, at + got, len - got, pos + got);
-          if (k === 0) return { read: i, message: 'file shrank while reading', shrank: true };
-          got += k;
-        }
-      } finally {
-        if (own) fs.closeSync(fd);
-      }
-    } catch (e) {
-      const err = e as NodeJS.ErrnoException;
-      return { read: i, code: err.code, message: err.message };
-    }
+  for (let from = 0; from < n;) {
+    const stop = native.readFilesInto(t.data, r.spans, r.paths, r.pathEnds, r.fds, from);
+    if (stop >= n) break;
+    const failure = readOne(t.data, r, stop);
+    if (failure) return failure;
+    from = stop + 1;
   }
   return undefined;
+}
+
+/** Read i of r into data with Node's fs; its failure. */
+function readOne(data: Uint8Array, r: FileReads, i: number): ReadResult['failure'] {
+  const at = r.spans[3 * i];
+  const len = r.spans[3 * i + 1];
+  const pos = r.spans[3 * i + 2];
+  let fd = r.fds[i];
+  const own = fd < 0;
+  try {
+    if (own) fd = fs.openSync(Buffer.from(r.paths.buffer, r.paths.byteOffset + (i > 0 ? r.pathEnds[i - 1] : 0), r.pathEnds[i] - (i > 0 ? r.pathEnds[i - 1] : 0)), O_READ);
+    try {
+      let got = 0;
+      while (got < len) {
+        const k = fs.readSync(fd, data, at + got, len - got, pos + got);
+        if (k === 0) return { read: i, message: 'file shrank while reading', shrank: true };
+        got += k;
+      }
+    } finally {
+      if (own) fs.closeSync(fd);
+    }
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    return { read: i, code: err.code, message: err.message };
+  }
+  return undefined;
+}
+
+/** Open-addressing slots (chunk index + 1, 0 when free) reused by every batch of this thread. */
+let slots = new Int32Array(1024);
+
+/**
+ * Which chunks of a batch come first with their digest and length: a hash set over the digests'
+ * own bytes (already uniform), with no key string or object per chunk.
+ */
+class FirstSeen {
+  private readonly words: Uint32Array;
+  private readonly mask: number;
+
+  constructor(digests: Uint8Array, private readonly spans: Uint32Array) {
+    this.words = new Uint32Array(digests.buffer, digests.byteOffset, digests.byteLength >>> 2);
+    const n = spans.length / 2;
+    let size = 1024;
+    while (size < 2 * n) size *= 2;
+    if (slots.length < size) slots = new Int32Array(size);
+    slots.fill(0, 0, size);
+    this.mask = size - 1;
+  }
+
+  /** Records chunk i; whether no earlier chunk had its digest and length. */
+  isFirst(i: number): boolean {
+    const w = this.words;
+    for (let h = w[8 * i] & this.mask; ; h = (h + 1) & this.mask) {
+      const j = slots[h] - 1;
+      if (j < 0) {
+        slots[h] = i + 1;
+        return true;
+      }
+      if (this.spans[2 * j + 1] === this.spans[2 * i + 1] && this.same(8 * i, 8 * j)) return false;
+    }
+  }
+
+  private same(a: number, b: number): boolean {
+    const w = this.words;
+    for (let k = 0; k < 8; k++) if (w[a + k] !== w[b + k]) return false;
+    return true;
+  }
 }
 
 /** Reads, digests and (with a compressor) compresses one batch; runs on the main thread too, without a pool. */
@@ -140,14 +196,11 @@ export function readChunks(t: ReadTask): ReadResult {
   const c = compressorByName(t.compressor)!;
   const sizes = new Int32Array(n);
   // A chunk repeated within the batch is certainly a duplicate: it is not compressed twice.
-  const seen = new Set<string>();
+  const firsts = new FirstSeen(digests, t.spans);
   let used = 0;
   for (let i = 0; i < n; i++) {
-    const raw = slice(t, i);
-    const key = Buffer.from(digests.buffer, 32 * i, 32).toString('latin1') + raw.byteLength;
-    if (seen.has(key)) continue;
-    seen.add(key);
-    const z = compressOne(c, t.out, used, raw);
+    if (!firsts.isFirst(i)) continue;
+    const z = compressOne(c, t.out, used, slice(t, i));
     sizes[i] = z;
     used += Math.abs(z);
   }
