@@ -517,6 +517,15 @@ function blobMetaFile(table: Buffer, header: Buffer): Buffer {
 }
 
 /**
+ * A Writable that also takes bytes synchronously, copying them at once (a backend upload's
+ * stream, src/backends/multipart.ts): written through take, a chunk is copied once, not twice.
+ */
+interface TakingWritable extends Writable {
+  take(data: Uint8Array): void;
+  room(): Promise<void>;
+}
+
+/**
  * A ByteSink over a Writable. The pipeline reuses its buffers once a write is reported done, and
  * a stream may hold a chunk long after accepting it, so each chunk is copied; drain waits for the
  * stream's own buffer to fall to the limit, which bounds memory by what the consumer has not taken.
@@ -525,6 +534,17 @@ function streamSink(out: Writable): ByteSink {
   let failure: Error | undefined;
   out.once('error', (e) => (failure ??= e));
   out.once('close', () => (failure ??= out.writableFinished ? undefined : new NydusError('OUTPUT', 'the blob stream closed before the blob was written')));
+  const taking = out as Partial<TakingWritable>;
+  if (typeof taking.take === 'function' && typeof taking.room === 'function') {
+    return {
+      write(data, onWritten) {
+        if (failure) throw failure;
+        taking.take!(data);
+        onWritten?.();
+      },
+      drain: () => taking.room!(),
+    };
+  }
   return {
     write(data, onWritten) {
       if (failure) throw failure;
