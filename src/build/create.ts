@@ -461,13 +461,14 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
     threadClosed = blobThread?.close();
     blobThread = undefined;
 
-    // A streamed blob is whole (and stored, when blobEnd says so) before the bootstrap naming it exists.
-    if (o.blobOut) {
-      await endStream(o.blobOut);
-      await o.blobEnd?.(blobId);
-    }
+    // A streamed blob is whole (and stored, when blobEnd says so) before the bootstrap naming it
+    // exists: the bootstrap is written to its temporary name while the backend commits.
+    if (o.blobOut) await endStream(o.blobOut);
+    const stored = o.blobOut ? o.blobEnd?.(blobId) : undefined;
+    stored?.catch(() => undefined);
     // With the bootstrap inline in the blob and no -B, no separate bootstrap is written.
-    const bootstrapPath = o.bootstrap || (!inlineMeta && o.blobDir) ? await writeBootstrap(bootstrap, o) : '';
+    const bootstrapPath = o.bootstrap || (!inlineMeta && o.blobDir) ? await writeBootstrap(bootstrap, o, stored) : '';
+    await stored;
     dumpBoot.end();
 
     let blobPath: string | undefined;
