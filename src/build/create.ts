@@ -467,7 +467,14 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
     const stored = o.blobOut ? o.blobEnd?.(blobId) : undefined;
     stored?.catch(() => undefined);
     // With the bootstrap inline in the blob and no -B, no separate bootstrap is written.
-    const bootstrapPath = o.bootstrap || (!inlineMeta && o.blobDir) ? await writeBootstrap(bootstrap, o, stored) : '';
+    let bootstrapPath = '';
+    try {
+      if (o.bootstrap || (!inlineMeta && o.blobDir)) bootstrapPath = await writeBootstrap(bootstrap, o, stored);
+    } catch (e) {
+      // The commit ends first, so an abort that follows does not race it.
+      await stored?.catch(() => undefined);
+      throw e;
+    }
     await stored;
     dumpBoot.end();
 
