@@ -224,10 +224,13 @@ describe('nydusify pack --backend-push: the S3 server killed in the middle of th
     const out = join(work, 'killed');
     const uploads = join(s3.dir, s3.bucket, '._S3rver_uploads');
     const running = nydusify(['pack', '--source-dir', src, '--name', 'big', '-o', out, ...push('killed/')]);
-    // The kill comes once the server holds the start of a multipart upload (the build before it takes a while).
+    // The kill comes once the server receives the first part (the build before it takes a while):
+    // pack has the upload's id then, so it can abort it (an upload killed while being created is
+    // one no client heard of).
     let ended = false;
     void running.then(() => (ended = true));
-    const started = async () => existsSync(uploads) && (await readdir(uploads)).length > 0;
+    const hasPart = async (id: string) => (await readdir(join(uploads, id)).catch(() => [] as string[])).some((f) => /^\d+$/.test(f));
+    const started = async () => existsSync(uploads) && (await Promise.all((await readdir(uploads)).map(hasPart))).some(Boolean);
     while (!ended && !(await started())) await new Promise((r) => setTimeout(r, 5));
     if (ended) throw new Error(`pack ended before any multipart upload began: ${(await running).stderr.toString()}`);
     s3.kill();
