@@ -5,6 +5,7 @@ import type { Backend } from './types.js';
 
 export { BACKEND_TYPES, backendFromFlags, parseBackendConfig, type BackendSpec, type BackendType } from './config.js';
 export type { Backend, BlobUpload, PutResult } from './types.js';
+export { putFile, withUpload, type InterruptHook, type UploadOptions } from './upload.js';
 
 export interface OpenOptions {
   /** Written to (errors name the output) or read from. */

@@ -51,81 +51,144 @@ export function oneLine(e: unknown): string {
   return msg.split('\n')[0]!;
 }
 
+/**
+ * The upload's byte stream. Besides the Writable interface (for piping a source), bytes can be
+ * handed over synchronously with take, which copies them at once into the part being filled, so
+ * a caller that reuses its buffers (the build's blob sink) needs no copy of its own; room gives
+ * the backpressure then.
+ */
+export class PartStream extends Writable {
+  constructor(private readonly parts: { take(data: Uint8Array): void; room(): Promise<void>; end(): Promise<void> }) {
+    super({ highWaterMark: 1 << 20 });
+  }
+
+  /** Copies data into the parts now: the caller may reuse it once this returns. Throws after a failure. */
+  take(data: Uint8Array): void {
+    this.parts.take(data);
+  }
+
+  /** Resolves once every full part is on its way (at most `concurrency` at a time); rejects after a failure. */
+  room(): Promise<void> {
+    return this.parts.room();
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (e?: Error | null) => void): void {
+    try {
+      this.take(chunk);
+    } catch (e) {
+      cb(e as Error);
+      return;
+    }
+    this.room().then(() => cb(), cb);
+  }
+
+  override _final(cb: (e?: Error | null) => void): void {
+    this.parts.end().then(() => cb(), cb);
+  }
+}
+
 export function multipartUpload(api: MultipartApi, o: MultipartOptions): BlobUpload {
   const key = o.knownKey ?? o.tempKey;
   const started = api.create(key);
   started.catch(() => undefined);
   const parts: PartDone[] = [];
-  const inFlight = new Set<Promise<void>>();
+  /** Full parts not yet sent (each with the buffer it lives in, back to the pool once sent). */
+  const pending: Array<{ n: number; data: Buffer; backing: Buffer }> = [];
+  /** Part buffers whose upload is done: reused, so the parts cost no fresh memory. */
+  const pool: Buffer[] = [];
+  let inFlight = 0;
+  let waiters: Array<() => void> = [];
   let failure: unknown;
-  let buf = Buffer.allocUnsafe(o.partSize);
+  let buf: Buffer | undefined;
   let fill = 0;
   let total = 0;
   let n = 0;
+  let ended = false;
   let finished = false;
   /** The server assembled the parts (under the temporary key): from then on there is no upload to abort. */
   let completed = false;
   let aborted: Promise<void> | undefined;
 
-  const send = (data: Buffer): Promise<void> => {
+  const wake = () => {
+    const w = waiters;
+    waiters = [];
+    for (const f of w) f();
+  };
+  const fail = (e: unknown) => {
+    failure ??= e;
+    pending.length = 0;
+    wake();
+  };
+  const pump = () => {
+    while (!failure && inFlight < o.concurrency && pending.length > 0) {
+      const p = pending.shift()!;
+      inFlight++;
+      (async () => {
+        const id = await started;
+        parts.push(await api.part(key, id, p.n, p.data));
+      })().then(
+        () => pool.push(p.backing),
+        (e: unknown) => fail(e),
+      ).finally(() => {
+        inFlight--;
+        pump();
+        wake();
+      });
+    }
+  };
+  const queue = (data: Buffer, backing: Buffer) => {
     const num = ++n;
     if (num > MAX_PARTS) throw new NydusError('OUTPUT', `${api.where(key)}: the blob needs more than ${MAX_PARTS} parts of ${o.partSize} bytes`);
-    const p = (async () => {
-      const id = await started;
-      parts.push(await api.part(key, id, num, data));
-    })().catch((e: unknown) => {
-      failure ??= e;
-    });
-    const tracked = p.finally(() => inFlight.delete(tracked));
-    inFlight.add(tracked);
-    return tracked;
+    pending.push({ n: num, data, backing });
+    pump();
   };
-  const room = async () => {
-    while (inFlight.size >= o.concurrency) await Promise.race(inFlight);
+  /** Resolves when `done()` holds or the upload failed (then rejects). */
+  const until = async (done: () => boolean) => {
+    while (!failure && !done()) await new Promise<void>((resolve) => waiters.push(resolve));
     if (failure) throw failure;
   };
 
-  const stream = new Writable({
-    highWaterMark: 1 << 20,
-    write(chunk: Buffer, _enc, cb) {
-      (async () => {
-        if (failure) throw failure;
-        let at = 0;
-        while (at < chunk.length) {
-          const k = Math.min(chunk.length - at, o.partSize - fill);
-          chunk.copy(buf, fill, at, at + k);
-          fill += k;
-          at += k;
-          total += k;
-          if (fill === o.partSize) {
-            await room();
-            void send(buf);
-            buf = Buffer.allocUnsafe(o.partSize);
-            fill = 0;
-          }
+  const core = {
+    take(data: Uint8Array): void {
+      if (failure) throw failure;
+      if (ended) throw new NydusError('INTERNAL', 'bytes written to an upload after its end');
+      let at = 0;
+      while (at < data.byteLength) {
+        buf ??= pool.pop() ?? Buffer.allocUnsafeSlow(o.partSize);
+        const k = Math.min(data.byteLength - at, o.partSize - fill);
+        buf.set(data.subarray(at, at + k), fill);
+        fill += k;
+        at += k;
+        total += k;
+        if (fill === o.partSize) {
+          queue(buf, buf);
+          buf = undefined;
+          fill = 0;
         }
-      })().then(() => cb(), (e: unknown) => cb(e as Error));
+      }
     },
-    final(cb) {
-      (async () => {
-        // The last part may be short; an empty blob is one empty part.
-        if (fill > 0 || n === 0) {
-          await room();
-          void send(buf.subarray(0, fill));
-        }
-        await Promise.all(inFlight);
-        if (failure) throw failure;
-        await started;
-        finished = true;
-      })().then(() => cb(), (e: unknown) => cb(e as Error));
+    room: () => until(() => pending.length === 0),
+    async end(): Promise<void> {
+      if (failure) throw failure;
+      ended = true;
+      // The last part may be short; an empty blob is one empty part.
+      if (fill > 0 || n === 0) {
+        const last = buf ?? Buffer.alloc(0);
+        queue(last.subarray(0, fill), last);
+        buf = undefined;
+      }
+      await until(() => pending.length === 0 && inFlight === 0);
+      await started;
+      finished = true;
     },
-  });
+  };
+  const stream = new PartStream(core);
 
   const abort = (reason?: unknown): Promise<void> => {
-    failure ??= reason ?? new NydusError('OUTPUT', 'upload aborted');
+    fail(reason ?? new NydusError('OUTPUT', 'upload aborted'));
     aborted ??= (async () => {
       if (!stream.destroyed) stream.destroy();
-      await Promise.allSettled(inFlight);
+      while (inFlight > 0) await new Promise<void>((resolve) => waiters.push(resolve));
       if (completed) return;
       let id: string;
       try {

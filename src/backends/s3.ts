@@ -1,13 +1,10 @@
 // S3 (spec §4.2): path-style addressing, "<scheme>://<endpoint>", keys "<object_prefix><blob id>".
-// Uploads are multipart from the stream (multipart.ts); reads are ranged GETs.
+// Uploads are multipart from the stream (multipart.ts); reads are ranged GETs. The SDK (about
+// 0.2 CPU-s to load) is loaded in the background, so a build starts while it loads.
 import { createHash, randomUUID } from 'node:crypto';
 import * as zlib from 'node:zlib';
 import type { Readable } from 'node:stream';
-import {
-  S3Client, HeadObjectCommand, GetObjectCommand, CreateMultipartUploadCommand, UploadPartCommand,
-  CompleteMultipartUploadCommand, AbortMultipartUploadCommand, CopyObjectCommand, DeleteObjectCommand,
-  UploadPartCopyCommand, type ChecksumAlgorithm,
-} from '@aws-sdk/client-s3';
+import type { S3Client, ChecksumAlgorithm } from '@aws-sdk/client-s3';
 import { NydusError } from '../errors.js';
 import { str, type BackendConfig } from './config.js';
 import { multipartUpload, PART_CONCURRENCY, PART_SIZE, type MultipartApi, type PartDone } from './multipart.js';
@@ -36,9 +33,22 @@ export function precomputed(algo: ChecksumAlgorithm, body: Buffer): Record<strin
   return {};
 }
 
+type Sdk = typeof import('@aws-sdk/client-s3');
+
+/**
+ * The SigV4 payload hash of a part's body: "UNSIGNED-PAYLOAD" when a checksum header covers the
+ * body (as the SDK itself does for streamed bodies, whose checksum travels in a trailer), so the
+ * SDK does not hash every part once more with SHA-256 on the thread that runs the build.
+ */
+const unsignedPayload = (next: (a: unknown) => Promise<unknown>) => async (args: unknown) => {
+  (args as { request: { headers: Record<string, string> } }).request.headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
+  return next(args);
+};
+
 export class S3Backend extends ObjectStore implements Backend {
   readonly type = 's3' as const;
-  private readonly client: S3Client;
+  /** The SDK and the client, once loaded. */
+  private readonly ready: Promise<{ sdk: Sdk; client: S3Client }>;
   private readonly checksum?: ChecksumAlgorithm;
 
   constructor(config: BackendConfig, prefix = str(config, 'object_prefix')) {
@@ -51,7 +61,7 @@ export class S3Backend extends ObjectStore implements Backend {
     this.checksum = algo === '' ? undefined : CHECKSUMS[algo];
     const id = str(config, 'access_key_id');
     const secret = str(config, 'access_key_secret');
-    this.client = new S3Client({
+    const options = {
       region: str(config, 'region'),
       endpoint: `${str(config, 'scheme', 'https')}://${str(config, 'endpoint', 's3.amazonaws.com')}`,
       forcePathStyle: true,
@@ -60,15 +70,16 @@ export class S3Backend extends ObjectStore implements Backend {
       maxAttempts: typeof config.retry_limit === 'number' ? config.retry_limit + 1 : 3,
       requestChecksumCalculation: this.checksum ? 'WHEN_SUPPORTED' : 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
-    });
+    } as const;
+    this.ready = import('@aws-sdk/client-s3').then((sdk) => ({ sdk, client: new sdk.S3Client(options) }));
+    // Awaited by every call; a failure to load surfaces there.
+    this.ready.catch(() => undefined);
   }
 
-
-
-
   protected async sizeOf(key: string): Promise<number | undefined> {
+    const { sdk, client } = await this.ready;
     try {
-      const r = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+      const r = await client.send(new sdk.HeadObjectCommand({ Bucket: this.bucket, Key: key }));
       return r.ContentLength ?? 0;
     } catch (e) {
       const status = (e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
@@ -77,10 +88,10 @@ export class S3Backend extends ObjectStore implements Backend {
     }
   }
 
-
   async get(id: string): Promise<Readable> {
+    const { sdk, client } = await this.ready;
     try {
-      const r = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.key(id) }));
+      const r = await client.send(new sdk.GetObjectCommand({ Bucket: this.bucket, Key: this.key(id) }));
       return r.Body as Readable;
     } catch (e) {
       throw this.fail('GET', this.key(id), e);
@@ -89,9 +100,10 @@ export class S3Backend extends ObjectStore implements Backend {
 
   async rangeGet(id: string, offset: number, length: number): Promise<Buffer> {
     if (length === 0) return Buffer.alloc(0);
+    const { sdk, client } = await this.ready;
     let bytes: Uint8Array;
     try {
-      const r = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.key(id), Range: `bytes=${offset}-${offset + length - 1}` }));
+      const r = await client.send(new sdk.GetObjectCommand({ Bucket: this.bucket, Key: this.key(id), Range: `bytes=${offset}-${offset + length - 1}` }));
       bytes = await r.Body!.transformToByteArray();
     } catch (e) {
       throw this.fail(`GET bytes ${offset}+${length}`, this.key(id), e);
@@ -101,22 +113,26 @@ export class S3Backend extends ObjectStore implements Backend {
   }
 
   put(knownId?: string): BlobUpload {
-    const c = this.client;
+    const ready = this.ready;
     const Bucket = this.bucket;
     const ChecksumAlgorithm = this.checksum;
     const sumField = ChecksumAlgorithm ? (`Checksum${ChecksumAlgorithm}` as const) : undefined;
     const api: MultipartApi = {
       where: (key) => this.url(key),
       create: async (Key) => {
+        const { sdk, client: c } = await ready;
         try {
-          return (await c.send(new CreateMultipartUploadCommand({ Bucket, Key, ...(ChecksumAlgorithm ? { ChecksumAlgorithm } : {}) }))).UploadId!;
+          return (await c.send(new sdk.CreateMultipartUploadCommand({ Bucket, Key, ...(ChecksumAlgorithm ? { ChecksumAlgorithm } : {}) }))).UploadId!;
         } catch (e) {
           throw this.fail('starting the multipart upload', Key, e);
         }
       },
       part: async (Key, UploadId, PartNumber, Body): Promise<PartDone> => {
+        const { sdk, client: c } = await ready;
+        const command = new sdk.UploadPartCommand({ Bucket, Key, UploadId, PartNumber, Body, ContentLength: Body.length, ...(ChecksumAlgorithm ? { ChecksumAlgorithm, ...precomputed(ChecksumAlgorithm, Body) } : {}) });
+        if (ChecksumAlgorithm) command.middlewareStack.add(unsignedPayload as never, { step: 'build', name: 'nydusUnsignedPayload' });
         try {
-          const r = await c.send(new UploadPartCommand({ Bucket, Key, UploadId, PartNumber, Body, ContentLength: Body.length, ...(ChecksumAlgorithm ? { ChecksumAlgorithm, ...precomputed(ChecksumAlgorithm, Body) } : {}) }));
+          const r = await c.send(command);
           const sum = sumField ? (r as unknown as Record<string, unknown>)[sumField] : undefined;
           return { n: PartNumber, etag: r.ETag!, ...(typeof sum === 'string' ? { extra: { [sumField!]: sum } } : {}) };
         } catch (e) {
@@ -124,33 +140,36 @@ export class S3Backend extends ObjectStore implements Backend {
         }
       },
       complete: async (Key, UploadId, parts) => {
+        const { sdk, client: c } = await ready;
         try {
-          await c.send(new CompleteMultipartUploadCommand({ Bucket, Key, UploadId, MultipartUpload: { Parts: parts.map((p) => ({ PartNumber: p.n, ETag: p.etag, ...p.extra })) } }));
+          await c.send(new sdk.CompleteMultipartUploadCommand({ Bucket, Key, UploadId, MultipartUpload: { Parts: parts.map((p) => ({ PartNumber: p.n, ETag: p.etag, ...p.extra })) } }));
         } catch (e) {
           throw this.fail('completing the multipart upload', Key, e);
         }
       },
       abort: async (Key, UploadId) => {
-        await c.send(new AbortMultipartUploadCommand({ Bucket, Key, UploadId }));
+        const { sdk, client: c } = await ready;
+        await c.send(new sdk.AbortMultipartUploadCommand({ Bucket, Key, UploadId }));
       },
       size: (key) => this.sizeOf(key),
       copy: async (from, Key, size) => {
+        const { sdk, client: c } = await ready;
         const CopySource = `${Bucket}/${from.split('/').map(encodeURIComponent).join('/')}`;
         try {
           if (size <= COPY_MAX) {
-            await c.send(new CopyObjectCommand({ Bucket, Key, CopySource }));
+            await c.send(new sdk.CopyObjectCommand({ Bucket, Key, CopySource }));
             return;
           }
-          const UploadId = (await c.send(new CreateMultipartUploadCommand({ Bucket, Key }))).UploadId!;
+          const UploadId = (await c.send(new sdk.CreateMultipartUploadCommand({ Bucket, Key }))).UploadId!;
           const Parts: Array<{ PartNumber: number; ETag: string }> = [];
           try {
             for (let off = 0, PartNumber = 1; off < size; off += COPY_PART, PartNumber++) {
-              const r = await c.send(new UploadPartCopyCommand({ Bucket, Key, UploadId, PartNumber, CopySource, CopySourceRange: `bytes=${off}-${Math.min(size, off + COPY_PART) - 1}` }));
+              const r = await c.send(new sdk.UploadPartCopyCommand({ Bucket, Key, UploadId, PartNumber, CopySource, CopySourceRange: `bytes=${off}-${Math.min(size, off + COPY_PART) - 1}` }));
               Parts.push({ PartNumber, ETag: r.CopyPartResult!.ETag! });
             }
-            await c.send(new CompleteMultipartUploadCommand({ Bucket, Key, UploadId, MultipartUpload: { Parts } }));
+            await c.send(new sdk.CompleteMultipartUploadCommand({ Bucket, Key, UploadId, MultipartUpload: { Parts } }));
           } catch (e) {
-            await c.send(new AbortMultipartUploadCommand({ Bucket, Key, UploadId })).catch(() => undefined);
+            await c.send(new sdk.AbortMultipartUploadCommand({ Bucket, Key, UploadId })).catch(() => undefined);
             throw e;
           }
         } catch (e) {
@@ -158,7 +177,8 @@ export class S3Backend extends ObjectStore implements Backend {
         }
       },
       remove: async (Key) => {
-        await c.send(new DeleteObjectCommand({ Bucket, Key }));
+        const { sdk, client: c } = await ready;
+        await c.send(new sdk.DeleteObjectCommand({ Bucket, Key }));
       },
     };
     return multipartUpload(api, {
@@ -171,6 +191,6 @@ export class S3Backend extends ObjectStore implements Backend {
   }
 
   async close(): Promise<void> {
-    this.client.destroy();
+    (await this.ready.catch(() => undefined))?.client.destroy();
   }
 }

@@ -459,13 +459,21 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
     threadClosed = blobThread?.close();
     blobThread = undefined;
 
-    // A streamed blob is whole (and stored, when blobEnd says so) before the bootstrap naming it exists.
-    if (o.blobOut) {
-      await endStream(o.blobOut);
-      await o.blobEnd?.(blobId);
-    }
+    // A streamed blob is whole (and stored, when blobEnd says so) before the bootstrap naming it
+    // exists: the bootstrap is written to its temporary name while the backend commits.
+    if (o.blobOut) await endStream(o.blobOut);
+    const stored = o.blobOut ? o.blobEnd?.(blobId) : undefined;
+    stored?.catch(() => undefined);
     // With the bootstrap inline in the blob and no -B, no separate bootstrap is written.
-    const bootstrapPath = o.bootstrap || (!inlineMeta && o.blobDir) ? await writeBootstrap(bootstrap, o) : '';
+    let bootstrapPath = '';
+    try {
+      if (o.bootstrap || (!inlineMeta && o.blobDir)) bootstrapPath = await writeBootstrap(bootstrap, o, stored);
+    } catch (e) {
+      // The commit ends first, so an abort that follows does not race it.
+      await stored?.catch(() => undefined);
+      throw e;
+    }
+    await stored;
     dumpBoot.end();
 
     let blobPath: string | undefined;
@@ -515,6 +523,15 @@ function blobMetaFile(table: Buffer, header: Buffer): Buffer {
 }
 
 /**
+ * A Writable that also takes bytes synchronously, copying them at once (a backend upload's
+ * stream, src/backends/multipart.ts): written through take, a chunk is copied once, not twice.
+ */
+interface TakingWritable extends Writable {
+  take(data: Uint8Array): void;
+  room(): Promise<void>;
+}
+
+/**
  * A ByteSink over a Writable. The pipeline reuses its buffers once a write is reported done, and
  * a stream may hold a chunk long after accepting it, so each chunk is copied; drain waits for the
  * stream's own buffer to fall to the limit, which bounds memory by what the consumer has not taken.
@@ -523,6 +540,17 @@ function streamSink(out: Writable): ByteSink {
   let failure: Error | undefined;
   out.once('error', (e) => (failure ??= e));
   out.once('close', () => (failure ??= out.writableFinished ? undefined : new NydusError('OUTPUT', 'the blob stream closed before the blob was written')));
+  const taking = out as Partial<TakingWritable>;
+  if (typeof taking.take === 'function' && typeof taking.room === 'function') {
+    return {
+      write(data, onWritten) {
+        if (failure) throw failure;
+        taking.take!(data);
+        onWritten?.();
+      },
+      drain: () => taking.room!(),
+    };
+  }
   return {
     write(data, onWritten) {
       if (failure) throw failure;

@@ -11,7 +11,7 @@ import { WHITEOUT_SPEC_NAMES, type WhiteoutSpec } from '../tree/overlay.js';
 import { readPrefetchList } from '../cli/prefetch-list.js';
 import { checkNoCollision } from '../io/collide.js';
 import { backendFlags, backendSpecOf } from '../cli/backend-flags.js';
-import { openBackend } from '../backends/index.js';
+import { openBackend, withUpload, type BlobUpload } from '../backends/index.js';
 import { onInterrupt } from '../cli/base.js';
 
 export default class Create extends BaseCommand {
@@ -110,10 +110,8 @@ export default class Create extends BaseCommand {
     const stages = await loadPlugins(flags.plugin ?? []);
     const progress = progressReporter(log.enabled('info'));
     const backend = spec ? await openBackend(spec, { role: 'write' }) : undefined;
-    const upload = backend?.put(flags['blob-id']);
-    const unhook = upload ? onInterrupt(() => upload.abort()) : undefined;
     let stored = '';
-    const build = create({
+    const build = (upload?: BlobUpload) => create({
       source: args.source,
       type: flags.type,
       bootstrap: flags.bootstrap,
@@ -147,21 +145,11 @@ export default class Create extends BaseCommand {
         },
       } : {}),
     });
-    let result: Awaited<typeof build>;
+    let result: Awaited<ReturnType<typeof build>>;
     try {
-      result = await build;
-    } catch (e) {
-      // The upload goes too: a failed build leaves no object and no multipart upload behind.
-      if (upload) {
-        try {
-          await upload.abort(e);
-        } catch (abortError) {
-          throw new NydusError((e as NydusError).code ?? 'OUTPUT', `${(e as Error).message.split('\n')[0]}; and ${(abortError as Error).message}`);
-        }
-      }
-      throw e;
+      // The upload goes too when the build fails or is interrupted: no object and no multipart upload stay behind.
+      result = backend ? await withUpload(backend, { knownId: flags['blob-id'], onInterrupt }, build) : await build();
     } finally {
-      unhook?.();
       await backend?.close();
     }
     progress.done();

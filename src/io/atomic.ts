@@ -93,6 +93,11 @@ export class OutputFile {
     return this.label;
   }
 
+  /** Whether the bytes go to a temporary name first (not a FIFO or device, which a reader sees at once). */
+  get staged(): boolean {
+    return this.tempPath !== undefined;
+  }
+
   /** The paths this output occupies (temporary and final), so a source walk can skip them. */
   get paths(): string[] {
     return [this.tempPath, this.finalPath].filter((p): p is string => p !== undefined).map(realPathOf);

@@ -30,7 +30,7 @@ import { RegistryClient } from './registry.js';
 import { RegistrySink, RegistrySource, type ImageSink, type ImageSource } from './store.js';
 import { ExternalBuilder } from './external-builder.js';
 import { pullChunkDict, type ChunkDict } from './chunk-dict.js';
-import { openBackend, type Backend, type BackendSpec } from '../backends/index.js';
+import { openBackend, withUpload, type Backend, type BackendSpec, type InterruptHook } from '../backends/index.js';
 import * as tarHeader from '../format/blob/tar-header.js';
 
 /** The annotation keys a converted image carries (spec §1.9). */
@@ -142,7 +142,7 @@ export interface ConvertOptions {
   /** Upload a blob to the backend even when an object of its id is there. */
   backendForcePush?: boolean;
   /** Told of each backend upload's abort while it runs (the CLI runs them on SIGINT); returns the unregister function. */
-  onUploadAbort?: (abort: () => Promise<void>) => () => void;
+  onUploadAbort?: InterruptHook;
 }
 
 /** What the manifest hooks are given. */
@@ -688,28 +688,21 @@ class Converter {
    * under its hex (an object already there is kept unless backendForcePush); a failure aborts it.
    */
   private async pushToBackend(backend: Backend, open: () => Promise<Readable>): Promise<{ digest: Digest; size: number }> {
-    const upload = backend.put();
-    const unhook = this.o.onUploadAbort?.(() => upload.abort());
-    const hash = createHash('sha256');
-    let size = 0;
-    const count = new Transform({
-      transform(chunk: Buffer, _enc, cb) {
-        hash.update(chunk);
-        size += chunk.length;
-        cb(null, chunk);
-      },
-    });
-    try {
+    return withUpload(backend, this.o.onUploadAbort ? { onInterrupt: this.o.onUploadAbort } : {}, async (upload) => {
+      const hash = createHash('sha256');
+      let size = 0;
+      const count = new Transform({
+        transform(chunk: Buffer, _enc, cb) {
+          hash.update(chunk);
+          size += chunk.length;
+          cb(null, chunk);
+        },
+      });
       await streamPipeline(await open(), count, upload.stream);
       const digest = `sha256:${hash.digest('hex')}` as Digest;
       await upload.commit(digest.slice(7), this.o.backendForcePush ?? false);
       return { digest, size };
-    } catch (e) {
-      await upload.abort(e).catch(() => undefined);
-      throw e;
-    } finally {
-      unhook?.();
-    }
+    });
   }
 
   /** Whether the blob is where this run puts blobs (the backend, or the target repository), at that size. */

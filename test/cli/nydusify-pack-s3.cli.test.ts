@@ -5,6 +5,7 @@
 // equal to the source. A layer re-uploads its parent's blobs; a chunk dict keeps the new blob
 // small; --nydus-image pushes the same objects; a dead server or a bad config ends in one line.
 // OSS: ali-oss against s3rver's OSS mode (signatures checked), the same layout read back.
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chmod, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
@@ -12,10 +13,12 @@ import { prng, writeSourceDir } from '../helpers/tree.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startFaultProxy } from '../helpers/proxy.js';
 import { startS3, type S3Server } from '../helpers/s3.js';
-import { BIN, nydusImageOk } from './cli-runner.js';
+import { BIN, REPO, nydusImageOk } from './cli-runner.js';
 import { MiB, errorLine, makePackSources, nydusifyIn, outputBlobs, untarEquals } from './pack-fixture.js';
 
+const NYDUSIFY = join(REPO, 'bin', 'nydusify.js');
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 let work = '';
@@ -221,10 +224,13 @@ describe('nydusify pack --backend-push: the S3 server killed in the middle of th
     const out = join(work, 'killed');
     const uploads = join(s3.dir, s3.bucket, '._S3rver_uploads');
     const running = nydusify(['pack', '--source-dir', src, '--name', 'big', '-o', out, ...push('killed/')]);
-    // The kill comes once the server holds the start of a multipart upload (the build before it takes a while).
+    // The kill comes once the server receives the first part (the build before it takes a while):
+    // pack has the upload's id then, so it can abort it (an upload killed while being created is
+    // one no client heard of).
     let ended = false;
     void running.then(() => (ended = true));
-    const started = async () => existsSync(uploads) && (await readdir(uploads)).length > 0;
+    const hasPart = async (id: string) => (await readdir(join(uploads, id)).catch(() => [] as string[])).some((f) => /^\d+$/.test(f));
+    const started = async () => existsSync(uploads) && (await Promise.all((await readdir(uploads)).map(hasPart))).some(Boolean);
     while (!ended && !(await started())) await new Promise((r) => setTimeout(r, 5));
     if (ended) throw new Error(`pack ended before any multipart upload began: ${(await running).stderr.toString()}`);
     s3.kill();
@@ -242,4 +248,39 @@ describe('nydusify pack --backend-push: the S3 server killed in the middle of th
     expect(await keysUnder('killed/')).toEqual([`killed/blobs/${id}`, 'killed/meta/big']);
     expect(sha256(await s3.get(`killed/blobs/${id}`))).toBe(id);
   });
+
+  it('SIGINT during the blob\'s upload: exits by the signal, the multipart upload aborted, no object left', async () => {
+    const src = join(work, 'intr-src');
+    // Incompressible: the blob is about 40 MiB, three parts; the interrupt comes with the second.
+    await writeSourceDir(src, { 'big.bin': prng(11, 40 * MiB) }, 1_600_000_000);
+    let child: ChildProcess | undefined;
+    let interrupted = false;
+    const proxy = await startFaultProxy(`127.0.0.1:${s3.port}`, (q) => {
+      if (!interrupted && q.method === 'PUT' && /[?&]partNumber=2\b/.test(q.url)) {
+        interrupted = true;
+        child!.kill('SIGINT');
+      }
+      return 'forward';
+    });
+    try {
+      const config = JSON.stringify({ ...s3.config(), endpoint: proxy.host, meta_prefix: 'intr/meta/', blob_prefix: 'intr/blobs/' });
+      child = spawn(process.execPath, [NYDUSIFY, 'pack', '--source-dir', src, '--name', 'big', '-o', join(work, 'intr'), '--backend-push', '--backend-type', 's3', '--backend-config', config], {
+        cwd: work, env: { PATH: process.env.PATH, HOME: work }, stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      let err = '';
+      child.stderr!.on('data', (b: Buffer) => (err += b.toString()));
+      const code = await new Promise<number | null>((r) => child!.once('exit', (c, sig) => r(sig === 'SIGINT' ? 130 : c)));
+      expect(interrupted, err).toBe(true);
+      expect(code).toBe(130);
+      expect(err).toContain('interrupted by SIGINT');
+      expect(await s3.uploads()).toEqual([]);
+      expect(await keysUnder('intr/')).toEqual([]);
+      // The abort went to the server (not a server that never saw the upload).
+      expect(proxy.seen.some((q) => q.method === 'DELETE' && /uploadId=/.test(q.url))).toBe(true);
+    } finally {
+      child?.kill('SIGKILL');
+      await proxy.stop();
+    }
+  }, 120_000);
 });
+

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Flags } from '@oclif/core';
-import { BaseCommand, parseNumber } from '../../cli/base.js';
+import { BaseCommand, onInterrupt, parseNumber } from '../../cli/base.js';
 import { NydusError, fsError } from '../../errors.js';
 import { BUILD_COMPRESSORS, type CompressorName } from '../../algo/index.js';
 import { DEFAULT_OUTPUT_DIR, pack, type PackCompact } from '../../oci/pack.js';
@@ -79,7 +79,7 @@ export default class Pack extends BaseCommand {
     if (flags['backend-push'] || flags.compact) {
       // As upstream, --compact needs the backend configuration too: compact is told where the blobs live.
       const { text, where } = backendConfigText(flags['backend-config'], flags['backend-config-file']);
-      const target = await openPackTarget(flags['backend-type'], text, where);
+      const target = await openPackTarget(flags['backend-type'], text, where, onInterrupt);
       if (flags['backend-push']) push = target;
       else await target.close();
       if (flags.compact) compact = { configFile: flags['compact-config-file'], backendType: flags['backend-type'], backendConfig: blobBackendConfig(text) };
