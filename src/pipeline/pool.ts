@@ -9,28 +9,35 @@ function workerFile(): string {
 }
 
 export class ChunkPool {
-  private readonly pool: Piscina;
+  private pool?: Piscina;
 
-  constructor(threads: number) {
-    this.pool = new Piscina({
-      filename: workerFile(), minThreads: threads, maxThreads: threads, idleTimeout: 1000,
+  /**
+   * The threads start with the first task, not here: a build with nothing to read (an empty
+   * directory, a tree of empty files) never pays for starting and ending them, and a real one
+   * hands its first batch over a few milliseconds into the walk.
+   */
+  constructor(private readonly threads: number) {}
+
+  private start(): Piscina {
+    return (this.pool = new Piscina({
+      filename: workerFile(), minThreads: this.threads, maxThreads: this.threads, idleTimeout: 1000,
       // Workers hold one batch at a time: a small young generation keeps their footprint small.
       resourceLimits: { maxYoungGenerationSizeMb: 8 },
       // Tasks wait in the worker's own queue: a worker finishing one starts the next without
       // waiting for the main thread, which is often busy reading files synchronously.
       concurrentTasksPerWorker: 3,
-    });
+    }));
   }
 
   /** Runs a task; its data buffer (and out buffer, if any) moves to the worker and back. */
   run<R>(name: 'read' | 'digest' | 'compress', task: { data: Uint8Array; out?: Uint8Array }): Promise<R> {
     const transferList = [task.data.buffer as ArrayBuffer];
     if (task.out) transferList.push(task.out.buffer as ArrayBuffer);
-    return this.pool.run(task, { name, transferList });
+    return (this.pool ?? this.start()).run(task, { name, transferList });
   }
 
   destroy(): Promise<void> {
-    return this.pool.destroy();
+    return this.pool ? this.pool.destroy() : Promise.resolve();
   }
 }
 
