@@ -23,7 +23,6 @@ import { chunkPacker } from './pack.js';
 import { CIPHER_AES128XTS, CIPHER_NONE, newBlobCipher } from '../algo/cipher.js';
 import { planBootstrap, type Plan } from '../bootstrap/plan.js';
 import { emitBootstrap } from '../bootstrap/emit.js';
-import { emitBootstrapV5, v5Blob, markTarInodesV5 } from '../bootstrap/v5.js';
 import * as ext from '../format/rafs/ext-superblock.js';
 import * as bt from '../format/rafs/blob-table.js';
 import { Trace } from './trace.js';
@@ -260,6 +259,8 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
   const digester = digesterByName(o.digester ?? 'blake3')!;
   const chunkSize = o.chunkSize ?? DEFAULT_CHUNK_SIZE;
   const v5 = o.fsVersion === 5;
+  // RAFS v5's writer loads only for a v5 build.
+  const v5Writer = v5 ? await import('../bootstrap/v5.js') : undefined;
   const inlineMeta = !!o.blobInlineMeta;
   const blobToc = !!o.blobToc;
   const batchSize = o.batchSize ?? 0;
@@ -361,7 +362,7 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
     let tarHardlinks: Set<TreeNode> | undefined;
     const layOut = () => {
       root = assembler.finish()!;
-      if (v5 && conv.source === 'tar') tarHardlinks = markTarInodesV5(root);
+      if (v5 && conv.source === 'tar') tarHardlinks = v5Writer!.markTarInodesV5(root);
       if (parentTree) {
         root = applyLayer(parentTree, root, whiteouts);
       } else if (conv.source === 'dir' && whiteouts !== 'none') {
@@ -433,10 +434,10 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
 
     const prefetchList = prefetchNodes(root!, o.prefetch ?? []);
     const bootstrapFor = (blobId: string, compressedSize: number, withToc: boolean) => v5
-      ? emitBootstrapV5({
+      ? v5Writer!.emitBootstrapV5({
           root: root!, chunks: state.chunks, chunkSize, explicitUidGid: !o.repeatable, digester,
           prefetch: prefetchList, flags: compressor.superFlag | digester.superFlag, hardlinkFlagged: tarHardlinks,
-          blobs: table(blobId, compressedSize, withToc).map(v5Blob),
+          blobs: table(blobId, compressedSize, withToc).map(v5Writer!.v5Blob),
         })
       : emitBootstrap({
           plan: plan!, chunks: state.chunks, chunkSize, blockSize: 4096, explicitUidGid: !o.repeatable, flags,
