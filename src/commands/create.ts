@@ -5,12 +5,9 @@ import { CONVERSION_NAMES, conversionByName } from '../build/conversions.js';
 import { create } from '../build/create.js';
 import * as fs from 'node:fs';
 import { NydusError, fsError } from '../errors.js';
-import { outputJson } from '../build/output-json.js';
-import { writeOutputJson } from '../cli/output-json.js';
 import { progressReporter } from '../cli/progress.js';
 import { loadPlugins } from '../cli/plugins.js';
 import { WHITEOUT_SPEC_NAMES, type WhiteoutSpec } from '../tree/overlay.js';
-import { readPrefetchList } from '../cli/prefetch-list.js';
 import { checkNoCollision } from '../io/collide.js';
 import { backendFlags, backendSpecOf } from '../cli/backend-flags.js';
 import { openBackend } from '../backends/index.js';
@@ -86,6 +83,7 @@ export default class Create extends BaseCommand {
         });
         log.info(`compactor: blobs ${r.before.blobs} -> ${r.after.blobs}, bytes ${r.before.bytes} -> ${r.after.bytes}${r.bootstrap ? `; bootstrap ${r.bootstrap}` : ''}`);
         if (r.bootstrap && flags['output-json']) {
+          const { outputJson, writeOutputJson } = await outputJsonWriters();
           await writeOutputJson(flags['output-json'], outputJson({ bootstrap: r.bootstrap, blobs: r.blobs, trace: r.trace, fsVersion: '6', compressor: r.compressor }), true);
         }
         return;
@@ -112,7 +110,7 @@ export default class Create extends BaseCommand {
       }
       if (!flags.bootstrap && !flags['blob-inline-meta']) throw new NydusError('USAGE', 'missing --bootstrap: the bootstrap stays local when the blob goes to a backend');
     }
-    const prefetch = flags['prefetch-policy'] === 'none' ? [] : readPrefetchList();
+    const prefetch = flags['prefetch-policy'] === 'none' ? [] : (await import('../cli/prefetch-list.js')).readPrefetchList();
     const stages = await loadPlugins(flags.plugin ?? []);
     const progress = progressReporter(log.enabled('info'));
     const backend = spec ? await openBackend(spec, { role: 'write' }) : undefined;
@@ -172,6 +170,7 @@ export default class Create extends BaseCommand {
     }
     progress.done();
     if (flags['output-json']) {
+      const { outputJson, writeOutputJson } = await outputJsonWriters();
       await writeOutputJson(flags['output-json'], outputJson({ bootstrap: result.bootstrap, blobs: result.blobs, trace: result.trace, fsVersion: result.fsVersion, compressor: result.compressor }), true);
     }
     log.info(
@@ -209,4 +208,10 @@ function readCompactConfig<T>(file: string, parse: (text: string, where: string)
   const keys = ['min_used_ratio', 'compact_blob_size', 'max_compact_size', 'layers_to_compact', 'blobs_dir'];
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw) || !Object.keys(raw).some((k) => keys.includes(k))) return undefined;
   return parse(text, file);
+}
+
+/** --output-json's modules, loaded only when it is given. */
+async function outputJsonWriters() {
+  const [{ outputJson }, { writeOutputJson }] = await Promise.all([import('../build/output-json.js'), import('../cli/output-json.js')]);
+  return { outputJson, writeOutputJson };
 }
