@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as os from 'node:os';
 import * as v8 from 'node:v8';
-import * as vm from 'node:vm';
+import { createRequire } from 'node:module';
 import type { Writable } from 'node:stream';
 import { compressorByName, digesterByName, type CompressorName, type DigesterName } from '../algo/index.js';
 import { NydusError, fsError } from '../errors.js';
@@ -205,6 +205,8 @@ function collectGarbage(): void {
   if (heapUsed + external < 32 * 1024 * 1024) return;
   try {
     v8.setFlagsFromString('--expose-gc');
+    // node:vm loads here, for the large builds that get this far (not at every start).
+    const vm = createRequire(import.meta.url)('node:vm') as typeof import('node:vm');
     (vm.runInNewContext('gc') as () => void)();
   } catch {
     // Not available: V8 collects when it sees fit.
