@@ -20,6 +20,6 @@ if (first === '--version' || first === '-V') {
   const { nydusImageVersionText } = await import('../dist/version.js');
   process.stdout.write(nydusImageVersionText());
 } else {
-  const { execute } = await import('@oclif/core');
-  await execute({ dir: import.meta.url });
+  const { launch } = await import('../dist/cli/launch.js');
+  await launch(import.meta.url, process.argv.slice(2));
 }

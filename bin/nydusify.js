@@ -20,6 +20,6 @@ if (first === '--version' || first === '-v') {
   const { nydusifyVersionText } = await import('../dist/version.js');
   process.stdout.write(nydusifyVersionText());
 } else {
-  const { execute } = await import('@oclif/core');
-  await execute({ dir: import.meta.url, args: ['nydusify', ...process.argv.slice(2)] });
+  const { launch } = await import('../dist/cli/launch.js');
+  await launch(import.meta.url, ['nydusify', ...process.argv.slice(2)]);
 }

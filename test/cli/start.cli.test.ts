@@ -47,17 +47,19 @@ async function loaded(name: string, args: string[]): Promise<string[]> {
 const has = (mods: string[], part: string) => mods.some((m) => m.includes(part));
 
 describe('what starting loads', () => {
-  it('create of a directory loads the build, and not the readers, RAFS v5, compaction, --output-json, the registry or backend clients', async () => {
+  it('create of a directory loads the build, and not oclif\'s Config, the readers, RAFS v5, compaction, --output-json, the registry or backend clients', async () => {
     const mods = await loaded('create', [BIN, 'create', '-l', 'warn', '-B', join(work, 'boot'), '-b', join(work, 'blob'), join(work, 'empty')]);
     for (const needed of ['/dist/commands/create.js', '/dist/build/create.js', '/dist/sources/dir.js', '/dist/bootstrap/emit.js', '@oclif/core']) {
       expect(has(mods, needed), needed).toBe(true);
     }
+    // oclif's Config.load probes the platform through wsl-utils: the launcher runs a command without it.
+    expect(has(mods, '/wsl-utils/'), 'wsl-utils').toBe(false);
     for (const unneeded of ['/dist/read/open.js', '/dist/read/v6.js', '/dist/bootstrap/v5.js', '/dist/build/compact.js', '/dist/build/output-json.js', '/dist/oci/', '/undici/', '@aws-sdk', 'ali-oss', 'zstd-napi', 'lz4-napi']) {
       expect(has(mods, unneeded), unneeded).toBe(false);
     }
   });
 
-  it('check of an image loads no pipeline (the plugin loader takes it only for a --plugin)', async () => {
+  it('check of an image loads no pipeline (the plugin loader takes it only for a --plugin); --help still goes through oclif', async () => {
     const boot = join(work, 'check-boot');
     const c = await run(process.execPath, [BIN, 'create', '-l', 'warn', '-B', boot, '-b', join(work, 'check-blob'), join(work, 'empty')], { cwd: REPO });
     expect(c.code, c.stderr.toString()).toBe(0);
@@ -65,6 +67,8 @@ describe('what starting loads', () => {
     expect(has(mods, '/dist/commands/check.js')).toBe(true);
     expect(has(mods, '/dist/pipeline/compose.js')).toBe(false);
     expect(has(mods, 'piscina')).toBe(false);
+    const help = await loaded('check-help', [BIN, 'check', '--help']);
+    expect(has(help, '/wsl-utils/')).toBe(true);
   });
 
   it('the library loads the registry client only when a registry function is called', async () => {
