@@ -5,8 +5,7 @@ import * as path from 'node:path';
 import { NydusError } from '../errors.js';
 import { badBlobId } from '../format/limits.js';
 import * as bt from '../format/rafs/blob-table.js';
-import type { BlobInfo } from '../read/model.js';
-import { idFromFileName } from '../read/open.js';
+import { idFromFileName, type BlobInfo } from '../read/model.js';
 
 /** The blob id a file name carries (upstream's rule), or an error when there is none. */
 export function blobIdFromFileName(file: string): string {

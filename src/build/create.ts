@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as os from 'node:os';
 import * as v8 from 'node:v8';
-import * as vm from 'node:vm';
+import { createRequire } from 'node:module';
 import type { Writable } from 'node:stream';
 import { compressorByName, digesterByName, type CompressorName, type DigesterName } from '../algo/index.js';
 import { NydusError, fsError } from '../errors.js';
@@ -23,7 +23,6 @@ import { chunkPacker } from './pack.js';
 import { CIPHER_AES128XTS, CIPHER_NONE, newBlobCipher } from '../algo/cipher.js';
 import { planBootstrap, type Plan } from '../bootstrap/plan.js';
 import { emitBootstrap } from '../bootstrap/emit.js';
-import { emitBootstrapV5, v5Blob, markTarInodesV5 } from '../bootstrap/v5.js';
 import * as ext from '../format/rafs/ext-superblock.js';
 import * as bt from '../format/rafs/blob-table.js';
 import { Trace } from './trace.js';
@@ -200,8 +199,14 @@ export function prefetchNodes(root: TreeNode, patterns: string[]): TreeNode[] {
  * peak RSS down. A no-op where V8 does not let us ask for it.
  */
 function collectGarbage(): void {
+  // A small heap (with the buffers it holds outside it) has little to give back, and a full
+  // collection still costs ~10 ms: most of what an empty or small build spends after the CLI starts.
+  const { heapUsed, external } = process.memoryUsage();
+  if (heapUsed + external < 32 * 1024 * 1024) return;
   try {
     v8.setFlagsFromString('--expose-gc');
+    // node:vm loads here, for the large builds that get this far (not at every start).
+    const vm = createRequire(import.meta.url)('node:vm') as typeof import('node:vm');
     (vm.runInNewContext('gc') as () => void)();
   } catch {
     // Not available: V8 collects when it sees fit.
@@ -260,6 +265,8 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
   const digester = digesterByName(o.digester ?? 'blake3')!;
   const chunkSize = o.chunkSize ?? DEFAULT_CHUNK_SIZE;
   const v5 = o.fsVersion === 5;
+  // RAFS v5's writer loads only for a v5 build.
+  const v5Writer = v5 ? await import('../bootstrap/v5.js') : undefined;
   const inlineMeta = !!o.blobInlineMeta;
   const blobToc = !!o.blobToc;
   const batchSize = o.batchSize ?? 0;
@@ -363,7 +370,7 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
     let tarHardlinks: Set<TreeNode> | undefined;
     const layOut = () => {
       root = assembler.finish()!;
-      if (v5 && conv.source === 'tar') tarHardlinks = markTarInodesV5(root);
+      if (v5 && conv.source === 'tar') tarHardlinks = v5Writer!.markTarInodesV5(root);
       if (parentTree) {
         root = applyLayer(parentTree, root, whiteouts);
       } else if (conv.source === 'dir' && whiteouts !== 'none') {
@@ -431,10 +438,10 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
 
     const prefetchList = prefetchNodes(root!, o.prefetch ?? []);
     const bootstrapFor = (blobId: string, compressedSize: number, withToc: boolean) => v5
-      ? emitBootstrapV5({
+      ? v5Writer!.emitBootstrapV5({
           root: root!, chunks: state.chunks, chunkSize, explicitUidGid: !o.repeatable, digester,
           prefetch: prefetchList, flags: compressor.superFlag | digester.superFlag, hardlinkFlagged: tarHardlinks,
-          blobs: table(blobId, compressedSize, withToc).map(v5Blob),
+          blobs: table(blobId, compressedSize, withToc).map(v5Writer!.v5Blob),
         })
       : emitBootstrap({
           plan: plan!, chunks: state.chunks, chunkSize, blockSize: 4096, explicitUidGid: !o.repeatable, flags,

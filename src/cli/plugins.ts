@@ -5,7 +5,6 @@
 import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { NydusError } from '../errors.js';
-import { validateStages } from '../pipeline/compose.js';
 import type { StageDef } from '../pipeline/stage.js';
 
 /** Loaded plugins: the name given on the command line and the file its code is in. */
@@ -77,6 +76,9 @@ function guard(mod: string, s: StageDef): StageDef {
 
 export async function loadPlugins(specs: string[]): Promise<StageDef[]> {
   const stages: StageDef[] = [];
+  if (specs.length === 0) return stages;
+  // Every command loads this module (for pluginOf): the pipeline only when a plugin is given.
+  const { validateStages } = await import('../pipeline/compose.js');
   for (const spec of specs) {
     const q = spec.indexOf('?');
     const mod = q < 0 ? spec : spec.slice(0, q);

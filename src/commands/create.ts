@@ -4,11 +4,9 @@ import { BUILD_COMPRESSORS, DIGESTER_NAMES, type CompressorName, type DigesterNa
 import { CONVERSION_NAMES, conversionByName } from '../build/conversions.js';
 import { create } from '../build/create.js';
 import { NydusError } from '../errors.js';
-import { outputJson, writeOutputJson } from '../build/output-json.js';
 import { progressReporter } from '../cli/progress.js';
 import { loadPlugins } from '../cli/plugins.js';
 import { WHITEOUT_SPEC_NAMES, type WhiteoutSpec } from '../tree/overlay.js';
-import { readPrefetchList } from '../cli/prefetch-list.js';
 import { checkNoCollision } from '../io/collide.js';
 import { backendFlags, backendSpecOf } from '../cli/backend-flags.js';
 import { openBackend, withUpload, type BlobUpload } from '../backends/index.js';
@@ -106,7 +104,7 @@ export default class Create extends BaseCommand {
       }
       if (!flags.bootstrap && !flags['blob-inline-meta']) throw new NydusError('USAGE', 'missing --bootstrap: the bootstrap stays local when the blob goes to a backend');
     }
-    const prefetch = flags['prefetch-policy'] === 'none' ? [] : readPrefetchList();
+    const prefetch = flags['prefetch-policy'] === 'none' ? [] : (await import('../cli/prefetch-list.js')).readPrefetchList();
     const stages = await loadPlugins(flags.plugin ?? []);
     const progress = progressReporter(log.enabled('info'));
     const backend = spec ? await openBackend(spec, { role: 'write' }) : undefined;
@@ -154,6 +152,7 @@ export default class Create extends BaseCommand {
     }
     progress.done();
     if (flags['output-json']) {
+      const { outputJson, writeOutputJson } = await import('../build/output-json.js');
       await writeOutputJson(flags['output-json'], outputJson({ bootstrap: result.bootstrap, blobs: result.blobs, trace: result.trace, fsVersion: result.fsVersion, compressor: result.compressor }), true);
     }
     log.info(
@@ -173,4 +172,3 @@ function parseBlobDataSize(v: string): number {
   if (!Number.isSafeInteger(n) || n <= 0) throw new NydusError('USAGE', `invalid blob data size ${JSON.stringify(v)}: expected a non-zero hex number`);
   return n;
 }
-

@@ -1,6 +1,7 @@
 // Main-thread side of the blob's writer thread (workers/blob-writer.ts): the blob's sha256 and,
 // for a file, its writes run there, in order. A write either lends its buffer (moved to the
 // thread, handed back to onWritten once written) or is copied (small headers and tables).
+import { createHash } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
 import { fsError } from '../errors.js';
@@ -13,7 +14,8 @@ function workerFile(): string {
 }
 
 export class BlobThread {
-  private readonly worker: Worker;
+  /** Started by the first write: a build that writes no blob bytes never starts it. */
+  private worker?: Worker;
   private nextId = 0;
   private readonly replies = new Map<number, (r: WriterReply) => void>();
   /** Bytes sent that the thread has not yet written. */
@@ -22,22 +24,26 @@ export class BlobThread {
   private waiters: Array<{ limit: number; resolve: () => void }> = [];
 
   /** @param fd where the thread writes (-1: hash only); label names the output in errors. */
-  constructor(fd: number, private readonly label: string) {
-    this.worker = new Worker(workerFile(), { workerData: { fd }, resourceLimits: { maxYoungGenerationSizeMb: 4 } });
-    this.worker.on('message', (r: WriterReply) => {
+  constructor(private readonly fd: number, private readonly label: string) {}
+
+  private start(): Worker {
+    const worker = new Worker(workerFile(), { workerData: { fd: this.fd }, resourceLimits: { maxYoungGenerationSizeMb: 4 } });
+    this.worker = worker;
+    worker.on('message', (r: WriterReply) => {
       if (r.failure && !this.failure) this.failure = fsError('OUTPUT', this.label, Object.assign(new Error(r.failure.message), { code: r.failure.code }));
       const done = this.replies.get(r.id);
       this.replies.delete(r.id);
       done?.(r);
     });
-    this.worker.on('error', (e) => {
+    worker.on('error', (e) => {
       this.failure ??= e;
       this.settleAll();
     });
-    this.worker.on('exit', () => {
+    worker.on('exit', () => {
       if (this.replies.size > 0) this.failure ??= new Error('the blob writer thread ended early');
       this.settleAll();
     });
+    return worker;
   }
 
   private settleAll(): void {
@@ -49,7 +55,7 @@ export class BlobThread {
 
   private send(m: WriterRequest, transfer: ArrayBuffer[], done: (r: WriterReply) => void): void {
     this.replies.set(m.id, done);
-    this.worker.postMessage(m, transfer);
+    (this.worker ?? this.start()).postMessage(m, transfer);
   }
 
   /**
@@ -87,6 +93,8 @@ export class BlobThread {
   /** The sha256 of everything hashed so far (final: and no more writes follow); rethrows a write error. */
   async digest(final: boolean): Promise<Buffer> {
     if (this.failure) throw this.failure;
+    // Nothing was written: the digest of no bytes, without starting the thread for it.
+    if (!this.worker) return createHash('sha256').digest();
     const r = await new Promise<WriterReply>((resolve) => this.send({ t: 'digest', id: this.nextId++, final }, [], resolve));
     if (this.failure) throw this.failure;
     return Buffer.from(r.digest!);
@@ -94,6 +102,6 @@ export class BlobThread {
 
   /** Ends the thread (after digest(true), every write is done). */
   async close(): Promise<void> {
-    await this.worker.terminate();
+    await this.worker?.terminate();
   }
 }

@@ -10,11 +10,18 @@ function workerFile(): string {
 }
 
 export class ChunkPool {
-  private readonly pool: Piscina;
+  private pool?: Piscina;
 
-  constructor(threads: number) {
-    this.pool = new Piscina({
-      filename: workerFile(), minThreads: threads, maxThreads: threads, idleTimeout: 1000,
+  /**
+   * The threads start with the first task, not here: a build with nothing to read (an empty
+   * directory, a tree of empty files) never pays for starting and ending them, and a real one
+   * hands its first batch over a few milliseconds into the walk.
+   */
+  constructor(private readonly threads: number) {}
+
+  private start(): Piscina {
+    return (this.pool = new Piscina({
+      filename: workerFile(), minThreads: this.threads, maxThreads: this.threads, idleTimeout: 1000,
       // Workers hold one batch at a time: a small young generation keeps their footprint small.
       resourceLimits: { maxYoungGenerationSizeMb: 8 },
       // Tasks wait in the worker's own queue: a worker finishing one starts the next without
@@ -22,7 +29,7 @@ export class ChunkPool {
       concurrentTasksPerWorker: 3,
       // Nothing reads its run and wait histograms.
       recordTiming: false,
-    });
+    }));
   }
 
   /**
@@ -33,14 +40,14 @@ export class ChunkPool {
   async run<R extends { data: Uint8Array; out?: Uint8Array }>(name: 'read' | 'digest' | 'compress', task: { data: Uint8Array; out?: Uint8Array }): Promise<R> {
     const transferList: ArrayBuffer[] = [];
     for (const b of [task.data, task.out]) if (b && !isShared(b)) transferList.push(b.buffer as ArrayBuffer);
-    const r = (await this.pool.run(task, { name, transferList })) as R;
+    const r = (await (this.pool ?? this.start()).run(task, { name, transferList })) as R;
     if (isShared(task.data)) r.data = task.data;
     if (task.out && isShared(task.out)) r.out = task.out;
     return r;
   }
 
   destroy(): Promise<void> {
-    return this.pool.destroy();
+    return this.pool ? this.pool.destroy() : Promise.resolve();
   }
 }
 

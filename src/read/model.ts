@@ -1,6 +1,7 @@
 // What a loaded bootstrap looks like to check, inspect, unpack, export and merge,
 // whatever RAFS version it was decoded from.
 import type { CompressorName, DigesterName } from '../algo/index.js';
+import { basename } from 'node:path';
 import { NydusError } from '../errors.js';
 
 export interface Xattr {
@@ -122,4 +123,15 @@ export const showPath = (names: readonly Uint8Array[]): string =>
 export function asFormatError(e: unknown): unknown {
   if (!(e instanceof RangeError)) return e;
   return new NydusError('FORMAT', `bootstrap is corrupt: ${e.message.split('\n')[0]}`, { cause: e });
+}
+
+/**
+ * The blob id a file name carries: the name with every extension stripped (`abc.boot.tar` →
+ * `abc`); a leading dot does not start an extension (upstream's get_blob_id_from_meta_path).
+ * Here rather than in open.ts so that a build, which names blobs this way, does not load the readers.
+ */
+export function idFromFileName(file: string): string {
+  let id = basename(file);
+  for (let dot = id.lastIndexOf('.'); dot > 0; dot = id.lastIndexOf('.')) id = id.slice(0, dot);
+  return id;
 }

@@ -1,7 +1,6 @@
 // Opens a bootstrap: a RAFS v6 or v5 file, or a data blob carrying its bootstrap inline
 // (found through the TOC, or the image.boot section at the end).
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { compressorByTocFlag } from '../algo/index.js';
 import { NydusError, formatError, fsError } from '../errors.js';
 import * as toc from '../format/blob/toc.js';
@@ -9,7 +8,7 @@ import * as sbc from '../format/erofs/superblock.js';
 import * as tarHeader from '../format/blob/tar-header.js';
 import { checkLimit } from '../format/limits.js';
 import { totalContentSize } from '../format/blob/zstd-frame.js';
-import { asFormatError, type RafsImage } from './model.js';
+import { asFormatError, idFromFileName, type RafsImage } from './model.js';
 import { FEATURE_INLINED_FS_META, FEATURE_SEPARATE } from '../format/rafs/blob-table.js';
 import { isV6, loadV6 } from './v6.js';
 import { isV5, loadV5 } from './v5.js';
@@ -113,16 +112,6 @@ export function extractInlineBootstrap(file: string): Buffer | undefined {
   } finally {
     fs.closeSync(fd);
   }
-}
-
-/**
- * The blob id a file name carries: the name with every extension stripped (`abc.boot.tar` →
- * `abc`); a leading dot does not start an extension (upstream's get_blob_id_from_meta_path).
- */
-export function idFromFileName(file: string): string {
-  let id = path.basename(file);
-  for (let dot = id.lastIndexOf('.'); dot > 0; dot = id.lastIndexOf('.')) id = id.slice(0, dot);
-  return id;
 }
 
 /** A blob whose bootstrap was inlined in it cannot be named by that bootstrap: the file's name names it. */
