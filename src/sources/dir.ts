@@ -80,6 +80,12 @@ class PathArena {
   }
 }
 
+/** The xattrs of every entry that has none: one shared, frozen list instead of an empty array per node. */
+const NO_XATTRS: TreeNode['xattrs'] = Object.freeze([]) as unknown as TreeNode['xattrs'];
+
+/** A whole number in int32 range as V8's small integer (stored inline); anything else unchanged. */
+const smi = (v: number): number => ((v | 0) === v ? v | 0 : v);
+
 /** Refuses xattrs EROFS cannot hold as the directory is read, before any data is stored. */
 function checkXattrs(rel: Buffer, xattrs: TreeNode['xattrs']): void {
   if (xattrs.length === 0) return;
@@ -107,11 +113,14 @@ function statNode(abs: Buffer, rel: Buffer, name: Buffer, at = abs): { node: Tre
 function nodeOf(abs: Buffer, rel: Buffer, name: Buffer, st: LstatResult, xattrs: TreeNode['xattrs'], at: () => Buffer): { node: TreeNode; key?: string } {
   checkXattrs(rel, xattrs);
   const type = st.mode & 0o170000;
+  // Every field the pipeline sets later is here from the start (no out-of-object property store
+  // per node), and the numbers are small integers where they fit, so V8 keeps them inline
+  // instead of in a heap number each (stat fields arrive as doubles).
   const node: TreeNode = {
-    name, path: rel, mode: st.mode, uid: st.uid, gid: st.gid, mtime: st.mtime, mtimeNsec: st.mtimeNsec,
-    size: 0, rdev: 0, xattrs, links: 1,
+    name, path: rel, mode: smi(st.mode), uid: smi(st.uid), gid: smi(st.gid), mtime: smi(st.mtime), mtimeNsec: smi(st.mtimeNsec),
+    size: 0, rdev: 0, xattrs: xattrs.length === 0 ? NO_XATTRS : xattrs, links: 1, chunks: undefined,
   };
-  if (type === 0o100000) node.size = st.size;
+  if (type === 0o100000) node.size = smi(st.size);
   else if (type === 0o120000) {
     try {
       node.target = fs.readlinkSync(at(), { encoding: 'buffer' });
@@ -120,7 +129,7 @@ function nodeOf(abs: Buffer, rel: Buffer, name: Buffer, st: LstatResult, xattrs:
     }
     node.size = node.target.length;
   } else if (type === 0o020000 || type === 0o060000) {
-    node.rdev = encodeDev(st.rdevMajor, st.rdevMinor);
+    node.rdev = smi(encodeDev(st.rdevMajor, st.rdevMinor));
   }
   return { node, key: type !== 0o040000 && st.nlink > 1 ? st.key : undefined };
 }
