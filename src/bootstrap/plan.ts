@@ -2,7 +2,7 @@
 // written, reproducing upstream's placement (rafs-v6.md §1.5): a cursor from 4096, 32-byte
 // aligned nodes, and 128 FIFO lists of partly used blocks that small inodes are fitted into.
 import { NydusError } from '../errors.js';
-import { LIMITS, badName, checkLimit, limitError } from '../format/limits.js';
+import { LIMITS, badName, limitError } from '../format/limits.js';
 import * as dirent from '../format/erofs/dirent.js';
 import * as xattr from '../format/erofs/xattr.js';
 import { EXTENDED_SIZE, LAYOUT_CHUNK_BASED, LAYOUT_FLAT_INLINE, LAYOUT_FLAT_PLAIN } from '../format/erofs/inode.js';
@@ -99,21 +99,30 @@ export function showEntry(node: TreeNode): string {
  * (directory, tar, merge, a layer on a parent) lays out its tree here, so this is the one check.
  */
 export function checkEntry(node: TreeNode, isRoot: boolean): void {
-  const where = showEntry(node);
+  // The entry's path is put together only for a message (a tree may hold millions of entries).
+  const where = () => showEntry(node);
   if (!isRoot) {
-    if (node.name.length > 255) throw limitError('NAME_MAX', `${where}: name`, `${node.name.length} bytes`);
+    if (node.name.length > 255) throw limitError('NAME_MAX', `${where()}: name`, `${node.name.length} bytes`);
     const bad = badName(node.name);
-    if (bad) throw new NydusError('SOURCE', `${where}: ${bad}`);
+    if (bad) throw new NydusError('SOURCE', `${where()}: ${bad}`);
   }
   // Fields EROFS stores in fixed widths: a value that does not fit is refused, not wrapped.
-  for (const [field, v, max] of [['uid', node.uid, U32], ['gid', node.gid, U32], ['mtime', node.mtime, U64], ['mtime nanoseconds', node.mtimeNsec, 999_999_999], ['size', node.size, U64]] as const) {
-    if (!Number.isSafeInteger(v) || v < 0 || v > max) throw new NydusError('SOURCE', `${where}: ${field} ${v} does not fit the inode (0 to ${max})`);
-  }
-  if (node.target) checkLimit('SYMLINK_MAX', `${where}: symlink target of ${node.target.length} bytes`, node.target.length);
+  const fits = (field: string, v: number, max: number) => {
+    if (!Number.isSafeInteger(v) || v < 0 || v > max) throw new NydusError('SOURCE', `${where()}: ${field} ${v} does not fit the inode (0 to ${max})`);
+  };
+  fits('uid', node.uid, U32);
+  fits('gid', node.gid, U32);
+  fits('mtime', node.mtime, U64);
+  fits('mtime nanoseconds', node.mtimeNsec, 999_999_999);
+  fits('size', node.size, U64);
+  if (node.target && node.target.length > LIMITS.SYMLINK_MAX.value) throw limitError('SYMLINK_MAX', `${where()}: symlink target of ${node.target.length} bytes`, node.target.length);
   for (const x of node.xattrs) {
-    const name = x.name.toString();
-    checkLimit('XATTR_NAME_MAX', `${where}: xattr name ${JSON.stringify(name.length > 40 ? `${name.slice(0, 40)}…` : name)}`, x.name.length);
-    checkLimit('XATTR_VALUE_MAX', `${where}: value of xattr ${JSON.stringify(name.length > 40 ? `${name.slice(0, 40)}…` : name)}`, x.value.length);
+    const quoted = () => {
+      const name = x.name.toString();
+      return JSON.stringify(name.length > 40 ? `${name.slice(0, 40)}…` : name);
+    };
+    if (x.name.length > LIMITS.XATTR_NAME_MAX.value) throw limitError('XATTR_NAME_MAX', `${where()}: xattr name ${quoted()}`, x.name.length);
+    if (x.value.length > LIMITS.XATTR_VALUE_MAX.value) throw limitError('XATTR_VALUE_MAX', `${where()}: value of xattr ${quoted()}`, x.value.length);
   }
 }
 
@@ -126,7 +135,7 @@ function xattrArea(node: TreeNode): Buffer {
     if (e instanceof NydusError) throw new NydusError(e.code, `${showEntry(node)}: ${e.message}`, { cause: e });
     throw e;
   }
-  checkLimit('XATTR_AREA_MAX', `${showEntry(node)}: xattrs (${node.xattrs.length}) take bytes`, xa.length);
+  if (xa.length > LIMITS.XATTR_AREA_MAX.value) throw limitError('XATTR_AREA_MAX', `${showEntry(node)}: xattrs (${node.xattrs.length}) take bytes`, xa.length);
   return xa;
 }
 
