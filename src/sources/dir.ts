@@ -8,10 +8,14 @@ import { LIMITS, limitError } from '../format/limits.js';
 import * as xattr from '../format/erofs/xattr.js';
 import { SCAN_FIELDS, lstatAt, lstatFast, readXattrs, scanDir, type LstatResult } from '../io/xattr.js';
 import { encodeDev } from '../format/erofs/inode.js';
+import { releaseFreePages } from '../io/trim.js';
 import { ChildNode, type TreeNode } from '../tree/node.js';
 import { READ_PATH, type ContentReader, type SourceEntry } from '../pipeline/stage.js';
 
 const SLASH = Buffer.from('/');
+
+/** Entries walked between two chances to hand free memory back (io/trim.ts). */
+const TRIM_EVERY = 50_000;
 
 export interface DirSourceOptions {
   /** Zero the root's mtime as upstream does, so rebuilding an unchanged tree is byte-identical. */
@@ -195,11 +199,18 @@ export async function* dirSource(root: string, opts: DirSourceOptions = {}): Asy
   // Depth-first with an explicit stack (the depth comes from the input): a directory, its
   // non-directories by name, then each subdirectory in turn.
   const stack: Array<{ node: ChildNode; parent?: TreeNode; abs: Buffer; depth: number }> = [{ node: top, abs: rootAbs, depth: 0 }];
+  let sinceTrim = 0;
   while (stack.length > 0) {
     const { node: dir, parent, abs, depth } = stack.pop()!;
     if (parent) yield { node: dir, parent };
+    // A long walk frees what the pipeline's threads left behind now and then (a big tree only).
+    if (sinceTrim >= TRIM_EVERY) {
+      sinceTrim = 0;
+      releaseFreePages();
+    }
     // Every child is read before the first is yielded, so a deep directory is opened once.
     const entries = withShortPath(abs, (at) => readDir(dir, abs, at));
+    sinceTrim += entries.length;
     const subdirs = entries.filter((e) => (e.node.mode & 0o170000) === 0o040000);
     for (const e of entries) {
       if ((e.node.mode & 0o170000) === 0o040000) continue;
