@@ -14,7 +14,9 @@ import { formatError } from '../errors.js';
 import { checkLimit } from '../format/limits.js';
 import type { ChunkInfo } from '../read/model.js';
 import { S_IFMT, S_IFDIR, S_IFLNK, S_IFREG, dumpOrder, type TreeNode } from '../tree/node.js';
-import type { Plan, PlacedNode } from './plan.js';
+import { direntList, type Plan, type PlannedDirent } from './plan.js';
+
+const NO_XATTRS = Buffer.alloc(0);
 
 /** mapped_blkaddr alignment of blobs in the flat device (HEAD: 512 KiB). */
 const MAPPED_ALIGN = 512 * 1024;
@@ -60,18 +62,45 @@ export function emitBootstrap(input: EmitInput): Buffer {
   let flags = input.flags;
   if (input.explicitUidGid) flags |= ext.FLAG_EXPLICIT_UID_GID;
   if (blobs.every((b) => (b.features & bt.FEATURE_INLINED_CHUNK_DIGEST) !== 0)) flags |= ext.FLAG_INLINED_CHUNK_DIGEST;
-  const used = new Map<number | string, { chunk: number; fileOffset: number }>();
-  for (const n of dumpOrder(plan.nodes[0].node)) {
+  // Each referenced chunk (a tarfs blob: each (digest, blob)) gets a slot in first-use order;
+  // per slot the chunk met last and its file offset. Typed arrays, not an object per chunk.
+  const slotChunk = new Uint32Array(chunks.length);
+  const slotOffset = new Float64Array(chunks.length);
+  const slotOf = new Int32Array(tarfs ? 0 : chunks.length).fill(-1);
+  const tarfsSlots = new Map<string, number>();
+  let slots = 0;
+  for (const n of dumpOrder(plan.nodes[0])) {
     if (n.xattrs.length > 0) flags |= ext.FLAG_HAS_XATTR;
     for (const r of (n.linkTo ?? n).chunks ?? []) {
-      const c = chunks[r.chunk];
-      used.set(tarfs ? `${c.digest.toString('latin1')}/${c.blobIndex}` : r.chunk, { chunk: r.chunk, fileOffset: r.fileOffset });
+      let slot: number;
+      if (tarfs) {
+        const c = chunks[r.chunk];
+        const key = `${c.digest.toString('latin1')}/${c.blobIndex}`;
+        slot = tarfsSlots.get(key) ?? slots;
+        if (slot === slots) tarfsSlots.set(key, slots++);
+      } else {
+        slot = slotOf[r.chunk];
+        if (slot < 0) slot = slotOf[r.chunk] = slots++;
+      }
+      slotChunk[slot] = r.chunk;
+      slotOffset[slot] = r.fileOffset;
     }
   }
-  // Digests as latin1 strings compare as their bytes do, far faster than Buffer.compare.
-  const keyed = [...used.values()].map((u) => ({ u, key: chunks[u.chunk].digest.toString('latin1'), blob: chunks[u.chunk].blobIndex }));
-  keyed.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : a.blob - b.blob));
-  const table = keyed.map((k) => k.u);
+  tarfsSlots.clear();
+  // Slots sorted by digest bytes then blob index (a stable sort: equal keys keep first-use
+  // order). The digests' first six bytes as a number decide almost every comparison.
+  const head = new Float64Array(slots);
+  for (let i = 0; i < slots; i++) {
+    const d = chunks[slotChunk[i]].digest;
+    head[i] = d.length >= 6 ? d.readUIntBE(0, 6) : 0;
+  }
+  const table = Array.from({ length: slots }, (_, i) => i);
+  table.sort((a, b) => {
+    if (head[a] !== head[b]) return head[a] - head[b];
+    const ca = chunks[slotChunk[a]];
+    const cb = chunks[slotChunk[b]];
+    return Buffer.compare(ca.digest, cb.digest) || ca.blobIndex - cb.blobIndex;
+  });
   const ctOff = alignUp(inodeEnd, 4096);
   const ctSize = ci.SIZE * table.length;
   const length = alignUp(table.length > 0 ? ctOff + ctSize : inodeEnd, 4096);
@@ -93,7 +122,7 @@ export function emitBootstrap(input: EmitInput): Buffer {
 
   sbc.encode({
     magic: sbc.MAGIC, checksum: 0, feature_compat: sbc.FEATURE_COMPAT_RAFS_V6, blkszbits, sb_extslots: 0,
-    root_nid: plan.nodes[0].nid, inos: plan.entries, build_time: 0, build_time_nsec: 0, blocks,
+    root_nid: plan.nid[0], inos: plan.entries, build_time: 0, build_time_nsec: 0, blocks,
     meta_blkaddr: metaBlkaddr, xattr_blkaddr: 0, uuid: Buffer.alloc(16), volume_name: '',
     feature_incompat: sbc.RAFS_INCOMPAT, u1: 0, extra_devices: nblobs, devt_slotoff: sbc.DEVT_SLOTOFF,
   }).copy(buf, sbc.OFFSET);
@@ -103,28 +132,30 @@ export function emitBootstrap(input: EmitInput): Buffer {
     prefetch_table_offset: pfSize > 0 ? pfOff : 0, prefetch_table_size: pfSize,
   }).copy(buf, ext.OFFSET);
 
-  const nidOf = (n: PlacedNode['node']) => plan.byNode.get(n.linkTo ?? n)!.nid;
+  const nidOf = (n: TreeNode) => plan.nid[plan.position.get(n.linkTo ?? n)!];
 
-  for (const p of plan.nodes) {
-    const n = p.node;
+  for (let k = 0; k < plan.nodes.length; k++) {
+    const n = plan.nodes[k];
     const type = n.mode & S_IFMT;
-    const off = p.planned + shift;
+    const off = plan.nid[k] * 32 + shift;
+    const xa = plan.xattrs.get(k) ?? NO_XATTRS;
+    const layout = plan.layout[k];
     let iu = 0;
     let size = 0;
     let nlink = n.links;
     if (type === S_IFDIR || type === S_IFLNK) {
-      size = p.dataSize;
-      iu = Math.floor((p.dataPlanned + shift) / B);
-      const data = type === S_IFDIR ? dirData(p, nidOf, nidOf(p.parent), B) : n.target!;
-      const full = p.layout === ino.LAYOUT_FLAT_INLINE ? size - (size % B) : size;
+      size = plan.dataSize[k];
+      iu = Math.floor((plan.dataPlanned[k] + shift) / B);
+      const data = type === S_IFDIR ? dirData(n, size, plan.nid[k], plan.nid[plan.parent[k]], nidOf, B) : n.target!;
+      const full = layout === ino.LAYOUT_FLAT_INLINE ? size - (size % B) : size;
       data.copy(buf, iu * B, 0, full);
-      if (p.layout === ino.LAYOUT_FLAT_INLINE) data.copy(buf, off + ino.EXTENDED_SIZE + p.xattrs.length, full);
-      if (type === S_IFDIR) nlink = 2 + p.subdirs;
+      if (layout === ino.LAYOUT_FLAT_INLINE) data.copy(buf, off + ino.EXTENDED_SIZE + xa.length, full);
+      if (type === S_IFDIR) nlink = 2 + (n.children ?? []).reduce((m, c) => m + ((c.mode & S_IFMT) === S_IFDIR ? 1 : 0), 0);
     } else if (type === S_IFREG) {
       size = n.size;
       const refs = n.chunks ?? [];
       let contiguous = true;
-      const at = alignUp(off + ino.EXTENDED_SIZE + p.xattrs.length, 8);
+      const at = alignUp(off + ino.EXTENDED_SIZE + xa.length, 8);
       refs.forEach((r, k) => {
         const c = chunks[r.chunk];
         cidx.encode({ ci_index: c.index, device_id: c.blobIndex + 1, blkaddr: c.uncompressedOffset / B }, buf, at + k * cidx.SIZE);
@@ -140,16 +171,17 @@ export function emitBootstrap(input: EmitInput): Buffer {
       iu = n.rdev;
     }
     ino.encodeExtendedInto({
-      extended: true, layout: p.layout, i_xattr_icount: xattr.icount(p.xattrs.length),
-      i_mode: n.mode, i_size: size, i_u: iu, i_ino: p.index,
+      extended: true, layout, i_xattr_icount: xattr.icount(xa.length),
+      i_mode: n.mode, i_size: size, i_u: iu, i_ino: plan.index[k],
       i_uid: input.explicitUidGid ? n.uid : 0, i_gid: input.explicitUidGid ? n.gid : 0,
       i_mtime: n.mtime, i_mtime_nsec: n.mtimeNsec, i_nlink: nlink,
     }, buf, off);
-    p.xattrs.copy(buf, off + ino.EXTENDED_SIZE);
+    xa.copy(buf, off + ino.EXTENDED_SIZE);
   }
 
-  table.forEach(({ chunk, fileOffset }, i) => {
-    const c = chunks[chunk];
+  table.forEach((slot, i) => {
+    const c = chunks[slotChunk[slot]];
+    const fileOffset = slotOffset[slot];
     ci.encode({
       digest: c.digest, blob_index: c.blobIndex, flags: c.flags, compressed_size: c.compressedSize,
       uncompressed_size: c.uncompressedSize, compressed_offset: c.compressedOffset,
@@ -159,10 +191,11 @@ export function emitBootstrap(input: EmitInput): Buffer {
   return buf;
 }
 
-function dirData(p: PlacedNode, nidOf: (n: PlacedNode['node']) => number, parentNid: number, B: number): Buffer {
-  const out = Buffer.alloc(p.dataSize);
-  p.dirBlocks!.forEach((entries, i) => {
-    for (const e of entries) e.nid = e.node ? nidOf(e.node) : e.name.length === 1 ? p.nid : parentNid;
+/** A directory's data: its dirents by block, each naming its node's nid ("." itself, ".." its parent). */
+function dirData(dir: TreeNode, size: number, selfNid: number, parentNid: number, nidOf: (n: TreeNode) => number, B: number): Buffer {
+  const out = Buffer.alloc(size);
+  dirent.packBlocks(direntList(dir), B).forEach((entries, i) => {
+    for (const e of entries as PlannedDirent[]) e.nid = e.node ? nidOf(e.node) : e.name.length === 1 ? selfNid : parentNid;
     dirent.encodeBlockInto(entries, out, i * B);
   });
   return out;

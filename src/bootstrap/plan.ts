@@ -2,45 +2,56 @@
 // written, reproducing upstream's placement (rafs-v6.md §1.5): a cursor from 4096, 32-byte
 // aligned nodes, and 128 FIFO lists of partly used blocks that small inodes are fitted into.
 import { NydusError } from '../errors.js';
-import { LIMITS, badName, checkLimit, limitError } from '../format/limits.js';
+import { LIMITS, badName, limitError } from '../format/limits.js';
 import * as dirent from '../format/erofs/dirent.js';
 import * as xattr from '../format/erofs/xattr.js';
 import { EXTENDED_SIZE, LAYOUT_CHUNK_BASED, LAYOUT_FLAT_INLINE, LAYOUT_FLAT_PLAIN } from '../format/erofs/inode.js';
 import { alignUp } from '../format/util.js';
 import { S_IFMT, S_IFDIR, S_IFLNK, S_IFREG, dumpOrder, type TreeNode } from '../tree/node.js';
 
-export interface PlacedNode {
-  node: TreeNode;
-  /** Planned offset (final offset = planned + meta shift); nid = planned / 32. */
-  planned: number;
-  nid: number;
-  /** Upstream's inode number (i_ino): root 1, then a directory's children in name order before its subdirectories' (§3.3). */
-  index: number;
-  layout: number;
-  xattrs: Buffer;
-  /** Directory or symlink data size. */
-  dataSize: number;
-  /** Directory entries, by block; `node` is the child a dirent names (none for "." and ".."). */
-  dirBlocks?: PlannedDirent[][];
-  /** The directory holding this node (the root holds itself). */
-  parent: TreeNode;
-  /** Planned offset of the first full data block (dirs/symlinks), or of the cursor for tail-only. */
-  dataPlanned: number;
-  /** Number of subdirectories (directories). */
-  subdirs: number;
-}
-
 export interface PlannedDirent extends dirent.Dirent {
   node?: TreeNode;
 }
 
+/**
+ * The plan, kept compact (a 500,000-entry tree is planned while the tree and the chunk records
+ * are alive): per placed node a few numbers in typed arrays, indexed by its position in
+ * `nodes` (layout order); directory entries are listed again when they are written.
+ */
 export interface Plan {
-  nodes: PlacedNode[];
-  byNode: Map<TreeNode, PlacedNode>;
+  /** Every node with an inode (hardlink members share their group's), in layout order. */
+  nodes: TreeNode[];
+  /** Per position: nid (planned offset / 32; final offset = planned + meta shift). */
+  nid: Uint32Array;
+  /** Per position: upstream's inode number (i_ino): root 1, then a directory's children in name order before its subdirectories' (§3.3). */
+  index: Uint32Array;
+  /** Per position: the inode's data layout. */
+  layout: Uint8Array;
+  /** Per position: directory or symlink data size. */
+  dataSize: Float64Array;
+  /** Per position: planned offset of the first full data block (dirs/symlinks), or of the cursor for tail-only. */
+  dataPlanned: Float64Array;
+  /** Per position: the position of the directory holding the node (the root holds itself). */
+  parent: Uint32Array;
+  /** Per position with xattrs: the inline xattr area (absent: none). */
+  xattrs: Map<number, Buffer>;
+  /** A node's position in `nodes` (a hardlink member: none; ask for its group's first node). */
+  position: Map<TreeNode, number>;
+  /** The nid of a placed node, as `byNode.get(node).nid`. */
+  byNode: { get(node: TreeNode): { nid: number } | undefined };
   /** Planned end of the inode area. */
   end: number;
   /** Tree entries, hardlink names included. */
   entries: number;
+}
+
+/** A directory's entries, "." and ".." included, in the order EROFS stores them (`node`: the child a dirent names). */
+export function direntList(dir: TreeNode): PlannedDirent[] {
+  return [
+    { nid: 0, name: DOT, file_type: dirent.FT_DIR },
+    { nid: 0, name: DOTDOT, file_type: dirent.FT_DIR },
+    ...(dir.children ?? []).map((c) => ({ nid: 0, name: c.name, file_type: dirent.fileTypeOfMode(c.mode), node: c })),
+  ].sort((a, b) => dirent.compareNames(a.name, b.name));
 }
 
 /** The 128 lists of partly filled blocks, keyed by their free bytes / 32. */
@@ -88,21 +99,30 @@ export function showEntry(node: TreeNode): string {
  * (directory, tar, merge, a layer on a parent) lays out its tree here, so this is the one check.
  */
 export function checkEntry(node: TreeNode, isRoot: boolean): void {
-  const where = showEntry(node);
+  // The entry's path is put together only for a message (a tree may hold millions of entries).
+  const where = () => showEntry(node);
   if (!isRoot) {
-    if (node.name.length > 255) throw limitError('NAME_MAX', `${where}: name`, `${node.name.length} bytes`);
+    if (node.name.length > 255) throw limitError('NAME_MAX', `${where()}: name`, `${node.name.length} bytes`);
     const bad = badName(node.name);
-    if (bad) throw new NydusError('SOURCE', `${where}: ${bad}`);
+    if (bad) throw new NydusError('SOURCE', `${where()}: ${bad}`);
   }
   // Fields EROFS stores in fixed widths: a value that does not fit is refused, not wrapped.
-  for (const [field, v, max] of [['uid', node.uid, U32], ['gid', node.gid, U32], ['mtime', node.mtime, U64], ['mtime nanoseconds', node.mtimeNsec, 999_999_999], ['size', node.size, U64]] as const) {
-    if (!Number.isSafeInteger(v) || v < 0 || v > max) throw new NydusError('SOURCE', `${where}: ${field} ${v} does not fit the inode (0 to ${max})`);
-  }
-  if (node.target) checkLimit('SYMLINK_MAX', `${where}: symlink target of ${node.target.length} bytes`, node.target.length);
+  const fits = (field: string, v: number, max: number) => {
+    if (!Number.isSafeInteger(v) || v < 0 || v > max) throw new NydusError('SOURCE', `${where()}: ${field} ${v} does not fit the inode (0 to ${max})`);
+  };
+  fits('uid', node.uid, U32);
+  fits('gid', node.gid, U32);
+  fits('mtime', node.mtime, U64);
+  fits('mtime nanoseconds', node.mtimeNsec, 999_999_999);
+  fits('size', node.size, U64);
+  if (node.target && node.target.length > LIMITS.SYMLINK_MAX.value) throw limitError('SYMLINK_MAX', `${where()}: symlink target of ${node.target.length} bytes`, node.target.length);
   for (const x of node.xattrs) {
-    const name = x.name.toString();
-    checkLimit('XATTR_NAME_MAX', `${where}: xattr name ${JSON.stringify(name.length > 40 ? `${name.slice(0, 40)}…` : name)}`, x.name.length);
-    checkLimit('XATTR_VALUE_MAX', `${where}: value of xattr ${JSON.stringify(name.length > 40 ? `${name.slice(0, 40)}…` : name)}`, x.value.length);
+    const quoted = () => {
+      const name = x.name.toString();
+      return JSON.stringify(name.length > 40 ? `${name.slice(0, 40)}…` : name);
+    };
+    if (x.name.length > LIMITS.XATTR_NAME_MAX.value) throw limitError('XATTR_NAME_MAX', `${where()}: xattr name ${quoted()}`, x.name.length);
+    if (x.value.length > LIMITS.XATTR_VALUE_MAX.value) throw limitError('XATTR_VALUE_MAX', `${where()}: value of xattr ${quoted()}`, x.value.length);
   }
 }
 
@@ -115,24 +135,16 @@ function xattrArea(node: TreeNode): Buffer {
     if (e instanceof NydusError) throw new NydusError(e.code, `${showEntry(node)}: ${e.message}`, { cause: e });
     throw e;
   }
-  checkLimit('XATTR_AREA_MAX', `${showEntry(node)}: xattrs (${node.xattrs.length}) take bytes`, xa.length);
+  if (xa.length > LIMITS.XATTR_AREA_MAX.value) throw limitError('XATTR_AREA_MAX', `${showEntry(node)}: xattrs (${node.xattrs.length}) take bytes`, xa.length);
   return xa;
 }
 
-/**
- * Upstream's numbering (tar-merge-export.md §3.3): root 1; a directory numbers all its children
- * in name order, then processes its subdirectories; a hardlink member consumes a number but
- * takes its group's.
- */
-export function numberInodes(root: TreeNode): { numbers: Map<TreeNode, number>; last: number } {
-  const numbers = new Map<TreeNode, number>();
-  let n = 0;
-  for (const c of dumpOrder(root)) {
-    n++;
-    numbers.set(c, c.linkTo ? numbers.get(c.linkTo) ?? n : n);
-  }
-  return { numbers, last: n };
-}
+/** A growable typed array's next size. */
+const grown = <T extends Uint32Array | Uint8Array | Float64Array>(a: T, make: (n: number) => T): T => {
+  const b = make(Math.max(1024, a.length * 2));
+  b.set(a);
+  return b;
+};
 
 /**
  * `unchecked` lays out a tree past the limits, as a hostile writer would: only the readers' tests
@@ -143,10 +155,15 @@ export function planBootstrap(root: TreeNode, blockSize: number, opts: { uncheck
   const B = blockSize;
   const frags = new Fragments(B);
   let cursor = 4096;
-  const nodes: PlacedNode[] = [];
-  const byNode = new Map<TreeNode, PlacedNode>();
+  const nodes: TreeNode[] = [];
+  const position = new Map<TreeNode, number>();
+  const xattrs = new Map<number, Buffer>();
+  let nid = new Uint32Array(0);
+  let layout = new Uint8Array(0);
+  let dataSize = new Float64Array(0);
+  let dataPlanned = new Float64Array(0);
+  let parentOf = new Uint32Array(0);
   let entries = 0;
-  const { numbers } = numberInodes(root);
 
   // Placement needs names only; nids for dirents are filled in at emit time.
   const place = (node: TreeNode, parent: TreeNode): void => {
@@ -154,30 +171,25 @@ export function planBootstrap(root: TreeNode, blockSize: number, opts: { uncheck
     if (entries > LIMITS.ENTRIES_MAX.value) throw limitError('ENTRIES_MAX', `${showEntry(node)}: entries in the tree`, entries);
     if (checked) checkEntry(node, node === root);
     if (node.linkTo) return;
-    const index = numbers.get(node)!;
+    const k = nodes.length;
+    if (k === nid.length) {
+      nid = grown(nid, (n) => new Uint32Array(n));
+      layout = grown(layout, (n) => new Uint8Array(n));
+      dataSize = grown(dataSize, (n) => new Float64Array(n));
+      dataPlanned = grown(dataPlanned, (n) => new Float64Array(n));
+      parentOf = grown(parentOf, (n) => new Uint32Array(n));
+    }
     const type = node.mode & S_IFMT;
     const xa = xattrArea(node);
     const I = EXTENDED_SIZE + xa.length;
-    const p: PlacedNode = { node, parent, planned: 0, nid: 0, index, layout: LAYOUT_FLAT_PLAIN, xattrs: xa, dataSize: 0, dataPlanned: 0, subdirs: 0 };
+    let planned = 0;
+    let lay = LAYOUT_FLAT_PLAIN;
 
     if (type === S_IFDIR || type === S_IFLNK) {
-      if (type === S_IFDIR) {
-        const kids = node.children ?? [];
-        p.subdirs = kids.reduce((n, c) => n + ((c.mode & S_IFMT) === S_IFDIR ? 1 : 0), 0);
-        const list: PlannedDirent[] = [
-          { nid: 0, name: DOT, file_type: dirent.FT_DIR },
-          { nid: 0, name: DOTDOT, file_type: dirent.FT_DIR },
-          ...kids.map((c) => ({ nid: 0, name: c.name, file_type: dirent.fileTypeOfMode(c.mode), node: c })),
-        ].sort((a, b) => dirent.compareNames(a.name, b.name));
-        p.dirBlocks = dirent.packBlocks(list, B) as PlannedDirent[][];
-        p.dataSize = dirent.dirSize(p.dirBlocks, B);
-      } else {
-        p.dataSize = node.target!.length;
-      }
-      const S = p.dataSize;
+      const S = type === S_IFDIR ? dirent.dirSize(dirent.packBlocks(direntList(node), B), B) : node.target!.length;
       const T = S % B;
       if (T !== 0 && I + T <= B) {
-        p.layout = LAYOUT_FLAT_INLINE;
+        lay = LAYOUT_FLAT_INLINE;
         let at = frags.allocate(I + T);
         if (at === undefined) {
           if (B - (cursor % B) < I + T) {
@@ -187,46 +199,51 @@ export function planBootstrap(root: TreeNode, blockSize: number, opts: { uncheck
           at = cursor;
           cursor += I + T;
         }
-        p.planned = at;
+        planned = at;
         if (S > T) {
           frags.register(cursor);
           cursor = alignUp(cursor, B);
-          p.dataPlanned = cursor;
+          dataPlanned[k] = cursor;
           cursor += S - T;
         } else {
-          p.dataPlanned = cursor;
+          dataPlanned[k] = cursor;
         }
       } else {
-        p.layout = LAYOUT_FLAT_PLAIN;
+        lay = LAYOUT_FLAT_PLAIN;
         let at = frags.allocate(I);
         if (at === undefined) {
           at = cursor;
           cursor += I;
         }
-        p.planned = at;
+        planned = at;
         frags.register(cursor);
         cursor = alignUp(cursor, B);
-        p.dataPlanned = cursor;
+        dataPlanned[k] = cursor;
         cursor = alignUp(cursor + S, B);
       }
+      dataSize[k] = S;
     } else if (type === S_IFREG) {
-      p.layout = LAYOUT_CHUNK_BASED;
+      lay = LAYOUT_CHUNK_BASED;
       const need = alignUp(I, 8) + 8 * (node.chunks?.length ?? 0);
       let at = frags.allocate(need);
       if (at === undefined) {
         at = cursor;
         cursor += need;
       }
-      p.planned = at;
+      planned = at;
     } else {
-      p.planned = cursor;
+      planned = cursor;
       cursor += I;
     }
     cursor = alignUp(cursor, 32);
-    p.nid = p.planned / 32;
-    if (!Number.isSafeInteger(p.nid) || p.nid > 0xffffffff) throw new NydusError('INTERNAL', 'inode area too large');
-    nodes.push(p);
-    byNode.set(node, p);
+    const n = planned / 32;
+    if (!Number.isSafeInteger(n) || n > 0xffffffff) throw new NydusError('INTERNAL', 'inode area too large');
+    nid[k] = n;
+    layout[k] = lay;
+    parentOf[k] = position.get(parent) ?? 0;
+    if (xa.length > 0) xattrs.set(k, xa);
+    nodes.push(node);
+    position.set(node, k);
   };
   // Upstream's layout order (layoutOrder in tree/node.ts), walked here so each node comes with its parent.
   const stack: Array<[TreeNode, TreeNode, number]> = [[root, root, 0]];
@@ -238,5 +255,20 @@ export function planBootstrap(root: TreeNode, blockSize: number, opts: { uncheck
     for (const c of kids) if ((c.mode & S_IFMT) !== S_IFDIR) place(c, dir);
     for (let i = kids.length - 1; i >= 0; i--) if ((kids[i].mode & S_IFMT) === S_IFDIR) stack.push([kids[i], dir, depth + 1]);
   }
-  return { nodes, byNode, end: cursor, entries };
+  // Inode numbers (numberInodes' order): a placed node takes its place in the dump walk; a
+  // hardlink member only uses up a number.
+  const count = nodes.length;
+  const index = new Uint32Array(count);
+  let no = 0;
+  for (const c of dumpOrder(root)) {
+    no++;
+    if (!c.linkTo) index[position.get(c)!] = no;
+  }
+  const nids = nid.subarray(0, count);
+  return {
+    nodes, nid: nids, index, layout: layout.subarray(0, count), dataSize: dataSize.subarray(0, count),
+    dataPlanned: dataPlanned.subarray(0, count), parent: parentOf.subarray(0, count), xattrs, position,
+    byNode: { get: (node) => { const k = position.get(node); return k === undefined ? undefined : { nid: nids[k] }; } },
+    end: cursor, entries,
+  };
 }

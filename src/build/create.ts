@@ -26,6 +26,7 @@ import { emitBootstrap } from '../bootstrap/emit.js';
 import * as ext from '../format/rafs/ext-superblock.js';
 import * as bt from '../format/rafs/blob-table.js';
 import { Trace } from './trace.js';
+import { releaseFreePages } from '../io/trim.js';
 import { conversionByName } from './conversions.js';
 import { blobEntryFromInfo, blobFileIn, loadedBlobId, newBlobEntry } from './blob-table.js';
 import { badBlobId } from '../format/limits.js';
@@ -378,6 +379,7 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
         dropWhiteouts(root, whiteouts);
       }
       collectGarbage();
+      releaseFreePages();
       // v5 records are laid out as they are written (emitBootstrapV5).
       if (v5) return;
       const planTimer = trace.start('build_bootstrap');
@@ -409,6 +411,8 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
     state.dict.clear();
     if (!root) layOut();
     await writer.writeMeta(state.blob, state.chunks, packer);
+    // The workers are done: what they freed goes back before the bootstrap is built.
+    releaseFreePages();
     dump.end();
 
     // Blob-table order is first-use order; chunks move from candidate keys to table indexes.

@@ -9,6 +9,8 @@ export interface Native {
   lset(path: Buffer, name: Buffer, value: Buffer): void;
   lstatInto(path: Buffer, out: Float64Array): void;
   setPipeSize(fd: number, size: number): number;
+  /** glibc's malloc_trim(0): every arena's free pages go back to the kernel; true when some did (false elsewhere). */
+  mallocTrim(): boolean;
   /**
    * A directory's entries in name order (bytewise, as Buffer.compare): names NUL-terminated back to back, and per entry
    * lstatInto's 13 numbers then its xattr list's size; stats[14 * i] < 0 (-errno) where the

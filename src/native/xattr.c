@@ -13,6 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #define CALL(env, call)                                                \
   do {                                                                 \
@@ -293,6 +296,20 @@ static napi_value set_pipe_size(napi_env env, napi_callback_info info) {
   return result;
 }
 
+// mallocTrim(): hands the free pages of every malloc arena back to the kernel; true when some
+// were. Buffers freed by the pipeline's threads leave pages that glibc keeps otherwise.
+static napi_value malloc_trim_all(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value result;
+#ifdef __GLIBC__
+  int rc = malloc_trim(0);
+#else
+  int rc = 0;
+#endif
+  CALL(env, napi_get_boolean(env, rc != 0, &result));
+  return result;
+}
+
 // src/native/lz4.c
 napi_value lz4_compress_into(napi_env env, napi_callback_info info);
 // src/native/readfiles.c
@@ -307,6 +324,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"lset", NULL, lset, NULL, NULL, NULL, napi_default, NULL},
     {"lstatInto", NULL, lstat_into, NULL, NULL, NULL, napi_default, NULL},
     {"setPipeSize", NULL, set_pipe_size, NULL, NULL, NULL, napi_default, NULL},
+    {"mallocTrim", NULL, malloc_trim_all, NULL, NULL, NULL, napi_default, NULL},
     {"scanDir", NULL, scan_dir, NULL, NULL, NULL, napi_default, NULL},
     {"lz4CompressInto", NULL, lz4_compress_into, NULL, NULL, NULL, napi_default, NULL},
     {"readFilesInto", NULL, read_files_into, NULL, NULL, NULL, napi_default, NULL},

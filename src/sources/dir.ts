@@ -4,14 +4,18 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { NydusError, fsError, showPath as show } from '../errors.js';
-import { LIMITS, checkLimit, limitError } from '../format/limits.js';
+import { LIMITS, limitError } from '../format/limits.js';
 import * as xattr from '../format/erofs/xattr.js';
 import { SCAN_FIELDS, lstatAt, lstatFast, readXattrs, scanDir, type LstatResult } from '../io/xattr.js';
 import { encodeDev } from '../format/erofs/inode.js';
-import type { TreeNode } from '../tree/node.js';
+import { releaseFreePages } from '../io/trim.js';
+import { ChildNode, type TreeNode } from '../tree/node.js';
 import { READ_PATH, type ContentReader, type SourceEntry } from '../pipeline/stage.js';
 
 const SLASH = Buffer.from('/');
+
+/** Entries walked between two chances to hand free memory back (io/trim.ts). */
+const TRIM_EVERY = 50_000;
 
 export interface DirSourceOptions {
   /** Zero the root's mtime as upstream does, so rebuilding an unchanged tree is byte-identical. */
@@ -55,43 +59,46 @@ function withShortPath<T>(abs: Buffer, fn: (p: Buffer) => T): T {
 }
 
 /**
- * The tree keeps every entry's path and name for the whole build: they are cut from large
- * shared slabs (the name is the path's tail), not kept as a buffer each as readdir returns them
- * (an ArrayBuffer per name costs several times the name).
+ * The tree keeps every entry's name for the whole build: names are copied into large shared
+ * slabs, not kept as a buffer each as the directory scan returns them.
  */
-class PathArena {
+class NameArena {
   private slab = Buffer.allocUnsafeSlow(0);
   private used = 0;
 
-  /** dir + "/" + name (just "/" + name under the root) as one slice of a slab. */
-  child(dir: Buffer, name: Buffer): Buffer {
-    const head = dir.length === 1 ? 0 : dir.length;
-    const n = head + 1 + name.length;
+  copy(name: Buffer): Buffer {
+    const n = name.length;
     if (this.used + n > this.slab.length) {
       this.slab = Buffer.allocUnsafeSlow(Math.max(64 << 10, n));
       this.used = 0;
     }
     const at = this.used;
-    if (head > 0) dir.copy(this.slab, at);
-    this.slab[at + head] = 0x2f;
-    name.copy(this.slab, at + head + 1);
+    name.copy(this.slab, at);
     this.used += n;
     return this.slab.subarray(at, at + n);
   }
 }
 
+/** The xattrs of every entry that has none: one shared, frozen list instead of an empty array per node. */
+const NO_XATTRS: TreeNode['xattrs'] = Object.freeze([]) as unknown as TreeNode['xattrs'];
+
+/** A whole number in int32 range as V8's small integer (stored inline); anything else unchanged. */
+const smi = (v: number): number => ((v | 0) === v ? v | 0 : v);
+
 /** Refuses xattrs EROFS cannot hold as the directory is read, before any data is stored. */
-function checkXattrs(rel: Buffer, xattrs: TreeNode['xattrs']): void {
+function checkXattrs(node: TreeNode): void {
+  const xattrs = node.xattrs;
   if (xattrs.length === 0) return;
-  const where = show(rel);
+  const where = () => show(node.path);
   for (const x of xattrs) {
-    checkLimit('XATTR_NAME_MAX', `${where}: xattr name`, x.name.length);
-    checkLimit('XATTR_VALUE_MAX', `${where}: value of xattr ${JSON.stringify(x.name.toString().slice(0, 40))}`, x.value.length);
+    if (x.name.length > LIMITS.XATTR_NAME_MAX.value) throw limitError('XATTR_NAME_MAX', `${where()}: xattr name`, x.name.length);
+    if (x.value.length > LIMITS.XATTR_VALUE_MAX.value) throw limitError('XATTR_VALUE_MAX', `${where()}: value of xattr ${JSON.stringify(x.name.toString().slice(0, 40))}`, x.value.length);
   }
-  checkLimit('XATTR_AREA_MAX', `${where}: xattrs (${xattrs.length}) take bytes`, xattr.areaSize(xattrs));
+  const area = xattr.areaSize(xattrs);
+  if (area > LIMITS.XATTR_AREA_MAX.value) throw limitError('XATTR_AREA_MAX', `${where()}: xattrs (${xattrs.length}) take bytes`, area);
 }
 
-function statNode(abs: Buffer, rel: Buffer, name: Buffer, at = abs): { node: TreeNode; key?: string } {
+function statNode(abs: Buffer, up: ChildNode | undefined, name: Buffer, at = abs): { node: ChildNode; key?: string } {
   let st: LstatResult;
   let xattrs: TreeNode['xattrs'];
   try {
@@ -100,18 +107,17 @@ function statNode(abs: Buffer, rel: Buffer, name: Buffer, at = abs): { node: Tre
   } catch (e) {
     throw fsError('SOURCE', show(abs), e);
   }
-  return nodeOf(abs, rel, name, st, xattrs, () => at);
+  return nodeOf(abs, up, name, st, xattrs, () => at);
 }
 
 /** The node of a stated entry; `at` gives the short path to it (only a symlink needs it, for its target). */
-function nodeOf(abs: Buffer, rel: Buffer, name: Buffer, st: LstatResult, xattrs: TreeNode['xattrs'], at: () => Buffer): { node: TreeNode; key?: string } {
-  checkXattrs(rel, xattrs);
+function nodeOf(abs: Buffer, up: ChildNode | undefined, name: Buffer, st: LstatResult, xattrs: TreeNode['xattrs'], at: () => Buffer): { node: ChildNode; key?: string } {
   const type = st.mode & 0o170000;
-  const node: TreeNode = {
-    name, path: rel, mode: st.mode, uid: st.uid, gid: st.gid, mtime: st.mtime, mtimeNsec: st.mtimeNsec,
-    size: 0, rdev: 0, xattrs, links: 1,
-  };
-  if (type === 0o100000) node.size = st.size;
+  // The numbers are small integers where they fit, so V8 keeps them inline instead of in a heap
+  // number each (stat fields arrive as doubles).
+  const node = new ChildNode(up, name, smi(st.mode), smi(st.uid), smi(st.gid), smi(st.mtime), smi(st.mtimeNsec), xattrs.length === 0 ? NO_XATTRS : xattrs);
+  checkXattrs(node);
+  if (type === 0o100000) node.size = smi(st.size);
   else if (type === 0o120000) {
     try {
       node.target = fs.readlinkSync(at(), { encoding: 'buffer' });
@@ -120,7 +126,7 @@ function nodeOf(abs: Buffer, rel: Buffer, name: Buffer, st: LstatResult, xattrs:
     }
     node.size = node.target.length;
   } else if (type === 0o020000 || type === 0o060000) {
-    node.rdev = encodeDev(st.rdevMajor, st.rdevMinor);
+    node.rdev = smi(encodeDev(st.rdevMajor, st.rdevMinor));
   }
   return { node, key: type !== 0o040000 && st.nlink > 1 ? st.key : undefined };
 }
@@ -182,8 +188,8 @@ export async function* dirSource(root: string, opts: DirSourceOptions = {}): Asy
   // ... and only a name of one of their lengths needs that name as text.
   const excludedLengths = new Set([...excludedNames].map((n) => n.length));
   const links = new Map<string, TreeNode>();
-  const arena = new PathArena();
-  const top = statNode(rootAbs, SLASH, Buffer.alloc(0)).node;
+  const arena = new NameArena();
+  const top = statNode(rootAbs, undefined, Buffer.alloc(0)).node;
   if (opts.zeroRootMtime) {
     top.mtime = 0;
     top.mtimeNsec = 0;
@@ -192,12 +198,19 @@ export async function* dirSource(root: string, opts: DirSourceOptions = {}): Asy
 
   // Depth-first with an explicit stack (the depth comes from the input): a directory, its
   // non-directories by name, then each subdirectory in turn.
-  const stack: Array<{ node: TreeNode; parent?: TreeNode; abs: Buffer; depth: number }> = [{ node: top, abs: rootAbs, depth: 0 }];
+  const stack: Array<{ node: ChildNode; parent?: TreeNode; abs: Buffer; depth: number }> = [{ node: top, abs: rootAbs, depth: 0 }];
+  let sinceTrim = 0;
   while (stack.length > 0) {
     const { node: dir, parent, abs, depth } = stack.pop()!;
     if (parent) yield { node: dir, parent };
+    // A long walk frees what the pipeline's threads left behind now and then (a big tree only).
+    if (sinceTrim >= TRIM_EVERY) {
+      sinceTrim = 0;
+      releaseFreePages();
+    }
     // Every child is read before the first is yielded, so a deep directory is opened once.
     const entries = withShortPath(abs, (at) => readDir(dir, abs, at));
+    sinceTrim += entries.length;
     const subdirs = entries.filter((e) => (e.node.mode & 0o170000) === 0o040000);
     for (const e of entries) {
       if ((e.node.mode & 0o170000) === 0o040000) continue;
@@ -208,7 +221,7 @@ export async function* dirSource(root: string, opts: DirSourceOptions = {}): Asy
   }
 
   /** The children of one directory, each stated, in name order; `at` is a short path to it. */
-  function readDir(dir: TreeNode, abs: Buffer, at: Buffer): Array<{ node: TreeNode; abs: Buffer }> {
+  function readDir(dir: ChildNode, abs: Buffer, at: Buffer): Array<{ node: ChildNode; abs: Buffer }> {
     let names: Buffer[];
     let stats: Float64Array;
     try {
@@ -217,19 +230,18 @@ export async function* dirSource(root: string, opts: DirSourceOptions = {}): Asy
       throw fsError('SOURCE', show(abs), e);
     }
     // In name order already.
-    const out: Array<{ node: TreeNode; abs: Buffer }> = [];
+    const out: Array<{ node: ChildNode; abs: Buffer }> = [];
     for (let i = 0; i < names.length; i++) {
       const name = names[i];
       const childAbs = Buffer.concat([abs, SLASH, name]);
       if (excludedLengths.has(name.length) && excludedNames.has(name.toString('latin1')) && exclude.has(path.resolve(childAbs.toString('latin1')))) continue;
-      const rel = arena.child(dir.path, name);
-      const nameView = rel.subarray(rel.length - name.length);
+      const own = arena.copy(name);
       const childAt = () => (at === abs ? childAbs : Buffer.concat([at, SLASH, name]));
       const k = i * SCAN_FIELDS;
-      let r: { node: TreeNode; key?: string };
+      let r: { node: ChildNode; key?: string };
       if (stats[k] < 0) {
         // The scan's lstat or xattr list failed: by path again, for the error as the walk gives it.
-        r = statNode(childAbs, rel, nameView, childAt());
+        r = statNode(childAbs, dir, own, childAt());
       } else {
         let xattrs: TreeNode['xattrs'] = [];
         if (stats[k + 13] > 0) {
@@ -239,7 +251,7 @@ export async function* dirSource(root: string, opts: DirSourceOptions = {}): Asy
             throw fsError('SOURCE', show(childAbs), e);
           }
         }
-        r = nodeOf(childAbs, rel, nameView, lstatAt(stats, k), xattrs, childAt);
+        r = nodeOf(childAbs, dir, own, lstatAt(stats, k), xattrs, childAt);
       }
       const { node, key } = r;
       if (key !== undefined) {

@@ -37,6 +37,52 @@ export interface TreeNode {
   chunks?: ChunkRef[];
 }
 
+const SLASH = Buffer.from('/');
+
+/**
+ * A node that keeps its parent directory instead of its path: the path (wanted only for
+ * messages) is put together when asked, so a big tree holds one name buffer per entry, not two.
+ * `up` is the directory the source found it in (undefined for the root, whose path is "/").
+ */
+export class ChildNode implements TreeNode {
+  // Rare fields stay off the object until set (declared only: no slot per node).
+  declare target?: Buffer;
+  declare children?: TreeNode[];
+  declare linkTo?: TreeNode;
+  size = 0;
+  rdev = 0;
+  links = 1;
+  chunks?: ChunkRef[] = undefined;
+  constructor(
+    readonly up: ChildNode | undefined,
+    public name: Buffer,
+    public mode: number,
+    public uid: number,
+    public gid: number,
+    public mtime: number,
+    public mtimeNsec: number,
+    public xattrs: Xattr[],
+  ) {}
+
+  get path(): Buffer {
+    if (!this.up) return SLASH;
+    // Iterative: the depth comes from the input.
+    const names: Buffer[] = [];
+    let len = 0;
+    for (let n: ChildNode | undefined = this; n?.up; n = n.up) {
+      names.push(n.name);
+      len += 1 + n.name.length;
+    }
+    const out = Buffer.allocUnsafe(len);
+    let at = 0;
+    for (let i = names.length - 1; i >= 0; i--) {
+      out[at++] = 0x2f;
+      at += names[i].copy(out, at);
+    }
+    return out;
+  }
+}
+
 import { S_IFMT, S_IFDIR, S_IFREG, S_IFLNK } from '../format/mode.js';
 export { S_IFMT, S_IFDIR, S_IFREG, S_IFLNK };
 

@@ -2,7 +2,33 @@
 // referenced, not stored again; a new chunk gets its chunk index and uncompressed offset here.
 import { useBlob, type Batch, type BuildState } from '../stage.js';
 import { alignUp } from '../../format/util.js';
+import type { ChunkInfo } from '../../read/model.js';
 
+/**
+ * A chunk this build stores. Its digest stays in the batch's digest buffer and becomes a view
+ * only when read (a few times per chunk): a buffer object per record would be the biggest
+ * single item of a 500,000-file build's heap.
+ */
+class StoredChunk implements ChunkInfo {
+  flags = 0;
+  compressedOffset = 0;
+  compressedSize = 0;
+  crc32 = 0;
+  constructor(
+    public blobIndex: number,
+    public index: number,
+    private readonly digestStore: ArrayBufferLike,
+    private readonly digestAt: number,
+    private readonly digestLength: number,
+    public uncompressedOffset: number,
+    public uncompressedSize: number,
+    public fileOffset: number,
+  ) {}
+
+  get digest(): Buffer {
+    return Buffer.from(this.digestStore, this.digestAt, this.digestLength);
+  }
+}
 
 export function dedup(state: BuildState) {
   return async function* (batches: AsyncIterable<Batch>): AsyncGenerator<Batch> {
@@ -15,12 +41,8 @@ export function dedup(state: BuildState) {
         if (ref === undefined) {
           useBlob(state, blob.index);
           ref = state.chunks.length;
-          state.chunks.push({
-            blobIndex: blob.index, index: blob.chunkCount++, digest: c.digest!, flags: 0,
-            compressedOffset: 0, compressedSize: 0,
-            uncompressedOffset: blob.uncompressedEnd, uncompressedSize: c.size,
-            fileOffset: c.fileOffset, crc32: 0,
-          });
+          const d = c.digest!;
+          state.chunks.push(new StoredChunk(blob.index, blob.chunkCount++, d.buffer, d.byteOffset, d.byteLength, blob.uncompressedEnd, c.size, c.fileOffset));
           blob.chunkRefs.push(ref);
           blob.uncompressedEnd += state.aligned ? alignUp(c.size, 4096) : c.size;
           state.dict.set(key, ref);
