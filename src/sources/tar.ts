@@ -55,7 +55,7 @@ export interface TarEntry extends SourceEntry {
 const EMPTY = Buffer.alloc(0);
 const SLASH = 0x2f;
 const DOT = Buffer.from('.');
-const DOTDOT = Buffer.from('..');
+const isDotDot = (c: Buffer) => c.length === 2 && c[0] === 0x2e && c[1] === 0x2e;
 /** PAX and GNU long-name data are held in memory; more than this is a corrupt header, not a name. */
 const MAX_EXTENSION = 16 << 20;
 /** Reads up to this size get one buffer at once; larger ones grow as the bytes arrive. */
@@ -203,6 +203,8 @@ class Pull {
    */
   view(n: number, pool: BlockPool): Uint8Array | undefined | Promise<Uint8Array | undefined> {
     if (this.pool !== pool) {
+      // The batch pool's buffers hold a chunk and a block's unread bytes.
+      if (pool.capacity < Math.max(n, this.end - this.pos)) throw new NydusError('INTERNAL', `a pool of ${pool.capacity}-byte buffers cannot take the tar's blocks`);
       this.pool = pool;
       if (this.buf.length !== pool.capacity) this.use(pool.acquire());
     }
@@ -478,9 +480,10 @@ function normalise(raw: Buffer): Normalised {
   let at = 0;
   for (let k = 0; k < ranges.length; k += 2) {
     path[at++] = SLASH;
-    const n = raw.copy(path, at, ranges[k], ranges[k + 1]);
-    comps.push(path.subarray(at, at + n));
-    at += n;
+    // Names are short: a loop beats a Buffer.copy call per component.
+    const from = at;
+    for (let j = ranges[k]!; j < ranges[k + 1]!; j++) path[at++] = raw[j]!;
+    comps.push(path.subarray(from, at));
   }
   return { path, comps };
 }
@@ -713,13 +716,14 @@ export async function* tarSource(input: string | NodeJS.ReadableStream, opts: Ta
       const have = pull.buffered >= BLOCK ? BLOCK : await pull.ensure(BLOCK);
       if (have === 0) break;
       if (have < BLOCK) throw new NydusError('SOURCE', `truncated tar: the input ends inside the header at ${where(at)}`, { path: name });
-      // In place: valid until the next read from pull (decode copies the names it keeps).
+      // In place, and so are the names decode finds in it: valid until the next read from pull
+      // (normalise copies the path; a link target is copied or normalised before any read).
       const block = pull.header();
       // Zero blocks are skipped wherever they are and reading goes on to the end, as upstream does.
       if (isZeroBlock(block)) continue;
       let h: TarHeader;
       try {
-        h = decode(block);
+        h = decode(block, true);
       } catch (e) {
         throw new NydusError('SOURCE', `bad tar header at ${where(at)}: ${(e as Error).message}`, { path: name, cause: e });
       }
@@ -857,9 +861,9 @@ export async function* tarSource(input: string | NodeJS.ReadableStream, opts: Ta
       }
 
       if (UNSUPPORTED[flag] !== undefined) throw fail(path, `unsupported ${UNSUPPORTED[flag]} from tar header`);
-      if (comps.length > 0 && comps[comps.length - 1]!.equals(DOTDOT)) throw fail(path, 'failed to get file name from tar entry: the path ends in ".."');
+      if (comps.length > 0 && isDotDot(comps[comps.length - 1]!)) throw fail(path, 'failed to get file name from tar entry: the path ends in ".."');
       // Upstream panics (SIGABRT) on any ".." component; we refuse the entry instead.
-      if (comps.some((c) => c.equals(DOTDOT))) throw fail(path, 'a ".." component in a tar entry path is not allowed');
+      if (comps.some(isDotDot)) throw fail(path, 'a ".." component in a tar entry path is not allowed');
       if (comps.length > LIMITS.DEPTH_MAX.value) throw limitError('DEPTH_MAX', path, `${comps.length} levels`);
       for (const c of comps) {
         const bad = badName(c);
@@ -897,7 +901,7 @@ export async function* tarSource(input: string | NodeJS.ReadableStream, opts: Ta
         const target = normalise(rawLink);
         const tpath = display(target.path);
         linkShown = tpath;
-        if (target.comps.some((c) => c.equals(DOTDOT))) throw fail(path, `a ".." component in hardlink target ${tpath} is not allowed`);
+        if (target.comps.some(isDotDot)) throw fail(path, `a ".." component in hardlink target ${tpath} is not allowed`);
         let at: Slot | undefined = top;
         for (let i = 0; at !== undefined && i < target.comps.length; i++) at = at.kids?.get(L(target.comps[i]!));
         linkTarget = at?.node;
@@ -956,7 +960,8 @@ export async function* tarSource(input: string | NodeJS.ReadableStream, opts: Ta
       }
 
       // This member's own slot: a repeated path is replaced, last wins.
-      let slot: Slot | undefined = depth === 0 ? top : parentSlot.kids!.get(L(nodeName));
+      const key = depth === 0 ? '' : L(nodeName);
+      let slot: Slot | undefined = depth === 0 ? top : parentSlot.kids!.get(key);
       const old = slot?.node;
       if (linkTarget) {
         const primary = linkTarget.linkTo ?? linkTarget;
@@ -978,7 +983,7 @@ export async function* tarSource(input: string | NodeJS.ReadableStream, opts: Ta
       }
       if (slot === undefined) {
         slot = { node };
-        parentSlot.kids!.set(L(nodeName), slot);
+        parentSlot.kids!.set(key, slot);
       }
       slot.node = node;
       if (type !== S_IFDIR) {
