@@ -96,7 +96,7 @@ interface BlockPool {
 
 /**
  * The input read in large blocks: one read per block (of a regular file: a sync read; of a FIFO
- * or pipe: through libuv, its bytes copied on another thread), headers parsed in place. A
+ * or pipe: through libuv's thread pool, as it may wait for its writer), headers parsed in place. A
  * member's chunk can be lent in place (view): the block then belongs to the chunker, which
  * sends it to the workers as the batch's data once the parser has moved to the next block, so
  * member bytes are not copied on the main thread; only the unread tail of a lent block is
@@ -286,7 +286,7 @@ function toBuffer(chunk: unknown): Buffer {
 const GZIP_MAGIC = Buffer.from([0x1f, 0x8b, 0x08]);
 /**
  * A FIFO's pipe buffer: the writer runs this far ahead, and one read takes up to this much. Above
- * /proc/sys/fs/pipe-max-size (1 MiB by default) only root may go; others get 1 MiB.
+ * /proc/sys/fs/pipe-max-size (1 MiB by default) only a process with CAP_SYS_RESOURCE may go.
  */
 const PIPE_SIZES = [4 << 20, 1 << 20];
 const growPipe = (fd: number) => PIPE_SIZES.some((size) => setPipeSize(fd, size) >= size);

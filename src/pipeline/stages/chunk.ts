@@ -1,7 +1,8 @@
 // Chunker: attaches each entry to the tree and cuts regular files into fixed-size chunks, a
 // batch buffer of several MiB per pool task. A file the source tagged with its path is only
-// planned here (its chunks' places in the buffer): the worker reads it. Any other content (a
-// tar member, a stage's own reader) is read here, straight into the batch buffer.
+// planned here (its chunks' places in the buffer): the worker reads it. A tar member's chunks
+// are lent in place from the source's read block, which becomes the batch's data (BlockReader).
+// Any other content (a sparse member, a stage's own reader) is read here, into the batch buffer.
 import { READ_PATH, type Batch, type BuildState, type ContentReader, type PendingChunk, type SourceEntry } from '../stage.js';
 import type { BufferPool } from '../buffers.js';
 import type { ChunkRef, TreeNode } from '../../tree/node.js';
