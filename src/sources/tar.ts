@@ -206,7 +206,8 @@ class Pull {
       // The batch pool's buffers hold a chunk and a block's unread bytes.
       if (pool.capacity < Math.max(n, this.end - this.pos)) throw new NydusError('INTERNAL', `a pool of ${pool.capacity}-byte buffers cannot take the tar's blocks`);
       this.pool = pool;
-      if (this.buf.length !== pool.capacity) this.use(pool.acquire());
+      // From the first view on, blocks are the pool's (its size, and shared memory if its buffers are).
+      this.use(pool.acquire());
     }
     const r = this.end - this.pos >= n ? n : this.ensure(n);
     if (typeof r !== 'number') return r.then((k) => this.lend(n, k));
