@@ -54,7 +54,10 @@ export interface PendingChunk {
 }
 
 export interface Batch {
-  /** Raw chunk bytes back to back. */
+  /**
+   * Raw chunk bytes, each chunk's at its dataOffset: back to back, or (chunks a tar source lent
+   * in place) in the source's read block with headers and padding between them.
+   */
   data: Uint8Array;
   chunks: PendingChunk[];
   /** After compression: the stored bytes of the fresh chunks, back to back, in chunk order. */

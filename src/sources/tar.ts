@@ -23,6 +23,8 @@ import type { PaxRecord, SparseRegion, TarHeader } from '../format/tar/header.js
 import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG } from '../format/mode.js';
 import type { TreeNode } from '../tree/node.js';
 import type { ContentReader, SourceEntry } from '../pipeline/stage.js';
+import type { BufferPool } from '../pipeline/buffers.js';
+import type { BlockReader } from '../pipeline/stages/chunk.js';
 
 export interface TarSourceOptions {
   /** 'auto' (default): gunzip when the first 3 bytes are 1f 8b 08, whatever the type's name. 'never': plain tar only (tarfs). */
@@ -53,7 +55,7 @@ export interface TarEntry extends SourceEntry {
 const EMPTY = Buffer.alloc(0);
 const SLASH = 0x2f;
 const DOT = Buffer.from('.');
-const DOTDOT = Buffer.from('..');
+const isDotDot = (c: Buffer) => c.length === 2 && c[0] === 0x2e && c[1] === 0x2e;
 /** PAX and GNU long-name data are held in memory; more than this is a corrupt header, not a name. */
 const MAX_EXTENSION = 16 << 20;
 /** Reads up to this size get one buffer at once; larger ones grow as the bytes arrive. */
@@ -66,6 +68,7 @@ const SKIPPED = new Set(['stargz.index.json', '.prefetch.landmark', '.no.prefetc
 const XATTR_PREFIXES = ['user.', 'security.', 'trusted.', 'system.posix_acl_access', 'system.posix_acl_default'].map((p) => Buffer.from(p));
 const SCHILY = Buffer.from('SCHILY.xattr.');
 const NO_RECORDS: PaxRecord[] = [];
+const NO_XATTRS: ReadonlyMap<string, TreeNode['xattrs'][number]> = new Map();
 
 const T = (c: string) => c.charCodeAt(0);
 const TYPE_OF: Record<number, number> = {
@@ -77,43 +80,160 @@ const UNSUPPORTED: Record<number, string> = {
   [T('g')]: 'pax_global_extensions', [T('7')]: 'contiguous entry type', [T('S')]: 'gnu sparse file extension',
 };
 
-/** Pulls bytes from an async chunk source on demand, so nothing upstream of it buffers more than a chunk. */
+/** Reads up to length bytes into into at offset; 0 at the end of the input. */
+type Fill = (into: Uint8Array, offset: number, length: number) => number | Promise<number>;
+
+/** Size of the parser's blocks until the chunker's buffer pool says otherwise (the pool's default). */
+const BLOCK_SIZE = 2 << 20;
+/** A block with less free room than this after its bytes is compacted before the next read. */
+const MIN_ROOM = 64 << 10;
+
+/** Buffers the chunker lends the parser: blocks of the pool's capacity go to the workers as batch data. */
+interface BlockPool {
+  readonly capacity: number;
+  acquire(): Uint8Array;
+}
+
+/**
+ * The input read in large blocks: one read per block (of a regular file: a sync read; of a FIFO
+ * or pipe: through libuv's thread pool, as it may wait for its writer), headers parsed in place. A
+ * member's chunk can be lent in place (view): the block then belongs to the chunker, which
+ * sends it to the workers as the batch's data once the parser has moved to the next block, so
+ * member bytes are not copied on the main thread; only the unread tail of a lent block is
+ * copied to the start of the next one (a chunk never straddles two blocks).
+ */
 class Pull {
-  private buf: Buffer = EMPTY;
+  private buf: Uint8Array;
+  /** buf as a Buffer, for header views. */
+  private bytes: Buffer;
   private pos = 0;
-  private ended = false;
+  private end = 0;
+  private eof = false;
+  /** Whether a view into buf was lent: the parser then never reuses buf once it moves past it. */
+  private lent = false;
+  private pool: BlockPool | undefined;
   /** Offset in the (decompressed) tar stream of the next unread byte. */
   offset = 0;
 
-  constructor(private readonly next: () => Promise<Buffer | undefined>) {}
+  constructor(private readonly read: Fill) {
+    this.buf = this.bytes = Buffer.allocUnsafeSlow(BLOCK_SIZE);
+  }
 
   get buffered(): number {
-    return this.buf.length - this.pos;
+    return this.end - this.pos;
+  }
+
+  private use(block: Uint8Array): void {
+    const tail = this.end - this.pos;
+    block.set(this.buf.subarray(this.pos, this.end), 0);
+    this.buf = block;
+    this.bytes = Buffer.isBuffer(block) ? block : Buffer.from(block.buffer, block.byteOffset, block.byteLength);
+    this.pos = 0;
+    this.end = tail;
+    this.lent = false;
+  }
+
+  /** Room for min bytes from pos, and for a read of some size after end. */
+  private makeRoom(min: number): void {
+    const len = this.buf.length;
+    if (this.pos + min <= len && len - this.end >= MIN_ROOM) return;
+    if (this.lent) {
+      this.use(this.pool ? this.pool.acquire() : Buffer.allocUnsafeSlow(len));
+    } else if (this.pos > 0) {
+      this.buf.copyWithin(0, this.pos, this.end);
+      this.end -= this.pos;
+      this.pos = 0;
+    }
+  }
+
+  /**
+   * Makes at least min (at most a block) bytes available, or all that is left at the end of the
+   * input; returns how many are. Sync unless a read is.
+   */
+  ensure(min: number): number | Promise<number> {
+    if (this.end - this.pos >= min || this.eof) return this.end - this.pos;
+    this.makeRoom(min);
+    while (this.end - this.pos < min && !this.eof) {
+      const r = this.read(this.buf, this.end, this.buf.length - this.end);
+      if (typeof r !== 'number') return r.then((n) => (this.got(n), this.ensure(min)));
+      this.got(r);
+    }
+    return this.end - this.pos;
+  }
+
+  private got(n: number): void {
+    if (n === 0) this.eof = true;
+    else this.end += n;
   }
 
   /** Makes at least one byte available; false at the end of the input. */
   async fill(): Promise<boolean> {
-    while (this.buf.length === this.pos) {
-      if (this.ended) return false;
-      const b = await this.next();
-      if (b === undefined) {
-        this.ended = true;
-        return false;
-      }
-      this.buf = b;
-      this.pos = 0;
-    }
+    return (await this.ensure(1)) > 0;
+  }
+
+  /** Whether the unread bytes start with these. */
+  startsWith(prefix: Uint8Array): boolean {
+    if (this.end - this.pos < prefix.length) return false;
+    for (let i = 0; i < prefix.length; i++) if (this.buf[this.pos + i] !== prefix[i]) return false;
     return true;
   }
 
+  /** The next header block, in place: valid only until the next call that reads (the caller has checked buffered >= BLOCK). */
+  header(): Buffer {
+    const b = this.bytes.subarray(this.pos, this.pos + BLOCK);
+    this.pos += BLOCK;
+    this.offset += BLOCK;
+    return b;
+  }
+
   copyTo(into: Uint8Array, offset: number, length: number): number {
-    const n = Math.min(length, this.buf.length - this.pos);
+    const n = Math.min(length, this.end - this.pos);
     if (n > 0) {
       into.set(this.buf.subarray(this.pos, this.pos + n), offset);
       this.pos += n;
       this.offset += n;
     }
     return n;
+  }
+
+  /**
+   * The next n bytes in place, in a block of the pool's capacity that is the caller's to send
+   * away once the parser has moved to another block (or after release); fewer bytes only at the
+   * end of the input (then nothing is consumed and the result is undefined).
+   */
+  view(n: number, pool: BlockPool): Uint8Array | undefined | Promise<Uint8Array | undefined> {
+    if (this.pool !== pool) {
+      // The batch pool's buffers hold a chunk and a block's unread bytes.
+      if (pool.capacity < Math.max(n, this.end - this.pos)) throw new NydusError('INTERNAL', `a pool of ${pool.capacity}-byte buffers cannot take the tar's blocks`);
+      this.pool = pool;
+      // From the first view on, blocks are the pool's (its size, and shared memory if its buffers are).
+      this.use(pool.acquire());
+    }
+    const r = this.end - this.pos >= n ? n : this.ensure(n);
+    if (typeof r !== 'number') return r.then((k) => this.lend(n, k));
+    return this.lend(n, r);
+  }
+
+  private lend(n: number, have: number): Uint8Array | undefined {
+    if (have < n) return undefined;
+    const v = this.buf.subarray(this.pos, this.pos + n);
+    this.pos += n;
+    this.offset += n;
+    this.lent = true;
+    return v;
+  }
+
+  /** The parser stops using the block of buffer (moving its unread bytes to a new block), so it can be sent away now. */
+  release(buffer: ArrayBufferLike): void {
+    if (!this.lent || this.buf.buffer !== buffer) return;
+    if (this.eof && this.end === this.pos) {
+      // Nothing more will be read: no new block for it.
+      this.buf = this.bytes = EMPTY;
+      this.pos = this.end = 0;
+      this.lent = false;
+    } else {
+      this.use(this.pool ? this.pool.acquire() : Buffer.allocUnsafeSlow(this.buf.length));
+    }
   }
 
   /**
@@ -137,6 +257,14 @@ class Pull {
     return Buffer.concat(parts, got);
   }
 
+  /** Discards n bytes if they are buffered (true), else nothing. */
+  skipNow(n: number): boolean {
+    if (this.end - this.pos < n) return false;
+    this.pos += n;
+    this.offset += n;
+    return true;
+  }
+
   /** Discards n bytes; returns how many there were. */
   async skip(n: number): Promise<number> {
     let done = 0;
@@ -156,58 +284,114 @@ function toBuffer(chunk: unknown): Buffer {
   throw new NydusError('SOURCE', 'the tar stream yields text, not bytes (was setEncoding called on it?)');
 }
 
-const PIPE_SIZE = 1 << 20;
+const GZIP_MAGIC = Buffer.from([0x1f, 0x8b, 0x08]);
+/**
+ * A FIFO's pipe buffer: the writer runs this far ahead, and one read takes up to this much. Above
+ * /proc/sys/fs/pipe-max-size (1 MiB by default) only a process with CAP_SYS_RESOURCE may go.
+ */
+const PIPE_SIZES = [4 << 20, 1 << 20];
+const growPipe = (fd: number) => PIPE_SIZES.some((size) => setPipeSize(fd, size) >= size);
+/** Pieces read from a file into a gzip stream. */
 const READ_SIZE = 1 << 20;
 
-/** Whether chunks handed out may live in reused buffers (only once nothing downstream keeps them). */
-interface ReadControl {
-  reuse: boolean;
-}
-
-/**
- * A file or FIFO read in 1 MiB pieces (a FIFO through a 1 MiB pipe buffer, so a writer runs
- * ahead). Once control.reuse is set, pieces come from a ring of three buffers: the tar parser
- * copies every byte out before it asks for the next piece, so no fresh garbage per MiB.
- */
-async function* fileChunks(file: string, fifo: boolean, control: ReadControl): AsyncGenerator<Buffer> {
-  const fh = await fs.promises.open(file, 'r');
-  try {
-    if (fifo) setPipeSize(fh.fd, PIPE_SIZE);
-    const ring: Buffer[] = [];
-    for (let k = 0; ; k++) {
-      let buf: Buffer;
-      if (control.reuse) {
-        buf = ring[k % 3] ??= Buffer.allocUnsafeSlow(READ_SIZE);
-      } else {
-        buf = Buffer.allocUnsafe(READ_SIZE);
+/** Reads of an fd: sync for a regular file (page cache), async for a FIFO or pipe (it may wait for its writer). */
+function fdFill(fd: number, sync: boolean, wrap: (e: unknown) => NydusError): Fill {
+  if (sync) {
+    return (into, offset, length) => {
+      try {
+        return fs.readSync(fd, into, offset, length, null);
+      } catch (e) {
+        throw wrap(e);
       }
-      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
-      if (bytesRead === 0) return;
-      yield buf.subarray(0, bytesRead);
+    };
+  }
+  return (into, offset, length) =>
+    new Promise<number>((resolve, reject) => {
+      const go = () =>
+        fs.read(fd, into, offset, length, null, (e, n) => {
+          // A pipe inherited in non-blocking mode: wait for its writer a little.
+          if (e?.code === 'EAGAIN') setTimeout(go, 1);
+          else if (e) reject(wrap(e));
+          else resolve(n);
+        });
+      go();
+    });
+}
+
+/** Pieces of an async iterator, copied into the caller's block. */
+function iterFill(it: AsyncIterator<unknown>, wrap: (e: unknown) => NydusError): Fill {
+  let piece: Buffer = EMPTY;
+  let at = 0;
+  let done = false;
+  const copy = (into: Uint8Array, offset: number, length: number) => {
+    const n = Math.min(length, piece.length - at);
+    into.set(piece.subarray(at, at + n), offset);
+    at += n;
+    return n;
+  };
+  const more = async (): Promise<boolean> => {
+    try {
+      while (!done) {
+        const r = await it.next();
+        if (r.done) done = true;
+        else {
+          piece = toBuffer(r.value);
+          at = 0;
+          if (piece.length > 0) return true;
+        }
+      }
+      return false;
+    } catch (e) {
+      throw wrap(e);
     }
-  } finally {
-    await fh.close();
-  }
+  };
+  return (into, offset, length) => {
+    if (at < piece.length) return copy(into, offset, length);
+    return more().then((ok) => (ok ? copy(into, offset, length) : 0));
+  };
 }
 
-function isFifo(file: string): boolean {
-  try {
-    return fs.statSync(file).isFIFO();
-  } catch {
-    return false;
+/** The plain input: how to read it, and how to stop (closing what was opened here). */
+async function openRaw(input: string | NodeJS.ReadableStream, wrap: (e: unknown) => NydusError): Promise<{ fill: Fill; stop: () => Promise<void> }> {
+  if (typeof input !== 'string') {
+    const it = input[Symbol.asyncIterator]();
+    return { fill: iterFill(it, wrap), stop: async () => void (await it.return?.()) };
   }
-}
-
-function openRaw(input: string | NodeJS.ReadableStream, control: ReadControl): AsyncIterator<unknown> {
-  if (typeof input !== 'string') return input[Symbol.asyncIterator]();
   if (input === '-' || input === '/dev/stdin') {
-    setPipeSize(0, PIPE_SIZE);
-    return process.stdin[Symbol.asyncIterator]();
+    // A pipe or file on fd 0 is read directly; a terminal or socket through process.stdin.
+    let st: fs.Stats | undefined;
+    try {
+      st = fs.fstatSync(0);
+    } catch {
+      st = undefined;
+    }
+    if (st?.isFile() || st?.isFIFO()) {
+      if (st.isFIFO()) growPipe(0);
+      return { fill: fdFill(0, st.isFile(), wrap), stop: async () => {} };
+    }
+    const it = process.stdin[Symbol.asyncIterator]();
+    return { fill: iterFill(it, wrap), stop: async () => void (await it.return?.()) };
   }
-  return fileChunks(input, isFifo(input), control);
+  let fh: fs.promises.FileHandle;
+  try {
+    // Async: opening a FIFO waits for its writer.
+    fh = await fs.promises.open(input, 'r');
+  } catch (e) {
+    throw wrap(e);
+  }
+  let regular: boolean;
+  try {
+    const st = await fh.stat();
+    regular = st.isFile();
+    if (st.isFIFO()) growPipe(fh.fd);
+  } catch (e) {
+    await fh.close();
+    throw wrap(e);
+  }
+  return { fill: fdFill(fh.fd, regular, wrap), stop: () => fh.close() };
 }
 
-/** The decompressed (or plain) byte chunks of the input, and a way to stop reading early. */
+/** The decompressed (or plain) input as a Pull, and a way to stop reading early. */
 async function openInput(input: string | NodeJS.ReadableStream, name: string, gzip: 'auto' | 'never') {
   const wrap = (e: unknown): NydusError => {
     if (e instanceof NydusError) return e;
@@ -217,75 +401,53 @@ async function openInput(input: string | NodeJS.ReadableStream, name: string, gz
     }
     return fsError('SOURCE', name, e);
   };
-  const control: ReadControl = { reuse: false };
-  const raw = openRaw(input, control);
-  const head: Buffer[] = [];
-  let have = 0;
+  const raw = await openRaw(input, wrap);
+  const pull = new Pull(raw.fill);
+  if (gzip === 'never') return { pull, stop: raw.stop };
+  let have: number;
   try {
-    while (gzip === 'auto' && have < 3) {
-      const r = await raw.next();
-      if (r.done) break;
-      const b = toBuffer(r.value);
-      head.push(b);
-      have += b.length;
-    }
+    have = await pull.ensure(3);
   } catch (e) {
-    await raw.return?.();
+    await raw.stop().catch(() => {});
     throw wrap(e);
   }
-  if (gzip === 'auto' && have < 3) {
-    await raw.return?.();
+  if (have < 3) {
+    await raw.stop().catch(() => {});
     throw new NydusError('SOURCE', `input is ${have} bytes, too short to tell tar from gzip (upstream reads 3 bytes first)`, { path: name });
   }
-  const first = Buffer.concat(head);
-  const replay = async function* (): AsyncGenerator<Buffer> {
+  if (!pull.startsWith(GZIP_MAGIC)) return { pull, stop: raw.stop };
+  const head = Buffer.allocUnsafe(have);
+  pull.copyTo(head, 0, have);
+  // Node's gunzip reads concatenated members, as upstream's multi-member decoder does.
+  const compressed = async function* (): AsyncGenerator<Buffer> {
     try {
-      yield* head;
+      yield head;
       for (;;) {
-        const r = await raw.next();
-        if (r.done) return;
-        yield toBuffer(r.value);
+        const b = Buffer.allocUnsafe(READ_SIZE);
+        const r = raw.fill(b, 0, b.length);
+        const n = typeof r === 'number' ? r : await r;
+        if (n === 0) return;
+        yield b.subarray(0, n);
       }
     } finally {
-      await raw.return?.();
+      await raw.stop();
     }
   };
-  let it: AsyncIterator<unknown>;
-  let stop: () => Promise<void>;
-  if (have >= 3 && first[0] === 0x1f && first[1] === 0x8b && first[2] === 0x08) {
-    // Node's gunzip reads concatenated members, as upstream's multi-member decoder does.
-    const gz = zlib.createGunzip({ chunkSize: 64 << 10 });
-    pipeline(Readable.from(replay()), gz, () => {});
-    it = gz[Symbol.asyncIterator]();
-    stop = async () => {
+  const gz = zlib.createGunzip({ chunkSize: 64 << 10 });
+  pipeline(Readable.from(compressed()), gz, () => {});
+  return {
+    pull: new Pull(iterFill(gz[Symbol.asyncIterator](), wrap)),
+    stop: async () => {
       gz.destroy();
-    };
-  } else {
-    // A plain tar: the parser copies each piece out before the next read, so buffers may be reused.
-    control.reuse = true;
-    const gen = replay();
-    it = gen;
-    stop = async () => {
-      await gen.return(undefined);
-    };
-  }
-  const next = async (): Promise<Buffer | undefined> => {
-    try {
-      for (;;) {
-        const r = await it.next();
-        if (r.done) return undefined;
-        const b = toBuffer(r.value);
-        if (b.length > 0) return b;
-      }
-    } catch (e) {
-      throw wrap(e);
-    }
+    },
   };
-  return { pull: new Pull(next), stop };
 }
+
+const CONTROL = /[\x00-\x1f\x7f]/;
 
 /** Text for a message: control bytes escaped so it stays one line, a long one shown by its two ends. */
 function shown(text: string): string {
+  if (text.length <= 300 && !CONTROL.test(text)) return text;
   const t = text.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
   return t.length > 300 ? `${t.slice(0, 150)}…${t.slice(-150)}` : t;
 }
@@ -319,9 +481,10 @@ function normalise(raw: Buffer): Normalised {
   let at = 0;
   for (let k = 0; k < ranges.length; k += 2) {
     path[at++] = SLASH;
-    const n = raw.copy(path, at, ranges[k], ranges[k + 1]);
-    comps.push(path.subarray(at, at + n));
-    at += n;
+    // Names are short: a loop beats a Buffer.copy call per component.
+    const from = at;
+    for (let j = ranges[k]!; j < ranges[k + 1]!; j++) path[at++] = raw[j]!;
+    comps.push(path.subarray(from, at));
   }
   return { path, comps };
 }
@@ -443,7 +606,8 @@ function checkCurrent(m: Member): void {
   if (!m.current) throw new NydusError('INTERNAL', 'tar content read after the source moved to the next entry', { path: m.path });
 }
 
-class MemberReader implements ContentReader {
+/** A member's bytes: read (copied out) or, for the chunker, lent in place (see BlockReader). */
+class MemberReader implements BlockReader {
   constructor(private readonly m: Member, private readonly pull: Pull) {}
 
   read(into: Uint8Array, offset: number, length: number): number | Promise<number> {
@@ -451,6 +615,26 @@ class MemberReader implements ContentReader {
     const want = Math.min(length, this.m.left);
     if (want === 0) return 0;
     return readStored(this.m, this.pull, into, offset, want);
+  }
+
+  view(length: number, pool: BufferPool): Uint8Array | Promise<Uint8Array> {
+    checkCurrent(this.m);
+    if (length > this.m.left) throw new NydusError('INTERNAL', `view of ${length} bytes past the member's end`, { path: this.m.path });
+    const took = (v: Uint8Array | undefined): Uint8Array => {
+      if (v === undefined) {
+        // Nothing was consumed: the truncation shows where the bytes really end.
+        this.m.left -= this.pull.buffered;
+        throw truncated(this.m);
+      }
+      this.m.left -= length;
+      return v;
+    };
+    const v = this.pull.view(length, pool);
+    return v instanceof Promise ? v.then(took) : took(v);
+  }
+
+  release(buffer: ArrayBufferLike): void {
+    this.pull.release(buffer);
   }
 
   close(): void {}
@@ -499,333 +683,343 @@ function truncated(m: Member): NydusError {
 export async function* tarSource(input: string | NodeJS.ReadableStream, opts: TarSourceOptions = {}): AsyncGenerator<TarEntry> {
   const name = typeof input === 'string' ? input : opts.name ?? '<tar stream>';
   const { pull, stop } = await openInput(input, name, opts.gzip ?? 'auto');
+  // One generator, not one delegating to another: every entry costs a promise less.
   try {
     const sparse = opts.sparse ?? (opts.gzip === 'never' ? 'refuse' : 'expand');
-    yield* members(pull, name, opts.explicitUidGid !== false, sparse === 'expand');
-  } finally {
-    // Closing must not hide the error that ended the walk.
-    await stop().catch(() => {});
-  }
-}
+    const checkIds = opts.explicitUidGid !== false;
+    const expandSparse = sparse === 'expand';
+    const root = syntheticDir(EMPTY, Buffer.from('/'));
+    /** Every path met so far, as a tree of slots: a member's lookup costs its components, not its depth squared. */
+    const top: Slot = { node: root, kids: new Map() };
+    yield { node: root };
 
-async function* members(pull: Pull, input: string, checkIds: boolean, expandSparse: boolean): AsyncGenerator<TarEntry> {
-  const root = syntheticDir(EMPTY, Buffer.from('/'));
-  /** Every path met so far, as a tree of slots: a member's lookup costs its components, not its depth squared. */
-  const top: Slot = { node: root, kids: new Map() };
-  yield { node: root };
+    let longName: Buffer | undefined;
+    let longLink: Buffer | undefined;
+    let pax: PaxRecord[] | undefined;
+    /** The first extension header still waiting for its member, for the error when none comes. */
+    let pending: { what: string; at: number } | undefined;
+    let last = 'the start';
+    /** Bytes of holes the sparse members have added so far. */
+    let holes = 0;
+    /**
+     * The previous member's parent slot and path: members come grouped by directory, so this one's
+     * parent is usually the same. Valid while no directory has been replaced by a non-directory
+     * since (generation), which is what can detach a slot.
+     */
+    let lastParent: { slot: Slot; path: Buffer; generation: number } | undefined;
+    let generation = 0;
 
-  let longName: Buffer | undefined;
-  let longLink: Buffer | undefined;
-  let pax: PaxRecord[] | undefined;
-  /** The first extension header still waiting for its member, for the error when none comes. */
-  let pending: { what: string; at: number } | undefined;
-  let last = 'the start';
-  /** Bytes of holes the sparse members have added so far. */
-  let holes = 0;
-  /**
-   * The previous member's parent slot and path: members come grouped by directory, so this one's
-   * parent is usually the same. Valid while no directory has been replaced by a non-directory
-   * since (generation), which is what can detach a slot.
-   */
-  let lastParent: { slot: Slot; path: Buffer; generation: number } | undefined;
-  let generation = 0;
+    const where = (at: number) => `tar offset ${at} (after ${last})`;
+    const fail = (path: string, why: string) => new NydusError('SOURCE', why, { path });
 
-  const where = (at: number) => `tar offset ${at} (after ${last})`;
-  const fail = (path: string, why: string) => new NydusError('SOURCE', why, { path });
-
-  for (;;) {
-    const at = pull.offset;
-    const block = await pull.exact(BLOCK);
-    if (block.length === 0) break;
-    if (block.length < BLOCK) throw new NydusError('SOURCE', `truncated tar: the input ends inside the header at ${where(at)}`, { path: input });
-    // Zero blocks are skipped wherever they are and reading goes on to the end, as upstream does.
-    if (isZeroBlock(block)) continue;
-    let h: TarHeader;
-    try {
-      h = decode(block);
-    } catch (e) {
-      throw new NydusError('SOURCE', `bad tar header at ${where(at)}: ${(e as Error).message}`, { path: input, cause: e });
-    }
-    let flag = h.typeflag;
-    const dataAt = pull.offset;
-
-    // Extension headers belong to the next member; the tar crate only takes them from ustar/GNU headers.
-    if (h.format !== 'v7' && (flag === T('L') || flag === T('K') || flag === T('x'))) {
-      const what = flag === T('x') ? 'pax extensions' : flag === T('L') ? 'long name' : 'long link';
-      const held = flag === T('x') ? pax : flag === T('L') ? longName : longLink;
-      if (held !== undefined) throw new NydusError('SOURCE', `two ${what} entries describing the same member at ${where(at)}`, { path: input });
-      if (h.size > MAX_EXTENSION) throw new NydusError('SOURCE', `${what} header of ${h.size} bytes at ${where(at)} is too large`, { path: input });
-      const data = await pull.exact(h.size);
-      if (data.length < h.size || (await pull.skip(padding(h.size))) < padding(h.size)) {
-        throw new NydusError('SOURCE', `truncated tar: the input ends inside the ${what} header at ${where(at)}`, { path: input });
-      }
-      if (flag === T('x')) {
-        try {
-          pax = decodePax(data);
-        } catch (e) {
-          throw new NydusError('SOURCE', `failed to parse PaxExtension from tar header at ${where(at)}: ${(e as Error).message}`, { path: input, cause: e });
-        }
-      } else {
-        const nul = data.indexOf(0);
-        const value = nul < 0 ? data : data.subarray(0, nul);
-        if (flag === T('L')) longName = value;
-        else longLink = value;
-      }
-      pending ??= { what, at };
-      continue;
-    }
-
-    const gnuSparse = expandSparse && flag === T('S') && h.format === 'gnu';
-    const paxSparse = expandSparse && (flag === 0 || flag === T('0')) && pax !== undefined && pax.some((r) => startsWith(r.key, GNU_SPARSE));
-    const rawPath = longName ?? (paxSparse ? paxGet(pax, 'GNU.sparse.name') : undefined) ?? paxGet(pax, 'path') ?? h.name;
-    const rawLink = longLink ?? paxGet(pax, 'linkpath') ?? h.linkname;
-    const size = paxNumber(pax, 'size') ?? h.size;
-    const uid = paxNumber(pax, 'uid') ?? h.uid;
-    const gid = paxNumber(pax, 'gid') ?? h.gid;
-    const ext = pax;
-    longName = longLink = pax = undefined;
-    pending = undefined;
-
-    // Bounded before it is split: every step below is linear in the path.
-    if (rawPath.length > LIMITS.PATH_MAX.value) {
-      last = shown(`/${rawPath.toString('utf8')}`);
-      throw limitError('PATH_MAX', last, `path of ${rawPath.length} bytes`);
-    }
-    const norm = normalise(rawPath);
-    const comps = norm.comps;
-    const path = display(norm.path);
-    last = path;
-    const member: Member = { path, size, left: size, open: false, current: true };
-
-    // A sparse member: the map of its stored regions, and the size of the file they belong in.
-    let sparse: { regions: SparseRegion[]; realSize: number } | undefined;
-    let mapInData = false;
-    if (gnuSparse) {
-      let more: boolean;
+    for (;;) {
+      const at = pull.offset;
+      const have = pull.buffered >= BLOCK ? BLOCK : await pull.ensure(BLOCK);
+      if (have === 0) break;
+      if (have < BLOCK) throw new NydusError('SOURCE', `truncated tar: the input ends inside the header at ${where(at)}`, { path: name });
+      // In place, and so are the names decode finds in it: valid until the next read from pull
+      // (normalise copies the path; a link target is copied or normalised before any read).
+      const block = pull.header();
+      // Zero blocks are skipped wherever they are and reading goes on to the end, as upstream does.
+      if (isZeroBlock(block)) continue;
+      let h: TarHeader;
       try {
-        const g = decodeGnuSparse(block);
-        sparse = { regions: g.regions, realSize: g.realSize };
-        more = g.extended;
+        h = decode(block, true);
       } catch (e) {
-        throw new NydusError('SOURCE', `bad tar header at ${where(at)}: ${(e as Error).message}`, { path: input, cause: e });
+        throw new NydusError('SOURCE', `bad tar header at ${where(at)}: ${(e as Error).message}`, { path: name, cause: e });
       }
-      while (more) {
-        const extAt = pull.offset;
-        const extBlock = await pull.exact(BLOCK);
-        if (extBlock.length < BLOCK) throw fail(path, `truncated tar: the input ends inside a GNU sparse extension header at tar offset ${extAt}`);
-        if (sparse.regions.length > MAX_SPARSE_REGIONS) throw fail(path, `GNU sparse map of more than ${MAX_SPARSE_REGIONS} regions`);
-        try {
-          more = decodeSparseExtension(extBlock, sparse.regions);
-        } catch (e) {
-          throw fail(path, `bad GNU sparse extension header at tar offset ${extAt}: ${(e as Error).message}`);
+      let flag = h.typeflag;
+      const dataAt = pull.offset;
+
+      // Extension headers belong to the next member; the tar crate only takes them from ustar/GNU headers.
+      if (h.format !== 'v7' && (flag === T('L') || flag === T('K') || flag === T('x'))) {
+        const what = flag === T('x') ? 'pax extensions' : flag === T('L') ? 'long name' : 'long link';
+        const held = flag === T('x') ? pax : flag === T('L') ? longName : longLink;
+        if (held !== undefined) throw new NydusError('SOURCE', `two ${what} entries describing the same member at ${where(at)}`, { path: name });
+        if (h.size > MAX_EXTENSION) throw new NydusError('SOURCE', `${what} header of ${h.size} bytes at ${where(at)} is too large`, { path: name });
+        const data = await pull.exact(h.size);
+        if (data.length < h.size || (await pull.skip(padding(h.size))) < padding(h.size)) {
+          throw new NydusError('SOURCE', `truncated tar: the input ends inside the ${what} header at ${where(at)}`, { path: name });
         }
+        if (flag === T('x')) {
+          try {
+            pax = decodePax(data);
+          } catch (e) {
+            throw new NydusError('SOURCE', `failed to parse PaxExtension from tar header at ${where(at)}: ${(e as Error).message}`, { path: name, cause: e });
+          }
+        } else {
+          const nul = data.indexOf(0);
+          const value = nul < 0 ? data : data.subarray(0, nul);
+          if (flag === T('L')) longName = value;
+          else longLink = value;
+        }
+        pending ??= { what, at };
+        continue;
       }
-      flag = T('0');
-    } else if (paxSparse) {
-      const realSize = paxNumber(ext, 'GNU.sparse.realsize') ?? paxNumber(ext, 'GNU.sparse.size');
-      if (realSize === undefined) throw fail(path, 'PAX sparse member without a valid GNU.sparse.realsize or GNU.sparse.size');
-      const major = paxGet(ext, 'GNU.sparse.major')?.toString('latin1');
-      const minor = paxGet(ext, 'GNU.sparse.minor')?.toString('latin1');
-      const map = paxGet(ext, 'GNU.sparse.map');
-      if (major !== undefined || minor !== undefined) {
-        // 1.0: the map is at the start of the data.
-        if (major !== '1' || minor !== '0') throw fail(path, `unsupported PAX sparse format ${major ?? '?'}.${minor ?? '?'}`);
-        sparse = { regions: [], realSize };
-        mapInData = true;
-      } else if (map !== undefined) {
-        // 0.1: GNU.sparse.map=offset,size,offset,size,...
-        const text = map.toString('latin1');
-        const nums = text === '' ? [] : text.split(',').map(sparseNumber);
-        if (nums.length % 2 !== 0 || nums.some((n) => n === undefined)) throw fail(path, `malformed GNU.sparse.map ${JSON.stringify(text.slice(0, 100))}`);
-        sparse = { regions: [], realSize };
-        for (let i = 0; i < nums.length; i += 2) sparse.regions.push({ offset: nums[i]!, size: nums[i + 1]! });
-      } else {
-        // 0.0: GNU.sparse.offset / GNU.sparse.numbytes records, in pairs.
-        sparse = { regions: [], realSize };
-        let offset: number | undefined;
-        for (const r of ext ?? []) {
-          const k = r.key.toString('latin1');
-          if (k !== 'GNU.sparse.offset' && k !== 'GNU.sparse.numbytes') continue;
-          const n = sparseNumber(r.value.toString('latin1'));
-          if (n === undefined) throw fail(path, `malformed ${k} ${JSON.stringify(r.value.toString('latin1').slice(0, 100))}`);
-          if ((k === 'GNU.sparse.offset') !== (offset === undefined)) throw fail(path, 'GNU.sparse.offset and GNU.sparse.numbytes records do not alternate');
-          if (offset === undefined) offset = n;
-          else {
-            sparse.regions.push({ offset, size: n });
-            offset = undefined;
+
+      const gnuSparse = expandSparse && flag === T('S') && h.format === 'gnu';
+      const paxSparse = expandSparse && (flag === 0 || flag === T('0')) && pax !== undefined && pax.some((r) => startsWith(r.key, GNU_SPARSE));
+      const rawPath = longName ?? (paxSparse ? paxGet(pax, 'GNU.sparse.name') : undefined) ?? paxGet(pax, 'path') ?? h.name;
+      const rawLink = longLink ?? paxGet(pax, 'linkpath') ?? h.linkname;
+      const size = paxNumber(pax, 'size') ?? h.size;
+      const uid = paxNumber(pax, 'uid') ?? h.uid;
+      const gid = paxNumber(pax, 'gid') ?? h.gid;
+      const ext = pax;
+      longName = longLink = pax = undefined;
+      pending = undefined;
+
+      // Bounded before it is split: every step below is linear in the path.
+      if (rawPath.length > LIMITS.PATH_MAX.value) {
+        last = shown(`/${rawPath.toString('utf8')}`);
+        throw limitError('PATH_MAX', last, `path of ${rawPath.length} bytes`);
+      }
+      const norm = normalise(rawPath);
+      const comps = norm.comps;
+      const path = display(norm.path);
+      last = path;
+      const member: Member = { path, size, left: size, open: false, current: true };
+
+      // A sparse member: the map of its stored regions, and the size of the file they belong in.
+      let sparse: { regions: SparseRegion[]; realSize: number } | undefined;
+      let mapInData = false;
+      if (gnuSparse) {
+        let more: boolean;
+        try {
+          const g = decodeGnuSparse(block);
+          sparse = { regions: g.regions, realSize: g.realSize };
+          more = g.extended;
+        } catch (e) {
+          throw new NydusError('SOURCE', `bad tar header at ${where(at)}: ${(e as Error).message}`, { path: name, cause: e });
+        }
+        while (more) {
+          const extAt = pull.offset;
+          const extBlock = await pull.exact(BLOCK);
+          if (extBlock.length < BLOCK) throw fail(path, `truncated tar: the input ends inside a GNU sparse extension header at tar offset ${extAt}`);
+          if (sparse.regions.length > MAX_SPARSE_REGIONS) throw fail(path, `GNU sparse map of more than ${MAX_SPARSE_REGIONS} regions`);
+          try {
+            more = decodeSparseExtension(extBlock, sparse.regions);
+          } catch (e) {
+            throw fail(path, `bad GNU sparse extension header at tar offset ${extAt}: ${(e as Error).message}`);
           }
         }
-        if (offset !== undefined) throw fail(path, 'GNU.sparse.offset without its GNU.sparse.numbytes');
-      }
-    }
-
-    const skipData = async () => {
-      member.current = false;
-      const skipped = await pull.skip(member.left);
-      member.left -= skipped;
-      if (member.left > 0 || (await pull.skip(padding(member.size))) < padding(member.size)) throw truncated(member);
-    };
-    if (comps.length === 1 && SKIPPED.has(L(comps[0]!))) {
-      await skipData();
-      continue;
-    }
-    if (sparse) {
-      if (mapInData) sparse.regions = await readSparseMap(pull, member, fail);
-      checkRegions(sparse.regions, sparse.realSize, member.left, (why) => fail(path, why));
-      // Holes are zeros no byte of the input backs: bounded per member and per tar, before any is read.
-      const added = sparse.realSize - member.left;
-      if (added > LIMITS.SPARSE_HOLES_MAX.value) throw limitError('SPARSE_HOLES_MAX', `${path}: sparse member of ${sparse.realSize} bytes storing ${member.left}`, `${added} bytes of holes`);
-      holes += added;
-      if (holes > LIMITS.SPARSE_HOLES_TOTAL_MAX.value) throw limitError('SPARSE_HOLES_TOTAL_MAX', path, `${holes} bytes of holes in the sparse members so far`);
-    }
-
-    if (UNSUPPORTED[flag] !== undefined) throw fail(path, `unsupported ${UNSUPPORTED[flag]} from tar header`);
-    if (comps.length > 0 && comps[comps.length - 1]!.equals(DOTDOT)) throw fail(path, 'failed to get file name from tar entry: the path ends in ".."');
-    // Upstream panics (SIGABRT) on any ".." component; we refuse the entry instead.
-    if (comps.some((c) => c.equals(DOTDOT))) throw fail(path, 'a ".." component in a tar entry path is not allowed');
-    if (comps.length > LIMITS.DEPTH_MAX.value) throw limitError('DEPTH_MAX', path, `${comps.length} levels`);
-    for (const c of comps) {
-      const bad = badName(c);
-      if (bad !== undefined) throw fail(path, bad);
-    }
-    const type = TYPE_OF[flag];
-    if (type === undefined) throw fail(path, `unsupported tar entry type '${String.fromCharCode(flag)}' (0x${flag.toString(16)})`);
-    const nodeName = comps.length === 0 ? EMPTY : comps[comps.length - 1]!;
-    if (comps.length === 0 && type !== S_IFDIR) throw fail(path, 'the root entry of a tar must be a directory');
-    if (checkIds && (uid > 0xffffffff || gid > 0xffffffff)) throw fail(path, `uid ${uid} or gid ${gid} from tar entry is out of range`);
-
-    const node: TreeNode = {
-      name: nodeName, path: norm.path, mode: (h.mode & 0o7777) | type, uid, gid,
-      mtime: h.mtime, mtimeNsec: 0, size: 0, rdev: 0, xattrs: [], links: 1,
-    };
-    if (type === S_IFCHR || type === S_IFBLK || type === S_IFIFO) {
-      if (h.devmajor === undefined || h.devminor === undefined) throw fail(path, 'failed to get device numbers from a v7 tar header');
-      node.rdev = encodeDev(h.devmajor, h.devminor);
-    } else if (type === S_IFLNK) {
-      if (rawLink.length === 0) throw fail(path, 'failed to get symlink target for tar entry');
-      if (rawLink.length > LIMITS.SYMLINK_MAX.value) throw limitError('SYMLINK_MAX', path, `symlink target of ${rawLink.length} bytes`);
-      if (rawLink.includes(0)) throw fail(path, 'symlink target contains a NUL byte');
-      node.target = Buffer.from(rawLink);
-      node.size = rawLink.length;
-    } else if (type === S_IFREG && flag !== T('1')) {
-      node.size = sparse ? sparse.realSize : size;
-    }
-
-    // Hardlinks: the target is whatever sits at its path in the tree built so far, reached through directories only.
-    let linkTarget: TreeNode | undefined;
-    if (flag === T('1')) {
-      if (rawLink.length === 0) throw fail(path, 'failed to get hardlink target for tar entry');
-      if (rawLink.length > LIMITS.PATH_MAX.value) throw limitError('PATH_MAX', path, `hardlink target of ${rawLink.length} bytes`);
-      const target = normalise(rawLink);
-      const tpath = display(target.path);
-      if (target.comps.some((c) => c.equals(DOTDOT))) throw fail(path, `a ".." component in hardlink target ${tpath} is not allowed`);
-      let at: Slot | undefined = top;
-      for (let i = 0; at !== undefined && i < target.comps.length; i++) at = at.kids?.get(L(target.comps[i]!));
-      linkTarget = at?.node;
-      if (!linkTarget) throw new NydusError('SOURCE', `unknown target ${tpath} for hardlink ${path}`);
-      if ((linkTarget.mode & S_IFMT) !== S_IFREG) throw new NydusError('SOURCE', `target ${tpath} for hardlink ${path} is not a regular file`);
-    }
-
-    const xattrs = new Map<string, TreeNode['xattrs'][number]>();
-    // Most members have no PAX records at all: no map or array work for them.
-    for (const r of ext ?? NO_RECORDS) {
-      if (r.key.length <= SCHILY.length || !r.key.subarray(0, SCHILY.length).equals(SCHILY)) continue;
-      const xname = Buffer.from(r.key.subarray(SCHILY.length));
-      const text = xname.toString('utf8');
-      const xshown = JSON.stringify(text.length > 300 ? `${text.slice(0, 300)}…` : text);
-      if (xname.length > LIMITS.XATTR_NAME_MAX.value) throw limitError('XATTR_NAME_MAX', `${path}: xattr ${xshown}`, `name of ${xname.length} bytes`);
-      if (r.value.length > LIMITS.XATTR_VALUE_MAX.value) throw limitError('XATTR_VALUE_MAX', `${path}: xattr ${xshown}`, `value of ${r.value.length} bytes`);
-      if (!XATTR_PREFIXES.some((p) => xname.length >= p.length && xname.subarray(0, p.length).equals(p))) {
-        throw fail(path, `invalid xattr key ${xshown}: it must start with user., security., trusted., system.posix_acl_access or system.posix_acl_default`);
-      }
-      xattrs.set(xname.toString('latin1'), { name: xname, value: Buffer.from(r.value) });
-    }
-    if (xattrs.size > 0) {
-      node.xattrs = [...xattrs.values()].sort((a, b) => Buffer.compare(a.name, b.name));
-      const area = areaSize(node.xattrs);
-      if (area > LIMITS.XATTR_AREA_MAX.value) throw limitError('XATTR_AREA_MAX', path, `xattr area of ${area} bytes`);
-    }
-
-    // The parent: walked from the root (or the previous member's, when it is the same path),
-    // creating implied parents with the synthetic root's attributes. A path through a symlink,
-    // file or device an earlier member made is refused: upstream would hang the member below a
-    // non-directory and drop it from the image without a word.
-    const depth = comps.length;
-    const parentPath = depth <= 1 ? norm.path.subarray(0, 1) : norm.path.subarray(0, endOf(norm, depth - 2));
-    let parentSlot: Slot;
-    if (lastParent !== undefined && lastParent.generation === generation && lastParent.path.equals(parentPath)) {
-      parentSlot = lastParent.slot;
-    } else {
-      parentSlot = top;
-      let i = 0;
-      for (; i < depth - 1; i++) {
-        const next = parentSlot.kids!.get(L(comps[i]!));
-        if (next === undefined) break;
-        if (next.kids === undefined) {
-          throw fail(path, `an earlier entry made ${display(norm.path.subarray(0, endOf(norm, i)))} a ${kindOf(next.node)}, not a directory`);
+        flag = T('0');
+      } else if (paxSparse) {
+        const realSize = paxNumber(ext, 'GNU.sparse.realsize') ?? paxNumber(ext, 'GNU.sparse.size');
+        if (realSize === undefined) throw fail(path, 'PAX sparse member without a valid GNU.sparse.realsize or GNU.sparse.size');
+        const major = paxGet(ext, 'GNU.sparse.major')?.toString('latin1');
+        const minor = paxGet(ext, 'GNU.sparse.minor')?.toString('latin1');
+        const map = paxGet(ext, 'GNU.sparse.map');
+        if (major !== undefined || minor !== undefined) {
+          // 1.0: the map is at the start of the data.
+          if (major !== '1' || minor !== '0') throw fail(path, `unsupported PAX sparse format ${major ?? '?'}.${minor ?? '?'}`);
+          sparse = { regions: [], realSize };
+          mapInData = true;
+        } else if (map !== undefined) {
+          // 0.1: GNU.sparse.map=offset,size,offset,size,...
+          const text = map.toString('latin1');
+          const nums = text === '' ? [] : text.split(',').map(sparseNumber);
+          if (nums.length % 2 !== 0 || nums.some((n) => n === undefined)) throw fail(path, `malformed GNU.sparse.map ${JSON.stringify(text.slice(0, 100))}`);
+          sparse = { regions: [], realSize };
+          for (let i = 0; i < nums.length; i += 2) sparse.regions.push({ offset: nums[i]!, size: nums[i + 1]! });
+        } else {
+          // 0.0: GNU.sparse.offset / GNU.sparse.numbytes records, in pairs.
+          sparse = { regions: [], realSize };
+          let offset: number | undefined;
+          for (const r of ext ?? []) {
+            const k = r.key.toString('latin1');
+            if (k !== 'GNU.sparse.offset' && k !== 'GNU.sparse.numbytes') continue;
+            const n = sparseNumber(r.value.toString('latin1'));
+            if (n === undefined) throw fail(path, `malformed ${k} ${JSON.stringify(r.value.toString('latin1').slice(0, 100))}`);
+            if ((k === 'GNU.sparse.offset') !== (offset === undefined)) throw fail(path, 'GNU.sparse.offset and GNU.sparse.numbytes records do not alternate');
+            if (offset === undefined) offset = n;
+            else {
+              sparse.regions.push({ offset, size: n });
+              offset = undefined;
+            }
+          }
+          if (offset !== undefined) throw fail(path, 'GNU.sparse.offset without its GNU.sparse.numbytes');
         }
-        parentSlot = next;
       }
-      for (; i < depth - 1; i++) {
-        const dir = syntheticDir(comps[i]!, norm.path.subarray(0, endOf(norm, i)));
-        const next: Slot = { node: dir, kids: new Map() };
-        parentSlot.kids!.set(L(comps[i]!), next);
-        yield { node: dir, parent: parentSlot.node };
-        parentSlot = next;
-      }
-      lastParent = { slot: parentSlot, path: parentPath, generation };
-    }
 
-    // This member's own slot: a repeated path is replaced, last wins.
-    let slot: Slot | undefined = depth === 0 ? top : parentSlot.kids!.get(L(nodeName));
-    const old = slot?.node;
-    if (linkTarget) {
-      const primary = linkTarget.linkTo ?? linkTarget;
-      if (old && (old.linkTo ?? old) === primary) {
-        // A name re-archived as a link into its own group (GNU tar does this for a path listed
-        // twice): upstream keeps the inode and data and takes the link's attributes.
-        old.mode = node.mode;
-        old.uid = uid;
-        old.gid = gid;
-        old.mtime = h.mtime;
-        old.mtimeNsec = 0;
+      const skipData = async () => {
+        member.current = false;
+        const skipped = await pull.skip(member.left);
+        member.left -= skipped;
+        if (member.left > 0 || (await pull.skip(padding(member.size))) < padding(member.size)) throw truncated(member);
+      };
+      if (comps.length === 1 && SKIPPED.has(L(comps[0]!))) {
         await skipData();
         continue;
       }
-      // The link copies the target's size and xattrs, as upstream does; the group's first node carries the inode.
-      node.size = primary.size;
-      node.xattrs = linkTarget.xattrs;
-      node.linkTo = primary;
-    }
-    if (slot === undefined) {
-      slot = { node };
-      parentSlot.kids!.set(L(nodeName), slot);
-    }
-    slot.node = node;
-    if (type !== S_IFDIR) {
-      if (slot.kids !== undefined) generation++;
-      slot.kids = undefined;
-    } else {
-      slot.kids ??= new Map();
-    }
+      if (sparse) {
+        if (mapInData) sparse.regions = await readSparseMap(pull, member, fail);
+        checkRegions(sparse.regions, sparse.realSize, member.left, (why) => fail(path, why));
+        // Holes are zeros no byte of the input backs: bounded per member and per tar, before any is read.
+        const added = sparse.realSize - member.left;
+        if (added > LIMITS.SPARSE_HOLES_MAX.value) throw limitError('SPARSE_HOLES_MAX', `${path}: sparse member of ${sparse.realSize} bytes storing ${member.left}`, `${added} bytes of holes`);
+        holes += added;
+        if (holes > LIMITS.SPARSE_HOLES_TOTAL_MAX.value) throw limitError('SPARSE_HOLES_TOTAL_MAX', path, `${holes} bytes of holes in the sparse members so far`);
+      }
 
-    const entry: TarEntry = { node, parent: depth === 0 ? undefined : parentSlot.node, replaces: old };
-    if (type === S_IFREG && !linkTarget && !sparse) entry.dataOffset = dataAt;
-    if (type === S_IFREG) {
-      entry.open = linkTarget
-        ? () => {
-            throw new NydusError('SOURCE', `hardlink ${path} lost its target ${display(normalise(rawLink).path)}, whose data a single pass over the tar cannot read again`);
+      if (UNSUPPORTED[flag] !== undefined) throw fail(path, `unsupported ${UNSUPPORTED[flag]} from tar header`);
+      if (comps.length > 0 && isDotDot(comps[comps.length - 1]!)) throw fail(path, 'failed to get file name from tar entry: the path ends in ".."');
+      // Upstream panics (SIGABRT) on any ".." component; we refuse the entry instead.
+      if (comps.some(isDotDot)) throw fail(path, 'a ".." component in a tar entry path is not allowed');
+      if (comps.length > LIMITS.DEPTH_MAX.value) throw limitError('DEPTH_MAX', path, `${comps.length} levels`);
+      for (const c of comps) {
+        const bad = badName(c);
+        if (bad !== undefined) throw fail(path, bad);
+      }
+      const type = TYPE_OF[flag];
+      if (type === undefined) throw fail(path, `unsupported tar entry type '${String.fromCharCode(flag)}' (0x${flag.toString(16)})`);
+      const nodeName = comps.length === 0 ? EMPTY : comps[comps.length - 1]!;
+      if (comps.length === 0 && type !== S_IFDIR) throw fail(path, 'the root entry of a tar must be a directory');
+      if (checkIds && (uid > 0xffffffff || gid > 0xffffffff)) throw fail(path, `uid ${uid} or gid ${gid} from tar entry is out of range`);
+
+      const node: TreeNode = {
+        name: nodeName, path: norm.path, mode: (h.mode & 0o7777) | type, uid, gid,
+        mtime: h.mtime, mtimeNsec: 0, size: 0, rdev: 0, xattrs: [], links: 1,
+      };
+      if (type === S_IFCHR || type === S_IFBLK || type === S_IFIFO) {
+        if (h.devmajor === undefined || h.devminor === undefined) throw fail(path, 'failed to get device numbers from a v7 tar header');
+        node.rdev = encodeDev(h.devmajor, h.devminor);
+      } else if (type === S_IFLNK) {
+        if (rawLink.length === 0) throw fail(path, 'failed to get symlink target for tar entry');
+        if (rawLink.length > LIMITS.SYMLINK_MAX.value) throw limitError('SYMLINK_MAX', path, `symlink target of ${rawLink.length} bytes`);
+        if (rawLink.includes(0)) throw fail(path, 'symlink target contains a NUL byte');
+        node.target = Buffer.from(rawLink);
+        node.size = rawLink.length;
+      } else if (type === S_IFREG && flag !== T('1')) {
+        node.size = sparse ? sparse.realSize : size;
+      }
+
+      // Hardlinks: the target is whatever sits at its path in the tree built so far, reached through directories only.
+      let linkTarget: TreeNode | undefined;
+      let linkShown = '';
+      if (flag === T('1')) {
+        if (rawLink.length === 0) throw fail(path, 'failed to get hardlink target for tar entry');
+        if (rawLink.length > LIMITS.PATH_MAX.value) throw limitError('PATH_MAX', path, `hardlink target of ${rawLink.length} bytes`);
+        const target = normalise(rawLink);
+        const tpath = display(target.path);
+        linkShown = tpath;
+        if (target.comps.some(isDotDot)) throw fail(path, `a ".." component in hardlink target ${tpath} is not allowed`);
+        let at: Slot | undefined = top;
+        for (let i = 0; at !== undefined && i < target.comps.length; i++) at = at.kids?.get(L(target.comps[i]!));
+        linkTarget = at?.node;
+        if (!linkTarget) throw new NydusError('SOURCE', `unknown target ${tpath} for hardlink ${path}`);
+        if ((linkTarget.mode & S_IFMT) !== S_IFREG) throw new NydusError('SOURCE', `target ${tpath} for hardlink ${path} is not a regular file`);
+      }
+
+      // Most members have no PAX records at all: no map or array work for them.
+      const xattrs = ext ? new Map<string, TreeNode['xattrs'][number]>() : NO_XATTRS;
+      for (const r of ext ?? NO_RECORDS) {
+        if (r.key.length <= SCHILY.length || !r.key.subarray(0, SCHILY.length).equals(SCHILY)) continue;
+        const xname = Buffer.from(r.key.subarray(SCHILY.length));
+        const text = xname.toString('utf8');
+        const xshown = JSON.stringify(text.length > 300 ? `${text.slice(0, 300)}…` : text);
+        if (xname.length > LIMITS.XATTR_NAME_MAX.value) throw limitError('XATTR_NAME_MAX', `${path}: xattr ${xshown}`, `name of ${xname.length} bytes`);
+        if (r.value.length > LIMITS.XATTR_VALUE_MAX.value) throw limitError('XATTR_VALUE_MAX', `${path}: xattr ${xshown}`, `value of ${r.value.length} bytes`);
+        if (!XATTR_PREFIXES.some((p) => xname.length >= p.length && xname.subarray(0, p.length).equals(p))) {
+          throw fail(path, `invalid xattr key ${xshown}: it must start with user., security., trusted., system.posix_acl_access or system.posix_acl_default`);
+        }
+        (xattrs as Map<string, TreeNode['xattrs'][number]>).set(xname.toString('latin1'), { name: xname, value: Buffer.from(r.value) });
+      }
+      if (xattrs.size > 0) {
+        node.xattrs = [...xattrs.values()].sort((a, b) => Buffer.compare(a.name, b.name));
+        const area = areaSize(node.xattrs);
+        if (area > LIMITS.XATTR_AREA_MAX.value) throw limitError('XATTR_AREA_MAX', path, `xattr area of ${area} bytes`);
+      }
+
+      // The parent: walked from the root (or the previous member's, when it is the same path),
+      // creating implied parents with the synthetic root's attributes. A path through a symlink,
+      // file or device an earlier member made is refused: upstream would hang the member below a
+      // non-directory and drop it from the image without a word.
+      const depth = comps.length;
+      const parentPath = depth <= 1 ? norm.path.subarray(0, 1) : norm.path.subarray(0, endOf(norm, depth - 2));
+      let parentSlot: Slot;
+      if (lastParent !== undefined && lastParent.generation === generation && lastParent.path.equals(parentPath)) {
+        parentSlot = lastParent.slot;
+      } else {
+        parentSlot = top;
+        let i = 0;
+        for (; i < depth - 1; i++) {
+          const next = parentSlot.kids!.get(L(comps[i]!));
+          if (next === undefined) break;
+          if (next.kids === undefined) {
+            throw fail(path, `an earlier entry made ${display(norm.path.subarray(0, endOf(norm, i)))} a ${kindOf(next.node)}, not a directory`);
           }
-        : () => {
-            if (member.open || !member.current) throw new NydusError('INTERNAL', 'tar content opened twice or after the source moved on', { path });
-            member.open = true;
-            return sparse ? new SparseReader(member, pull, sparse.regions, sparse.realSize) : new MemberReader(member, pull);
-          };
+          parentSlot = next;
+        }
+        for (; i < depth - 1; i++) {
+          const dir = syntheticDir(comps[i]!, norm.path.subarray(0, endOf(norm, i)));
+          const next: Slot = { node: dir, kids: new Map() };
+          parentSlot.kids!.set(L(comps[i]!), next);
+          yield { node: dir, parent: parentSlot.node };
+          parentSlot = next;
+        }
+        lastParent = { slot: parentSlot, path: parentPath, generation };
+      }
+
+      // This member's own slot: a repeated path is replaced, last wins.
+      const key = depth === 0 ? '' : L(nodeName);
+      let slot: Slot | undefined = depth === 0 ? top : parentSlot.kids!.get(key);
+      const old = slot?.node;
+      if (linkTarget) {
+        const primary = linkTarget.linkTo ?? linkTarget;
+        if (old && (old.linkTo ?? old) === primary) {
+          // A name re-archived as a link into its own group (GNU tar does this for a path listed
+          // twice): upstream keeps the inode and data and takes the link's attributes.
+          old.mode = node.mode;
+          old.uid = uid;
+          old.gid = gid;
+          old.mtime = h.mtime;
+          old.mtimeNsec = 0;
+          await skipData();
+          continue;
+        }
+        // The link copies the target's size and xattrs, as upstream does; the group's first node carries the inode.
+        node.size = primary.size;
+        node.xattrs = linkTarget.xattrs;
+        node.linkTo = primary;
+      }
+      if (slot === undefined) {
+        slot = { node };
+        parentSlot.kids!.set(key, slot);
+      }
+      slot.node = node;
+      if (type !== S_IFDIR) {
+        if (slot.kids !== undefined) generation++;
+        slot.kids = undefined;
+      } else {
+        slot.kids ??= new Map();
+      }
+
+      const entry: TarEntry = { node, parent: depth === 0 ? undefined : parentSlot.node, replaces: old };
+      if (type === S_IFREG && !linkTarget && !sparse) entry.dataOffset = dataAt;
+      if (type === S_IFREG) {
+        entry.open = linkTarget
+          ? () => {
+              throw new NydusError('SOURCE', `hardlink ${path} lost its target ${linkShown}, whose data a single pass over the tar cannot read again`);
+            }
+          : () => {
+              if (member.open || !member.current) throw new NydusError('INTERNAL', 'tar content opened twice or after the source moved on', { path });
+              member.open = true;
+              return sparse ? new SparseReader(member, pull, sparse.regions, sparse.realSize) : new MemberReader(member, pull);
+            };
+      }
+      yield entry;
+      // Usually the rest of the member and its padding are buffered: no promise for them.
+      if (!pull.skipNow(member.left + padding(member.size))) await skipData();
+      else {
+        member.left = 0;
+        member.current = false;
+      }
     }
-    yield entry;
-    await skipData();
-  }
-  if (pending !== undefined) {
-    throw new NydusError('SOURCE', `the input ends after the ${pending.what} header at tar offset ${pending.at}, with no member for it`, { path: input });
+    if (pending !== undefined) {
+      throw new NydusError('SOURCE', `the input ends after the ${pending.what} header at tar offset ${pending.at}, with no member for it`, { path: name });
+    }
+  } finally {
+    // Closing must not hide the error that ended the walk.
+    await stop().catch(() => {});
   }
 }

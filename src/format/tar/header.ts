@@ -26,6 +26,7 @@ export interface TarHeader {
 const USTAR_MAGIC = Buffer.from('ustar\0', 'latin1');
 const GNU_MAGIC = Buffer.from('ustar ', 'latin1');
 const GNU_VERSION = Buffer.from(' \0', 'latin1');
+const SLASH = Buffer.from('/');
 
 /** Padding after size bytes of entry data up to the next header. */
 export const padding = (size: number) => (BLOCK - (size % BLOCK)) % BLOCK;
@@ -35,10 +36,15 @@ export function isZeroBlock(block: Buffer): boolean {
   return true;
 }
 
-function bytes(block: Buffer, off: number, len: number): Buffer {
-  const field = block.subarray(off, off + len);
-  const nul = field.indexOf(0);
-  return Buffer.from(nul < 0 ? field : field.subarray(0, nul));
+const NONE = Buffer.alloc(0);
+
+/** A NUL-terminated field: a copy, or with inPlace a view of the block. */
+function bytes(block: Buffer, off: number, len: number, inPlace: boolean): Buffer {
+  if (block[off] === 0) return NONE;
+  let end = off;
+  while (end < off + len && block[end] !== 0) end++;
+  const field = block.subarray(off, end);
+  return inPlace ? field : Buffer.from(field);
 }
 
 /** An octal number (NUL or space terminated, blank = 0) or GNU base-256 (high bit of the first byte set). */
@@ -81,8 +87,12 @@ export function checksumOf(block: Buffer): number {
   return sum;
 }
 
-/** Decodes a non-zero header block; throws on a checksum mismatch or a malformed number. */
-export function decode(block: Buffer): TarHeader {
+/**
+ * Decodes a non-zero header block; throws on a checksum mismatch or a malformed number. With
+ * inPlace, name and linkname are views of the block (a parser that reads the next header into
+ * the same bytes must be done with them by then).
+ */
+export function decode(block: Buffer, inPlace = false): TarHeader {
   if (block.length !== BLOCK) throw formatError('tar_header', 'length', block.length, `expected ${BLOCK}`);
   const stored = decodeNumber(block, 148, 8, 'chksum');
   const sum = checksumOf(block);
@@ -91,8 +101,8 @@ export function decode(block: Buffer): TarHeader {
   const format: TarFormat = magic.equals(USTAR_MAGIC)
     ? 'ustar'
     : magic.equals(GNU_MAGIC) && block.subarray(263, 265).equals(GNU_VERSION) ? 'gnu' : 'v7';
-  let name = bytes(block, 0, 100);
-  if (format === 'ustar' && block[345] !== 0) name = Buffer.concat([bytes(block, 345, 155), Buffer.from('/'), name]);
+  let name = bytes(block, 0, 100, inPlace);
+  if (format === 'ustar' && block[345] !== 0) name = Buffer.concat([bytes(block, 345, 155, true), SLASH, name]);
   const h: TarHeader = {
     name,
     mode: decodeNumber(block, 100, 8, 'mode'),
@@ -101,7 +111,7 @@ export function decode(block: Buffer): TarHeader {
     size: decodeNumber(block, 124, 12, 'size'),
     mtime: decodeNumber(block, 136, 12, 'mtime'),
     typeflag: block[156]!,
-    linkname: bytes(block, 157, 100),
+    linkname: bytes(block, 157, 100, inPlace),
     format,
   };
   if (format !== 'v7') {

@@ -1,8 +1,10 @@
 // Chunker: attaches each entry to the tree and cuts regular files into fixed-size chunks, a
 // batch buffer of several MiB per pool task. A file the source tagged with its path is only
-// planned here (its chunks' places in the buffer): the worker reads it. Any other content (a
-// tar member, a stage's own reader) is read here, straight into the batch buffer.
-import { READ_PATH, type Batch, type BuildState, type PendingChunk, type SourceEntry } from '../stage.js';
+// planned here (its chunks' places in the buffer): the worker reads it. A tar member's chunks
+// are lent in place from the source's read block, which becomes the batch's data (BlockReader).
+// Any other content (a sparse member, a stage's own reader) is read here, into the batch buffer.
+import { READ_PATH, type Batch, type BuildState, type ContentReader, type PendingChunk, type SourceEntry } from '../stage.js';
+import type { BufferPool } from '../buffers.js';
 import type { ChunkRef, TreeNode } from '../../tree/node.js';
 import type { FileReads } from '../workers/chunks.js';
 import { TreeAssembler } from '../../tree/assemble.js';
@@ -63,15 +65,30 @@ class ReadList {
   }
 }
 
+/**
+ * A reader whose bytes already sit in buffers of the batch pool's capacity (the tar source's
+ * read blocks): view() lends the next length bytes in place, and the buffer becomes the batch's
+ * data with no copy. The chunker sends it to the workers once a view comes from another buffer
+ * (the reader has moved on) or after release() (the reader stops writing into it).
+ */
+export interface BlockReader extends ContentReader {
+  view(length: number, pool: BufferPool): Uint8Array | Promise<Uint8Array>;
+  release(buffer: ArrayBufferLike): void;
+}
+
 /** @param onWalkEnd called once every entry has passed, before the last batch goes. */
 export function chunker(state: BuildState, assembler: TreeAssembler, onWalkEnd?: () => void) {
   const capacity = state.buffers.capacity;
   return async function* (entries: AsyncIterable<SourceEntry>): AsyncGenerator<Batch> {
     let data = state.buffers.acquire();
     let used = 0;
+    /** While data is a reader's block (see BlockReader): that reader, to release it before it goes. */
+    let lender: BlockReader | undefined;
     let chunks: PendingChunk[] = [];
     const reads = new ReadList();
     const flush = (): Batch => {
+      lender?.release(data.buffer);
+      lender = undefined;
       const b: Batch = { data: data.subarray(0, used), chunks, files: reads.take() };
       data = state.buffers.acquire();
       used = 0;
@@ -91,7 +108,7 @@ export function chunker(state: BuildState, assembler: TreeAssembler, onWalkEnd?:
       if (path) {
         for (let fileOffset = 0; fileOffset < node.size; fileOffset += state.chunkSize) {
           const want = Math.min(state.chunkSize, node.size - fileOffset);
-          if (used + want > capacity || chunks.length >= BATCH_CHUNKS) yield flush();
+          if (lender || used + want > capacity || chunks.length >= BATCH_CHUNKS) yield flush();
           reads.add(node, path, used, want, fileOffset);
           chunks.push(pending(node, refs, fileOffset, want, used));
           used += want;
@@ -101,9 +118,24 @@ export function chunker(state: BuildState, assembler: TreeAssembler, onWalkEnd?:
       }
       const reader = e.open();
       try {
+        const lends = 'view' in reader ? (reader as BlockReader) : undefined;
         for (let fileOffset = 0; fileOffset < node.size; fileOffset += state.chunkSize) {
           const want = Math.min(state.chunkSize, node.size - fileOffset);
-          if (used + want > capacity || chunks.length >= BATCH_CHUNKS) yield flush();
+          if (lends) {
+            const r = lends.view(want, state.buffers);
+            const v = r instanceof Promise ? await r : r;
+            if (v.buffer !== data.buffer) {
+              if (chunks.length > 0) yield flush();
+              state.buffers.release(data);
+              data = new Uint8Array(v.buffer);
+              lender = lends;
+            }
+            chunks.push({ node, refs, fileOffset, size: want, dataOffset: v.byteOffset });
+            used = v.byteOffset + want;
+            state.progress.bytes += want;
+            continue;
+          }
+          if (lender || used + want > capacity || chunks.length >= BATCH_CHUNKS) yield flush();
           let got = 0;
           while (got < want) {
             const r = reader.read(data, used + got, want - got);

@@ -46,10 +46,20 @@ function fromPre(b: Batch, state: BuildState): Batch | undefined {
 /** The chunks a batch stores on their own: the fresh ones, but those the sink batches. */
 export const storedAlone = (b: Batch, state: BuildState) => b.chunks.filter((c) => c.fresh && !state.batched?.(c));
 
-/** Identity "compression": the fresh chunks' raw bytes, without copying when all are fresh. */
+/** Whether the chunks' bytes are all of data, back to back (not chunks lent in place from a tar's read block). */
+function backToBack(b: Batch): boolean {
+  let end = 0;
+  for (const c of b.chunks) {
+    if (c.dataOffset !== end) return false;
+    end += c.size;
+  }
+  return end === b.data.length;
+}
+
+/** Identity "compression": the fresh chunks' raw bytes, without copying when all are fresh and back to back. */
 function storeRaw(b: Batch, state: BuildState): Batch {
   const fresh = storedAlone(b, state);
-  if (fresh.length === b.chunks.length) {
+  if (fresh.length === b.chunks.length && backToBack(b)) {
     b.out = b.data;
   } else {
     const out = state.buffers.acquire();
