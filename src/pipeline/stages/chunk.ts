@@ -130,7 +130,7 @@ export function chunker(state: BuildState, assembler: TreeAssembler, onWalkEnd?:
               data = new Uint8Array(v.buffer);
               lender = lends;
             }
-            chunks.push({ node, refs, fileOffset, size: want, dataOffset: v.byteOffset });
+            chunks.push(pending(node, refs, fileOffset, want, v.byteOffset));
             used = v.byteOffset + want;
             state.progress.bytes += want;
             continue;
