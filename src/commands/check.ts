@@ -3,7 +3,7 @@ import { BaseCommand } from '../cli/base.js';
 import { NydusError } from '../errors.js';
 import { check, checkReport, verboseLines } from '../read/check.js';
 import { once } from 'node:events';
-import { outputJson, writeOutputJson } from '../build/output-json.js';
+import { outputJson, writeOutputJson } from '../builder/output-json.js';
 import { backendFlags, backendSpecOf } from '../cli/backend-flags.js';
 import { SyncBlobReader } from '../backends/sync-reader.js';
 

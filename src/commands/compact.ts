@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand, parseNumber } from '../cli/base.js';
-import { COMPACT_DEFAULTS, compactAndReport, readCompactConfig, type CompactConfig } from '../build/compact.js';
+import { COMPACT_DEFAULTS, compactAndReport, readCompactConfig, type CompactConfig } from '../builder/compact.js';
 import { NydusError } from '../errors.js';
 import { checkNoCollision } from '../io/collide.js';
 

@@ -1,8 +1,8 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand, parseNumber } from '../cli/base.js';
 import { BUILD_COMPRESSORS, DIGESTER_NAMES, type CompressorName, type DigesterName } from '../algo/index.js';
-import { CONVERSION_NAMES, conversionByName } from '../build/conversions.js';
-import { create } from '../build/create.js';
+import { CONVERSION_NAMES, conversionByName } from '../builder/conversions.js';
+import { create } from '../builder/create.js';
 import { NydusError } from '../errors.js';
 import { progressReporter } from '../cli/progress.js';
 import { loadPlugins } from '../cli/plugins.js';
@@ -69,7 +69,7 @@ export default class Create extends BaseCommand {
     // The seed's create-time spelling of compaction (upstream's docs/nydus-image.md): --config names
     // a compact config, and the image at --bootstrap is compacted as `nydus-image compact` does.
     if (flags.config !== undefined) {
-      const { compactAndReport, readCompactConfig, COMPACT_DEFAULTS } = await import('../build/compact.js');
+      const { compactAndReport, readCompactConfig, COMPACT_DEFAULTS } = await import('../builder/compact.js');
       const compactConfig = readCompactConfig(flags.config, true);
       if (compactConfig) {
         if (!flags.bootstrap) throw new NydusError('USAGE', `missing --bootstrap: the image that ${flags.config} compacts`);
@@ -152,7 +152,7 @@ export default class Create extends BaseCommand {
     }
     progress.done();
     if (flags['output-json']) {
-      const { outputJson, writeOutputJson } = await import('../build/output-json.js');
+      const { outputJson, writeOutputJson } = await import('../builder/output-json.js');
       await writeOutputJson(flags['output-json'], outputJson({ bootstrap: result.bootstrap, blobs: result.blobs, trace: result.trace, fsVersion: result.fsVersion, compressor: result.compressor }), true);
     }
     log.info(

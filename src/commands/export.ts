@@ -1,8 +1,8 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../cli/base.js';
 import { NydusError } from '../errors.js';
-import { exportBlock } from '../build/export.js';
-import { verityLayout, verityOptionsLine } from '../build/verity.js';
+import { exportBlock } from '../builder/export.js';
+import { verityLayout, verityOptionsLine } from '../builder/verity.js';
 import { backendFlags, backendSpecOf } from '../cli/backend-flags.js';
 import { SyncBlobReader } from '../backends/sync-reader.js';
 

@@ -1,8 +1,8 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../cli/base.js';
-import { merge } from '../build/merge.js';
+import { merge } from '../builder/merge.js';
 import { NydusError } from '../errors.js';
-import { outputJson, writeOutputJson } from '../build/output-json.js';
+import { outputJson, writeOutputJson } from '../builder/output-json.js';
 import { readPrefetchList } from '../cli/prefetch-list.js';
 import { checkNoCollision } from '../io/collide.js';
 

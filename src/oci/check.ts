@@ -13,7 +13,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import PQueue from 'p-queue';
-import { outputJson } from '../build/output-json.js';
+import { outputJson } from '../builder/output-json.js';
 import { NydusError, fsError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { check as checkBootstrap } from '../read/check.js';

@@ -5,9 +5,9 @@
 // compacted first (upstream's packer.tryCompactParent) and the layer is built on the compacted one.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { checkChunkSize, create } from '../build/create.js';
-import { compactAndReport, readCompactConfig, type CompactConfig } from '../build/compact.js';
-import { outputJson, writeOutputJson } from '../build/output-json.js';
+import { checkChunkSize, create } from '../builder/create.js';
+import { compactAndReport, readCompactConfig, type CompactConfig } from '../builder/compact.js';
+import { outputJson, writeOutputJson } from '../builder/output-json.js';
 import { NydusError, fsError } from '../errors.js';
 import { openImage } from '../read/open.js';
 import type { CompressorName } from '../algo/index.js';

@@ -5,7 +5,7 @@ import { isReg } from './model.js';
 import { openImage } from './open.js';
 import { BlobReader, type BlobLocation } from './data.js';
 import { FEATURE_WORDS } from '../format/rafs/blob-table.js';
-import { Trace } from '../build/trace.js';
+import { Trace } from '../builder/trace.js';
 
 export interface CheckResult {
   image: RafsImage;

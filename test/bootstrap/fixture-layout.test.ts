@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { openImage } from '../../src/read/open.js';
 import { BlobReader } from '../../src/read/data.js';
-import { create } from '../../src/build/create.js';
+import { create } from '../../src/builder/create.js';
 
 const fixtures = UPSTREAM;
 

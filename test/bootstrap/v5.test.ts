@@ -15,7 +15,7 @@ import { UPSTREAM } from '../helpers/upstream.js';
 import { chmod, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { create } from '../../src/build/create.js';
+import { create } from '../../src/builder/create.js';
 import * as v5 from '../../src/format/rafs/v5.js';
 import { unpack } from '../../src/read/unpack.js';
 import { skipLoudly, type SkipContext } from '../helpers/kernel.js';

@@ -12,7 +12,7 @@ import { tarLayer } from '../helpers/oci.js';
 import { runOk } from '../helpers/tools.js';
 import { prng, writeSourceDir } from '../helpers/tree.js';
 import { extractInlineBootstrap, openImage } from '../../src/read/open.js';
-import { readBackAndCompare } from '../build/read-back.js';
+import { readBackAndCompare } from '../builder/read-back.js';
 import { loggedBlobIds, nydusImage, nydusImageOk } from './cli-runner.js';
 
 const MiB = 1024 * 1024;

@@ -13,7 +13,7 @@ import { run, runOk, type RunResult } from '../helpers/tools.js';
 import { prng } from '../helpers/tree.js';
 import { BlobReader } from '../../src/read/data.js';
 import { isDir, isReg, isSymlink, type ImageNode, type RafsImage } from '../../src/read/model.js';
-import { imageEntries } from '../build/read-back.js';
+import { imageEntries } from '../builder/read-back.js';
 import { BIN, REPO } from './cli-runner.js';
 
 export const T0 = 1_600_000_000;

@@ -21,7 +21,7 @@ import { hasTool, run, runOk } from '../helpers/tools.js';
 import { prng } from '../helpers/tree.js';
 import { isReg } from '../../src/read/model.js';
 import { extractInlineBootstrap, openImage } from '../../src/read/open.js';
-import { imageEntries } from '../build/read-back.js';
+import { imageEntries } from '../builder/read-back.js';
 import { BIN, loggedBlobIds, nydusImageOk, REPO } from './cli-runner.js';
 import {
   EROFS_MAGIC, MiB, T2, ZSTD_MAGIC, bootViaToc, converterFixture, extractLike, imageTree, packViaFifos, readTocOf, sectionsByWalk, sha256, unzstd, type Packed,

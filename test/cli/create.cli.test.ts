@@ -12,7 +12,7 @@ import { skipLoudly, type SkipContext } from '../helpers/kernel.js';
 import { run, runOk } from '../helpers/tools.js';
 import { buildHostileTree, mknod, prng, type TreeManifest } from '../helpers/tree.js';
 import { openImage } from '../../src/read/open.js';
-import { readBackAndCompare } from '../build/read-back.js';
+import { readBackAndCompare } from '../builder/read-back.js';
 import { loggedBlobId, loggedBlobIds, nydusImage, nydusImageOk, UPSTREAM } from './cli-runner.js';
 
 const isRoot = process.getuid?.() === 0;

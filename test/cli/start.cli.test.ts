@@ -49,12 +49,12 @@ const has = (mods: string[], part: string) => mods.some((m) => m.includes(part))
 describe('what starting loads', () => {
   it('create of a directory loads the build, and not oclif\'s Config, the readers, RAFS v5, compaction, --output-json, the registry or backend clients', async () => {
     const mods = await loaded('create', [BIN, 'create', '-l', 'warn', '-B', join(work, 'boot'), '-b', join(work, 'blob'), join(work, 'empty')]);
-    for (const needed of ['/dist/commands/create.js', '/dist/build/create.js', '/dist/sources/dir.js', '/dist/bootstrap/emit.js', '@oclif/core']) {
+    for (const needed of ['/dist/commands/create.js', '/dist/builder/create.js', '/dist/sources/dir.js', '/dist/bootstrap/emit.js', '@oclif/core']) {
       expect(has(mods, needed), needed).toBe(true);
     }
     // oclif's Config.load probes the platform through wsl-utils: the launcher runs a command without it.
     expect(has(mods, '/wsl-utils/'), 'wsl-utils').toBe(false);
-    for (const unneeded of ['/dist/read/open.js', '/dist/read/v6.js', '/dist/bootstrap/v5.js', '/dist/build/compact.js', '/dist/build/output-json.js', '/dist/oci/', '/undici/', '@aws-sdk', 'ali-oss', 'zstd-napi', 'lz4-napi']) {
+    for (const unneeded of ['/dist/read/open.js', '/dist/read/v6.js', '/dist/bootstrap/v5.js', '/dist/builder/compact.js', '/dist/builder/output-json.js', '/dist/oci/', '/undici/', '@aws-sdk', 'ali-oss', 'zstd-napi', 'lz4-napi']) {
       expect(has(mods, unneeded), unneeded).toBe(false);
     }
   });
@@ -74,7 +74,7 @@ describe('what starting loads', () => {
   it('the library loads the registry client only when a registry function is called', async () => {
     const lib = join(REPO, 'dist', 'index.js');
     const bare = await loaded('lib', ['--input-type=module', '-e', `const m = await import(${JSON.stringify(lib)}); if (typeof m.convert !== 'function') process.exit(3);`]);
-    expect(has(bare, '/dist/build/create.js')).toBe(true);
+    expect(has(bare, '/dist/builder/create.js')).toBe(true);
     expect(has(bare, '/dist/oci/')).toBe(false);
     expect(has(bare, '/undici/')).toBe(false);
     // A call loads it: copy of an image from a registry nobody listens on fails, after loading.

@@ -13,7 +13,7 @@ import { writeTar, type TarMember } from '../helpers/oci.js';
 import { BlobReader } from '../../src/read/data.js';
 import { isDir, isReg, isSymlink, type RafsImage } from '../../src/read/model.js';
 import { openImage } from '../../src/read/open.js';
-import { imageEntries } from '../build/read-back.js';
+import { imageEntries } from '../builder/read-back.js';
 import { loggedBlobId, nydusImage, nydusImageOk, UPSTREAM } from './cli-runner.js';
 
 const FIXTURE = join(UPSTREAM, 'tar', 'all-entry-type.tar');

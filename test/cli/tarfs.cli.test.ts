@@ -6,7 +6,7 @@
 //
 // The root: GNU tar's "./" entry replaces the synthetic root's attributes (mode, owner, mtime
 // seconds, xattrs), so the mounted root must equal the source root like every other entry. A tar
-// without "./" gets 040755 0:0 mtime 0 (test/build/tarfs.test.ts checks that on the fixture).
+// without "./" gets 040755 0:0 mtime 0 (test/builder/tarfs.test.ts checks that on the fixture).
 // Tar keeps whole seconds only (upstream ignores PAX mtime): mtimes are compared in seconds.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';

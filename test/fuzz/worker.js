@@ -8,7 +8,7 @@ const DIST = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../d
 const lib = {
   ...(await import(path.join(DIST, 'index.js'))),
   ...(await import(path.join(DIST, 'read/inspect.js'))),
-  ...(await import(path.join(DIST, 'build/merge.js'))),
+  ...(await import(path.join(DIST, 'builder/merge.js'))),
 };
 const { NydusError } = lib;
 

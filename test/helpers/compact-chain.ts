@@ -1,9 +1,9 @@
-// The image compact is tested on (test/build/compact.test.ts, nydusify pack --compact): a chunk
+// The image compact is tested on (test/builder/compact.test.ts, nydusify pack --compact): a chunk
 // dict and a chain of small layers, each built on the one below with the dict, whose upper layers
 // delete and replace what lower ones stored, so that lower blobs lose most of their use.
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { create } from '../../src/build/create.js';
+import { create } from '../../src/builder/create.js';
 import { prng } from './tree.js';
 
 /** Sources go under `work`; blobs (named by id) into `blobDir`; bootstraps dict.boot and layer<i>.boot into `bootDir`. */

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BlobThread } from '../../src/io/blob-thread.js';
 import { NydusError } from '../../src/errors.js';
-import { create } from '../../src/build/create.js';
+import { create } from '../../src/builder/create.js';
 
 let work = '';
 

@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compressorByName, digesterByName } from '../../src/algo/index.js';
 import { emitBootstrap } from '../../src/bootstrap/emit.js';
 import { planBootstrap } from '../../src/bootstrap/plan.js';
-import { blobEntryFromInfo } from '../../src/build/blob-table.js';
+import { blobEntryFromInfo } from '../../src/builder/blob-table.js';
 import * as ext from '../../src/format/rafs/ext-superblock.js';
 import { check, type CheckResult } from '../../src/oci/check.js';
 import { bootstrapLayer } from '../../src/oci/bootstrap-layer.js';

@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync, openSync, ftruncateSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NydusError } from '../../src/errors.js';
-import { planDisk } from '../../src/build/export.js';
+import { planDisk } from '../../src/builder/export.js';
 import { LIMITS } from '../../src/format/limits.js';
 import * as v5 from '../../src/format/rafs/v5.js';
 import * as bt from '../../src/format/rafs/blob-table.js';

@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { blake3 } from '@napi-rs/blake-hash';
-import { create } from '../../src/build/create.js';
+import { create } from '../../src/builder/create.js';
 import { NydusError } from '../../src/errors.js';
 import { openImage } from '../../src/read/open.js';
 import {

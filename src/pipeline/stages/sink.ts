@@ -2,7 +2,7 @@
 // where every fresh chunk landed. An optional raw-chunk hook serves the blob cache's .blob.data.
 import type { Batch, BuildState, Sink } from '../stage.js';
 import { CHUNK_COMPRESSED } from '../../read/model.js';
-import type { BatchCompressor, ChunkPacker } from '../../build/pack.js';
+import type { BatchCompressor, ChunkPacker } from '../../builder/pack.js';
 import type { CompressResult, CompressTask } from '../workers/chunks.js';
 
 export interface ChunkOutput {

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { createGzip } from 'node:zlib';
 import { pipeline } from 'node:stream/promises';
-import { create } from '../../src/build/create.js';
+import { create } from '../../src/builder/create.js';
 import { openImage } from '../../src/read/open.js';
 import { BlobReader } from '../../src/read/data.js';
 import { loadZranMeta, parseZranMeta } from '../../src/read/zran.js';

@@ -7,8 +7,8 @@ import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { create } from '../../src/build/create.js';
-import { merge } from '../../src/build/merge.js';
+import { create } from '../../src/builder/create.js';
+import { merge } from '../../src/builder/merge.js';
 import { NydusError } from '../../src/errors.js';
 import * as v5 from '../../src/format/rafs/v5.js';
 import { isReg } from '../../src/read/model.js';

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { create } from '../../src/build/create.js';
+import { create } from '../../src/builder/create.js';
 import { NydusError } from '../../src/errors.js';
 import { END, file, header, pax, symlink, tar } from '../sources/craft.js';
 

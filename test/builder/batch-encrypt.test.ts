@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { copyFile, link, mkdir, mkdtemp, readFile, rm, symlink, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { create, type CreateOptions } from '../../src/build/create.js';
+import { create, type CreateOptions } from '../../src/builder/create.js';
 import { check } from '../../src/read/check.js';
 import { openImage } from '../../src/read/open.js';
 import { CHUNK_BATCH, type RafsImage } from '../../src/read/model.js';

@@ -7,7 +7,7 @@ import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { mkdirSync, symlinkSync, truncateSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { create } from '../../src/build/create.js';
+import { create } from '../../src/builder/create.js';
 import { NydusError } from '../../src/errors.js';
 import type { EntryStage, SourceEntry } from '../../src/pipeline/stage.js';
 

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DIGESTS_PER_BLOCK, HASH_BLOCK_SIZE, VerityTree, verityLayout, verityOf, verityOptionsLine } from '../../src/build/verity.js';
+import { DIGESTS_PER_BLOCK, HASH_BLOCK_SIZE, VerityTree, verityLayout, verityOf, verityOptionsLine } from '../../src/builder/verity.js';
 import { hasTool, run, runOk } from '../helpers/tools.js';
 import { skipLoudly, type SkipContext } from '../helpers/kernel.js';
 import { prng } from '../helpers/tree.js';

@@ -11,7 +11,7 @@ import { utimesSync } from 'node:fs';
 import { execFileSync, spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { create, type CreateOptions } from '../../src/build/create.js';
+import { create, type CreateOptions } from '../../src/builder/create.js';
 import { buildHostileTree, prng, setMtimeNs } from '../helpers/tree.js';
 import { run } from '../helpers/tools.js';
 // @ts-ignore: the example is plain JavaScript, as a plugin author writes it.

@@ -7,7 +7,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { create } from '../../src/build/create.js';
+import { create } from '../../src/builder/create.js';
 
 let work = '';
 

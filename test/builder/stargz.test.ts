@@ -587,7 +587,7 @@ function readEveryChunk(image: ReturnType<typeof openImage>, blob: string, what:
 
 describe('hostile TOCs', () => {
   it('400 random mutations of a real TOC: each builds, or fails with a NydusError; what builds reads back or fails with one', async () => {
-    const { create } = await import('../../src/build/create.js');
+    const { create } = await import('../../src/builder/create.js');
     const rand = lcg(0x5eed);
     const values: unknown[] = [-1, 0, 1, 7, 4096, CHUNK, CHUNK - 1, CHUNK + 1, 2 ** 40, 2 ** 53, 1.5, 'x', '', null, {}, [], '../x', '/', './', 'a//b/', 'sha256:' + '0'.repeat(64), layer.blob.length, layer.tocOffset, 'dir', 'reg', 'chunk', 'hardlink', 'symlink', 'fifo', { 'user.x': 'AA==' }, { 'bad.x': 'AA==' }];
     const fields = ['name', 'type', 'size', 'offset', 'chunkOffset', 'chunkSize', 'chunkDigest', 'linkName', 'mode', 'uid', 'devMajor', 'xattrs', 'innerOffset', 'modtime'];
