@@ -92,7 +92,8 @@ export function emitBootstrap(input: EmitInput): Buffer {
   const head = new Float64Array(slots);
   for (let i = 0; i < slots; i++) {
     const d = chunks[slotChunk[i]].digest;
-    head[i] = d.length >= 6 ? d.readUIntBE(0, 6) : 0;
+    // readUIntBE(0, 6), spelt out: it is a slow call, once per chunk.
+    head[i] = d.length >= 6 ? (d[0] * 256 + d[1]) * 4294967296 + d[2] * 16777216 + ((d[3] << 16) | (d[4] << 8) | d[5]) : 0;
   }
   const table = Array.from({ length: slots }, (_, i) => i);
   table.sort((a, b) => {
@@ -146,11 +147,17 @@ export function emitBootstrap(input: EmitInput): Buffer {
     if (type === S_IFDIR || type === S_IFLNK) {
       size = plan.dataSize[k];
       iu = Math.floor((plan.dataPlanned[k] + shift) / B);
-      const data = type === S_IFDIR ? dirData(n, size, plan.nid[k], plan.nid[plan.parent[k]], nidOf, B) : n.target!;
+      // Full blocks go to the data blocks, an inline tail right after the inode and its xattrs.
       const full = layout === ino.LAYOUT_FLAT_INLINE ? size - (size % B) : size;
-      data.copy(buf, iu * B, 0, full);
-      if (layout === ino.LAYOUT_FLAT_INLINE) data.copy(buf, off + ino.EXTENDED_SIZE + xa.length, full);
-      if (type === S_IFDIR) nlink = 2 + (n.children ?? []).reduce((m, c) => m + ((c.mode & S_IFMT) === S_IFDIR ? 1 : 0), 0);
+      const tailAt = off + ino.EXTENDED_SIZE + xa.length;
+      if (type === S_IFDIR) {
+        writeDir(plan, k, buf, iu * B, full, tailAt, nidOf, B);
+        nlink = 2 + (n.children ?? []).reduce((m, c) => m + ((c.mode & S_IFMT) === S_IFDIR ? 1 : 0), 0);
+      } else {
+        const target = n.target!;
+        target.copy(buf, iu * B, 0, full);
+        if (layout === ino.LAYOUT_FLAT_INLINE) target.copy(buf, tailAt, full);
+      }
     } else if (type === S_IFREG) {
       size = n.size;
       const refs = n.chunks ?? [];
@@ -176,7 +183,7 @@ export function emitBootstrap(input: EmitInput): Buffer {
       i_uid: input.explicitUidGid ? n.uid : 0, i_gid: input.explicitUidGid ? n.gid : 0,
       i_mtime: n.mtime, i_mtime_nsec: n.mtimeNsec, i_nlink: nlink,
     }, buf, off);
-    xa.copy(buf, off + ino.EXTENDED_SIZE);
+    if (xa.length > 0) xa.copy(buf, off + ino.EXTENDED_SIZE);
   }
 
   table.forEach((slot, i) => {
@@ -191,12 +198,22 @@ export function emitBootstrap(input: EmitInput): Buffer {
   return buf;
 }
 
-/** A directory's data: its dirents by block, each naming its node's nid ("." itself, ".." its parent). */
-function dirData(dir: TreeNode, size: number, selfNid: number, parentNid: number, nidOf: (n: TreeNode) => number, B: number): Buffer {
-  const out = Buffer.alloc(size);
-  dirent.packBlocks(direntList(dir), B).forEach((entries, i) => {
-    for (const e of entries as PlannedDirent[]) e.nid = e.node ? nidOf(e.node) : e.name.length === 1 ? selfNid : parentNid;
-    dirent.encodeBlockInto(entries, out, i * B);
-  });
-  return out;
+/**
+ * A directory's dirents, block by block, written where they go in the bootstrap (no buffer of its
+ * own): block i at dataAt + i x B while inside the full blocks, the partial last block of an
+ * inline directory at tailAt. "." names the directory itself, ".." its parent.
+ */
+function writeDir(plan: Plan, k: number, buf: Buffer, dataAt: number, full: number, tailAt: number, nidOf: (n: TreeNode) => number, B: number): void {
+  const dir = plan.nodes[k];
+  const list = direntList(dir);
+  // The planner places a directory's inodes that are not directories (nor hardlink members)
+  // right after it, in name order: their nids come by position, not by a lookup each.
+  let next = k + 1;
+  for (const e of list) {
+    const c = e.node;
+    if (!c) e.nid = e.name.length === 1 ? plan.nid[k] : plan.nid[plan.parent[k]];
+    else if (next < plan.nodes.length && plan.nodes[next] === c) e.nid = plan.nid[next++];
+    else e.nid = nidOf(c);
+  }
+  dirent.packBlocks(list, B).forEach((entries, i) => dirent.encodeBlockInto(entries, buf, i * B < full ? dataAt + i * B : tailAt));
 }

@@ -33,9 +33,11 @@ export function encodeExtended(ino: Inode): Buffer {
   return b;
 }
 
-/** The same 64 bytes written at off in b (reserved bytes zeroed): no buffer per inode. */
+/**
+ * The same 64 bytes written at off in b, which must be zeroed there (the reserved bytes are left
+ * as they are): no buffer per inode, no fill per inode.
+ */
 export function encodeExtendedInto(ino: Inode, b: Buffer, off: number): void {
-  b.fill(0, off, off + EXTENDED_SIZE);
   b.writeUInt16LE(1 | (ino.layout << 1), off);
   b.writeUInt16LE(ino.i_xattr_icount, off + 2);
   b.writeUInt16LE(ino.i_mode, off + 4);
