@@ -59,26 +59,40 @@ class Fragments {
   /** FIFO queues: blocks are taken from heads[i] on, never shifted out (shift is O(n) on long arrays). */
   private readonly lists: number[][];
   private readonly heads: number[];
+  /** Bit i set: list i has a block to take (so an allocation finds its list without trying each one). */
+  private readonly nonEmpty: Uint32Array;
   constructor(private readonly B: number) {
     this.lists = Array.from({ length: B / 32 }, () => []);
     this.heads = this.lists.map(() => 0);
+    this.nonEmpty = new Uint32Array(Math.ceil(this.lists.length / 32));
   }
   register(off: number): void {
     const used = off % this.B;
-    if (used !== 0) this.lists[Math.floor((this.B - used) / 32)].push(off - used);
+    if (used === 0) return;
+    const idx = Math.floor((this.B - used) / 32);
+    this.lists[idx].push(off - used);
+    this.nonEmpty[idx >>> 5] |= 1 << (idx & 31);
+  }
+  /** The first list from idx on that has a block, or -1. */
+  private firstFrom(idx: number): number {
+    for (let w = idx >>> 5; w < this.nonEmpty.length; w++) {
+      const bits = w === idx >>> 5 ? this.nonEmpty[w] & (~0 << (idx & 31)) : this.nonEmpty[w];
+      if (bits !== 0) return w * 32 + 31 - Math.clz32(bits & -bits);
+    }
+    return -1;
   }
   allocate(n: number): number | undefined {
     if (n >= this.B) return undefined;
     const slots = Math.ceil(n / 32);
-    for (let idx = slots; idx < this.lists.length; idx++) {
-      const list = this.lists[idx];
-      if (this.heads[idx] === list.length) continue;
-      const block = list[this.heads[idx]++];
-      const at = block + this.B - idx * 32;
-      this.register(at + slots * 32);
-      return at;
-    }
-    return undefined;
+    // The list with the fewest free slots that still fit n.
+    const idx = slots < this.lists.length ? this.firstFrom(slots) : -1;
+    if (idx < 0) return undefined;
+    const list = this.lists[idx];
+    const block = list[this.heads[idx]++];
+    if (this.heads[idx] === list.length) this.nonEmpty[idx >>> 5] &= ~(1 << (idx & 31));
+    const at = block + this.B - idx * 32;
+    this.register(at + slots * 32);
+    return at;
   }
 }
 
