@@ -96,6 +96,9 @@ class Fragments {
   }
 }
 
+/** Planned offset of the first inode: nothing is placed below it. */
+export const PLAN_START = 4096;
+
 const DOT = Buffer.from('.');
 const DOTDOT = Buffer.from('..');
 
@@ -165,10 +168,25 @@ const grown = <T extends Uint32Array | Uint8Array | Float64Array>(a: T, make: (n
  * use it, to craft images the readers must refuse.
  */
 export function planBootstrap(root: TreeNode, blockSize: number, opts: { unchecked?: boolean } = {}): Plan {
+  const steps = planSteps(root, blockSize, opts);
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+  }
+}
+
+/** Nodes placed (or numbered) between two pauses of planSteps: a few milliseconds of work. */
+const STEP_NODES = 2048;
+
+/**
+ * planBootstrap in steps: it pauses (yields) every STEP_NODES nodes and returns the plan, so a
+ * build lays out its tree while it still dispatches batches to the workers.
+ */
+export function* planSteps(root: TreeNode, blockSize: number, opts: { unchecked?: boolean } = {}): Generator<void, Plan, void> {
   const checked = !opts.unchecked;
   const B = blockSize;
   const frags = new Fragments(B);
-  let cursor = 4096;
+  let cursor = PLAN_START;
   const nodes: TreeNode[] = [];
   const position = new Map<TreeNode, number>();
   const xattrs = new Map<number, Buffer>();
@@ -261,12 +279,17 @@ export function planBootstrap(root: TreeNode, blockSize: number, opts: { uncheck
   };
   // Upstream's layout order (layoutOrder in tree/node.ts), walked here so each node comes with its parent.
   const stack: Array<[TreeNode, TreeNode, number]> = [[root, root, 0]];
+  let paused = 0;
   while (stack.length > 0) {
     const [dir, parent, depth] = stack.pop()!;
     if (checked && depth > LIMITS.DEPTH_MAX.value) throw limitError('DEPTH_MAX', `${showEntry(dir)}: directory levels`, depth);
     place(dir, parent);
     const kids = dir.children ?? [];
     for (const c of kids) if ((c.mode & S_IFMT) !== S_IFDIR) place(c, dir);
+    if (entries - paused >= STEP_NODES) {
+      paused = entries;
+      yield;
+    }
     for (let i = kids.length - 1; i >= 0; i--) if ((kids[i].mode & S_IFMT) === S_IFDIR) stack.push([kids[i], dir, depth + 1]);
   }
   // Inode numbers (numberInodes' order): a placed node takes its place in the dump walk; a
@@ -277,6 +300,7 @@ export function planBootstrap(root: TreeNode, blockSize: number, opts: { uncheck
   for (const c of dumpOrder(root)) {
     no++;
     if (!c.linkTo) index[position.get(c)!] = no;
+    if (no % STEP_NODES === 0) yield;
   }
   const nids = nid.subarray(0, count);
   return {
