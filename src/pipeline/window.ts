@@ -79,7 +79,10 @@ export async function* ahead<T>(input: AsyncIterable<T>, max: number, cheap: (it
   } finally {
     stopped = true;
     wakePump?.();
-    await pump;
-    await it.return?.();
+    // The input is closed once the pump's step is over. Awaited only when that has happened: a
+    // consumer that stops early (an error) must not wait on a source waiting on a stalled stream.
+    const closing = pump.then(() => it.return?.());
+    closing.catch(() => undefined);
+    if (done) await closing;
   }
 }
