@@ -14,7 +14,7 @@ import { formatError } from '../errors.js';
 import { checkLimit } from '../format/limits.js';
 import type { ChunkInfo } from '../read/model.js';
 import { S_IFMT, S_IFDIR, S_IFLNK, S_IFREG, dumpOrder, type TreeNode } from '../tree/node.js';
-import { direntList, type Plan, type PlannedDirent } from './plan.js';
+import { PLAN_START, direntList, type Plan, type PlannedDirent } from './plan.js';
 
 const NO_XATTRS = Buffer.alloc(0);
 
@@ -39,20 +39,62 @@ export interface EmitInput {
   prefetch: number[];
 }
 
-export function emitBootstrap(input: EmitInput): Buffer {
+/** Where the blob table starts, for nblobs blobs. */
+const blobTableOffset = (nblobs: number) => alignUp(sbc.DEVT_SLOTOFF * 128 + device.SIZE * nblobs, 4096);
+
+/**
+ * The meta shift: the planned inode area moves past the superblock, device slots, blob table and
+ * prefetch table by this many bytes (meta_blkaddr x B; 0 without blobs).
+ */
+export function metaShift(nblobs: number, prefetch: number): number {
+  return nblobs > 0 ? alignUp(blobTableOffset(nblobs) + bt.SIZE * nblobs + 4 * prefetch, 4096) : 0;
+}
+
+/**
+ * The bytes of a bootstrap that do not depend on where its chunks are: every inode (a regular
+ * file's without its chunk format word), xattrs, directory blocks and symlink targets, for a
+ * given meta shift. A build makes it while its blob is still being written (prepareSteps), so
+ * that after the last chunk only the chunk indexes and the tables are left to write.
+ */
+export interface PreparedArea {
+  plan: Plan;
+  shift: number;
+  blockSize: number;
+  explicitUidGid: boolean;
+  /** Planned bytes 0 to plan.end (nothing below PLAN_START). */
+  area: Buffer;
+}
+
+/** Nodes written between two pauses of prepareSteps. */
+const STEP_NODES = 2048;
+
+/** PreparedArea in steps: pauses (yields) every STEP_NODES nodes so the caller can go on with other work. */
+export function* prepareSteps(plan: Plan, o: { shift: number; blockSize: number; explicitUidGid: boolean }): Generator<void, PreparedArea, void> {
+  const area = Buffer.alloc(plan.end);
+  const nidOf = (n: TreeNode) => plan.nid[plan.position.get(n.linkTo ?? n)!];
+  for (let k = 0; k < plan.nodes.length; k++) {
+    writeNode(plan, k, area, o.shift, o.shift, o.blockSize, o.explicitUidGid, nidOf);
+    if ((k + 1) % STEP_NODES === 0) yield;
+  }
+  return { plan, area, ...o };
+}
+
+/** @param prepared the chunk-independent bytes made earlier: used when made for this plan and shift. */
+export function emitBootstrap(input: EmitInput, prepared?: PreparedArea): Buffer {
   const { plan, chunks, blobs, chunkSize } = input;
   const B = input.blockSize;
   const blkszbits = Math.log2(B);
   const nblobs = blobs.length;
   checkLimit('BLOBS_MAX', 'blobs in the image', nblobs);
   for (const b of blobs) checkLimit('BLOB_CHUNKS_MAX', `blob ${b.blob_id}: chunks`, b.chunk_count);
-  const btOff = alignUp(sbc.DEVT_SLOTOFF * 128 + device.SIZE * nblobs, 4096);
+  const btOff = blobTableOffset(nblobs);
   const btSize = bt.SIZE * nblobs;
   const pfOff = btOff + btSize;
   const pfSize = 4 * input.prefetch.length;
-  const metaBlkaddr = nblobs > 0 ? alignUp(pfOff + pfSize, 4096) / B : 0;
-  const shift = metaBlkaddr * B;
+  const shift = metaShift(nblobs, input.prefetch.length);
+  const metaBlkaddr = shift / B;
   const inodeEnd = plan.end + shift;
+  const pre = prepared && prepared.plan === plan && prepared.shift === shift && prepared.blockSize === B && prepared.explicitUidGid === input.explicitUidGid ? prepared : undefined;
 
   // Referenced chunks only, sorted by digest bytes then blob index; the chunk met last in dump
   // order (every name, hardlinks included) supplies file_offset. Digested chunks are unique per
@@ -92,7 +134,8 @@ export function emitBootstrap(input: EmitInput): Buffer {
   const head = new Float64Array(slots);
   for (let i = 0; i < slots; i++) {
     const d = chunks[slotChunk[i]].digest;
-    head[i] = d.length >= 6 ? d.readUIntBE(0, 6) : 0;
+    // readUIntBE(0, 6), spelt out: it is a slow call, once per chunk.
+    head[i] = d.length >= 6 ? (d[0] * 256 + d[1]) * 4294967296 + d[2] * 16777216 + ((d[3] << 16) | (d[4] << 8) | d[5]) : 0;
   }
   const table = Array.from({ length: slots }, (_, i) => i);
   table.sort((a, b) => {
@@ -132,51 +175,12 @@ export function emitBootstrap(input: EmitInput): Buffer {
     prefetch_table_offset: pfSize > 0 ? pfOff : 0, prefetch_table_size: pfSize,
   }).copy(buf, ext.OFFSET);
 
+  // Planned bytes below PLAN_START are never used: the prepared area goes in from there.
+  if (pre) pre.area.copy(buf, shift + PLAN_START, PLAN_START);
   const nidOf = (n: TreeNode) => plan.nid[plan.position.get(n.linkTo ?? n)!];
-
   for (let k = 0; k < plan.nodes.length; k++) {
-    const n = plan.nodes[k];
-    const type = n.mode & S_IFMT;
-    const off = plan.nid[k] * 32 + shift;
-    const xa = plan.xattrs.get(k) ?? NO_XATTRS;
-    const layout = plan.layout[k];
-    let iu = 0;
-    let size = 0;
-    let nlink = n.links;
-    if (type === S_IFDIR || type === S_IFLNK) {
-      size = plan.dataSize[k];
-      iu = Math.floor((plan.dataPlanned[k] + shift) / B);
-      const data = type === S_IFDIR ? dirData(n, size, plan.nid[k], plan.nid[plan.parent[k]], nidOf, B) : n.target!;
-      const full = layout === ino.LAYOUT_FLAT_INLINE ? size - (size % B) : size;
-      data.copy(buf, iu * B, 0, full);
-      if (layout === ino.LAYOUT_FLAT_INLINE) data.copy(buf, off + ino.EXTENDED_SIZE + xa.length, full);
-      if (type === S_IFDIR) nlink = 2 + (n.children ?? []).reduce((m, c) => m + ((c.mode & S_IFMT) === S_IFDIR ? 1 : 0), 0);
-    } else if (type === S_IFREG) {
-      size = n.size;
-      const refs = n.chunks ?? [];
-      let contiguous = true;
-      const at = alignUp(off + ino.EXTENDED_SIZE + xa.length, 8);
-      refs.forEach((r, k) => {
-        const c = chunks[r.chunk];
-        cidx.encode({ ci_index: c.index, device_id: c.blobIndex + 1, blkaddr: c.uncompressedOffset / B }, buf, at + k * cidx.SIZE);
-        if (k > 0) {
-          const prev = chunks[refs[k - 1].chunk];
-          if (prev.uncompressedOffset + chunkSize !== c.uncompressedOffset || prev.blobIndex !== c.blobIndex) contiguous = false;
-        }
-      });
-      // Upstream's page-cache-sharing trick: a contiguous multi-chunk file claims one big chunk.
-      const inodeChunk = contiguous && size > chunkSize ? 2 ** Math.ceil(Math.log2(size)) : chunkSize;
-      iu = cidx.formatWord(inodeChunk, blkszbits);
-    } else {
-      iu = n.rdev;
-    }
-    ino.encodeExtendedInto({
-      extended: true, layout, i_xattr_icount: xattr.icount(xa.length),
-      i_mode: n.mode, i_size: size, i_u: iu, i_ino: plan.index[k],
-      i_uid: input.explicitUidGid ? n.uid : 0, i_gid: input.explicitUidGid ? n.gid : 0,
-      i_mtime: n.mtime, i_mtime_nsec: n.mtimeNsec, i_nlink: nlink,
-    }, buf, off);
-    xa.copy(buf, off + ino.EXTENDED_SIZE);
+    if (!pre) writeNode(plan, k, buf, shift, 0, B, input.explicitUidGid, nidOf);
+    if ((plan.nodes[k].mode & S_IFMT) === S_IFREG) writeChunks(plan, k, buf, shift, chunks, chunkSize, B, blkszbits);
   }
 
   table.forEach((slot, i) => {
@@ -191,12 +195,84 @@ export function emitBootstrap(input: EmitInput): Buffer {
   return buf;
 }
 
-/** A directory's data: its dirents by block, each naming its node's nid ("." itself, ".." its parent). */
-function dirData(dir: TreeNode, size: number, selfNid: number, parentNid: number, nidOf: (n: TreeNode) => number, B: number): Buffer {
-  const out = Buffer.alloc(size);
-  dirent.packBlocks(direntList(dir), B).forEach((entries, i) => {
-    for (const e of entries as PlannedDirent[]) e.nid = e.node ? nidOf(e.node) : e.name.length === 1 ? selfNid : parentNid;
-    dirent.encodeBlockInto(entries, out, i * B);
-  });
-  return out;
+/**
+ * Node k's inode, xattrs and directory or symlink data, each at its final offset less `base` in
+ * buf; a regular file's chunk format word is left 0 for writeChunks.
+ */
+function writeNode(plan: Plan, k: number, buf: Buffer, shift: number, base: number, B: number, explicitUidGid: boolean, nidOf: (n: TreeNode) => number): void {
+  const n = plan.nodes[k];
+  const type = n.mode & S_IFMT;
+  const off = plan.nid[k] * 32 + shift - base;
+  const xa = plan.xattrs.get(k) ?? NO_XATTRS;
+  const layout = plan.layout[k];
+  let iu = 0;
+  let size = 0;
+  let nlink = n.links;
+  if (type === S_IFDIR || type === S_IFLNK) {
+    size = plan.dataSize[k];
+    iu = Math.floor((plan.dataPlanned[k] + shift) / B);
+    // Full blocks go to the data blocks, an inline tail right after the inode and its xattrs.
+    const full = layout === ino.LAYOUT_FLAT_INLINE ? size - (size % B) : size;
+    const tailAt = off + ino.EXTENDED_SIZE + xa.length;
+    if (type === S_IFDIR) {
+      writeDir(plan, k, buf, iu * B - base, full, tailAt, nidOf, B);
+      nlink = 2 + (n.children ?? []).reduce((m, c) => m + ((c.mode & S_IFMT) === S_IFDIR ? 1 : 0), 0);
+    } else {
+      const target = n.target!;
+      target.copy(buf, iu * B - base, 0, full);
+      if (layout === ino.LAYOUT_FLAT_INLINE) target.copy(buf, tailAt, full);
+    }
+  } else if (type === S_IFREG) {
+    size = n.size;
+  } else {
+    iu = n.rdev;
+  }
+  ino.encodeExtendedInto({
+    extended: true, layout, i_xattr_icount: xattr.icount(xa.length),
+    i_mode: n.mode, i_size: size, i_u: iu, i_ino: plan.index[k],
+    i_uid: explicitUidGid ? n.uid : 0, i_gid: explicitUidGid ? n.gid : 0,
+    i_mtime: n.mtime, i_mtime_nsec: n.mtimeNsec, i_nlink: nlink,
+  }, buf, off);
+  if (xa.length > 0) xa.copy(buf, off + ino.EXTENDED_SIZE);
+}
+
+/** Regular file k's chunk indexes after its inode and xattrs, and its chunk format word (i_u). */
+function writeChunks(plan: Plan, k: number, buf: Buffer, shift: number, chunks: ChunkInfo[], chunkSize: number, B: number, blkszbits: number): void {
+  const n = plan.nodes[k];
+  const off = plan.nid[k] * 32 + shift;
+  const xlen = plan.xattrs.get(k)?.length ?? 0;
+  const refs = n.chunks ?? [];
+  let contiguous = true;
+  const at = alignUp(off + ino.EXTENDED_SIZE + xlen, 8);
+  for (let i = 0; i < refs.length; i++) {
+    const c = chunks[refs[i].chunk];
+    cidx.encode({ ci_index: c.index, device_id: c.blobIndex + 1, blkaddr: c.uncompressedOffset / B }, buf, at + i * cidx.SIZE);
+    if (i > 0) {
+      const prev = chunks[refs[i - 1].chunk];
+      if (prev.uncompressedOffset + chunkSize !== c.uncompressedOffset || prev.blobIndex !== c.blobIndex) contiguous = false;
+    }
+  }
+  // Upstream's page-cache-sharing trick: a contiguous multi-chunk file claims one big chunk.
+  const inodeChunk = contiguous && n.size > chunkSize ? 2 ** Math.ceil(Math.log2(n.size)) : chunkSize;
+  buf.writeUInt32LE(cidx.formatWord(inodeChunk, blkszbits) >>> 0, off + ino.I_U_OFFSET);
+}
+
+/**
+ * A directory's dirents, block by block, written where they go in the bootstrap (no buffer of its
+ * own): block i at dataAt + i x B while inside the full blocks, the partial last block of an
+ * inline directory at tailAt. "." names the directory itself, ".." its parent.
+ */
+function writeDir(plan: Plan, k: number, buf: Buffer, dataAt: number, full: number, tailAt: number, nidOf: (n: TreeNode) => number, B: number): void {
+  const dir = plan.nodes[k];
+  const list = direntList(dir);
+  // The planner places a directory's inodes that are not directories (nor hardlink members)
+  // right after it, in name order: their nids come by position, not by a lookup each.
+  let next = k + 1;
+  for (const e of list) {
+    const c = e.node;
+    if (!c) e.nid = e.name.length === 1 ? plan.nid[k] : plan.nid[plan.parent[k]];
+    else if (next < plan.nodes.length && plan.nodes[next] === c) e.nid = plan.nid[next++];
+    else e.nid = nidOf(c);
+  }
+  dirent.packBlocks(list, B).forEach((entries, i) => dirent.encodeBlockInto(entries, buf, i * B < full ? dataAt + i * B : tailAt));
 }

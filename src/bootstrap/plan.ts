@@ -59,28 +59,45 @@ class Fragments {
   /** FIFO queues: blocks are taken from heads[i] on, never shifted out (shift is O(n) on long arrays). */
   private readonly lists: number[][];
   private readonly heads: number[];
+  /** Bit i set: list i has a block to take (so an allocation finds its list without trying each one). */
+  private readonly nonEmpty: Uint32Array;
   constructor(private readonly B: number) {
     this.lists = Array.from({ length: B / 32 }, () => []);
     this.heads = this.lists.map(() => 0);
+    this.nonEmpty = new Uint32Array(Math.ceil(this.lists.length / 32));
   }
   register(off: number): void {
     const used = off % this.B;
-    if (used !== 0) this.lists[Math.floor((this.B - used) / 32)].push(off - used);
+    if (used === 0) return;
+    const idx = Math.floor((this.B - used) / 32);
+    this.lists[idx].push(off - used);
+    this.nonEmpty[idx >>> 5] |= 1 << (idx & 31);
+  }
+  /** The first list from idx on that has a block, or -1. */
+  private firstFrom(idx: number): number {
+    for (let w = idx >>> 5; w < this.nonEmpty.length; w++) {
+      const bits = w === idx >>> 5 ? this.nonEmpty[w] & (~0 << (idx & 31)) : this.nonEmpty[w];
+      if (bits !== 0) return w * 32 + 31 - Math.clz32(bits & -bits);
+    }
+    return -1;
   }
   allocate(n: number): number | undefined {
     if (n >= this.B) return undefined;
     const slots = Math.ceil(n / 32);
-    for (let idx = slots; idx < this.lists.length; idx++) {
-      const list = this.lists[idx];
-      if (this.heads[idx] === list.length) continue;
-      const block = list[this.heads[idx]++];
-      const at = block + this.B - idx * 32;
-      this.register(at + slots * 32);
-      return at;
-    }
-    return undefined;
+    // The list with the fewest free slots that still fit n.
+    const idx = slots < this.lists.length ? this.firstFrom(slots) : -1;
+    if (idx < 0) return undefined;
+    const list = this.lists[idx];
+    const block = list[this.heads[idx]++];
+    if (this.heads[idx] === list.length) this.nonEmpty[idx >>> 5] &= ~(1 << (idx & 31));
+    const at = block + this.B - idx * 32;
+    this.register(at + slots * 32);
+    return at;
   }
 }
+
+/** Planned offset of the first inode: nothing is placed below it. */
+export const PLAN_START = 4096;
 
 const DOT = Buffer.from('.');
 const DOTDOT = Buffer.from('..');
@@ -151,10 +168,25 @@ const grown = <T extends Uint32Array | Uint8Array | Float64Array>(a: T, make: (n
  * use it, to craft images the readers must refuse.
  */
 export function planBootstrap(root: TreeNode, blockSize: number, opts: { unchecked?: boolean } = {}): Plan {
+  const steps = planSteps(root, blockSize, opts);
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+  }
+}
+
+/** Nodes placed (or numbered) between two pauses of planSteps: a few milliseconds of work. */
+const STEP_NODES = 2048;
+
+/**
+ * planBootstrap in steps: it pauses (yields) every STEP_NODES nodes and returns the plan, so a
+ * build lays out its tree while it still dispatches batches to the workers.
+ */
+export function* planSteps(root: TreeNode, blockSize: number, opts: { unchecked?: boolean } = {}): Generator<void, Plan, void> {
   const checked = !opts.unchecked;
   const B = blockSize;
   const frags = new Fragments(B);
-  let cursor = 4096;
+  let cursor = PLAN_START;
   const nodes: TreeNode[] = [];
   const position = new Map<TreeNode, number>();
   const xattrs = new Map<number, Buffer>();
@@ -247,12 +279,17 @@ export function planBootstrap(root: TreeNode, blockSize: number, opts: { uncheck
   };
   // Upstream's layout order (layoutOrder in tree/node.ts), walked here so each node comes with its parent.
   const stack: Array<[TreeNode, TreeNode, number]> = [[root, root, 0]];
+  let paused = 0;
   while (stack.length > 0) {
     const [dir, parent, depth] = stack.pop()!;
     if (checked && depth > LIMITS.DEPTH_MAX.value) throw limitError('DEPTH_MAX', `${showEntry(dir)}: directory levels`, depth);
     place(dir, parent);
     const kids = dir.children ?? [];
     for (const c of kids) if ((c.mode & S_IFMT) !== S_IFDIR) place(c, dir);
+    if (entries - paused >= STEP_NODES) {
+      paused = entries;
+      yield;
+    }
     for (let i = kids.length - 1; i >= 0; i--) if ((kids[i].mode & S_IFMT) === S_IFDIR) stack.push([kids[i], dir, depth + 1]);
   }
   // Inode numbers (numberInodes' order): a placed node takes its place in the dump walk; a
@@ -263,6 +300,7 @@ export function planBootstrap(root: TreeNode, blockSize: number, opts: { uncheck
   for (const c of dumpOrder(root)) {
     no++;
     if (!c.linkTo) index[position.get(c)!] = no;
+    if (no % STEP_NODES === 0) yield;
   }
   const nids = nid.subarray(0, count);
   return {

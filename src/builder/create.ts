@@ -21,8 +21,8 @@ import { BATCH_BYTES } from '../pipeline/stages/chunk.js';
 import { BlobWriter, blobFeatures, type ByteSink } from './blob.js';
 import { chunkPacker } from './pack.js';
 import { CIPHER_AES128XTS, CIPHER_NONE, newBlobCipher } from '../algo/cipher.js';
-import { planBootstrap, type Plan } from '../bootstrap/plan.js';
-import { emitBootstrap } from '../bootstrap/emit.js';
+import { planSteps, type Plan } from '../bootstrap/plan.js';
+import { emitBootstrap, metaShift, prepareSteps, type PreparedArea } from '../bootstrap/emit.js';
 import * as ext from '../format/rafs/ext-superblock.js';
 import * as bt from '../format/rafs/blob-table.js';
 import { Trace } from './trace.js';
@@ -364,12 +364,20 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
     const assembler = new TreeAssembler();
     const progressTimer = o.onProgress ? setInterval(() => o.onProgress!(state.progress), 200) : undefined;
     const dump = trace.start('dump_blob');
-    // The tree is whole once the walk ends: it is finished and laid out while the workers still
-    // compress the last batches (only chunk counts matter to the layout, and they are known).
+    // The tree is whole once the walk ends, and the walk runs ahead of the workers (runPipeline):
+    // the tree is finished, laid out and its chunk-independent bootstrap bytes written while they
+    // still have batches to compress, in steps between which the pipeline goes on (only chunk
+    // counts matter to the layout, and they are known). After the last chunk only the chunk
+    // indexes and the tables are left.
     let root: TreeNode | undefined;
     let plan: Plan | undefined;
     let tarHardlinks: Set<TreeNode> | undefined;
-    const layOut = () => {
+    let prepared: PreparedArea | undefined;
+    let prefetchList: TreeNode[] | undefined;
+    /** The layout under way (it pauses between steps, so the pipeline goes on meanwhile). */
+    let layingOut: Promise<void> | undefined;
+    const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+    const layOut = async () => {
       root = assembler.finish()!;
       if (v5 && conv.source === 'tar') tarHardlinks = v5Writer!.markTarInodesV5(root);
       if (parentTree) {
@@ -378,12 +386,33 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
         // Without a parent a directory layer's markers have nothing to act on: upstream drops them.
         dropWhiteouts(root, whiteouts);
       }
+      await turn();
       collectGarbage();
       releaseFreePages();
       // v5 records are laid out as they are written (emitBootstrapV5).
       if (v5) return;
       const planTimer = trace.start('build_bootstrap');
-      plan = planBootstrap(root, 4096);
+      const steps = planSteps(root, 4096);
+      for (let step = steps.next(); ; step = steps.next()) {
+        if (step.done) {
+          plan = step.value;
+          break;
+        }
+        await turn();
+      }
+      // What of the bootstrap does not depend on the chunks is written now too, for the meta
+      // shift the table of blobs will most likely need: the blobs in use so far, and this
+      // build's own if it has bytes to store (emitBootstrap checks the guess).
+      prefetchList = prefetchNodes(root, o.prefetch ?? []);
+      const inUse = state.blobOrder.filter((k) => k >= 0).length + (state.blobOrder[state.blob.index] < 0 && state.progress.bytes > 0 ? 1 : 0);
+      const areaSteps = prepareSteps(plan, { shift: metaShift(inUse, prefetchList.length), blockSize: 4096, explicitUidGid: !o.repeatable });
+      for (let step = areaSteps.next(); ; step = areaSteps.next()) {
+        if (step.done) {
+          prepared = step.value;
+          break;
+        }
+        await turn();
+      }
       planTimer.end();
     };
     try {
@@ -392,7 +421,11 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
         stages: o.stages,
         state,
         assembler,
-        onWalkEnd: layOut,
+        onWalkEnd: () => {
+          layingOut = layOut();
+          // Awaited once the pipeline is done; a failure meanwhile is not unhandled.
+          layingOut.catch(() => undefined);
+        },
         sink: blobSink({
           write: (d, done) => writer.write(d, true, done), drain: (n) => writer.drain(n),
           // A writer thread competes for the cores: more slack, so the walk does not stop each time it is descheduled.
@@ -409,7 +442,7 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
     trace.event('load_from_directory', state.progress.files);
     // Dedup is over: its index of every chunk can go.
     state.dict.clear();
-    if (!root) layOut();
+    await (layingOut ??= layOut());
     await writer.writeMeta(state.blob, state.chunks, packer);
     // The workers are done: what they freed goes back before the bootstrap is built.
     releaseFreePages();
@@ -440,18 +473,18 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
     const encrypted = !!cipher || tableKeys.some((k) => candidates[k] !== 'own' && ((candidates[k] as { info: BlobInfo }).info.cipherAlgo ?? 0) !== CIPHER_NONE);
     const flags = compressor.superFlag | digester.superFlag | (encrypted ? ext.FLAG_ENCRYPTION_AES128XTS : ext.FLAG_ENCRYPTION_NONE);
 
-    const prefetchList = prefetchNodes(root!, o.prefetch ?? []);
+    prefetchList ??= prefetchNodes(root!, o.prefetch ?? []);
     const bootstrapFor = (blobId: string, compressedSize: number, withToc: boolean) => v5
       ? v5Writer!.emitBootstrapV5({
           root: root!, chunks: state.chunks, chunkSize, explicitUidGid: !o.repeatable, digester,
-          prefetch: prefetchList, flags: compressor.superFlag | digester.superFlag, hardlinkFlagged: tarHardlinks,
+          prefetch: prefetchList!, flags: compressor.superFlag | digester.superFlag, hardlinkFlagged: tarHardlinks,
           blobs: table(blobId, compressedSize, withToc).map(v5Writer!.v5Blob),
         })
       : emitBootstrap({
           plan: plan!, chunks: state.chunks, chunkSize, blockSize: 4096, explicitUidGid: !o.repeatable, flags,
-          prefetch: prefetchList.map((n) => plan!.byNode.get(n)!.nid),
+          prefetch: prefetchList!.map((n) => plan!.byNode.get(n)!.nid),
           blobs: table(blobId, compressedSize, withToc),
-        });
+        }, prepared);
 
     const dumpBoot = trace.start('dump_bootstrap');
     let bootstrap: Buffer;

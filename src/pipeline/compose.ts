@@ -3,7 +3,8 @@
 import { NydusError } from '../errors.js';
 import type { Batch, BuildState, Sink, SourceEntry, StageDef } from './stage.js';
 import type { TreeAssembler } from '../tree/assemble.js';
-import { chunker } from './stages/chunk.js';
+import { UNREAD, chunker } from './stages/chunk.js';
+import { ahead } from './window.js';
 import { digester } from './stages/digest.js';
 import { dedup } from './stages/dedup.js';
 import { compressor } from './stages/compress.js';
@@ -18,6 +19,13 @@ export interface PipelineSpec {
   /** Called once the source is exhausted (the tree is whole), while the last batches are still in flight. */
   onWalkEnd?: () => void;
 }
+
+/**
+ * Batches of planned reads the walk may have ready before the workers take them: enough that the
+ * walk ends while the workers still have ~100 ms of work (the tree is laid out meanwhile), few
+ * enough that their records stay small (a batch is at most 512 chunks and a path each).
+ */
+const WALK_AHEAD = 64;
 
 export function validateStages(stages: StageDef[]): void {
   for (const s of stages) {
@@ -49,7 +57,9 @@ export async function runPipeline(spec: PipelineSpec): Promise<{ closed: Promise
     // compression, or a chunk dict or parent already holds chunks (most may then be duplicates,
     // and compressing them would be wasted).
     const early = batchStages.length === 0 && state.dict.size === 0 && !state.batched;
-    let batches: AsyncIterable<Batch> = dedup(state)(digester(state, early)(chunker(state, spec.assembler, spec.onWalkEnd)(entries)));
+    // Batches of planned reads may wait (they hold no buffer): the walk runs ahead of the workers.
+    const planned = ahead(chunker(state, spec.assembler, spec.onWalkEnd)(entries), WALK_AHEAD, (b) => b.data === UNREAD);
+    let batches: AsyncIterable<Batch> = dedup(state)(digester(state, early)(planned));
     for (const s of batchStages) batches = s.create(state)(batches);
     await spec.sink.consume(compressor(state, early)(batches), state);
   } catch (e) {

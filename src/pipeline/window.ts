@@ -24,3 +24,65 @@ export async function* ordered<I, O>(input: AsyncIterable<I>, window: number, su
     await Promise.allSettled(inflight);
   }
 }
+
+/**
+ * Pulls from `input` ahead of the consumer, keeping up to `max` items queued, but only while the
+ * items pulled are `cheap` (a batch of planned reads, with no buffer yet): the walk can then run
+ * ahead of the workers, so that it ends, and the bootstrap is laid out, while they still have
+ * batches to take. An item that is not cheap (bytes already in a buffer) stops the pulling until
+ * the consumer has taken it, so memory stays as without the queue.
+ */
+export async function* ahead<T>(input: AsyncIterable<T>, max: number, cheap: (item: T) => boolean): AsyncGenerator<T> {
+  const it = input[Symbol.asyncIterator]();
+  const queue: T[] = [];
+  let done = false;
+  let failure: { error: unknown } | undefined;
+  let stopped = false;
+  /** Wakes the consumer (an item or the end arrived) or the pump (room in the queue). */
+  let wakeConsumer: (() => void) | undefined;
+  let wakePump: (() => void) | undefined;
+  const pump = (async () => {
+    try {
+      while (!stopped) {
+        const r = await it.next();
+        if (r.done) break;
+        queue.push(r.value);
+        wakeConsumer?.();
+        // A turn of the event loop per item: a walk that never waits (the directory source reads
+        // synchronously) must not hold back the workers' results while it runs ahead.
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        while (!stopped && (queue.length >= max || (queue.length > 0 && !cheap(queue[queue.length - 1])))) {
+          await new Promise<void>((resolve) => (wakePump = resolve));
+          wakePump = undefined;
+        }
+      }
+    } catch (e) {
+      failure = { error: e };
+    } finally {
+      done = true;
+      wakeConsumer?.();
+    }
+  })();
+  try {
+    for (;;) {
+      if (queue.length > 0) {
+        const item = queue.shift()!;
+        wakePump?.();
+        yield item;
+        continue;
+      }
+      if (failure) throw failure.error;
+      if (done) return;
+      await new Promise<void>((resolve) => (wakeConsumer = resolve));
+      wakeConsumer = undefined;
+    }
+  } finally {
+    stopped = true;
+    wakePump?.();
+    // The input is closed once the pump's step is over. Awaited only when that has happened: a
+    // consumer that stops early (an error) must not wait on a source waiting on a stalled stream.
+    const closing = pump.then(() => it.return?.());
+    closing.catch(() => undefined);
+    if (done) await closing;
+  }
+}

@@ -30,9 +30,22 @@ export function encodeV1(c: BlobChunkInfo, out: Buffer, off: number): void {
   if (c.uncompressed_offset % 4096 !== 0) throw formatError('chunk_info_v1', 'uncompressed_offset', c.uncompressed_offset, 'not 4 KiB-aligned');
   if (c.uncompressed_size < 1 || c.uncompressed_size > 0x1000000) throw formatError('chunk_info_v1', 'uncompressed_size', c.uncompressed_size, 'must be 1..16 MiB');
   if (c.compressed_size < 1 || c.compressed_size > 0x1000000) throw formatError('chunk_info_v1', 'compressed_size', c.compressed_size, 'must be 1..16 MiB');
+  const uo = c.uncompressed_offset;
+  const co = c.compressed_offset;
+  // Offsets that fit their fields (44 and 40 bits): the two words in 32-bit halves, no BigInt
+  // (a blob's table has an entry per chunk). Else the BigInt form below, as it always was.
+  if (Number.isSafeInteger(uo) && uo >= 0 && uo < 2 ** 44 && Number.isSafeInteger(co) && co >= 0 && co < 2 ** 40) {
+    const u = c.uncompressed_size - 1;
+    const z = c.compressed_size - 1;
+    out.writeUInt32LE(((u >>> 20) << 8 | (uo % 2 ** 32)) >>> 0, off);
+    out.writeUInt32LE((Math.floor(uo / 2 ** 32) | (u & 0xfffff) << 12) >>> 0, off + 4);
+    out.writeUInt32LE(co % 2 ** 32, off + 8);
+    out.writeUInt32LE((Math.floor(co / 2 ** 32) | (z >>> 20) << 8 | (z & 0xfffff) << 12) >>> 0, off + 12);
+    return;
+  }
   const us = BigInt(c.uncompressed_size - 1);
   const cs = BigInt(c.compressed_size - 1);
-  const uoff = BigInt(c.uncompressed_offset) & 0xfff_ffff_f000n;
+  const uoff = BigInt(uo) & 0xfff_ffff_f000n;
   const w0 = ((us >> 20n) << 8n) | uoff | ((us & M20) << 44n);
   const w1 = BigInt(c.compressed_offset) | ((cs >> 20n) << 40n) | ((cs & M20) << 44n);
   out.writeBigUInt64LE(w0, off);

@@ -74,14 +74,20 @@ export function encodeBlock(entries: Dirent[]): Buffer {
 /** Writes one directory block's dirents and names at `at` in `out`. */
 export function encodeBlockInto(entries: Dirent[], out: Buffer, at: number): void {
   let nameoff = entries.length * SIZE;
-  entries.forEach((e, i) => {
+  // Byte stores and set() (a bootstrap writes one dirent per tree entry): the block's bounds
+  // are checked once, the values where they could be out of range.
+  if (at < 0 || at + nameoff + entries.reduce((n, e) => n + e.name.length, 0) > out.length) throw new RangeError(`directory block at ${at} does not fit in ${out.length} bytes`);
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i];
     const off = at + i * SIZE;
     putU64(out, off, e.nid);
-    out.writeUInt16LE(nameoff, off + 8);
-    out.writeUInt8(e.file_type, off + 10);
-    e.name.copy(out, at + nameoff);
+    if (nameoff > 0xffff || !(e.file_type >= 0 && e.file_type <= 0xff)) throw new RangeError(`dirent ${i}: name offset ${nameoff} or file type ${e.file_type} out of range`);
+    out[off + 8] = nameoff & 0xff;
+    out[off + 9] = nameoff >>> 8;
+    out[off + 10] = e.file_type;
+    out.set(e.name, at + nameoff);
     nameoff += e.name.length;
-  });
+  }
 }
 
 /** Decodes one directory block of `len` meaningful bytes (B, or what i_size leaves for the last one). */

@@ -6,6 +6,8 @@ export const EXTENDED_SIZE = 64;
 export const COMPACT_SIZE = 32;
 /** Inodes sit on 32-byte slots: offset = meta_blkaddr x B + nid x 32. */
 export const SLOT_SIZE = 32;
+/** Where i_u (first data block, chunk format word or rdev) sits in an extended inode. */
+export const I_U_OFFSET = 16;
 
 export const LAYOUT_FLAT_PLAIN = 0;
 export const LAYOUT_FLAT_INLINE = 2;
@@ -33,14 +35,16 @@ export function encodeExtended(ino: Inode): Buffer {
   return b;
 }
 
-/** The same 64 bytes written at off in b (reserved bytes zeroed): no buffer per inode. */
+/**
+ * The same 64 bytes written at off in b, which must be zeroed there (the reserved bytes are left
+ * as they are): no buffer per inode, no fill per inode.
+ */
 export function encodeExtendedInto(ino: Inode, b: Buffer, off: number): void {
-  b.fill(0, off, off + EXTENDED_SIZE);
   b.writeUInt16LE(1 | (ino.layout << 1), off);
   b.writeUInt16LE(ino.i_xattr_icount, off + 2);
   b.writeUInt16LE(ino.i_mode, off + 4);
   putU64(b, off + 8, ino.i_size);
-  b.writeUInt32LE(ino.i_u >>> 0, off + 16);
+  b.writeUInt32LE(ino.i_u >>> 0, off + I_U_OFFSET);
   b.writeUInt32LE(ino.i_ino >>> 0, off + 20);
   b.writeUInt32LE(ino.i_uid >>> 0, off + 24);
   b.writeUInt32LE(ino.i_gid >>> 0, off + 28);

@@ -76,21 +76,33 @@ export interface BlockReader extends ContentReader {
   release(buffer: ArrayBufferLike): void;
 }
 
-/** @param onWalkEnd called once every entry has passed, before the last batch goes. */
+/** The data of a batch whose bytes the workers read: no buffer yet (see readsInto). */
+export const UNREAD = new Uint8Array(0);
+
+/** The buffer a batch's reads go into: its own, or (UNREAD) one from the pool, as long as its chunks. */
+export function readsInto(b: Batch, buffers: BufferPool): Uint8Array {
+  if (b.data !== UNREAD) return b.data;
+  const last = b.chunks[b.chunks.length - 1];
+  return buffers.acquire().subarray(0, last ? last.dataOffset + last.size : 0);
+}
+
+/** @param onWalkEnd called once every entry has passed, after the last batch went. */
 export function chunker(state: BuildState, assembler: TreeAssembler, onWalkEnd?: () => void) {
   const capacity = state.buffers.capacity;
   return async function* (entries: AsyncIterable<SourceEntry>): AsyncGenerator<Batch> {
-    let data = state.buffers.acquire();
+    // Taken only when the main thread puts bytes in it: a batch of files the workers read is a
+    // plan of reads and gets its buffer when it goes to them (readsInto), so batches can wait.
+    let data: Uint8Array | undefined;
     let used = 0;
     /** While data is a reader's block (see BlockReader): that reader, to release it before it goes. */
     let lender: BlockReader | undefined;
     let chunks: PendingChunk[] = [];
     const reads = new ReadList();
     const flush = (): Batch => {
-      lender?.release(data.buffer);
+      if (data) lender?.release(data.buffer);
       lender = undefined;
-      const b: Batch = { data: data.subarray(0, used), chunks, files: reads.take() };
-      data = state.buffers.acquire();
+      const b: Batch = { data: data ? data.subarray(0, used) : UNREAD, chunks, files: reads.take() };
+      data = undefined;
       used = 0;
       chunks = [];
       return b;
@@ -124,9 +136,9 @@ export function chunker(state: BuildState, assembler: TreeAssembler, onWalkEnd?:
           if (lends) {
             const r = lends.view(want, state.buffers);
             const v = r instanceof Promise ? await r : r;
-            if (v.buffer !== data.buffer) {
+            if (v.buffer !== data?.buffer) {
               if (chunks.length > 0) yield flush();
-              state.buffers.release(data);
+              if (data) state.buffers.release(data);
               data = new Uint8Array(v.buffer);
               lender = lends;
             }
@@ -136,6 +148,7 @@ export function chunker(state: BuildState, assembler: TreeAssembler, onWalkEnd?:
             continue;
           }
           if (lender || used + want > capacity || chunks.length >= BATCH_CHUNKS) yield flush();
+          data ??= state.buffers.acquire();
           let got = 0;
           while (got < want) {
             const r = reader.read(data, used + got, want - got);
@@ -153,9 +166,9 @@ export function chunker(state: BuildState, assembler: TreeAssembler, onWalkEnd?:
     }
     // The last batch goes to the workers before the tree is laid out, so they compress it meanwhile.
     if (chunks.length > 0) {
-      const last: Batch = { data: data.subarray(0, used), chunks, files: reads.take() };
+      const last: Batch = { data: data ? data.subarray(0, used) : UNREAD, chunks, files: reads.take() };
       yield last;
-    } else {
+    } else if (data) {
       state.buffers.release(data);
     }
     onWalkEnd?.();

@@ -5,6 +5,7 @@
 import type { Batch, BuildState } from '../stage.js';
 import { ordered, spansOf } from '../window.js';
 import { readChunks, type ReadResult, type ReadTask } from '../workers/chunks.js';
+import { readsInto } from './chunk.js';
 import { NydusError, fileShrank, fsError, showPath } from '../../errors.js';
 
 /** The user's error for a read that failed in the worker, naming the file as the source would. */
@@ -21,7 +22,7 @@ function readError(b: Batch, f: NonNullable<ReadResult['failure']>): NydusError 
 export function digester(state: BuildState, compress: boolean) {
   const algo = compress && state.compressor.name !== 'none' ? state.compressor.name : undefined;
   const task = (b: Batch): ReadTask => ({
-    digester: state.digester.name, compressor: algo, data: b.data, out: algo ? state.buffers.acquire() : undefined,
+    digester: state.digester.name, compressor: algo, data: readsInto(b, state.buffers), out: algo ? state.buffers.acquire() : undefined,
     spans: spansOf(b.chunks), reads: b.files?.reads,
   });
   const apply = (b: Batch, r: ReadResult): Batch => {
