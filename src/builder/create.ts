@@ -27,7 +27,7 @@ import * as ext from '../format/rafs/ext-superblock.js';
 import * as bt from '../format/rafs/blob-table.js';
 import { Trace } from './trace.js';
 import { releaseFreePages } from '../io/trim.js';
-import { conversionByName } from './conversions.js';
+import { conversionByName, type Conversion } from './conversions.js';
 import { blobEntryFromInfo, blobFileIn, loadedBlobId, newBlobEntry } from './blob-table.js';
 import { badBlobId } from '../format/limits.js';
 import { parseChunkDictArg } from './chunk-dict-arg.js';
@@ -120,7 +120,8 @@ export function checkBatchSize(n: number, chunkSize: number): void {
   if (n > chunkSize) throw new NydusError('USAGE', `batch size ${hex} is bigger than chunk size 0x${chunkSize.toString(16)}`);
 }
 
-function validate(o: CreateOptions): void {
+/** Checks the options against the conversion they name; returns that conversion. */
+function validate(o: CreateOptions): Conversion {
   const conv = conversionByName(o.type ?? 'dir-rafs');
   if (!conv) throw new NydusError('USAGE', `unknown conversion type ${JSON.stringify(o.type)}`);
   if (!conv.implemented) throw new NydusError('UNSUPPORTED', `conversion type ${conv.name} is not supported yet`);
@@ -170,6 +171,7 @@ function validate(o: CreateOptions): void {
     [['source', typeof o.source === 'string' ? o.source : undefined], ['--parent-bootstrap', o.parentBootstrap], ['--chunk-dict', o.chunkDict && parseChunkDictArg(o.chunkDict)]],
     [['--bootstrap', o.bootstrap], ['--blob', o.blob]],
   );
+  return conv;
 }
 
 /** Upstream's note (docs/nydus-image.md) for a layer id given as an OCI digest. */
@@ -256,9 +258,9 @@ function dropWhiteouts(root: TreeNode, spec: 'oci' | 'overlayfs'): void {
 export async function create(o: CreateOptions): Promise<CreateResult> {
   // The eStargz TOC types write a bootstrap only and check their own options.
   if (conversionByName(o.type ?? 'dir-rafs')?.source === 'stargz') return (await import('./stargz.js')).createStargzIndex(o);
-  validate(o);
-  if (conversionByName(o.type ?? 'dir-rafs')!.name === 'tar-tarfs') return (await import('./tarfs.js')).createTarfs(o);
-  if (conversionByName(o.type ?? 'dir-rafs')!.name === 'targz-ref') return (await import('./targz-ref.js')).createTargzRef(o);
+  const conv = validate(o);
+  if (conv.name === 'tar-tarfs') return (await import('./tarfs.js')).createTarfs(o);
+  if (conv.name === 'targz-ref') return (await import('./targz-ref.js')).createTargzRef(o);
   const trace = new Trace();
   const total = trace.start('total_build');
   const cacheMode = !!o.blobCacheDir;
@@ -274,7 +276,6 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
   const cipher = o.encrypt ? newBlobCipher() : undefined;
   const packer = chunkPacker(batchSize, compressor, cipher);
 
-  const conv = conversionByName(o.type ?? 'dir-rafs')!;
   const whiteouts = o.whiteoutSpec ?? 'oci';
   const threads = o.threads ?? Math.max(1, os.availableParallelism());
   const state: BuildState = {
