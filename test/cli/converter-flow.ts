@@ -8,13 +8,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'vitest';
 import { decompress as zstdDecompress } from 'zstd-napi';
+import { compareTrees } from '../helpers/compare.js';
 import { buildLayerDir, tarLayer, umociUnpack, writeOciLayout, type LayerEntry } from '../helpers/oci.js';
 import { run, runOk, type RunResult } from '../helpers/tools.js';
 import { prng } from '../helpers/tree.js';
 import { BlobReader } from '../../src/read/data.js';
+import { openImage } from '../../src/read/open.js';
 import { isDir, isReg, isSymlink, type ImageNode, type RafsImage } from '../../src/read/model.js';
 import { imageEntries } from '../builder/read-back.js';
-import { BIN, REPO } from './cli-runner.js';
+import { BIN, loggedBlobIds, nydusImageOk, REPO } from './cli-runner.js';
 
 export const T0 = 1_600_000_000;
 export const T1 = 1_650_000_000;
@@ -365,4 +367,39 @@ export async function extractLike(tarFile: string, dest: string, like: string): 
   await chown(dest, ref.uid, ref.gid);
   await chmod(dest, ref.mode & 0o7777);
   await runOk('tar', ['--xattrs', '--xattrs-include=*', '--numeric-owner', '--same-owner', '-p', '-C', dest, '-xf', tarFile]);
+}
+
+/** `unpack --blob-dir` of a merged bootstrap, extracted by GNU tar as root like `rootfs`: how it differs from rootfs. */
+export async function unpackDiff(work: string, boot: string, blobDir: string, rootfs: string): Promise<string[]> {
+  const outTar = join(work, 'OUT.tar');
+  await runOk(process.execPath, [BIN, 'unpack', '--bootstrap', boot, '--blob-dir', blobDir, '--output', outTar], { cwd: REPO });
+  const x = join(work, 'extracted');
+  await extractLike(outTar, x, rootfs);
+  return compareTrees(rootfs, x, { ignoreRootMtime: true });
+}
+
+/**
+ * The layers chained instead of merged: each tar built with -t tar-rafs on the one before
+ * (--parent-bootstrap, -B/-D in a fresh dir P), its blobs the parent's in the parent's order, then
+ * its own (spec §3.4). The last bootstrap must read as the same tree as the merged one; returns
+ * it and the builds' own blob ids.
+ */
+export async function chainLikeMerge(work: string, tars: string[], merged: string, mergedBlobs: string, args: string[] = []): Promise<{ boot: string; dir: string; own: string[] }> {
+  const P = join(work, 'P');
+  await mkdir(P);
+  const own: string[] = [];
+  for (const [i, tar] of tars.entries()) {
+    const parent = i === 0 ? [] : ['--parent-bootstrap', join(P, `boot${i - 1}`)];
+    const r = await nydusImageOk(['create', '-t', 'tar-rafs', ...args, '-B', join(P, `boot${i}`), '-D', P, ...parent, tar]);
+    const ids = loggedBlobIds(r.stderr);
+    expect(ids.slice(0, -1)).toEqual(own);
+    own.push(ids[ids.length - 1]!);
+  }
+  const boot = join(P, `boot${tars.length - 1}`);
+  const a = imageTree(openImage(merged), mergedBlobs);
+  const b = imageTree(openImage(boot), P);
+  expect(b.nodes).toEqual(a.nodes);
+  expect(b.links).toEqual(a.links);
+  expect(a.links).toEqual([['/hard/link1', '/hard/orig']]);
+  return { boot, dir: P, own };
 }
