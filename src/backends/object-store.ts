@@ -1,7 +1,9 @@
 // What S3 and OSS share: keys "<prefix><blob id>" in one bucket, names "<scheme>://bucket/key" in
-// messages, existence by HEAD.
+// messages, existence by HEAD, multipart uploads under a temporary key beside the prefix.
+import { randomUUID } from 'node:crypto';
 import { NydusError } from '../errors.js';
-import { oneLine } from './multipart.js';
+import { multipartUpload, oneLine, PART_CONCURRENCY, PART_SIZE, type MultipartApi } from './multipart.js';
+import type { BlobUpload } from './types.js';
 
 export abstract class ObjectStore {
   protected constructor(protected readonly scheme: 's3' | 'oss', protected readonly bucket: string, protected readonly prefix: string) {}
@@ -32,5 +34,16 @@ export abstract class ObjectStore {
 
   async exists(id: string): Promise<boolean> {
     return (await this.size(id)) !== undefined;
+  }
+
+  /** An upload over the store's multipart calls: straight to the key of a known id, else under a temporary key until commit names it. */
+  protected multipart(api: MultipartApi, knownId?: string): BlobUpload {
+    return multipartUpload(api, {
+      tempKey: `${this.prefix}.nydus-upload-${randomUUID()}`,
+      ...(knownId !== undefined ? { knownKey: this.key(knownId) } : {}),
+      finalKey: (id) => this.key(id),
+      partSize: PART_SIZE,
+      concurrency: PART_CONCURRENCY,
+    });
   }
 }

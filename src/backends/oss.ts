@@ -1,13 +1,12 @@
 // Alibaba Cloud OSS (spec §4.2): through ali-oss; keys "<object_prefix><blob id>"; multipart
 // uploads from the stream (multipart.ts); reads are ranged GETs. An endpoint whose host is an IP
 // address is addressed path-style (/bucket/key), as servers on an IP cannot route by host name.
-import { randomUUID } from 'node:crypto';
 import { isIP } from 'node:net';
 import { Readable } from 'node:stream';
 import OSS from 'ali-oss';
 import { NydusError } from '../errors.js';
 import { str, type BackendConfig } from './config.js';
-import { multipartUpload, oneLine, PART_CONCURRENCY, PART_SIZE, type MultipartApi } from './multipart.js';
+import { oneLine, type MultipartApi } from './multipart.js';
 import type { Backend, BlobUpload } from './types.js';
 import { ObjectStore } from './object-store.js';
 
@@ -144,13 +143,7 @@ export class OssBackend extends ObjectStore implements Backend {
         await c.delete(key);
       },
     };
-    return multipartUpload(api, {
-      tempKey: `${this.prefix}.nydus-upload-${randomUUID()}`,
-      ...(knownId !== undefined ? { knownKey: this.key(knownId) } : {}),
-      finalKey: (id) => this.key(id),
-      partSize: PART_SIZE,
-      concurrency: PART_CONCURRENCY,
-    });
+    return this.multipart(api, knownId);
   }
 
   async close(): Promise<void> {}

@@ -1,13 +1,13 @@
 // S3 (spec §4.2): path-style addressing, "<scheme>://<endpoint>", keys "<object_prefix><blob id>".
 // Uploads are multipart from the stream (multipart.ts); reads are ranged GETs. The SDK (about
 // 0.2 CPU-s to load) is loaded in the background, so a build starts while it loads.
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import * as zlib from 'node:zlib';
 import type { Readable } from 'node:stream';
 import type { S3Client, ChecksumAlgorithm } from '@aws-sdk/client-s3';
 import { NydusError } from '../errors.js';
 import { str, type BackendConfig } from './config.js';
-import { multipartUpload, PART_CONCURRENCY, PART_SIZE, type MultipartApi, type PartDone } from './multipart.js';
+import type { MultipartApi, PartDone } from './multipart.js';
 import type { Backend, BlobUpload } from './types.js';
 import { quietSdkWarning } from './quiet.js';
 import { ObjectStore } from './object-store.js';
@@ -181,13 +181,7 @@ export class S3Backend extends ObjectStore implements Backend {
         await c.send(new sdk.DeleteObjectCommand({ Bucket, Key }));
       },
     };
-    return multipartUpload(api, {
-      tempKey: `${this.prefix}.nydus-upload-${randomUUID()}`,
-      ...(knownId !== undefined ? { knownKey: this.key(knownId) } : {}),
-      finalKey: (id) => this.key(id),
-      partSize: PART_SIZE,
-      concurrency: PART_CONCURRENCY,
-    });
+    return this.multipart(api, knownId);
   }
 
   async close(): Promise<void> {
