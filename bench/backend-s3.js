@@ -15,11 +15,10 @@
 // repetitions (default 1), median reported; a warm-up walk of TREE runs first.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { haveTime, median, TIME_BIN, walkTree } from './lib.js';
+import { freePort, haveTime, median, TIME_BIN, walkTree } from './lib.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
@@ -32,16 +31,6 @@ const BASE = process.env.BENCH_BASE_ROOT ? path.join(path.resolve(process.env.BE
 const MB = 1 << 20;
 
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** CPU seconds (user + system) a process has used so far, from /proc (0 where there is none). */
 function cpuOf(pid) {

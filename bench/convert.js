@@ -25,11 +25,10 @@ import { spawn, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { outputSize } from './lib.js';
+import { freePort, outputSize } from './lib.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const MB = 1024 * 1024;
@@ -40,16 +39,6 @@ const NLAYERS = Math.max(1, Number(process.env.BENCH_CONVERT_LAYERS || 3));
 const JSON_OUT = process.argv.includes('--json');
 const q = (s) => `'${String(s).replace(/'/g, `'\\''`)}'`;
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 const ping = (url) => new Promise((resolve) => {
   const req = http.get(`${url}/v2/`, { timeout: 1000 }, (res) => {

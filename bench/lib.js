@@ -1,6 +1,7 @@
 // What the bench scripts share: running a command under GNU time, the tree walk, medians, tables.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 
 export const TIME_BIN = process.env.BENCH_TIME_BIN || '/usr/bin/time'; // override only to test the fallback
@@ -200,3 +201,15 @@ export function table(rows, header) {
   return [line(header), w.map((n) => '-'.repeat(n)).join('  '), ...rows.map(line)].join('\n');
 }
 
+
+/** A TCP port free on 127.0.0.1 now, for a server the bench starts. */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
