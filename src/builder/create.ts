@@ -34,6 +34,7 @@ import { parseChunkDictArg } from './chunk-dict-arg.js';
 import type { BlobInfo, RafsImage } from '../read/model.js';
 import { applyLayer, normalizeHardlinks, whiteoutType } from '../tree/overlay.js';
 import { writeBootstrap } from './bootstrap-file.js';
+import { DigestMap } from '../pipeline/digest-map.js';
 
 export interface CreateOptions {
   /** A directory or tar path; for tar conversions also a stream of the (maybe gzipped) tar. */
@@ -218,8 +219,8 @@ function collectGarbage(): void {
 
 /** Adds chunk k to the dedup dictionary unless an equal chunk is already there. */
 function addToDict(state: BuildState, k: number): void {
-  const key = state.chunks[k].digest.toString('latin1');
-  if (!state.dict.has(key)) state.dict.set(key, k);
+  const d = state.chunks[k].digest;
+  if (!state.dict.has(d)) state.dict.set(d, k);
 }
 
 /** Opens a parent bootstrap or chunk dict and checks it can be built on (tar-merge-export.md §5). */
@@ -279,7 +280,7 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
   const whiteouts = o.whiteoutSpec ?? 'oci';
   const threads = o.threads ?? Math.max(1, os.availableParallelism());
   const state: BuildState = {
-    chunkSize, compressor, digester, chunks: [], dict: new Map(),
+    chunkSize, compressor, digester, chunks: [], dict: new DigestMap(),
     blob: { index: 0, chunkCount: 0, uncompressedEnd: 0, compressedEnd: 0, chunkRefs: [] },
     progress: { files: 0, bytes: 0, chunks: 0, dedupChunks: 0, dedupBytes: 0 },
     threads,

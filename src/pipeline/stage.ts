@@ -6,6 +6,7 @@ import type { ChunkInfo } from '../read/model.js';
 import type { Compressor, Digester } from '../algo/index.js';
 import type { BufferPool, ChunkPool } from './pool.js';
 import type { FileReads } from './workers/chunks.js';
+import type { DigestMap } from './digest-map.js';
 
 /** Sequential reader of one regular file's bytes; a sync result avoids a promise per read. */
 export interface ContentReader {
@@ -101,8 +102,8 @@ export interface BuildState {
   digester: Digester;
   /** Every unique chunk the build references, in the order first seen. */
   chunks: ChunkInfo[];
-  /** digest (latin1) -> index into chunks. */
-  dict: Map<string, number>;
+  /** Chunk digest -> index into chunks. */
+  dict: DigestMap;
   blob: BlobState;
   root?: TreeNode;
   progress: Progress;

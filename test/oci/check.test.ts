@@ -291,8 +291,8 @@ describe.skipIf(missing)('nydusify check: indexes, no source, a hostile bootstra
     const { manifest, config } = await pulled('v1-nydus');
     const pack = tar.pack();
     const parts: Buffer[] = [];
-    const done = new Promise((r) => pack.on('end', r));
-    pack.on('data', (c: Buffer) => parts.push(c));
+    const done = new Promise<void>((r) => pack.on('end', () => r()));
+    pack.on('data', (c) => parts.push(c as Buffer));
     pack.entry({ name: 'image/../../escaped', mode: 0o644 }, 'x');
     pack.finalize();
     await done;

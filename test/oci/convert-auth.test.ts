@@ -30,8 +30,8 @@ const MTIME = new Date(1_600_000_000_000);
 async function layerTar(seed: number, size: number): Promise<OciLayer> {
   const pack = tar.pack();
   const parts: Buffer[] = [];
-  pack.on('data', (c: Buffer) => parts.push(c));
-  const done = new Promise((r) => pack.on('end', r));
+  pack.on('data', (c) => parts.push(c as Buffer));
+  const done = new Promise<void>((r) => pack.on('end', () => r()));
   pack.entry({ name: `l${seed}/`, type: 'directory', mode: 0o755, mtime: MTIME });
   pack.entry({ name: `l${seed}/data`, mode: 0o644, mtime: MTIME }, prng(seed, size));
   pack.entry({ name: `l${seed}/link`, type: 'symlink', linkname: 'data', mtime: MTIME });

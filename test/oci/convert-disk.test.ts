@@ -37,7 +37,7 @@ async function pushLayer(i: number): Promise<{ digest: Digest; size: number; dif
   const tarHash = createHash('sha256');
   const gz = createGzip({ level: 1 });
   const body = new PassThrough();
-  pack.on('data', (c: Buffer) => tarHash.update(c));
+  pack.on('data', (c) => tarHash.update(c as Buffer));
   pack.pipe(gz).pipe(body);
   const writing = (async () => {
     pack.entry({ name: `layer${i}/`, type: 'directory', mode: 0o755, mtime: new Date(1_600_000_000_000) });
@@ -54,7 +54,8 @@ async function pushLayer(i: number): Promise<{ digest: Digest; size: number; dif
               return;
             }
           }
-          e.end();
+          // streamx's types want an argument; without one it ends the same.
+          e.end(undefined);
         };
         more();
       });

@@ -11,12 +11,6 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/**
- * Declared before the code that uses them lands: the S3 and OSS storage backends (issue 16) are
- * being written on another branch. Remove an entry once that code imports it (a note says when).
- */
-const PENDING = new Set(['@aws-sdk/client-s3', '@aws-sdk/lib-storage', 'ali-oss', 's3rver']);
-
 const DIRS = ['src', 'bin', 'plugins', 'test', 'bench', 'examples'];
 const CODE = /\.(?:[cm]?[jt]s|tsx?)$/;
 const SKIP_DIRS = new Set(['node_modules', 'dist', 'build', '.git']);
@@ -127,18 +121,16 @@ export function unusedDeps(root) {
     if (pkg === 'node-gyp') return fs.existsSync(path.join(root, 'binding.gyp'));
     return false;
   };
-  const unused = declared.filter((p) => !used(p) && !PENDING.has(p)).sort();
-  const pendingUsed = declared.filter((p) => PENDING.has(p) && used(p)).sort();
-  return { declared: declared.length, unused, pendingUsed };
+  const unused = declared.filter((p) => !used(p)).sort();
+  return { declared: declared.length, unused };
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const { root } = parseArgs(process.argv.slice(2));
   const r = unusedDeps(root);
-  if (r.pendingUsed.length > 0) process.stderr.write(`check-deps: now used, drop from PENDING: ${r.pendingUsed.join(', ')}\n`);
   if (r.unused.length > 0) {
     process.stderr.write(`check-deps: declared in package.json but never used: ${r.unused.join(', ')}\n`);
     process.exit(1);
   }
-  process.stdout.write(`check-deps: all ${r.declared} declared packages are used (or pending)\n`);
+  process.stdout.write(`check-deps: all ${r.declared} declared packages are used\n`);
 }

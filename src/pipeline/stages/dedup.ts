@@ -35,17 +35,16 @@ export function dedup(state: BuildState) {
     const blob = state.blob;
     for await (const b of batches) {
       for (const c of b.chunks) {
-        const key = c.digest!.toString('latin1');
-        let ref = state.dict.get(key);
+        const d = c.digest!;
+        let ref = state.dict.get(d);
         if (ref !== undefined && state.chunks[ref].uncompressedSize !== c.size) ref = undefined;
         if (ref === undefined) {
           useBlob(state, blob.index);
           ref = state.chunks.length;
-          const d = c.digest!;
           state.chunks.push(new StoredChunk(blob.index, blob.chunkCount++, d.buffer, d.byteOffset, d.byteLength, blob.uncompressedEnd, c.size, c.fileOffset));
           blob.chunkRefs.push(ref);
           blob.uncompressedEnd += state.aligned ? alignUp(c.size, 4096) : c.size;
-          state.dict.set(key, ref);
+          state.dict.set(d, ref);
           c.fresh = true;
         } else {
           useBlob(state, state.chunks[ref].blobIndex);
