@@ -555,9 +555,47 @@ function syntheticDir(name: Buffer, path: Buffer): TreeNode {
  * by name. A directory replaced by a directory keeps them (upstream's tree keeps the children);
  * replaced by anything else, they are gone with it.
  */
-interface Slot {
-  node: TreeNode;
-  kids?: Map<string, Slot>;
+class Slot {
+  /** By the hash of their names (nameHash); slots whose names hash alike are chained by `next`. */
+  kids: Map<number, Slot> | undefined;
+  /** The next slot of the same directory whose name has the same hash. */
+  next: Slot | undefined = undefined;
+
+  constructor(
+    public node: TreeNode,
+    dir: boolean,
+  ) {
+    this.kids = dir ? new Map() : undefined;
+  }
+
+  /** The child slot named by bytes s..e of b (its hash h), if any. */
+  kid(b: Buffer, s: number, e: number, h: number): Slot | undefined {
+    for (let c = this.kids!.get(h); c !== undefined; c = c.next) if (sameName(c.node.name, b, s, e)) return c;
+    return undefined;
+  }
+
+  /** Adds a child slot whose name hashes to h. */
+  add(h: number, slot: Slot): void {
+    slot.next = this.kids!.get(h);
+    this.kids!.set(h, slot);
+  }
+}
+
+/**
+ * FNV-1a of bytes s..e of b, cut to 30 bits (a small integer to V8): map keys without a string
+ * made (a native call) and hashed per member.
+ */
+function nameHash(b: Buffer, s: number, e: number): number {
+  let h = 0x811c9dc5 | 0;
+  for (let i = s; i < e; i++) h = Math.imul(h ^ b[i]!, 0x01000193);
+  return h & 0x3fffffff;
+}
+
+/** Whether name holds exactly bytes s..e of b. */
+function sameName(name: Buffer, b: Buffer, s: number, e: number): boolean {
+  if (name.length !== e - s) return false;
+  for (let i = 0; i < name.length; i++) if (name[i] !== b[s + i]) return false;
+  return true;
 }
 
 const KIND: Record<number, string> = {
@@ -834,7 +872,7 @@ class TarParser {
     private readonly expandSparse: boolean,
   ) {
     this.root = syntheticDir(EMPTY, Buffer.from('/'));
-    this.top = { node: this.root, kids: new Map() };
+    this.top = new Slot(this.root, true);
   }
 
   private where(at: number): string {
@@ -1073,8 +1111,10 @@ class TarParser {
         : this.walkParent(parentLength);
 
     // This member's own slot: a repeated path is replaced, last wins.
-    const key = depth === 0 ? '' : norm.key(depth - 1);
-    let slot: Slot | undefined = depth === 0 ? this.top : parentSlot.kids!.get(key);
+    const start = depth === 0 ? 0 : norm.spans[2 * depth - 2]!;
+    const end = depth === 0 ? 0 : norm.spans[2 * depth - 1]!;
+    const hash = nameHash(path, start, end);
+    let slot: Slot | undefined = depth === 0 ? this.top : parentSlot.kid(path, start, end, hash);
     const old = slot?.node;
     if (linkTarget) {
       const primary = linkTarget.linkTo ?? linkTarget;
@@ -1094,8 +1134,8 @@ class TarParser {
       node.linkTo = primary;
     }
     if (slot === undefined) {
-      slot = { node };
-      parentSlot.kids!.set(key, slot);
+      slot = new Slot(node, false);
+      parentSlot.add(hash, slot);
     }
     slot.node = node;
     if (type !== S_IFDIR) {
@@ -1131,7 +1171,11 @@ class TarParser {
     const tpath = display(normalise(rawLink, target));
     if (target.dotDot) throw fail(path, `a ".." component in hardlink target ${tpath} is not allowed`);
     let at: Slot | undefined = this.top;
-    for (let i = 0; at !== undefined && i < target.count; i++) at = at.kids?.get(target.key(i));
+    for (let i = 0; at !== undefined && i < target.count; i++) {
+      const s = target.spans[2 * i]!;
+      const e = target.spans[2 * i + 1]!;
+      at = at.kids === undefined ? undefined : at.kid(target.path, s, e, nameHash(target.path, s, e));
+    }
     const linkTarget = at?.node;
     if (!linkTarget) throw new NydusError('SOURCE', `unknown target ${tpath} for hardlink ${path}`);
     if ((linkTarget.mode & S_IFMT) !== S_IFREG) throw new NydusError('SOURCE', `target ${tpath} for hardlink ${path} is not a regular file`);
@@ -1171,10 +1215,11 @@ class TarParser {
     const norm = this.norm;
     const path = norm.path;
     const depth = norm.count;
+    const spans = norm.spans;
     let parentSlot = this.top;
     let i = 0;
     for (; i < depth - 1; i++) {
-      const next = parentSlot.kids!.get(norm.key(i));
+      const next = parentSlot.kid(path, spans[2 * i]!, spans[2 * i + 1]!, nameHash(path, spans[2 * i]!, spans[2 * i + 1]!));
       if (next === undefined) break;
       if (next.kids === undefined) {
         throw fail(this.member.path, `an earlier entry made ${display(path.subarray(0, norm.end(i)))} a ${kindOf(next.node)}, not a directory`);
@@ -1183,8 +1228,8 @@ class TarParser {
     }
     for (; i < depth - 1; i++) {
       const dir = syntheticDir(norm.comp(i), path.subarray(0, norm.end(i)));
-      const next: Slot = { node: dir, kids: new Map() };
-      parentSlot.kids!.set(norm.key(i), next);
+      const next = new Slot(dir, true);
+      parentSlot.add(nameHash(path, spans[2 * i]!, spans[2 * i + 1]!), next);
       this.implied.push({ node: dir, parent: parentSlot.node });
       parentSlot = next;
     }
