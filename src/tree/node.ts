@@ -84,6 +84,7 @@ export class ChildNode implements TreeNode {
 }
 
 import { S_IFMT, S_IFDIR, S_IFREG, S_IFLNK } from '../format/mode.js';
+import { compareBytes } from '../format/util.js';
 export { S_IFMT, S_IFDIR, S_IFREG, S_IFLNK };
 
 export const isDirNode = (n: TreeNode) => (n.mode & S_IFMT) === S_IFDIR;
@@ -91,7 +92,7 @@ export const isRegNode = (n: TreeNode) => (n.mode & S_IFMT) === S_IFREG;
 
 /** Sorts a directory's children the way EROFS dirents are ordered: byte-wise by name. */
 export function sortChildren(dir: TreeNode): void {
-  dir.children?.sort((a, b) => Buffer.compare(a.name, b.name));
+  dir.children?.sort((a, b) => compareBytes(a.name, b.name));
 }
 
 /** Every node, each directory before its children (children in stored order). */
