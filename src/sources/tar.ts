@@ -105,6 +105,8 @@ class Pull {
   private buf: Uint8Array;
   /** buf as a Buffer, for header views. */
   private bytes: Buffer;
+  /** A DataView of buf's whole ArrayBuffer, for the header checksum. */
+  words: DataView;
   private pos = 0;
   private end = 0;
   private eof = false;
@@ -116,6 +118,7 @@ class Pull {
 
   constructor(private readonly read: Fill) {
     this.buf = this.bytes = Buffer.allocUnsafeSlow(BLOCK_SIZE);
+    this.words = new DataView(this.buf.buffer);
   }
 
   get buffered(): number {
@@ -127,6 +130,7 @@ class Pull {
     block.set(this.buf.subarray(this.pos, this.end), 0);
     this.buf = block;
     this.bytes = Buffer.isBuffer(block) ? block : Buffer.from(block.buffer, block.byteOffset, block.byteLength);
+    this.words = new DataView(block.buffer);
     this.pos = 0;
     this.end = tail;
     this.lent = false;
@@ -228,6 +232,7 @@ class Pull {
     if (this.eof && this.end === this.pos) {
       // Nothing more will be read: no new block for it.
       this.buf = this.bytes = EMPTY;
+      this.words = new DataView(EMPTY.buffer);
       this.pos = this.end = 0;
       this.lent = false;
     } else {
@@ -885,7 +890,7 @@ class TarParser {
 
   decode(block: Buffer, at: number): TarHeader {
     try {
-      return decode(block, true);
+      return decode(block, true, this.pull.words);
     } catch (e) {
       throw new NydusError('SOURCE', `bad tar header at ${this.where(at)}: ${(e as Error).message}`, { path: this.name, cause: e });
     }

@@ -80,14 +80,12 @@ export function decodeNumber(block: Buffer, off: number, len: number, field: str
 }
 
 /**
- * A DataView of the last buffer a header was checksummed in: a parser's headers sit in a few
- * large read blocks, so this is made once per block, not per header.
+ * The header checksum: every byte summed, the 8-byte chksum field (148..155) counted as spaces.
+ * `words`, a DataView of block's whole buffer (a parser makes one per read block), lets it read
+ * four bytes at a time.
  */
-let words: DataView | undefined;
-
-/** The header checksum: every byte summed, the 8-byte chksum field (148..155) counted as spaces. */
-export function checksumOf(block: Buffer): number {
-  if (block.length < BLOCK) {
+export function checksumOf(block: Buffer, words?: DataView): number {
+  if (words === undefined || block.length < BLOCK) {
     let sum = 8 * 0x20;
     for (let i = 0; i < 148; i++) sum += block[i]!;
     for (let i = 156; i < BLOCK; i++) sum += block[i]!;
@@ -96,7 +94,6 @@ export function checksumOf(block: Buffer): number {
   // Four bytes a read, summed in two 16-bit lanes (bytes 0 + 1 and 2 + 3 of each word): 126
   // words of at most 2 * 255 each stay below 2^16 per lane, so the 32-bit sum never carries
   // from one lane into the other (| 0 keeps it a 32-bit integer).
-  if (words?.buffer !== block.buffer) words = new DataView(block.buffer);
   const w = words;
   const at = block.byteOffset;
   let lanes = 0;
@@ -120,12 +117,13 @@ function fieldIs(block: Buffer, off: number, value: Buffer): boolean {
 /**
  * Decodes a non-zero header block; throws on a checksum mismatch or a malformed number. With
  * inPlace, name and linkname are views of the block (a parser that reads the next header into
- * the same bytes must be done with them by then).
+ * the same bytes must be done with them by then). `words`: a DataView of block's whole buffer,
+ * for a faster checksum.
  */
-export function decode(block: Buffer, inPlace = false): TarHeader {
+export function decode(block: Buffer, inPlace = false, words?: DataView): TarHeader {
   if (block.length !== BLOCK) throw formatError('tar_header', 'length', block.length, `expected ${BLOCK}`);
   const stored = decodeNumber(block, 148, 8, 'chksum');
-  const sum = checksumOf(block);
+  const sum = checksumOf(block, words);
   if (stored !== sum) throw formatError('tar_header', 'chksum', stored, `header checksum mismatch (computed ${sum})`);
   // Byte compares in place: no view and no native call per header.
   const format: TarFormat = fieldIs(block, 257, USTAR_MAGIC)
