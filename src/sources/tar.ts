@@ -21,7 +21,7 @@ import { LIMITS, badName, limitError } from '../format/limits.js';
 import { BLOCK, decode, decodeGnuSparse, decodePax, decodeSparseExtension, isZeroBlock, padding } from '../format/tar/header.js';
 import type { PaxRecord, SparseRegion, TarHeader } from '../format/tar/header.js';
 import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG } from '../format/mode.js';
-import type { TreeNode } from '../tree/node.js';
+import { ChildNode, smi, type TreeNode } from '../tree/node.js';
 import type { ContentReader, SourceEntry } from '../pipeline/stage.js';
 import type { BufferPool } from '../pipeline/buffers.js';
 import type { BlockReader } from '../pipeline/stages/chunk.js';
@@ -551,8 +551,8 @@ function samePrefix(a: Buffer, b: Buffer, len: number): boolean {
 }
 
 /** A directory with the synthetic root's attributes: upstream gives the root and every implied parent these. */
-function syntheticDir(name: Buffer, path: Buffer): TreeNode {
-  return { name, path, mode: S_IFDIR | 0o755, uid: 0, gid: 0, mtime: 0, mtimeNsec: 0, size: 0, rdev: 0, xattrs: [], links: 1 };
+function syntheticDir(up: ChildNode | undefined, name: Buffer): ChildNode {
+  return new ChildNode(up, name, S_IFDIR | 0o755, 0, 0, 0, 0, []);
 }
 
 /**
@@ -722,17 +722,19 @@ class MemberReader implements BlockReader {
   view(length: number, pool: BufferPool): Uint8Array | Promise<Uint8Array> {
     checkCurrent(this.m);
     if (length > this.m.left) throw new NydusError('INTERNAL', `view of ${length} bytes past the member's end`, { path: this.m.path });
-    const took = (v: Uint8Array | undefined): Uint8Array => {
-      if (v === undefined) {
-        // Nothing was consumed: the truncation shows where the bytes really end.
-        this.m.left -= this.pull.buffered;
-        throw truncated(this.m);
-      }
-      this.m.left -= length;
-      return v;
-    };
     const v = this.pull.view(length, pool);
-    return v instanceof Promise ? v.then(took) : took(v);
+    // A closure only when the bytes must be waited for (usually they are buffered).
+    return v instanceof Promise ? v.then((w) => this.took(w, length)) : this.took(v, length);
+  }
+
+  private took(v: Uint8Array | undefined, length: number): Uint8Array {
+    if (v === undefined) {
+      // Nothing was consumed: the truncation shows where the bytes really end.
+      this.m.left -= this.pull.buffered;
+      throw truncated(this.m);
+    }
+    this.m.left -= length;
+    return v;
   }
 
   release(buffer: ArrayBufferLike): void {
@@ -876,7 +878,7 @@ class TarParser {
     private readonly checkIds: boolean,
     private readonly expandSparse: boolean,
   ) {
-    this.root = syntheticDir(EMPTY, Buffer.from('/'));
+    this.root = syntheticDir(undefined, EMPTY);
     this.top = new Slot(this.root, true);
   }
 
@@ -1091,22 +1093,23 @@ class TarParser {
     const { uid, gid } = this;
     if (this.checkIds && (uid > 0xffffffff || gid > 0xffffffff)) throw fail(member.path, `uid ${uid} or gid ${gid} from tar entry is out of range`);
 
-    const node: TreeNode = {
-      name: nodeName, path, mode: (h.mode & 0o7777) | type, uid, gid,
-      mtime: h.mtime, mtimeNsec: 0, size: 0, rdev: 0, xattrs: NO_XATTR_LIST, links: 1,
-    };
+    const mode = (h.mode & 0o7777) | type;
+    let size = 0;
+    let rdev = 0;
+    let target: Buffer | undefined;
     if (type === S_IFREG) {
-      if (flag !== TYPE_LINK) node.size = this.sparse ? this.sparse.realSize : member.size;
+      if (flag !== TYPE_LINK) size = this.sparse ? this.sparse.realSize : member.size;
     } else if (type === S_IFLNK) {
-      this.symlink(node);
+      target = this.symlinkTarget();
+      size = target.length;
     } else if (type === S_IFCHR || type === S_IFBLK || type === S_IFIFO) {
       if (h.devmajor === undefined || h.devminor === undefined) throw fail(member.path, 'failed to get device numbers from a v7 tar header');
-      node.rdev = encodeDev(h.devmajor, h.devminor);
+      rdev = encodeDev(h.devmajor, h.devminor);
     }
 
     // Hardlinks: the target is whatever sits at its path in the tree built so far, reached through directories only.
     const linkTarget = flag === TYPE_LINK ? this.hardlinkTarget() : undefined;
-    if (this.ext !== undefined) this.xattrs(node, this.ext);
+    const xattrs = this.ext === undefined ? NO_XATTR_LIST : this.xattrsOf(this.ext);
 
     // The parent: the previous member's when it has the same path, else walked from the root.
     const parentLength = depth <= 1 ? 1 : norm.end(depth - 2);
@@ -1126,14 +1129,22 @@ class TarParser {
       if (old && (old.linkTo ?? old) === primary) {
         // A name re-archived as a link into its own group (GNU tar does this for a path listed
         // twice): upstream keeps the inode and data and takes the link's attributes.
-        old.mode = node.mode;
+        old.mode = mode;
         old.uid = uid;
         old.gid = gid;
         old.mtime = h.mtime;
         old.mtimeNsec = 0;
         return undefined;
       }
+    }
+    // Its path is its parent's and its name: the node keeps no path of its own (see ChildNode).
+    const node = new ChildNode(depth === 0 ? undefined : (parentSlot.node as ChildNode), nodeName, mode, smi(uid), smi(gid), smi(h.mtime), 0, xattrs);
+    node.size = smi(size);
+    if (rdev !== 0) node.rdev = smi(rdev);
+    if (target !== undefined) node.target = target;
+    if (linkTarget) {
       // The link copies the target's size and xattrs, as upstream does; the group's first node carries the inode.
+      const primary = linkTarget.linkTo ?? linkTarget;
       node.size = primary.size;
       node.xattrs = linkTarget.xattrs;
       node.linkTo = primary;
@@ -1157,13 +1168,13 @@ class TarParser {
     return { node, parent, replaces: old, dataOffset: this.dataAt, open: opener(member, this.pull, undefined) };
   }
 
-  private symlink(node: TreeNode): void {
+  /** A symlink's target, checked (a copy: the raw bytes may be a view of the read block). */
+  private symlinkTarget(): Buffer {
     const rawLink = this.rawLink;
     if (rawLink.length === 0) throw fail(this.member.path, 'failed to get symlink target for tar entry');
     if (rawLink.length > LIMITS.SYMLINK_MAX.value) throw limitError('SYMLINK_MAX', this.member.path, `symlink target of ${rawLink.length} bytes`);
     if (rawLink.includes(0)) throw fail(this.member.path, 'symlink target contains a NUL byte');
-    node.target = Buffer.from(rawLink);
-    node.size = rawLink.length;
+    return Buffer.from(rawLink);
   }
 
   /** A hardlink's target node, checked. */
@@ -1187,8 +1198,8 @@ class TarParser {
     return linkTarget;
   }
 
-  /** The member's xattrs from its PAX records (SCHILY.xattr.*), checked. */
-  private xattrs(node: TreeNode, ext: PaxRecord[]): void {
+  /** The member's xattrs from its PAX records (SCHILY.xattr.*), checked, sorted by name. */
+  private xattrsOf(ext: PaxRecord[]): TreeNode['xattrs'] {
     const path = this.member.path;
     const xattrs = new Map<string, TreeNode['xattrs'][number]>();
     for (const r of ext) {
@@ -1203,11 +1214,11 @@ class TarParser {
       }
       xattrs.set(xname.toString('latin1'), { name: xname, value: Buffer.from(r.value) });
     }
-    if (xattrs.size > 0) {
-      node.xattrs = [...xattrs.values()].sort((a, b) => Buffer.compare(a.name, b.name));
-      const area = areaSize(node.xattrs);
-      if (area > LIMITS.XATTR_AREA_MAX.value) throw limitError('XATTR_AREA_MAX', path, `xattr area of ${area} bytes`);
-    }
+    if (xattrs.size === 0) return NO_XATTR_LIST;
+    const list = [...xattrs.values()].sort((a, b) => Buffer.compare(a.name, b.name));
+    const area = areaSize(list);
+    if (area > LIMITS.XATTR_AREA_MAX.value) throw limitError('XATTR_AREA_MAX', path, `xattr area of ${area} bytes`);
+    return list;
   }
 
   /**
@@ -1232,7 +1243,7 @@ class TarParser {
       parentSlot = next;
     }
     for (; i < depth - 1; i++) {
-      const dir = syntheticDir(norm.comp(i), path.subarray(0, norm.end(i)));
+      const dir = syntheticDir(parentSlot.node as ChildNode, norm.comp(i));
       const next = new Slot(dir, true);
       parentSlot.add(nameHash(path, spans[2 * i]!, spans[2 * i + 1]!), next);
       this.implied.push({ node: dir, parent: parentSlot.node });

@@ -39,6 +39,9 @@ export interface TreeNode {
 
 const SLASH = Buffer.from('/');
 
+/** A whole number in int32 range as V8's small integer (stored inline in a node); anything else unchanged. */
+export const smi = (v: number): number => ((v | 0) === v ? v | 0 : v);
+
 /**
  * A node that keeps its parent directory instead of its path: the path (wanted only for
  * messages) is put together when asked, so a big tree holds one name buffer per entry, not two.
