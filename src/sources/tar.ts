@@ -1069,7 +1069,8 @@ class TarParser {
     const { flag, h, norm, member } = this;
     const path = norm.path;
     const depth = norm.count;
-    this.implied.length = 0;
+    // Truncating an array is a runtime call: only when there is something to drop.
+    if (this.implied.length !== 0) this.implied.length = 0;
     if (UNSUPPORTED[flag] !== undefined) throw fail(member.path, `unsupported ${UNSUPPORTED[flag]} from tar header`);
     if (norm.dotDot) {
       const i = 2 * depth - 2;

@@ -141,11 +141,10 @@ export function decode(block: Buffer, inPlace = false, words?: DataView): TarHea
     typeflag: block[156]!,
     linkname: bytes(block, 157, 100, inPlace),
     format,
+    // In the literal (undefined on v7): one shape, and no property added to every header after.
+    devmajor: format === 'v7' ? undefined : decodeNumber(block, 329, 8, 'devmajor'),
+    devminor: format === 'v7' ? undefined : decodeNumber(block, 337, 8, 'devminor'),
   };
-  if (format !== 'v7') {
-    h.devmajor = decodeNumber(block, 329, 8, 'devmajor');
-    h.devminor = decodeNumber(block, 337, 8, 'devminor');
-  }
   return h;
 }
 
