@@ -462,7 +462,7 @@ const display = (path: Buffer) => shown(path.toString('utf8'));
 /**
  * A path as upstream (Rust Path after joining onto "/") sees it: its bytes "/a/b", and where its
  * components (no empty or "." ones; ".." kept) start and end in those bytes. One per parser,
- * reused: only the path's bytes are new for each member (they become the node's path).
+ * reused: only the path's bytes are new for each member (its node's name is a view of them).
  */
 class Normalised {
   path: Buffer = EMPTY;
@@ -561,8 +561,11 @@ function syntheticDir(up: ChildNode | undefined, name: Buffer): ChildNode {
  * replaced by anything else, they are gone with it.
  */
 class Slot {
-  /** By the hash of their names (nameHash); slots whose names hash alike are chained by `next`. */
-  kids: Map<number, Slot> | undefined;
+  /**
+   * By the hash of their names (nameHash): the slots whose names hash alike, chained by `next`,
+   * or, once more than CHAIN_MAX do (names crafted to collide), a map of them by name.
+   */
+  kids: Map<number, Slot | Map<string, Slot>> | undefined;
   /** The next slot of the same directory whose name has the same hash. */
   next: Slot | undefined = undefined;
 
@@ -575,20 +578,43 @@ class Slot {
 
   /** The child slot named by bytes s..e of b (its hash h), if any. */
   kid(b: Buffer, s: number, e: number, h: number): Slot | undefined {
-    for (let c = this.kids!.get(h); c !== undefined; c = c.next) if (sameName(c.node.name, b, s, e)) return c;
+    const bucket = this.kids!.get(h);
+    if (bucket === undefined || bucket instanceof Map) return bucket?.get(b.toString('latin1', s, e));
+    for (let c: Slot | undefined = bucket; c !== undefined; c = c.next) if (sameName(c.node.name, b, s, e)) return c;
     return undefined;
   }
 
-  /** Adds a child slot whose name hashes to h. */
+  /** Adds a child slot (not there yet) whose name hashes to h. */
   add(h: number, slot: Slot): void {
-    slot.next = this.kids!.get(h);
-    this.kids!.set(h, slot);
+    const kids = this.kids!;
+    const bucket = kids.get(h);
+    slot.next = undefined;
+    if (bucket instanceof Map) {
+      bucket.set(slot.node.name.toString('latin1'), slot);
+      return;
+    }
+    let n = 0;
+    for (let c = bucket; c !== undefined; c = c.next) n++;
+    if (n < CHAIN_MAX) {
+      slot.next = bucket;
+      kids.set(h, slot);
+      return;
+    }
+    // A long chain is a tar made to collide: by name from here on, so a lookup stays O(1).
+    const byName = new Map<string, Slot>();
+    for (let c = bucket; c !== undefined; c = c.next) byName.set(c.node.name.toString('latin1'), c);
+    byName.set(slot.node.name.toString('latin1'), slot);
+    kids.set(h, byName);
   }
 }
 
+/** Slots of one directory whose names share a hash, chained before they are kept by name instead. */
+const CHAIN_MAX = 4;
+
 /**
  * FNV-1a of bytes s..e of b, cut to 30 bits (a small integer to V8): map keys without a string
- * made (a native call) and hashed per member.
+ * made (a native call) and hashed per member. Not hard to make collide, so a directory keeps
+ * the names of a long chain in a map by name (Slot.add).
  */
 function nameHash(b: Buffer, s: number, e: number): number {
   let h = 0x811c9dc5 | 0;
