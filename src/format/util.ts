@@ -23,6 +23,20 @@ export function putU64(buf: Buffer, off: number, v: number): void {
   buf.writeUInt32LE(Math.floor(v / TWO_32), off + 4);
 }
 
+/**
+ * Buffer.compare's byte-wise order (-1, 0 or 1; a shorter prefix first) in JS: names are short,
+ * and a loop here is cheaper than the native call, which sorting a directory makes n log n times.
+ */
+export function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  const n = a.length < b.length ? a.length : b.length;
+  for (let i = 0; i < n; i++) {
+    const x = a[i]!;
+    const y = b[i]!;
+    if (x !== y) return x < y ? -1 : 1;
+  }
+  return a.length < b.length ? -1 : a.length > b.length ? 1 : 0;
+}
+
 /** A NUL-padded ASCII field, with the padding trimmed. */
 export function cstr(buf: Buffer, off: number, len: number): string {
   const field = buf.subarray(off, off + len);

@@ -9,7 +9,7 @@ import * as xattr from '../format/erofs/xattr.js';
 import { SCAN_FIELDS, lstatAt, lstatFast, readXattrs, scanDir, type LstatResult } from '../io/xattr.js';
 import { encodeDev } from '../format/erofs/inode.js';
 import { releaseFreePages } from '../io/trim.js';
-import { ChildNode, type TreeNode } from '../tree/node.js';
+import { ChildNode, smi, type TreeNode } from '../tree/node.js';
 import { READ_PATH, type ContentReader, type SourceEntry } from '../pipeline/stage.js';
 
 const SLASH = Buffer.from('/');
@@ -81,9 +81,6 @@ class NameArena {
 
 /** The xattrs of every entry that has none: one shared, frozen list instead of an empty array per node. */
 const NO_XATTRS: TreeNode['xattrs'] = Object.freeze([]) as unknown as TreeNode['xattrs'];
-
-/** A whole number in int32 range as V8's small integer (stored inline); anything else unchanged. */
-const smi = (v: number): number => ((v | 0) === v ? v | 0 : v);
 
 /** Refuses xattrs EROFS cannot hold as the directory is read, before any data is stored. */
 function checkXattrs(node: TreeNode): void {

@@ -21,7 +21,7 @@ import { LIMITS, badName, limitError } from '../format/limits.js';
 import { BLOCK, decode, decodeGnuSparse, decodePax, decodeSparseExtension, isZeroBlock, padding } from '../format/tar/header.js';
 import type { PaxRecord, SparseRegion, TarHeader } from '../format/tar/header.js';
 import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG } from '../format/mode.js';
-import type { TreeNode } from '../tree/node.js';
+import { ChildNode, smi, type TreeNode } from '../tree/node.js';
 import type { ContentReader, SourceEntry } from '../pipeline/stage.js';
 import type { BufferPool } from '../pipeline/buffers.js';
 import type { BlockReader } from '../pipeline/stages/chunk.js';
@@ -54,8 +54,7 @@ export interface TarEntry extends SourceEntry {
 
 const EMPTY = Buffer.alloc(0);
 const SLASH = 0x2f;
-const DOT = Buffer.from('.');
-const isDotDot = (c: Buffer) => c.length === 2 && c[0] === 0x2e && c[1] === 0x2e;
+const DOT = 0x2e;
 /** PAX and GNU long-name data are held in memory; more than this is a corrupt header, not a name. */
 const MAX_EXTENSION = 16 << 20;
 /** Reads up to this size get one buffer at once; larger ones grow as the bytes arrive. */
@@ -67,8 +66,8 @@ const GNU_SPARSE = Buffer.from('GNU.sparse.');
 const SKIPPED = new Set(['stargz.index.json', '.prefetch.landmark', '.no.prefetch.landmark']);
 const XATTR_PREFIXES = ['user.', 'security.', 'trusted.', 'system.posix_acl_access', 'system.posix_acl_default'].map((p) => Buffer.from(p));
 const SCHILY = Buffer.from('SCHILY.xattr.');
-const NO_RECORDS: PaxRecord[] = [];
-const NO_XATTRS: ReadonlyMap<string, TreeNode['xattrs'][number]> = new Map();
+/** The xattrs of every node that has none (most members have no PAX records). */
+const NO_XATTR_LIST: TreeNode['xattrs'] = Object.freeze([]) as unknown as TreeNode['xattrs'];
 
 const T = (c: string) => c.charCodeAt(0);
 const TYPE_OF: Record<number, number> = {
@@ -106,6 +105,8 @@ class Pull {
   private buf: Uint8Array;
   /** buf as a Buffer, for header views. */
   private bytes: Buffer;
+  /** A DataView of buf's whole ArrayBuffer, for the header checksum. */
+  words: DataView;
   private pos = 0;
   private end = 0;
   private eof = false;
@@ -117,6 +118,7 @@ class Pull {
 
   constructor(private readonly read: Fill) {
     this.buf = this.bytes = Buffer.allocUnsafeSlow(BLOCK_SIZE);
+    this.words = new DataView(this.buf.buffer);
   }
 
   get buffered(): number {
@@ -128,6 +130,7 @@ class Pull {
     block.set(this.buf.subarray(this.pos, this.end), 0);
     this.buf = block;
     this.bytes = Buffer.isBuffer(block) ? block : Buffer.from(block.buffer, block.byteOffset, block.byteLength);
+    this.words = new DataView(block.buffer);
     this.pos = 0;
     this.end = tail;
     this.lent = false;
@@ -229,6 +232,7 @@ class Pull {
     if (this.eof && this.end === this.pos) {
       // Nothing more will be read: no new block for it.
       this.buf = this.bytes = EMPTY;
+      this.words = new DataView(EMPTY.buffer);
       this.pos = this.end = 0;
       this.lent = false;
     } else {
@@ -455,48 +459,100 @@ function shown(text: string): string {
 /** A normalised path for messages. */
 const display = (path: Buffer) => shown(path.toString('utf8'));
 
-/** A path as upstream (Rust Path after joining onto "/") sees it: its bytes "/a/b", and its components, views of those bytes. */
-interface Normalised {
-  path: Buffer;
-  comps: Buffer[];
+/**
+ * A path as upstream (Rust Path after joining onto "/") sees it: its bytes "/a/b", and where its
+ * components (no empty or "." ones; ".." kept) start and end in those bytes. One per parser,
+ * reused: only the path's bytes are new for each member (its node's name is a view of them).
+ */
+class Normalised {
+  path: Buffer = EMPTY;
+  /** Number of components. */
+  count = 0;
+  /** Start and end of component i in path at [2i] and [2i + 1]. */
+  spans = new Int32Array(256);
+  /** Whether some component is "..". */
+  dotDot = false;
+  /** Whether some component is longer than NAME_MAX or holds a NUL byte (badName then has something to say). */
+  odd = false;
+
+  /** End of component i in path: the path of its directory is path.subarray(0, end(i)). */
+  end(i: number): number {
+    return this.spans[2 * i + 1]!;
+  }
+
+  /** Component i as a view of path. */
+  comp(i: number): Buffer {
+    return this.path.subarray(this.spans[2 * i]!, this.spans[2 * i + 1]!);
+  }
+
+  /** Component i as a map key. */
+  key(i: number): string {
+    return this.path.toString('latin1', this.spans[2 * i]!, this.spans[2 * i + 1]!);
+  }
 }
 
-/** Splits a tar path into components with no empty or "." ones (".." kept), in one pass. */
-function normalise(raw: Buffer): Normalised {
-  const ranges: number[] = [];
+const NAME_MAX = LIMITS.NAME_MAX.value;
+
+/** Splits a tar path into components with no empty or "." ones (".." kept): into `into`, whose path it returns. */
+function normalise(raw: Buffer, into: Normalised): Buffer {
+  let spans = into.spans;
+  let k = 0;
   let bytes = 0;
   let start = 0;
-  for (let i = 0; i <= raw.length; i++) {
-    if (i < raw.length && raw[i] !== SLASH) continue;
+  const len = raw.length;
+  for (let i = 0; i <= len; i++) {
+    if (i < len && raw[i] !== SLASH) continue;
     const n = i - start;
-    if (n > 0 && !(n === 1 && raw[start] === DOT[0])) {
-      ranges.push(start, i);
+    if (n > 0 && !(n === 1 && raw[start] === DOT)) {
+      if (k + 2 > spans.length) {
+        const grown = new Int32Array(2 * spans.length);
+        grown.set(spans);
+        spans = into.spans = grown;
+      }
+      spans[k++] = start;
+      spans[k++] = i;
       bytes += 1 + n;
     }
     start = i + 1;
   }
   const path = Buffer.allocUnsafe(Math.max(bytes, 1));
   path[0] = SLASH;
-  const comps: Buffer[] = [];
   let at = 0;
-  for (let k = 0; k < ranges.length; k += 2) {
+  let dotDot = false;
+  let odd = false;
+  for (let j = 0; j < k; j += 2) {
     path[at++] = SLASH;
     // Names are short: a loop beats a Buffer.copy call per component.
-    const from = at;
-    for (let j = ranges[k]!; j < ranges[k + 1]!; j++) path[at++] = raw[j]!;
-    comps.push(path.subarray(from, at));
+    const from = spans[j]!;
+    const to = spans[j + 1]!;
+    const n = to - from;
+    if (n === 2 && raw[from] === DOT && raw[from + 1] === DOT) dotDot = true;
+    if (n > NAME_MAX) odd = true;
+    spans[j] = at;
+    for (let i = from; i < to; i++) {
+      const c = raw[i]!;
+      if (c === 0) odd = true;
+      path[at++] = c;
+    }
+    spans[j + 1] = at;
   }
-  return { path, comps };
+  into.path = path;
+  into.count = k >> 1;
+  into.dotDot = dotDot;
+  into.odd = odd;
+  return path;
 }
 
-/** Where component i of a normalised path ends in its bytes: the path of its directory i is path.subarray(0, end). */
-const endOf = (p: Normalised, i: number) => p.comps[i]!.byteOffset - p.path.byteOffset + p.comps[i]!.length;
-
-const L = (b: Buffer) => b.toString('latin1');
+/** Whether a and b agree in their first len bytes (both hold at least len). */
+function samePrefix(a: Buffer, b: Buffer, len: number): boolean {
+  // From the end: sibling directories differ there.
+  for (let i = len - 1; i >= 0; i--) if (a[i] !== b[i]) return false;
+  return true;
+}
 
 /** A directory with the synthetic root's attributes: upstream gives the root and every implied parent these. */
-function syntheticDir(name: Buffer, path: Buffer): TreeNode {
-  return { name, path, mode: S_IFDIR | 0o755, uid: 0, gid: 0, mtime: 0, mtimeNsec: 0, size: 0, rdev: 0, xattrs: [], links: 1 };
+function syntheticDir(up: ChildNode | undefined, name: Buffer): ChildNode {
+  return new ChildNode(up, name, S_IFDIR | 0o755, 0, 0, 0, 0, []);
 }
 
 /**
@@ -504,9 +560,73 @@ function syntheticDir(name: Buffer, path: Buffer): TreeNode {
  * by name. A directory replaced by a directory keeps them (upstream's tree keeps the children);
  * replaced by anything else, they are gone with it.
  */
-interface Slot {
-  node: TreeNode;
-  kids?: Map<string, Slot>;
+class Slot {
+  /**
+   * By the hash of their names (nameHash): the slots whose names hash alike, chained by `next`,
+   * or, once more than CHAIN_MAX do (names crafted to collide), a map of them by name.
+   */
+  kids: Map<number, Slot | Map<string, Slot>> | undefined;
+  /** The next slot of the same directory whose name has the same hash. */
+  next: Slot | undefined = undefined;
+
+  constructor(
+    public node: TreeNode,
+    dir: boolean,
+  ) {
+    this.kids = dir ? new Map() : undefined;
+  }
+
+  /** The child slot named by bytes s..e of b (its hash h), if any. */
+  kid(b: Buffer, s: number, e: number, h: number): Slot | undefined {
+    const bucket = this.kids!.get(h);
+    if (bucket === undefined || bucket instanceof Map) return bucket?.get(b.toString('latin1', s, e));
+    for (let c: Slot | undefined = bucket; c !== undefined; c = c.next) if (sameName(c.node.name, b, s, e)) return c;
+    return undefined;
+  }
+
+  /** Adds a child slot (not there yet) whose name hashes to h. */
+  add(h: number, slot: Slot): void {
+    const kids = this.kids!;
+    const bucket = kids.get(h);
+    slot.next = undefined;
+    if (bucket instanceof Map) {
+      bucket.set(slot.node.name.toString('latin1'), slot);
+      return;
+    }
+    let n = 0;
+    for (let c = bucket; c !== undefined; c = c.next) n++;
+    if (n < CHAIN_MAX) {
+      slot.next = bucket;
+      kids.set(h, slot);
+      return;
+    }
+    // A long chain is a tar made to collide: by name from here on, so a lookup stays O(1).
+    const byName = new Map<string, Slot>();
+    for (let c = bucket; c !== undefined; c = c.next) byName.set(c.node.name.toString('latin1'), c);
+    byName.set(slot.node.name.toString('latin1'), slot);
+    kids.set(h, byName);
+  }
+}
+
+/** Slots of one directory whose names share a hash, chained before they are kept by name instead. */
+const CHAIN_MAX = 4;
+
+/**
+ * FNV-1a of bytes s..e of b, cut to 30 bits (a small integer to V8): map keys without a string
+ * made (a native call) and hashed per member. Not hard to make collide, so a directory keeps
+ * the names of a long chain in a map by name (Slot.add).
+ */
+function nameHash(b: Buffer, s: number, e: number): number {
+  let h = 0x811c9dc5 | 0;
+  for (let i = s; i < e; i++) h = Math.imul(h ^ b[i]!, 0x01000193);
+  return h & 0x3fffffff;
+}
+
+/** Whether name holds exactly bytes s..e of b. */
+function sameName(name: Buffer, b: Buffer, s: number, e: number): boolean {
+  if (name.length !== e - s) return false;
+  for (let i = 0; i < name.length; i++) if (name[i] !== b[s + i]) return false;
+  return true;
 }
 
 const KIND: Record<number, string> = {
@@ -579,12 +699,20 @@ function checkRegions(regions: SparseRegion[], realSize: number, stored: number,
 }
 
 /** One member being read: its data bytes not yet consumed. */
-interface Member {
-  path: string;
-  size: number;
+class Member {
   left: number;
-  open: boolean;
-  current: boolean;
+  open = false;
+  current = true;
+
+  /** @param bytes its normalised path */
+  constructor(readonly bytes: Buffer, readonly size: number) {
+    this.left = size;
+  }
+
+  /** The path for a message: made only when one is. */
+  get path(): string {
+    return display(this.bytes);
+  }
 }
 
 /** Reads up to want (> 0, <= m.left) stored bytes of the member. */
@@ -620,17 +748,19 @@ class MemberReader implements BlockReader {
   view(length: number, pool: BufferPool): Uint8Array | Promise<Uint8Array> {
     checkCurrent(this.m);
     if (length > this.m.left) throw new NydusError('INTERNAL', `view of ${length} bytes past the member's end`, { path: this.m.path });
-    const took = (v: Uint8Array | undefined): Uint8Array => {
-      if (v === undefined) {
-        // Nothing was consumed: the truncation shows where the bytes really end.
-        this.m.left -= this.pull.buffered;
-        throw truncated(this.m);
-      }
-      this.m.left -= length;
-      return v;
-    };
     const v = this.pull.view(length, pool);
-    return v instanceof Promise ? v.then(took) : took(v);
+    // A closure only when the bytes must be waited for (usually they are buffered).
+    return v instanceof Promise ? v.then((w) => this.took(w, length)) : this.took(v, length);
+  }
+
+  private took(v: Uint8Array | undefined, length: number): Uint8Array {
+    if (v === undefined) {
+      // Nothing was consumed: the truncation shows where the bytes really end.
+      this.m.left -= this.pull.buffered;
+      throw truncated(this.m);
+    }
+    this.m.left -= length;
+    return v;
   }
 
   release(buffer: ArrayBufferLike): void {
@@ -679,344 +809,529 @@ function truncated(m: Member): NydusError {
   return new NydusError('SOURCE', `truncated tar: the input ends ${where}`, { path: m.path });
 }
 
+/** Discards the rest of a member's data and its padding. */
+async function skipMember(m: Member, pull: Pull): Promise<void> {
+  m.current = false;
+  const skipped = await pull.skip(m.left);
+  m.left -= skipped;
+  if (m.left > 0 || (await pull.skip(padding(m.size))) < padding(m.size)) throw truncated(m);
+}
+
+/** The opener of a member's own data (a closure over the member, not over the parser's loop). */
+function opener(m: Member, pull: Pull, sparse: Sparse | undefined): () => ContentReader {
+  return () => {
+    if (m.open || !m.current) throw new NydusError('INTERNAL', 'tar content opened twice or after the source moved on', { path: m.path });
+    m.open = true;
+    return sparse ? new SparseReader(m, pull, sparse.regions, sparse.realSize) : new MemberReader(m, pull);
+  };
+}
+
+/** The opener of a hardlink's name: its data was the target's. */
+function linkOpener(path: Buffer, target: Buffer): () => ContentReader {
+  return () => {
+    throw new NydusError('SOURCE', `hardlink ${display(path)} lost its target ${display(target)}, whose data a single pass over the tar cannot read again`);
+  };
+}
+
+const fail = (path: string, why: string) => new NydusError('SOURCE', why, { path });
+
+const TYPE_REG = 0x30;
+const TYPE_LINK = 0x31;
+const TYPE_GNU_SPARSE = 0x53;
+const TYPE_LONG_NAME = 0x4c;
+const TYPE_LONG_LINK = 0x4b;
+const TYPE_PAX = 0x78;
+
+/** A sparse member's map of stored regions, and the size of the file they belong in. */
+interface Sparse {
+  regions: SparseRegion[];
+  realSize: number;
+}
+
+/**
+ * The parser's state between members and the member being parsed. The work of a member is split
+ * in small synchronous steps (begin, finish) and rare asynchronous ones (extension headers,
+ * sparse maps), so that the generator stays small: V8 compiles the steps separately, and a
+ * rarely taken branch that deoptimises one step costs a recompile of that step, not of the whole
+ * parser.
+ */
+class TarParser {
+  readonly root: TreeNode;
+  /** Every path met so far, as a tree of slots: a member's lookup costs its components, not its depth squared. */
+  private readonly top: Slot;
+  private longName: Buffer | undefined = undefined;
+  private longLink: Buffer | undefined = undefined;
+  private pax: PaxRecord[] | undefined = undefined;
+  /** The first extension header still waiting for its member, for the error when none comes. */
+  pending: { what: string; at: number } | undefined = undefined;
+  /** The normalised path of the last member, for messages ("after ..."). */
+  private lastPath: Buffer | undefined = undefined;
+  /** Bytes of holes the sparse members have added so far. */
+  private holes = 0;
+  /**
+   * The previous member's parent slot, its path (the first lastLength bytes of lastParentOf):
+   * members come grouped by directory, so this one's parent is usually the same. Valid while no
+   * directory has been replaced by a non-directory since (generation), which is what can detach a slot.
+   */
+  private lastSlot: Slot | undefined = undefined;
+  private lastParentOf: Buffer = EMPTY;
+  private lastLength = 0;
+  private lastGeneration = 0;
+  private generation = 0;
+  /** Implied parents the last finish() created, to be yielded before its entry. */
+  readonly implied: TarEntry[] = [];
+
+  // The member being parsed.
+  private readonly norm = new Normalised();
+  private readonly linkNorm = new Normalised();
+  private h!: TarHeader;
+  private flag = 0;
+  private dataAt = 0;
+  private rawLink: Buffer = EMPTY;
+  private uid = 0;
+  private gid = 0;
+  private ext: PaxRecord[] | undefined = undefined;
+  member!: Member;
+  sparse: Sparse | undefined = undefined;
+  /** A GNU sparse header whose map continues in extension blocks. */
+  moreSparse = false;
+  /** A PAX 1.0 sparse member: the map is at the start of the data. */
+  private mapInData = false;
+
+  constructor(
+    private readonly pull: Pull,
+    private readonly name: string,
+    private readonly checkIds: boolean,
+    private readonly expandSparse: boolean,
+  ) {
+    this.root = syntheticDir(undefined, EMPTY);
+    this.top = new Slot(this.root, true);
+  }
+
+  private where(at: number): string {
+    return `tar offset ${at} (after ${this.lastPath === undefined ? 'the start' : display(this.lastPath)})`;
+  }
+
+  truncatedHeader(at: number): NydusError {
+    return new NydusError('SOURCE', `truncated tar: the input ends inside the header at ${this.where(at)}`, { path: this.name });
+  }
+
+  decode(block: Buffer, at: number): TarHeader {
+    try {
+      return decode(block, true, this.pull.words);
+    } catch (e) {
+      throw new NydusError('SOURCE', `bad tar header at ${this.where(at)}: ${(e as Error).message}`, { path: this.name, cause: e });
+    }
+  }
+
+  /** An extension header (the tar crate only takes them from ustar/GNU headers): it belongs to the next member. */
+  static isExtension(h: TarHeader): boolean {
+    return h.format !== 'v7' && (h.typeflag === TYPE_LONG_NAME || h.typeflag === TYPE_LONG_LINK || h.typeflag === TYPE_PAX);
+  }
+
+  /** Reads an extension header's data and holds it for the next member. */
+  async extension(h: TarHeader, at: number): Promise<void> {
+    const flag = h.typeflag;
+    const pull = this.pull;
+    const what = flag === TYPE_PAX ? 'pax extensions' : flag === TYPE_LONG_NAME ? 'long name' : 'long link';
+    const held = flag === TYPE_PAX ? this.pax : flag === TYPE_LONG_NAME ? this.longName : this.longLink;
+    if (held !== undefined) throw new NydusError('SOURCE', `two ${what} entries describing the same member at ${this.where(at)}`, { path: this.name });
+    if (h.size > MAX_EXTENSION) throw new NydusError('SOURCE', `${what} header of ${h.size} bytes at ${this.where(at)} is too large`, { path: this.name });
+    const data = await pull.exact(h.size);
+    if (data.length < h.size || (await pull.skip(padding(h.size))) < padding(h.size)) {
+      throw new NydusError('SOURCE', `truncated tar: the input ends inside the ${what} header at ${this.where(at)}`, { path: this.name });
+    }
+    if (flag === TYPE_PAX) {
+      try {
+        this.pax = decodePax(data);
+      } catch (e) {
+        throw new NydusError('SOURCE', `failed to parse PaxExtension from tar header at ${this.where(at)}: ${(e as Error).message}`, { path: this.name, cause: e });
+      }
+    } else {
+      const nul = data.indexOf(0);
+      const value = nul < 0 ? data : data.subarray(0, nul);
+      if (flag === TYPE_LONG_NAME) this.longName = value;
+      else this.longLink = value;
+    }
+    this.pending ??= { what, at };
+  }
+
+  /**
+   * A member's header (block, in place: valid until the next read) with the extension headers
+   * before it: its path normalised, its sparse map's header decoded. Returns the member.
+   */
+  begin(h: TarHeader, block: Buffer, at: number): Member {
+    const pax = this.pax;
+    let flag = h.typeflag;
+    this.dataAt = this.pull.offset;
+    this.h = h;
+    this.ext = pax;
+    this.sparse = undefined;
+    this.moreSparse = false;
+    this.mapInData = false;
+    let rawPath: Buffer;
+    let paxSparse = false;
+    let size = h.size;
+    if (pax === undefined) {
+      rawPath = this.longName ?? h.name;
+      this.rawLink = this.longLink ?? h.linkname;
+      this.uid = h.uid;
+      this.gid = h.gid;
+    } else {
+      paxSparse = this.expandSparse && (flag === 0 || flag === TYPE_REG) && pax.some((r) => startsWith(r.key, GNU_SPARSE));
+      rawPath = this.longName ?? (paxSparse ? paxGet(pax, 'GNU.sparse.name') : undefined) ?? paxGet(pax, 'path') ?? h.name;
+      this.rawLink = this.longLink ?? paxGet(pax, 'linkpath') ?? h.linkname;
+      size = paxNumber(pax, 'size') ?? h.size;
+      this.uid = paxNumber(pax, 'uid') ?? h.uid;
+      this.gid = paxNumber(pax, 'gid') ?? h.gid;
+    }
+    this.longName = this.longLink = this.pax = undefined;
+    this.pending = undefined;
+
+    // Bounded before it is split: every step below is linear in the path.
+    if (rawPath.length > LIMITS.PATH_MAX.value) {
+      throw limitError('PATH_MAX', shown(`/${rawPath.toString('utf8')}`), `path of ${rawPath.length} bytes`);
+    }
+    const path = normalise(rawPath, this.norm);
+    this.lastPath = path;
+    const member = (this.member = new Member(path, size));
+    if (this.expandSparse && flag === TYPE_GNU_SPARSE && h.format === 'gnu') {
+      try {
+        const g = decodeGnuSparse(block);
+        this.sparse = { regions: g.regions, realSize: g.realSize };
+        this.moreSparse = g.extended;
+      } catch (e) {
+        throw new NydusError('SOURCE', `bad tar header at ${this.where(at)}: ${(e as Error).message}`, { path: this.name, cause: e });
+      }
+      flag = TYPE_REG;
+    } else if (paxSparse) {
+      this.paxSparse(pax!, member);
+    }
+    this.flag = flag;
+    return member;
+  }
+
+  /** The map of a PAX sparse member (0.0, 0.1) from its records, or (1.0) a note that it starts the data. */
+  private paxSparse(ext: PaxRecord[], m: Member): void {
+    const realSize = paxNumber(ext, 'GNU.sparse.realsize') ?? paxNumber(ext, 'GNU.sparse.size');
+    if (realSize === undefined) throw fail(m.path, 'PAX sparse member without a valid GNU.sparse.realsize or GNU.sparse.size');
+    const major = paxGet(ext, 'GNU.sparse.major')?.toString('latin1');
+    const minor = paxGet(ext, 'GNU.sparse.minor')?.toString('latin1');
+    const map = paxGet(ext, 'GNU.sparse.map');
+    if (major !== undefined || minor !== undefined) {
+      // 1.0: the map is at the start of the data.
+      if (major !== '1' || minor !== '0') throw fail(m.path, `unsupported PAX sparse format ${major ?? '?'}.${minor ?? '?'}`);
+      this.sparse = { regions: [], realSize };
+      this.mapInData = true;
+    } else if (map !== undefined) {
+      // 0.1: GNU.sparse.map=offset,size,offset,size,...
+      const text = map.toString('latin1');
+      const nums = text === '' ? [] : text.split(',').map(sparseNumber);
+      if (nums.length % 2 !== 0 || nums.some((n) => n === undefined)) throw fail(m.path, `malformed GNU.sparse.map ${JSON.stringify(text.slice(0, 100))}`);
+      const sparse: Sparse = (this.sparse = { regions: [], realSize });
+      for (let i = 0; i < nums.length; i += 2) sparse.regions.push({ offset: nums[i]!, size: nums[i + 1]! });
+    } else {
+      // 0.0: GNU.sparse.offset / GNU.sparse.numbytes records, in pairs.
+      const sparse: Sparse = (this.sparse = { regions: [], realSize });
+      let offset: number | undefined;
+      for (const r of ext) {
+        const k = r.key.toString('latin1');
+        if (k !== 'GNU.sparse.offset' && k !== 'GNU.sparse.numbytes') continue;
+        const n = sparseNumber(r.value.toString('latin1'));
+        if (n === undefined) throw fail(m.path, `malformed ${k} ${JSON.stringify(r.value.toString('latin1').slice(0, 100))}`);
+        if ((k === 'GNU.sparse.offset') !== (offset === undefined)) throw fail(m.path, 'GNU.sparse.offset and GNU.sparse.numbytes records do not alternate');
+        if (offset === undefined) offset = n;
+        else {
+          sparse.regions.push({ offset, size: n });
+          offset = undefined;
+        }
+      }
+      if (offset !== undefined) throw fail(m.path, 'GNU.sparse.offset without its GNU.sparse.numbytes');
+    }
+  }
+
+  /** The GNU sparse extension blocks after an 'S' header (moreSparse). */
+  async sparseExtensions(): Promise<void> {
+    const { pull, member: m, sparse } = this;
+    let more = this.moreSparse;
+    while (more) {
+      const extAt = pull.offset;
+      const extBlock = await pull.exact(BLOCK);
+      if (extBlock.length < BLOCK) throw fail(m.path, `truncated tar: the input ends inside a GNU sparse extension header at tar offset ${extAt}`);
+      if (sparse!.regions.length > MAX_SPARSE_REGIONS) throw fail(m.path, `GNU sparse map of more than ${MAX_SPARSE_REGIONS} regions`);
+      try {
+        more = decodeSparseExtension(extBlock, sparse!.regions);
+      } catch (e) {
+        throw fail(m.path, `bad GNU sparse extension header at tar offset ${extAt}: ${(e as Error).message}`);
+      }
+    }
+    this.moreSparse = false;
+  }
+
+  /** Whether the member is one of the names upstream skips at the root. */
+  skipped(): boolean {
+    return this.norm.count === 1 && SKIPPED.has(this.norm.key(0));
+  }
+
+  /** A sparse member's map read from its data (PAX 1.0) and checked, its holes bounded before any byte is read. */
+  async sparseMap(): Promise<void> {
+    const { member: m, sparse } = this;
+    if (!sparse) return;
+    if (this.mapInData) sparse.regions = await readSparseMap(this.pull, m, fail);
+    checkRegions(sparse.regions, sparse.realSize, m.left, (why) => fail(m.path, why));
+    // Holes are zeros no byte of the input backs: bounded per member and per tar, before any is read.
+    const added = sparse.realSize - m.left;
+    if (added > LIMITS.SPARSE_HOLES_MAX.value) throw limitError('SPARSE_HOLES_MAX', `${m.path}: sparse member of ${sparse.realSize} bytes storing ${m.left}`, `${added} bytes of holes`);
+    this.holes += added;
+    if (this.holes > LIMITS.SPARSE_HOLES_TOTAL_MAX.value) throw limitError('SPARSE_HOLES_TOTAL_MAX', m.path, `${this.holes} bytes of holes in the sparse members so far`);
+  }
+
+  /**
+   * The member checked and put in the tree: its entry (after the implied parents in `implied`),
+   * or undefined when it only re-archives a name into its own hardlink group (its data is then
+   * skipped).
+   */
+  finish(): TarEntry | undefined {
+    const { flag, h, norm, member } = this;
+    const path = norm.path;
+    const depth = norm.count;
+    // Truncating an array is a runtime call: only when there is something to drop.
+    if (this.implied.length !== 0) this.implied.length = 0;
+    if (UNSUPPORTED[flag] !== undefined) throw fail(member.path, `unsupported ${UNSUPPORTED[flag]} from tar header`);
+    if (norm.dotDot) {
+      const i = 2 * depth - 2;
+      if (norm.spans[i + 1]! - norm.spans[i]! === 2 && path[norm.spans[i]!] === DOT && path[norm.spans[i]! + 1] === DOT) {
+        throw fail(member.path, 'failed to get file name from tar entry: the path ends in ".."');
+      }
+      // Upstream panics (SIGABRT) on any ".." component; we refuse the entry instead.
+      throw fail(member.path, 'a ".." component in a tar entry path is not allowed');
+    }
+    if (depth > LIMITS.DEPTH_MAX.value) throw limitError('DEPTH_MAX', member.path, `${depth} levels`);
+    if (norm.odd) {
+      for (let i = 0; i < depth; i++) {
+        const bad = badName(norm.comp(i));
+        if (bad !== undefined) throw fail(member.path, bad);
+      }
+    }
+    const type = TYPE_OF[flag];
+    if (type === undefined) throw fail(member.path, `unsupported tar entry type '${String.fromCharCode(flag)}' (0x${flag.toString(16)})`);
+    const nodeName = depth === 0 ? EMPTY : norm.comp(depth - 1);
+    if (depth === 0 && type !== S_IFDIR) throw fail(member.path, 'the root entry of a tar must be a directory');
+    const { uid, gid } = this;
+    if (this.checkIds && (uid > 0xffffffff || gid > 0xffffffff)) throw fail(member.path, `uid ${uid} or gid ${gid} from tar entry is out of range`);
+
+    const mode = (h.mode & 0o7777) | type;
+    let size = 0;
+    let rdev = 0;
+    let target: Buffer | undefined;
+    if (type === S_IFREG) {
+      if (flag !== TYPE_LINK) size = this.sparse ? this.sparse.realSize : member.size;
+    } else if (type === S_IFLNK) {
+      target = this.symlinkTarget();
+      size = target.length;
+    } else if (type === S_IFCHR || type === S_IFBLK || type === S_IFIFO) {
+      if (h.devmajor === undefined || h.devminor === undefined) throw fail(member.path, 'failed to get device numbers from a v7 tar header');
+      rdev = encodeDev(h.devmajor, h.devminor);
+    }
+
+    // Hardlinks: the target is whatever sits at its path in the tree built so far, reached through directories only.
+    const linkTarget = flag === TYPE_LINK ? this.hardlinkTarget() : undefined;
+    const xattrs = this.ext === undefined ? NO_XATTR_LIST : this.xattrsOf(this.ext);
+
+    // The parent: the previous member's when it has the same path, else walked from the root.
+    const parentLength = depth <= 1 ? 1 : norm.end(depth - 2);
+    const parentSlot =
+      this.lastSlot !== undefined && this.lastGeneration === this.generation && this.lastLength === parentLength && samePrefix(this.lastParentOf, path, parentLength)
+        ? this.lastSlot
+        : this.walkParent(parentLength);
+
+    // This member's own slot: a repeated path is replaced, last wins.
+    const start = depth === 0 ? 0 : norm.spans[2 * depth - 2]!;
+    const end = depth === 0 ? 0 : norm.spans[2 * depth - 1]!;
+    const hash = nameHash(path, start, end);
+    let slot: Slot | undefined = depth === 0 ? this.top : parentSlot.kid(path, start, end, hash);
+    const old = slot?.node;
+    if (linkTarget) {
+      const primary = linkTarget.linkTo ?? linkTarget;
+      if (old && (old.linkTo ?? old) === primary) {
+        // A name re-archived as a link into its own group (GNU tar does this for a path listed
+        // twice): upstream keeps the inode and data and takes the link's attributes.
+        old.mode = mode;
+        old.uid = uid;
+        old.gid = gid;
+        old.mtime = h.mtime;
+        old.mtimeNsec = 0;
+        return undefined;
+      }
+    }
+    // Its path is its parent's and its name: the node keeps no path of its own (see ChildNode).
+    const node = new ChildNode(depth === 0 ? undefined : (parentSlot.node as ChildNode), nodeName, mode, smi(uid), smi(gid), smi(h.mtime), 0, xattrs);
+    node.size = smi(size);
+    if (rdev !== 0) node.rdev = smi(rdev);
+    if (target !== undefined) node.target = target;
+    if (linkTarget) {
+      // The link copies the target's size and xattrs, as upstream does; the group's first node carries the inode.
+      const primary = linkTarget.linkTo ?? linkTarget;
+      node.size = primary.size;
+      node.xattrs = linkTarget.xattrs;
+      node.linkTo = primary;
+    }
+    if (slot === undefined) {
+      slot = new Slot(node, false);
+      parentSlot.add(hash, slot);
+    }
+    slot.node = node;
+    if (type !== S_IFDIR) {
+      if (slot.kids !== undefined) this.generation++;
+      slot.kids = undefined;
+    } else {
+      slot.kids ??= new Map();
+    }
+
+    const parent = depth === 0 ? undefined : parentSlot.node;
+    if (type !== S_IFREG) return { node, parent, replaces: old };
+    if (linkTarget) return { node, parent, replaces: old, open: linkOpener(path, this.linkNorm.path) };
+    if (this.sparse) return { node, parent, replaces: old, open: opener(member, this.pull, this.sparse) };
+    return { node, parent, replaces: old, dataOffset: this.dataAt, open: opener(member, this.pull, undefined) };
+  }
+
+  /** A symlink's target, checked (a copy: the raw bytes may be a view of the read block). */
+  private symlinkTarget(): Buffer {
+    const rawLink = this.rawLink;
+    if (rawLink.length === 0) throw fail(this.member.path, 'failed to get symlink target for tar entry');
+    if (rawLink.length > LIMITS.SYMLINK_MAX.value) throw limitError('SYMLINK_MAX', this.member.path, `symlink target of ${rawLink.length} bytes`);
+    if (rawLink.includes(0)) throw fail(this.member.path, 'symlink target contains a NUL byte');
+    return Buffer.from(rawLink);
+  }
+
+  /** A hardlink's target node, checked. */
+  private hardlinkTarget(): TreeNode {
+    const path = this.member.path;
+    const rawLink = this.rawLink;
+    if (rawLink.length === 0) throw fail(path, 'failed to get hardlink target for tar entry');
+    if (rawLink.length > LIMITS.PATH_MAX.value) throw limitError('PATH_MAX', path, `hardlink target of ${rawLink.length} bytes`);
+    const target = this.linkNorm;
+    const tpath = display(normalise(rawLink, target));
+    if (target.dotDot) throw fail(path, `a ".." component in hardlink target ${tpath} is not allowed`);
+    let at: Slot | undefined = this.top;
+    for (let i = 0; at !== undefined && i < target.count; i++) {
+      const s = target.spans[2 * i]!;
+      const e = target.spans[2 * i + 1]!;
+      at = at.kids === undefined ? undefined : at.kid(target.path, s, e, nameHash(target.path, s, e));
+    }
+    const linkTarget = at?.node;
+    if (!linkTarget) throw new NydusError('SOURCE', `unknown target ${tpath} for hardlink ${path}`);
+    if ((linkTarget.mode & S_IFMT) !== S_IFREG) throw new NydusError('SOURCE', `target ${tpath} for hardlink ${path} is not a regular file`);
+    return linkTarget;
+  }
+
+  /** The member's xattrs from its PAX records (SCHILY.xattr.*), checked, sorted by name. */
+  private xattrsOf(ext: PaxRecord[]): TreeNode['xattrs'] {
+    const path = this.member.path;
+    const xattrs = new Map<string, TreeNode['xattrs'][number]>();
+    for (const r of ext) {
+      if (r.key.length <= SCHILY.length || !r.key.subarray(0, SCHILY.length).equals(SCHILY)) continue;
+      const xname = Buffer.from(r.key.subarray(SCHILY.length));
+      const text = xname.toString('utf8');
+      const xshown = JSON.stringify(text.length > 300 ? `${text.slice(0, 300)}…` : text);
+      if (xname.length > LIMITS.XATTR_NAME_MAX.value) throw limitError('XATTR_NAME_MAX', `${path}: xattr ${xshown}`, `name of ${xname.length} bytes`);
+      if (r.value.length > LIMITS.XATTR_VALUE_MAX.value) throw limitError('XATTR_VALUE_MAX', `${path}: xattr ${xshown}`, `value of ${r.value.length} bytes`);
+      if (!XATTR_PREFIXES.some((p) => xname.length >= p.length && xname.subarray(0, p.length).equals(p))) {
+        throw fail(path, `invalid xattr key ${xshown}: it must start with user., security., trusted., system.posix_acl_access or system.posix_acl_default`);
+      }
+      xattrs.set(xname.toString('latin1'), { name: xname, value: Buffer.from(r.value) });
+    }
+    if (xattrs.size === 0) return NO_XATTR_LIST;
+    const list = [...xattrs.values()].sort((a, b) => Buffer.compare(a.name, b.name));
+    const area = areaSize(list);
+    if (area > LIMITS.XATTR_AREA_MAX.value) throw limitError('XATTR_AREA_MAX', path, `xattr area of ${area} bytes`);
+    return list;
+  }
+
+  /**
+   * The member's parent slot walked from the root, creating implied parents (in `implied`) with
+   * the synthetic root's attributes. A path through a symlink, file or device an earlier member
+   * made is refused: upstream would hang the member below a non-directory and drop it from the
+   * image without a word.
+   */
+  private walkParent(parentLength: number): Slot {
+    const norm = this.norm;
+    const path = norm.path;
+    const depth = norm.count;
+    const spans = norm.spans;
+    let parentSlot = this.top;
+    let i = 0;
+    for (; i < depth - 1; i++) {
+      const next = parentSlot.kid(path, spans[2 * i]!, spans[2 * i + 1]!, nameHash(path, spans[2 * i]!, spans[2 * i + 1]!));
+      if (next === undefined) break;
+      if (next.kids === undefined) {
+        throw fail(this.member.path, `an earlier entry made ${display(path.subarray(0, norm.end(i)))} a ${kindOf(next.node)}, not a directory`);
+      }
+      parentSlot = next;
+    }
+    for (; i < depth - 1; i++) {
+      const dir = syntheticDir(parentSlot.node as ChildNode, norm.comp(i));
+      const next = new Slot(dir, true);
+      parentSlot.add(nameHash(path, spans[2 * i]!, spans[2 * i + 1]!), next);
+      this.implied.push({ node: dir, parent: parentSlot.node });
+      parentSlot = next;
+    }
+    this.lastSlot = parentSlot;
+    this.lastParentOf = path;
+    this.lastLength = parentLength;
+    this.lastGeneration = this.generation;
+    return parentSlot;
+  }
+}
+
 /** Yields the synthetic root, then every member (and any implied parent before it) in stream order. */
 export async function* tarSource(input: string | NodeJS.ReadableStream, opts: TarSourceOptions = {}): AsyncGenerator<TarEntry> {
   const name = typeof input === 'string' ? input : opts.name ?? '<tar stream>';
   const { pull, stop } = await openInput(input, name, opts.gzip ?? 'auto');
-  // One generator, not one delegating to another: every entry costs a promise less.
+  // One generator, not one delegating to another: every entry costs a promise less. Its body is
+  // the reads and yields only; the work of a member is in the parser's synchronous steps.
   try {
     const sparse = opts.sparse ?? (opts.gzip === 'never' ? 'refuse' : 'expand');
-    const checkIds = opts.explicitUidGid !== false;
-    const expandSparse = sparse === 'expand';
-    const root = syntheticDir(EMPTY, Buffer.from('/'));
-    /** Every path met so far, as a tree of slots: a member's lookup costs its components, not its depth squared. */
-    const top: Slot = { node: root, kids: new Map() };
-    yield { node: root };
-
-    let longName: Buffer | undefined;
-    let longLink: Buffer | undefined;
-    let pax: PaxRecord[] | undefined;
-    /** The first extension header still waiting for its member, for the error when none comes. */
-    let pending: { what: string; at: number } | undefined;
-    let last = 'the start';
-    /** Bytes of holes the sparse members have added so far. */
-    let holes = 0;
-    /**
-     * The previous member's parent slot and path: members come grouped by directory, so this one's
-     * parent is usually the same. Valid while no directory has been replaced by a non-directory
-     * since (generation), which is what can detach a slot.
-     */
-    let lastParent: { slot: Slot; path: Buffer; generation: number } | undefined;
-    let generation = 0;
-
-    const where = (at: number) => `tar offset ${at} (after ${last})`;
-    const fail = (path: string, why: string) => new NydusError('SOURCE', why, { path });
-
+    const p = new TarParser(pull, name, opts.explicitUidGid !== false, sparse === 'expand');
+    yield { node: p.root };
     for (;;) {
       const at = pull.offset;
       const have = pull.buffered >= BLOCK ? BLOCK : await pull.ensure(BLOCK);
       if (have === 0) break;
-      if (have < BLOCK) throw new NydusError('SOURCE', `truncated tar: the input ends inside the header at ${where(at)}`, { path: name });
+      if (have < BLOCK) throw p.truncatedHeader(at);
       // In place, and so are the names decode finds in it: valid until the next read from pull
       // (normalise copies the path; a link target is copied or normalised before any read).
       const block = pull.header();
       // Zero blocks are skipped wherever they are and reading goes on to the end, as upstream does.
       if (isZeroBlock(block)) continue;
-      let h: TarHeader;
-      try {
-        h = decode(block, true);
-      } catch (e) {
-        throw new NydusError('SOURCE', `bad tar header at ${where(at)}: ${(e as Error).message}`, { path: name, cause: e });
-      }
-      let flag = h.typeflag;
-      const dataAt = pull.offset;
-
-      // Extension headers belong to the next member; the tar crate only takes them from ustar/GNU headers.
-      if (h.format !== 'v7' && (flag === T('L') || flag === T('K') || flag === T('x'))) {
-        const what = flag === T('x') ? 'pax extensions' : flag === T('L') ? 'long name' : 'long link';
-        const held = flag === T('x') ? pax : flag === T('L') ? longName : longLink;
-        if (held !== undefined) throw new NydusError('SOURCE', `two ${what} entries describing the same member at ${where(at)}`, { path: name });
-        if (h.size > MAX_EXTENSION) throw new NydusError('SOURCE', `${what} header of ${h.size} bytes at ${where(at)} is too large`, { path: name });
-        const data = await pull.exact(h.size);
-        if (data.length < h.size || (await pull.skip(padding(h.size))) < padding(h.size)) {
-          throw new NydusError('SOURCE', `truncated tar: the input ends inside the ${what} header at ${where(at)}`, { path: name });
-        }
-        if (flag === T('x')) {
-          try {
-            pax = decodePax(data);
-          } catch (e) {
-            throw new NydusError('SOURCE', `failed to parse PaxExtension from tar header at ${where(at)}: ${(e as Error).message}`, { path: name, cause: e });
-          }
-        } else {
-          const nul = data.indexOf(0);
-          const value = nul < 0 ? data : data.subarray(0, nul);
-          if (flag === T('L')) longName = value;
-          else longLink = value;
-        }
-        pending ??= { what, at };
+      const h = p.decode(block, at);
+      if (TarParser.isExtension(h)) {
+        await p.extension(h, at);
         continue;
       }
-
-      const gnuSparse = expandSparse && flag === T('S') && h.format === 'gnu';
-      const paxSparse = expandSparse && (flag === 0 || flag === T('0')) && pax !== undefined && pax.some((r) => startsWith(r.key, GNU_SPARSE));
-      const rawPath = longName ?? (paxSparse ? paxGet(pax, 'GNU.sparse.name') : undefined) ?? paxGet(pax, 'path') ?? h.name;
-      const rawLink = longLink ?? paxGet(pax, 'linkpath') ?? h.linkname;
-      const size = paxNumber(pax, 'size') ?? h.size;
-      const uid = paxNumber(pax, 'uid') ?? h.uid;
-      const gid = paxNumber(pax, 'gid') ?? h.gid;
-      const ext = pax;
-      longName = longLink = pax = undefined;
-      pending = undefined;
-
-      // Bounded before it is split: every step below is linear in the path.
-      if (rawPath.length > LIMITS.PATH_MAX.value) {
-        last = shown(`/${rawPath.toString('utf8')}`);
-        throw limitError('PATH_MAX', last, `path of ${rawPath.length} bytes`);
-      }
-      const norm = normalise(rawPath);
-      const comps = norm.comps;
-      const path = display(norm.path);
-      last = path;
-      const member: Member = { path, size, left: size, open: false, current: true };
-
-      // A sparse member: the map of its stored regions, and the size of the file they belong in.
-      let sparse: { regions: SparseRegion[]; realSize: number } | undefined;
-      let mapInData = false;
-      if (gnuSparse) {
-        let more: boolean;
-        try {
-          const g = decodeGnuSparse(block);
-          sparse = { regions: g.regions, realSize: g.realSize };
-          more = g.extended;
-        } catch (e) {
-          throw new NydusError('SOURCE', `bad tar header at ${where(at)}: ${(e as Error).message}`, { path: name, cause: e });
-        }
-        while (more) {
-          const extAt = pull.offset;
-          const extBlock = await pull.exact(BLOCK);
-          if (extBlock.length < BLOCK) throw fail(path, `truncated tar: the input ends inside a GNU sparse extension header at tar offset ${extAt}`);
-          if (sparse.regions.length > MAX_SPARSE_REGIONS) throw fail(path, `GNU sparse map of more than ${MAX_SPARSE_REGIONS} regions`);
-          try {
-            more = decodeSparseExtension(extBlock, sparse.regions);
-          } catch (e) {
-            throw fail(path, `bad GNU sparse extension header at tar offset ${extAt}: ${(e as Error).message}`);
-          }
-        }
-        flag = T('0');
-      } else if (paxSparse) {
-        const realSize = paxNumber(ext, 'GNU.sparse.realsize') ?? paxNumber(ext, 'GNU.sparse.size');
-        if (realSize === undefined) throw fail(path, 'PAX sparse member without a valid GNU.sparse.realsize or GNU.sparse.size');
-        const major = paxGet(ext, 'GNU.sparse.major')?.toString('latin1');
-        const minor = paxGet(ext, 'GNU.sparse.minor')?.toString('latin1');
-        const map = paxGet(ext, 'GNU.sparse.map');
-        if (major !== undefined || minor !== undefined) {
-          // 1.0: the map is at the start of the data.
-          if (major !== '1' || minor !== '0') throw fail(path, `unsupported PAX sparse format ${major ?? '?'}.${minor ?? '?'}`);
-          sparse = { regions: [], realSize };
-          mapInData = true;
-        } else if (map !== undefined) {
-          // 0.1: GNU.sparse.map=offset,size,offset,size,...
-          const text = map.toString('latin1');
-          const nums = text === '' ? [] : text.split(',').map(sparseNumber);
-          if (nums.length % 2 !== 0 || nums.some((n) => n === undefined)) throw fail(path, `malformed GNU.sparse.map ${JSON.stringify(text.slice(0, 100))}`);
-          sparse = { regions: [], realSize };
-          for (let i = 0; i < nums.length; i += 2) sparse.regions.push({ offset: nums[i]!, size: nums[i + 1]! });
-        } else {
-          // 0.0: GNU.sparse.offset / GNU.sparse.numbytes records, in pairs.
-          sparse = { regions: [], realSize };
-          let offset: number | undefined;
-          for (const r of ext ?? []) {
-            const k = r.key.toString('latin1');
-            if (k !== 'GNU.sparse.offset' && k !== 'GNU.sparse.numbytes') continue;
-            const n = sparseNumber(r.value.toString('latin1'));
-            if (n === undefined) throw fail(path, `malformed ${k} ${JSON.stringify(r.value.toString('latin1').slice(0, 100))}`);
-            if ((k === 'GNU.sparse.offset') !== (offset === undefined)) throw fail(path, 'GNU.sparse.offset and GNU.sparse.numbytes records do not alternate');
-            if (offset === undefined) offset = n;
-            else {
-              sparse.regions.push({ offset, size: n });
-              offset = undefined;
-            }
-          }
-          if (offset !== undefined) throw fail(path, 'GNU.sparse.offset without its GNU.sparse.numbytes');
-        }
-      }
-
-      const skipData = async () => {
-        member.current = false;
-        const skipped = await pull.skip(member.left);
-        member.left -= skipped;
-        if (member.left > 0 || (await pull.skip(padding(member.size))) < padding(member.size)) throw truncated(member);
-      };
-      if (comps.length === 1 && SKIPPED.has(L(comps[0]!))) {
-        await skipData();
+      const member = p.begin(h, block, at);
+      if (p.moreSparse) await p.sparseExtensions();
+      if (p.skipped()) {
+        await skipMember(member, pull);
         continue;
       }
-      if (sparse) {
-        if (mapInData) sparse.regions = await readSparseMap(pull, member, fail);
-        checkRegions(sparse.regions, sparse.realSize, member.left, (why) => fail(path, why));
-        // Holes are zeros no byte of the input backs: bounded per member and per tar, before any is read.
-        const added = sparse.realSize - member.left;
-        if (added > LIMITS.SPARSE_HOLES_MAX.value) throw limitError('SPARSE_HOLES_MAX', `${path}: sparse member of ${sparse.realSize} bytes storing ${member.left}`, `${added} bytes of holes`);
-        holes += added;
-        if (holes > LIMITS.SPARSE_HOLES_TOTAL_MAX.value) throw limitError('SPARSE_HOLES_TOTAL_MAX', path, `${holes} bytes of holes in the sparse members so far`);
-      }
-
-      if (UNSUPPORTED[flag] !== undefined) throw fail(path, `unsupported ${UNSUPPORTED[flag]} from tar header`);
-      if (comps.length > 0 && isDotDot(comps[comps.length - 1]!)) throw fail(path, 'failed to get file name from tar entry: the path ends in ".."');
-      // Upstream panics (SIGABRT) on any ".." component; we refuse the entry instead.
-      if (comps.some(isDotDot)) throw fail(path, 'a ".." component in a tar entry path is not allowed');
-      if (comps.length > LIMITS.DEPTH_MAX.value) throw limitError('DEPTH_MAX', path, `${comps.length} levels`);
-      for (const c of comps) {
-        const bad = badName(c);
-        if (bad !== undefined) throw fail(path, bad);
-      }
-      const type = TYPE_OF[flag];
-      if (type === undefined) throw fail(path, `unsupported tar entry type '${String.fromCharCode(flag)}' (0x${flag.toString(16)})`);
-      const nodeName = comps.length === 0 ? EMPTY : comps[comps.length - 1]!;
-      if (comps.length === 0 && type !== S_IFDIR) throw fail(path, 'the root entry of a tar must be a directory');
-      if (checkIds && (uid > 0xffffffff || gid > 0xffffffff)) throw fail(path, `uid ${uid} or gid ${gid} from tar entry is out of range`);
-
-      const node: TreeNode = {
-        name: nodeName, path: norm.path, mode: (h.mode & 0o7777) | type, uid, gid,
-        mtime: h.mtime, mtimeNsec: 0, size: 0, rdev: 0, xattrs: [], links: 1,
-      };
-      if (type === S_IFCHR || type === S_IFBLK || type === S_IFIFO) {
-        if (h.devmajor === undefined || h.devminor === undefined) throw fail(path, 'failed to get device numbers from a v7 tar header');
-        node.rdev = encodeDev(h.devmajor, h.devminor);
-      } else if (type === S_IFLNK) {
-        if (rawLink.length === 0) throw fail(path, 'failed to get symlink target for tar entry');
-        if (rawLink.length > LIMITS.SYMLINK_MAX.value) throw limitError('SYMLINK_MAX', path, `symlink target of ${rawLink.length} bytes`);
-        if (rawLink.includes(0)) throw fail(path, 'symlink target contains a NUL byte');
-        node.target = Buffer.from(rawLink);
-        node.size = rawLink.length;
-      } else if (type === S_IFREG && flag !== T('1')) {
-        node.size = sparse ? sparse.realSize : size;
-      }
-
-      // Hardlinks: the target is whatever sits at its path in the tree built so far, reached through directories only.
-      let linkTarget: TreeNode | undefined;
-      let linkShown = '';
-      if (flag === T('1')) {
-        if (rawLink.length === 0) throw fail(path, 'failed to get hardlink target for tar entry');
-        if (rawLink.length > LIMITS.PATH_MAX.value) throw limitError('PATH_MAX', path, `hardlink target of ${rawLink.length} bytes`);
-        const target = normalise(rawLink);
-        const tpath = display(target.path);
-        linkShown = tpath;
-        if (target.comps.some(isDotDot)) throw fail(path, `a ".." component in hardlink target ${tpath} is not allowed`);
-        let at: Slot | undefined = top;
-        for (let i = 0; at !== undefined && i < target.comps.length; i++) at = at.kids?.get(L(target.comps[i]!));
-        linkTarget = at?.node;
-        if (!linkTarget) throw new NydusError('SOURCE', `unknown target ${tpath} for hardlink ${path}`);
-        if ((linkTarget.mode & S_IFMT) !== S_IFREG) throw new NydusError('SOURCE', `target ${tpath} for hardlink ${path} is not a regular file`);
-      }
-
-      // Most members have no PAX records at all: no map or array work for them.
-      const xattrs = ext ? new Map<string, TreeNode['xattrs'][number]>() : NO_XATTRS;
-      for (const r of ext ?? NO_RECORDS) {
-        if (r.key.length <= SCHILY.length || !r.key.subarray(0, SCHILY.length).equals(SCHILY)) continue;
-        const xname = Buffer.from(r.key.subarray(SCHILY.length));
-        const text = xname.toString('utf8');
-        const xshown = JSON.stringify(text.length > 300 ? `${text.slice(0, 300)}…` : text);
-        if (xname.length > LIMITS.XATTR_NAME_MAX.value) throw limitError('XATTR_NAME_MAX', `${path}: xattr ${xshown}`, `name of ${xname.length} bytes`);
-        if (r.value.length > LIMITS.XATTR_VALUE_MAX.value) throw limitError('XATTR_VALUE_MAX', `${path}: xattr ${xshown}`, `value of ${r.value.length} bytes`);
-        if (!XATTR_PREFIXES.some((p) => xname.length >= p.length && xname.subarray(0, p.length).equals(p))) {
-          throw fail(path, `invalid xattr key ${xshown}: it must start with user., security., trusted., system.posix_acl_access or system.posix_acl_default`);
-        }
-        (xattrs as Map<string, TreeNode['xattrs'][number]>).set(xname.toString('latin1'), { name: xname, value: Buffer.from(r.value) });
-      }
-      if (xattrs.size > 0) {
-        node.xattrs = [...xattrs.values()].sort((a, b) => Buffer.compare(a.name, b.name));
-        const area = areaSize(node.xattrs);
-        if (area > LIMITS.XATTR_AREA_MAX.value) throw limitError('XATTR_AREA_MAX', path, `xattr area of ${area} bytes`);
-      }
-
-      // The parent: walked from the root (or the previous member's, when it is the same path),
-      // creating implied parents with the synthetic root's attributes. A path through a symlink,
-      // file or device an earlier member made is refused: upstream would hang the member below a
-      // non-directory and drop it from the image without a word.
-      const depth = comps.length;
-      const parentPath = depth <= 1 ? norm.path.subarray(0, 1) : norm.path.subarray(0, endOf(norm, depth - 2));
-      let parentSlot: Slot;
-      if (lastParent !== undefined && lastParent.generation === generation && lastParent.path.equals(parentPath)) {
-        parentSlot = lastParent.slot;
-      } else {
-        parentSlot = top;
-        let i = 0;
-        for (; i < depth - 1; i++) {
-          const next = parentSlot.kids!.get(L(comps[i]!));
-          if (next === undefined) break;
-          if (next.kids === undefined) {
-            throw fail(path, `an earlier entry made ${display(norm.path.subarray(0, endOf(norm, i)))} a ${kindOf(next.node)}, not a directory`);
-          }
-          parentSlot = next;
-        }
-        for (; i < depth - 1; i++) {
-          const dir = syntheticDir(comps[i]!, norm.path.subarray(0, endOf(norm, i)));
-          const next: Slot = { node: dir, kids: new Map() };
-          parentSlot.kids!.set(L(comps[i]!), next);
-          yield { node: dir, parent: parentSlot.node };
-          parentSlot = next;
-        }
-        lastParent = { slot: parentSlot, path: parentPath, generation };
-      }
-
-      // This member's own slot: a repeated path is replaced, last wins.
-      const key = depth === 0 ? '' : L(nodeName);
-      let slot: Slot | undefined = depth === 0 ? top : parentSlot.kids!.get(key);
-      const old = slot?.node;
-      if (linkTarget) {
-        const primary = linkTarget.linkTo ?? linkTarget;
-        if (old && (old.linkTo ?? old) === primary) {
-          // A name re-archived as a link into its own group (GNU tar does this for a path listed
-          // twice): upstream keeps the inode and data and takes the link's attributes.
-          old.mode = node.mode;
-          old.uid = uid;
-          old.gid = gid;
-          old.mtime = h.mtime;
-          old.mtimeNsec = 0;
-          await skipData();
-          continue;
-        }
-        // The link copies the target's size and xattrs, as upstream does; the group's first node carries the inode.
-        node.size = primary.size;
-        node.xattrs = linkTarget.xattrs;
-        node.linkTo = primary;
-      }
-      if (slot === undefined) {
-        slot = { node };
-        parentSlot.kids!.set(key, slot);
-      }
-      slot.node = node;
-      if (type !== S_IFDIR) {
-        if (slot.kids !== undefined) generation++;
-        slot.kids = undefined;
-      } else {
-        slot.kids ??= new Map();
-      }
-
-      const entry: TarEntry = { node, parent: depth === 0 ? undefined : parentSlot.node, replaces: old };
-      if (type === S_IFREG && !linkTarget && !sparse) entry.dataOffset = dataAt;
-      if (type === S_IFREG) {
-        entry.open = linkTarget
-          ? () => {
-              throw new NydusError('SOURCE', `hardlink ${path} lost its target ${linkShown}, whose data a single pass over the tar cannot read again`);
-            }
-          : () => {
-              if (member.open || !member.current) throw new NydusError('INTERNAL', 'tar content opened twice or after the source moved on', { path });
-              member.open = true;
-              return sparse ? new SparseReader(member, pull, sparse.regions, sparse.realSize) : new MemberReader(member, pull);
-            };
+      if (p.sparse) await p.sparseMap();
+      const entry = p.finish();
+      for (let i = 0; i < p.implied.length; i++) yield p.implied[i]!;
+      if (entry === undefined) {
+        await skipMember(member, pull);
+        continue;
       }
       yield entry;
       // Usually the rest of the member and its padding are buffered: no promise for them.
-      if (!pull.skipNow(member.left + padding(member.size))) await skipData();
+      if (!pull.skipNow(member.left + padding(member.size))) await skipMember(member, pull);
       else {
         member.left = 0;
         member.current = false;
       }
     }
-    if (pending !== undefined) {
-      throw new NydusError('SOURCE', `the input ends after the ${pending.what} header at tar offset ${pending.at}, with no member for it`, { path: name });
+    if (p.pending !== undefined) {
+      throw new NydusError('SOURCE', `the input ends after the ${p.pending.what} header at tar offset ${p.pending.at}, with no member for it`, { path: name });
     }
   } finally {
     // Closing must not hide the error that ended the walk.

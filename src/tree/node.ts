@@ -39,6 +39,9 @@ export interface TreeNode {
 
 const SLASH = Buffer.from('/');
 
+/** A whole number in int32 range as V8's small integer (stored inline in a node); anything else unchanged. */
+export const smi = (v: number): number => ((v | 0) === v ? v | 0 : v);
+
 /**
  * A node that keeps its parent directory instead of its path: the path (wanted only for
  * messages) is put together when asked, so a big tree holds one name buffer per entry, not two.
@@ -84,6 +87,7 @@ export class ChildNode implements TreeNode {
 }
 
 import { S_IFMT, S_IFDIR, S_IFREG, S_IFLNK } from '../format/mode.js';
+import { compareBytes } from '../format/util.js';
 export { S_IFMT, S_IFDIR, S_IFREG, S_IFLNK };
 
 export const isDirNode = (n: TreeNode) => (n.mode & S_IFMT) === S_IFDIR;
@@ -91,7 +95,7 @@ export const isRegNode = (n: TreeNode) => (n.mode & S_IFMT) === S_IFREG;
 
 /** Sorts a directory's children the way EROFS dirents are ordered: byte-wise by name. */
 export function sortChildren(dir: TreeNode): void {
-  dir.children?.sort((a, b) => Buffer.compare(a.name, b.name));
+  dir.children?.sort((a, b) => compareBytes(a.name, b.name));
 }
 
 /** Every node, each directory before its children (children in stored order). */

@@ -1,6 +1,6 @@
 // EROFS directory entries and directory blocks (rafs-v6.md §4).
 import { formatError } from '../../errors.js';
-import { need, putU64, u64 } from '../util.js';
+import { compareBytes, need, putU64, u64 } from '../util.js';
 
 export const SIZE = 12;
 
@@ -34,7 +34,7 @@ export function fileTypeOfMode(mode: number): number {
 }
 
 /** Byte-wise order the kernel binary-searches by; a shorter prefix sorts first. */
-export const compareNames = (a: Buffer, b: Buffer) => Buffer.compare(a, b);
+export const compareNames = (a: Buffer, b: Buffer) => compareBytes(a, b);
 
 /**
  * Splits sorted entries into blocks: each block is N dirents then N names, packed.

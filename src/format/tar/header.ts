@@ -79,28 +79,56 @@ export function decodeNumber(block: Buffer, off: number, len: number, field: str
   return parseInt(text, 8);
 }
 
-/** The header checksum: every byte summed, the 8-byte chksum field (148..155) counted as spaces. */
-export function checksumOf(block: Buffer): number {
-  let sum = 8 * 0x20;
-  for (let i = 0; i < 148; i++) sum += block[i]!;
-  for (let i = 156; i < BLOCK; i++) sum += block[i]!;
-  return sum;
+/**
+ * The header checksum: every byte summed, the 8-byte chksum field (148..155) counted as spaces.
+ * `words`, a DataView of block's whole buffer (a parser makes one per read block), lets it read
+ * four bytes at a time.
+ */
+export function checksumOf(block: Buffer, words?: DataView): number {
+  if (words === undefined || block.length < BLOCK) {
+    let sum = 8 * 0x20;
+    for (let i = 0; i < 148; i++) sum += block[i]!;
+    for (let i = 156; i < BLOCK; i++) sum += block[i]!;
+    return sum;
+  }
+  // Four bytes a read, summed in two 16-bit lanes (bytes 0 + 1 and 2 + 3 of each word): 126
+  // words of at most 2 * 255 each stay below 2^16 per lane, so the 32-bit sum never carries
+  // from one lane into the other (| 0 keeps it a 32-bit integer).
+  const w = words;
+  const at = block.byteOffset;
+  let lanes = 0;
+  for (let i = 0; i < 148; i += 4) {
+    const x = w.getUint32(at + i, true);
+    lanes = (lanes + (x & 0xff00ff) + ((x >>> 8) & 0xff00ff)) | 0;
+  }
+  for (let i = 156; i < BLOCK; i += 4) {
+    const x = w.getUint32(at + i, true);
+    lanes = (lanes + (x & 0xff00ff) + ((x >>> 8) & 0xff00ff)) | 0;
+  }
+  return 8 * 0x20 + (lanes & 0xffff) + (lanes >>> 16);
+}
+
+/** Whether block holds value's bytes at off. */
+function fieldIs(block: Buffer, off: number, value: Buffer): boolean {
+  for (let i = 0; i < value.length; i++) if (block[off + i] !== value[i]) return false;
+  return true;
 }
 
 /**
  * Decodes a non-zero header block; throws on a checksum mismatch or a malformed number. With
  * inPlace, name and linkname are views of the block (a parser that reads the next header into
- * the same bytes must be done with them by then).
+ * the same bytes must be done with them by then). `words`: a DataView of block's whole buffer,
+ * for a faster checksum.
  */
-export function decode(block: Buffer, inPlace = false): TarHeader {
+export function decode(block: Buffer, inPlace = false, words?: DataView): TarHeader {
   if (block.length !== BLOCK) throw formatError('tar_header', 'length', block.length, `expected ${BLOCK}`);
   const stored = decodeNumber(block, 148, 8, 'chksum');
-  const sum = checksumOf(block);
+  const sum = checksumOf(block, words);
   if (stored !== sum) throw formatError('tar_header', 'chksum', stored, `header checksum mismatch (computed ${sum})`);
-  const magic = block.subarray(257, 263);
-  const format: TarFormat = magic.equals(USTAR_MAGIC)
+  // Byte compares in place: no view and no native call per header.
+  const format: TarFormat = fieldIs(block, 257, USTAR_MAGIC)
     ? 'ustar'
-    : magic.equals(GNU_MAGIC) && block.subarray(263, 265).equals(GNU_VERSION) ? 'gnu' : 'v7';
+    : fieldIs(block, 257, GNU_MAGIC) && fieldIs(block, 263, GNU_VERSION) ? 'gnu' : 'v7';
   let name = bytes(block, 0, 100, inPlace);
   if (format === 'ustar' && block[345] !== 0) name = Buffer.concat([bytes(block, 345, 155, true), SLASH, name]);
   const h: TarHeader = {
@@ -113,11 +141,10 @@ export function decode(block: Buffer, inPlace = false): TarHeader {
     typeflag: block[156]!,
     linkname: bytes(block, 157, 100, inPlace),
     format,
+    // In the literal (undefined on v7): one shape, and no property added to every header after.
+    devmajor: format === 'v7' ? undefined : decodeNumber(block, 329, 8, 'devmajor'),
+    devminor: format === 'v7' ? undefined : decodeNumber(block, 337, 8, 'devminor'),
   };
-  if (format !== 'v7') {
-    h.devmajor = decodeNumber(block, 329, 8, 'devmajor');
-    h.devminor = decodeNumber(block, 337, 8, 'devminor');
-  }
   return h;
 }
 
