@@ -12,7 +12,7 @@ import { OutputFile } from '../io/atomic.js';
 import { checkNoCollision, realPathOf } from '../io/collide.js';
 import { dirSource } from '../sources/dir.js';
 import { TreeAssembler } from '../tree/assemble.js';
-import { isDirNode, walk, type TreeNode } from '../tree/node.js';
+import { PathLookup, isDirNode, type TreeNode } from '../tree/node.js';
 import { runPipeline } from '../pipeline/compose.js';
 import { blobSink } from '../pipeline/stages/sink.js';
 import type { BuildState, PendingChunk, StageDef } from '../pipeline/stage.js';
@@ -186,12 +186,10 @@ export function checkLayerId(id: string | undefined): void {
 /** Resolves prefetch patterns to tree nodes: an exact path match lists that inode. */
 export function prefetchNodes(root: TreeNode, patterns: string[]): TreeNode[] {
   if (patterns.length === 0) return [];
-  const byPath = new Map<string, TreeNode>();
-  for (const n of walk(root)) byPath.set(n.path.toString('latin1'), n);
+  const lookup = new PathLookup(root);
   const out: TreeNode[] = [];
   for (const p of patterns) {
-    const key = Buffer.from('/' + p.replace(/^\/+/, '').replace(/\/+$/, ''), 'utf8').toString('latin1');
-    const n = byPath.get(key === '/' ? '/' : key);
+    const n = lookup.get(Buffer.from('/' + p.replace(/^\/+/, '').replace(/\/+$/, ''), 'utf8').toString('latin1'));
     if (n && !out.includes(n)) out.push(n.linkTo ?? n);
   }
   return out;

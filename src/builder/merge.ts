@@ -9,7 +9,7 @@ import { openImage } from '../read/open.js';
 import type { ChunkInfo, RafsImage } from '../read/model.js';
 import { treeFromImage } from '../tree/from-image.js';
 import { applyLayer, normalizeHardlinks } from '../tree/overlay.js';
-import { isRegNode, layoutOrder, walk, type TreeNode } from '../tree/node.js';
+import { PathLookup, isRegNode, layoutOrder, walk, type TreeNode } from '../tree/node.js';
 import { planBootstrap } from '../bootstrap/plan.js';
 import { emitBootstrap } from '../bootstrap/emit.js';
 import { emitBootstrapV5, v5Blob } from '../bootstrap/v5.js';
@@ -176,11 +176,10 @@ function prefetchPatterns(lines: readonly string[], warn: (m: string) => void): 
 /** The nodes the patterns name exactly, in pattern order; empty regular files never prefetch. */
 function prefetchNodes(root: TreeNode, patterns: readonly string[]): TreeNode[] {
   if (patterns.length === 0) return [];
-  const byPath = new Map<string, TreeNode>();
-  for (const n of walk(root)) byPath.set(n.path.toString('latin1'), n);
+  const lookup = new PathLookup(root);
   const out: TreeNode[] = [];
   for (const p of patterns) {
-    const n = byPath.get(Buffer.from(p, 'utf8').toString('latin1'));
+    const n = lookup.get(Buffer.from(p, 'utf8').toString('latin1'));
     if (!n) continue;
     const inode = n.linkTo ?? n;
     if (isRegNode(inode) && inode.size === 0) continue;

@@ -99,6 +99,42 @@ export function sortChildren(dir: TreeNode): void {
 }
 
 /** Every node, each directory before its children (children in stored order). */
+/**
+ * Finds nodes by path ("/a/b", the name bytes as latin1) a component at a time from the root; a
+ * directory's children are indexed by name the first time a lookup passes through it. The cost
+ * follows the paths asked for, not the tree: a path per node is quadratic in the depth, which
+ * comes from the input.
+ */
+export class PathLookup {
+  private readonly index = new Map<TreeNode, Map<string, TreeNode>>();
+
+  constructor(private readonly root: TreeNode) {}
+
+  /** The node whose path is exactly `path` ("/" is the root; no empty, "." or ".." component matches). */
+  get(path: string): TreeNode | undefined {
+    if (path === '/') return this.root;
+    if (!path.startsWith('/')) return undefined;
+    let n: TreeNode | undefined = this.root;
+    for (let from = 1; n; ) {
+      const end = path.indexOf('/', from);
+      n = this.child(n, path.slice(from, end < 0 ? undefined : end));
+      if (end < 0) return n;
+      from = end + 1;
+    }
+    return undefined;
+  }
+
+  private child(dir: TreeNode, name: string): TreeNode | undefined {
+    let byName = this.index.get(dir);
+    if (!byName) {
+      byName = new Map();
+      for (const c of dir.children ?? []) byName.set(c.name.toString('latin1'), c);
+      this.index.set(dir, byName);
+    }
+    return byName.get(name);
+  }
+}
+
 export function* walk(root: TreeNode): Generator<TreeNode> {
   const stack: TreeNode[] = [root];
   while (stack.length > 0) {
