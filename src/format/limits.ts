@@ -78,6 +78,9 @@ const DOT = 0x2e;
 /**
  * Why `name` cannot be one directory entry's name (empty, ".", "..", a "/" or NUL byte, longer
  * than NAME_MAX), or undefined when it can. Names are raw bytes: any other byte is allowed.
+ * The tar source asks only about components its normalising flagged (`odd` in sources/tar.ts:
+ * too long or a NUL; normalising already drops empty, "." and "/" and refuses ".."): a rule
+ * added here needs its flag there too.
  */
 export function badName(name: Uint8Array): string | undefined {
   const n = name.length;
