@@ -8,11 +8,11 @@
 // estargz_sample.json builds; a layer on --parent-bootstrap shows both layers with the OCI
 // whiteouts applied; bad input (sha256: ids, a wrong --blob-id, a TOC pointing past the end, a
 // truncated or corrupt blob) fails with one line, a non-zero exit and nothing left behind.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chmod, link, mkdir, mkdtemp, readdir, readFile, rm, symlink, utimes, writeFile, copyFile } from 'node:fs/promises';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { scratch } from '../helpers/scratch.js';
+import { chmod, link, mkdir, readdir, readFile, rm, symlink, utimes, writeFile, copyFile } from 'node:fs/promises';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stargzify, type Estargz } from '../helpers/estargz.js';
 import { compareTrees } from '../helpers/compare.js';
@@ -29,12 +29,11 @@ import { ShortGzipMember, inflateMemberPrefix } from '../../src/format/stargz/gz
 
 const CHUNK = 0x10000;
 const kernel = kernelSupport();
-let work = '';
+const work = scratch('nydus-stargz-');
 let src = '';
 let layer: Estargz;
 let blobFile = '';
 let tocFile = '';
-let seq = 0;
 
 const T0 = 1_700_000_000;
 
@@ -75,25 +74,16 @@ async function tarOf(root: string): Promise<Buffer> {
 }
 
 beforeAll(async () => {
-  work = await mkdtemp(join(tmpdir(), 'nydus-stargz-'));
-  src = join(work, 'src');
+  src = work.path('src');
   await buildTree(src);
   layer = stargzify(await tarOf(src), { chunkSize: CHUNK });
-  blobFile = join(work, layer.digest);
+  blobFile = work.path(layer.digest);
   await writeFile(blobFile, layer.blob);
-  tocFile = join(work, 'stargz.index.json');
+  tocFile = work.path('stargz.index.json');
   await writeFile(tocFile, layer.tocJson);
 }, 60_000);
 
-afterAll(async () => {
-  if (work) await rm(work, { recursive: true, force: true });
-});
-
-async function fresh(name: string): Promise<string> {
-  const d = join(work, `${name}-${++seq}`);
-  await mkdir(d);
-  return d;
-}
+const fresh = work.fresh;
 
 /** Unpacks the image with our unpack, extracts the tar with GNU tar and compares it with `expected`. */
 async function unpackAndCompare(boot: string, blobArgs: string[], expected: string): Promise<string[]> {
@@ -550,9 +540,9 @@ describe('refusals and bad input: one line, non-zero exit, nothing under the out
     await mustFail(['-t', 'stargz_index', '--blob-id', 'x1', ...cs, await mutate((t) => (t.entries[1]!.name = '../escape'))], /"\.\." in the path/);
     await mustFail(['-t', 'stargz_index', '--blob-id', 'x1', ...cs, await mutate((t) => (t.entries = []))], /TOC array is empty/);
     await mustFail(['-t', 'stargz_index', '--blob-id', 'x1', ...cs, await mutate((t) => (t.entries.filter((e) => e.offset !== undefined).pop()!.offset = 2 ** 41))], /is past 2\^40/);
-    await mustFail(['-t', 'stargz_index', '--blob-id', 'x1', '--blob', join(work, 'x'), ...cs, tocFile], /conflicts with '--blob'/, 2);
+    await mustFail(['-t', 'stargz_index', '--blob-id', 'x1', '--blob', work.path('x'), ...cs, tocFile], /conflicts with '--blob'/, 2);
     await mustFail(['-t', 'stargz_index', '--blob-id', 'x1', '--blob-data-size', 'xyz', ...cs, tocFile], /invalid blob data size "xyz"/, 2);
-    await mustFail(['-t', 'tar-rafs', '-b', join(work, 'never'), '--blob-data-size', '100', tocFile], /--blob-data-size only applies to --type estargztoc-ref/);
+    await mustFail(['-t', 'tar-rafs', '-b', work.path('never'), '--blob-data-size', '100', tocFile], /--blob-data-size only applies to --type estargztoc-ref/);
   });
 });
 

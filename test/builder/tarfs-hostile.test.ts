@@ -1,30 +1,20 @@
 // `create -t tar-tarfs` against tars that claim what they do not hold: a member declaring 64 GiB
 // of data in a 2 KiB tar is refused as truncated before a chunk is allocated for it, and the
 // source's refusals (depth, a member under a symlink) leave nothing behind in -D.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { describe, expect, it } from 'vitest';
+import { scratch } from '../helpers/scratch.js';
+import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { create } from '../../src/builder/create.js';
 import { NydusError } from '../../src/errors.js';
 import { END, file, header, pax, symlink, tar } from '../sources/craft.js';
 
-let work = '';
-let seq = 0;
-
-beforeAll(async () => {
-  work = await mkdtemp(join(tmpdir(), 'nydus-tarfs-hostile-'));
-});
-
-afterAll(async () => {
-  if (work) await rm(work, { recursive: true, force: true });
-});
+const work = scratch('nydus-tarfs-hostile-');
 
 /** Builds the bytes with tar-tarfs; returns the error and how long it took, with -D checked empty. */
 async function refusal(bytes: Buffer, chunkSize = 0x1000): Promise<{ message: string; ms: number }> {
-  const dir = join(work, `d${++seq}`);
-  await mkdir(dir);
-  const source = join(dir, '..', `t${seq}.tar`);
+  const dir = await work.fresh('d');
+  const source = `${dir}.tar`;
   await writeFile(source, bytes);
   const t0 = performance.now();
   const e = await create({ type: 'tar-tarfs', source, blobDir: dir, bootstrap: join(dir, 'boot'), chunkSize }).catch((x: unknown) => x);

@@ -3,11 +3,11 @@
 // chunks at its data inside the tar. Upstream's all-entry-type.tar is decoded field by field;
 // tars made in code check chunking, the one-entry chunk table, FIFO input, replaced hardlink
 // targets, refusals and bad input (one error, nothing left behind).
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { scratch } from '../helpers/scratch.js';
 import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
-import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { create, type CreateOptions } from '../../src/builder/create.js';
 import { TARFS_BLOCK_SIZE } from '../../src/builder/tarfs.js';
@@ -33,23 +33,9 @@ const EMPTY_TAR = join(UPSTREAM, 'tar', 'empty.tar');
 const FIXTURE_ID = '87aae74a677161ede3210f3a70a9d5fea997193e6c6a03ef22f4e3eeaeb30884';
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
-let work = '';
-let seq = 0;
-
-beforeAll(async () => {
-  work = await mkdtemp(join(tmpdir(), 'nydus-tarfs-'));
-});
-
-afterAll(async () => {
-  if (work) await rm(work, { recursive: true, force: true });
-});
-
+const work = scratch('nydus-tarfs-');
 /** A fresh blob dir for one build. */
-async function freshDir(name: string): Promise<string> {
-  const d = join(work, `${name}-${++seq}`);
-  await mkdir(d);
-  return d;
-}
+const freshDir = work.fresh;
 
 function build(source: string, dir: string, more: Partial<CreateOptions> = {}) {
   return create({ type: 'tar-tarfs', source, blobDir: dir, bootstrap: join(dir, 'boot'), ...more });
@@ -178,7 +164,7 @@ describe('upstream all-entry-type.tar', () => {
     const ref = await freshDir('fifo-ref');
     await build(FIXTURE, ref);
     const dir = await freshDir('fifo');
-    const fifo = join(work, `input-${seq}.fifo`);
+    const fifo = join(await work.fresh('input'), 'fifo');
     await run('mkfifo', [fifo]);
     const writer = run('sh', ['-c', 'cat "$1" > "$2"', 'sh', FIXTURE, fifo]);
     const r = await build(fifo, dir);
@@ -209,7 +195,7 @@ describe('tars made in code', () => {
     const a = prng(31, 10_000);
     const b = prng(32, 5_000);
     const c = prng(33, 100);
-    const tarFile = join(work, 'chunks.tar');
+    const tarFile = work.path('chunks.tar');
     const tar = await writeTar(tarFile, [
       { name: 'a', type: 'file', data: a },
       { name: 'b', type: 'file', data: b },
@@ -257,7 +243,7 @@ describe('tars made in code', () => {
 
   it('a hardlink keeps its target\'s data when a later entry replaces the target (upstream copies the chunks)', async () => {
     const dir = await freshDir('replaced');
-    const tarFile = join(work, 'replaced.tar');
+    const tarFile = work.path('replaced.tar');
     await writeTar(tarFile, [
       { name: 'a', type: 'file', data: 'first\n' },
       { name: 'b', type: 'hardlink', linkname: 'a' },
@@ -281,7 +267,7 @@ describe('tars made in code', () => {
 
   it('--repeatable stores 0:0 and leaves EXPLICIT_UID_GID unset', async () => {
     const dir = await freshDir('repeatable');
-    const tarFile = join(work, 'owned.tar');
+    const tarFile = work.path('owned.tar');
     await writeTar(tarFile, [{ name: 'f', type: 'file', data: 'x', uid: 1000, gid: 2000 }]);
     await build(tarFile, dir, { repeatable: true });
     const image = openImage(join(dir, 'boot'));
@@ -330,18 +316,18 @@ describe('refused options and bad input: one error, nothing left under a final n
 
   it('a truncated tar, gzip input, a directory and a missing file fail as SOURCE errors', async () => {
     const tar = await readFile(FIXTURE);
-    const truncated = join(work, 'truncated.tar');
+    const truncated = work.path('truncated.tar');
     await writeFile(truncated, tar.subarray(0, 2055));
-    const half = join(work, 'half-header.tar');
+    const half = work.path('half-header.tar');
     await writeFile(half, tar.subarray(0, 700));
-    const gz = join(work, 'all-entry-type.tar.gz');
+    const gz = work.path('all-entry-type.tar.gz');
     await writeFile(gz, gzipSync(tar));
     const cases: Array<[string, RegExp]> = [
       [truncated, /hardlink1.txt: truncated tar: the input ends 7 bytes into the entry's 15 bytes of data/],
       [half, /truncated tar: the input ends inside the header/],
       [gz, /at tar offset 0 .*\(the input is gzip data: tar-tarfs reads a plain tar, decompress it first\)$/],
-      [work, /reads a regular file, a FIFO or a character device/],
-      [join(work, 'does-not-exist.tar'), /no such file or directory/],
+      [work.dir, /reads a regular file, a FIFO or a character device/],
+      [work.path('does-not-exist.tar'), /no such file or directory/],
     ];
     for (const [source, re] of cases) {
       const dir = await freshDir('bad');
@@ -356,7 +342,7 @@ describe('refused options and bad input: one error, nothing left under a final n
 
   it('a junk block after the end of the archive is a header error (reading goes on to EOF)', async () => {
     const tar = await readFile(FIXTURE);
-    const junk = join(work, 'junk.tar');
+    const junk = work.path('junk.tar');
     await writeFile(junk, Buffer.concat([tar, Buffer.alloc(512, 0x41)]));
     const dir = await freshDir('junk');
     await expect(build(junk, dir)).rejects.toThrow(/bad tar header at tar offset 10240/);

@@ -4,11 +4,11 @@
 // upstream's tests assert, and our index of upstream's test inputs has the shape those tests
 // assert; reading the last file of a ~200 MB layer inflates one context's span, not the stream;
 // the kernel mounts the bootstrap and the exported disk; bad input fails with one line.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { scratch } from '../helpers/scratch.js';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { createGzip } from 'node:zlib';
@@ -35,20 +35,8 @@ const UPSTREAM_META = join(ZRAN, '233c72f2b6b698c07021c4da367cfe2dff4f049efbaa88
 const CONVERTER_FLAGS = ['--log-level', 'warn', '--type', 'targz-ref', '--blob-inline-meta', '--features', 'blob-toc'];
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
-let work = '';
-let seq = 0;
-beforeAll(async () => {
-  work = await mkdtemp(join(tmpdir(), 'nydus-targz-ref-'));
-});
-afterAll(async () => {
-  if (work) await rm(work, { recursive: true, force: true });
-});
-
-async function fresh(name: string): Promise<string> {
-  const d = join(work, `${name}-${++seq}`);
-  await mkdir(d);
-  return d;
-}
+const work = scratch('nydus-targz-ref-');
+const fresh = work.fresh;
 
 /** What tar itself makes of the .tar.gz: every member, as upstream reads them (zero blocks skipped). */
 async function tarExtract(targz: string, dir: string): Promise<void> {
