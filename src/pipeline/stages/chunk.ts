@@ -165,12 +165,8 @@ export function chunker(state: BuildState, assembler: TreeAssembler, onWalkEnd?:
       }
     }
     // The last batch goes to the workers before the tree is laid out, so they compress it meanwhile.
-    if (chunks.length > 0) {
-      const last: Batch = { data: data ? data.subarray(0, used) : UNREAD, chunks, files: reads.take() };
-      yield last;
-    } else if (data) {
-      state.buffers.release(data);
-    }
+    if (chunks.length > 0) yield flush();
+    else if (data) state.buffers.release(data);
     onWalkEnd?.();
   };
 }
