@@ -71,9 +71,8 @@ const STEP_NODES = 2048;
 /** PreparedArea in steps: pauses (yields) every STEP_NODES nodes so the caller can go on with other work. */
 export function* prepareSteps(plan: Plan, o: { shift: number; blockSize: number; explicitUidGid: boolean }): Generator<void, PreparedArea, void> {
   const area = Buffer.alloc(plan.end);
-  const nidOf = (n: TreeNode) => plan.nid[plan.position.get(n.linkTo ?? n)!];
   for (let k = 0; k < plan.nodes.length; k++) {
-    writeNode(plan, k, area, o.shift, o.shift, o.blockSize, o.explicitUidGid, nidOf);
+    writeNode(plan, k, area, o.shift, o.shift, o.blockSize, o.explicitUidGid);
     if ((k + 1) % STEP_NODES === 0) yield;
   }
   return { plan, area, ...o };
@@ -177,9 +176,8 @@ export function emitBootstrap(input: EmitInput, prepared?: PreparedArea): Buffer
 
   // Planned bytes below PLAN_START are never used: the prepared area goes in from there.
   if (pre) pre.area.copy(buf, shift + PLAN_START, PLAN_START);
-  const nidOf = (n: TreeNode) => plan.nid[plan.position.get(n.linkTo ?? n)!];
   for (let k = 0; k < plan.nodes.length; k++) {
-    if (!pre) writeNode(plan, k, buf, shift, 0, B, input.explicitUidGid, nidOf);
+    if (!pre) writeNode(plan, k, buf, shift, 0, B, input.explicitUidGid);
     if ((plan.nodes[k].mode & S_IFMT) === S_IFREG) writeChunks(plan, k, buf, shift, chunks, chunkSize, B, blkszbits);
   }
 
@@ -199,7 +197,7 @@ export function emitBootstrap(input: EmitInput, prepared?: PreparedArea): Buffer
  * Node k's inode, xattrs and directory or symlink data, each at its final offset less `base` in
  * buf; a regular file's chunk format word is left 0 for writeChunks.
  */
-function writeNode(plan: Plan, k: number, buf: Buffer, shift: number, base: number, B: number, explicitUidGid: boolean, nidOf: (n: TreeNode) => number): void {
+function writeNode(plan: Plan, k: number, buf: Buffer, shift: number, base: number, B: number, explicitUidGid: boolean): void {
   const n = plan.nodes[k];
   const type = n.mode & S_IFMT;
   const off = plan.nid[k] * 32 + shift - base;
@@ -215,7 +213,7 @@ function writeNode(plan: Plan, k: number, buf: Buffer, shift: number, base: numb
     const full = layout === ino.LAYOUT_FLAT_INLINE ? size - (size % B) : size;
     const tailAt = off + ino.EXTENDED_SIZE + xa.length;
     if (type === S_IFDIR) {
-      writeDir(plan, k, buf, iu * B - base, full, tailAt, nidOf, B);
+      writeDir(plan, k, buf, iu * B - base, full, tailAt, B);
       nlink = 2 + (n.children ?? []).reduce((m, c) => m + ((c.mode & S_IFMT) === S_IFDIR ? 1 : 0), 0);
     } else {
       const target = n.target!;
@@ -262,7 +260,7 @@ function writeChunks(plan: Plan, k: number, buf: Buffer, shift: number, chunks: 
  * own): block i at dataAt + i x B while inside the full blocks, the partial last block of an
  * inline directory at tailAt. "." names the directory itself, ".." its parent.
  */
-function writeDir(plan: Plan, k: number, buf: Buffer, dataAt: number, full: number, tailAt: number, nidOf: (n: TreeNode) => number, B: number): void {
+function writeDir(plan: Plan, k: number, buf: Buffer, dataAt: number, full: number, tailAt: number, B: number): void {
   const dir = plan.nodes[k];
   const list = direntList(dir);
   // The planner places a directory's inodes that are not directories (nor hardlink members)
@@ -272,7 +270,7 @@ function writeDir(plan: Plan, k: number, buf: Buffer, dataAt: number, full: numb
     const c = e.node;
     if (!c) e.nid = e.name.length === 1 ? plan.nid[k] : plan.nid[plan.parent[k]];
     else if (next < plan.nodes.length && plan.nodes[next] === c) e.nid = plan.nid[next++];
-    else e.nid = nidOf(c);
+    else e.nid = plan.nid[plan.position.get(c.linkTo ?? c)!];
   }
   dirent.packBlocks(list, B).forEach((entries, i) => dirent.encodeBlockInto(entries, buf, i * B < full ? dataAt + i * B : tailAt));
 }
