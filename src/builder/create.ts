@@ -377,6 +377,14 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
     /** The layout under way (it pauses between steps, so the pipeline goes on meanwhile). */
     let layingOut: Promise<void> | undefined;
     const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+    /** Runs work that pauses (a generator's yields), with a turn of the event loop at each pause. */
+    const stepped = async <T>(steps: Generator<void, T, void>): Promise<T> => {
+      for (;;) {
+        const step = steps.next();
+        if (step.done) return step.value;
+        await turn();
+      }
+    };
     const layOut = async () => {
       root = assembler.finish()!;
       if (v5 && conv.source === 'tar') tarHardlinks = v5Writer!.markTarInodesV5(root);
@@ -392,27 +400,13 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
       // v5 records are laid out as they are written (emitBootstrapV5).
       if (v5) return;
       const planTimer = trace.start('build_bootstrap');
-      const steps = planSteps(root, 4096);
-      for (let step = steps.next(); ; step = steps.next()) {
-        if (step.done) {
-          plan = step.value;
-          break;
-        }
-        await turn();
-      }
+      plan = await stepped(planSteps(root, 4096));
       // What of the bootstrap does not depend on the chunks is written now too, for the meta
       // shift the table of blobs will most likely need: the blobs in use so far, and this
       // build's own if it has bytes to store (emitBootstrap checks the guess).
       prefetchList = prefetchNodes(root, o.prefetch ?? []);
       const inUse = state.blobOrder.filter((k) => k >= 0).length + (state.blobOrder[state.blob.index] < 0 && state.progress.bytes > 0 ? 1 : 0);
-      const areaSteps = prepareSteps(plan, { shift: metaShift(inUse, prefetchList.length), blockSize: 4096, explicitUidGid: !o.repeatable });
-      for (let step = areaSteps.next(); ; step = areaSteps.next()) {
-        if (step.done) {
-          prepared = step.value;
-          break;
-        }
-        await turn();
-      }
+      prepared = await stepped(prepareSteps(plan, { shift: metaShift(inUse, prefetchList.length), blockSize: 4096, explicitUidGid: !o.repeatable }));
       planTimer.end();
     };
     try {
