@@ -63,6 +63,12 @@ export interface Batch {
   chunks: PendingChunk[];
   /** After compression: the stored bytes of the fresh chunks, back to back, in chunk order. */
   out?: Uint8Array;
+  /**
+   * Internal: when set, the stored bytes are these [offset, length] spans of out (which is then
+   * data), one after another: raw chunks that are not back to back in data (duplicates, or a
+   * tar's headers, between them) are written from where they are instead of copied together.
+   */
+  outSpans?: number[];
   /** After compression: stored size and whether it is compressed, per fresh chunk. */
   stored?: Array<{ size: number; compressed: boolean }>;
   /** Internal: the files the workers read into data, and the node of each read (for messages). */
