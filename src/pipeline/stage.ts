@@ -21,6 +21,18 @@ export interface ContentReader {
  */
 export const READ_PATH: unique symbol = Symbol('nydus.readPath');
 
+/**
+ * A source may also hand over its entries a group at a time, synchronously (the directory
+ * source: a directory with its non-directories): the chunker then takes them without an
+ * asynchronous step per entry, when no entry stage sits in between.
+ */
+export const ENTRY_GROUPS: unique symbol = Symbol('nydus.entryGroups');
+
+/** A source with groups (see ENTRY_GROUPS); iterated as usual, it gives the same entries one by one. */
+export interface GroupedSource extends AsyncIterable<SourceEntry> {
+  [ENTRY_GROUPS](): Iterable<SourceEntry[]>;
+}
+
 export interface SourceEntry {
   node: TreeNode;
   /** The directory this entry goes into; undefined for the root. */
