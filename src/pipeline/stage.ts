@@ -21,6 +21,18 @@ export interface ContentReader {
  */
 export const READ_PATH: unique symbol = Symbol('nydus.readPath');
 
+/**
+ * A source may also hand over its entries a group at a time, synchronously (the directory
+ * source: a directory with its non-directories): the chunker then takes them without an
+ * asynchronous step per entry, when no entry stage sits in between.
+ */
+export const ENTRY_GROUPS: unique symbol = Symbol('nydus.entryGroups');
+
+/** A source with groups (see ENTRY_GROUPS); iterated as usual, it gives the same entries one by one. */
+export interface GroupedSource extends AsyncIterable<SourceEntry> {
+  [ENTRY_GROUPS](): Iterable<SourceEntry[]>;
+}
+
 export interface SourceEntry {
   node: TreeNode;
   /** The directory this entry goes into; undefined for the root. */
@@ -63,6 +75,12 @@ export interface Batch {
   chunks: PendingChunk[];
   /** After compression: the stored bytes of the fresh chunks, back to back, in chunk order. */
   out?: Uint8Array;
+  /**
+   * Internal: when set, the stored bytes are these [offset, length] spans of out (which is then
+   * data), one after another: raw chunks that are not back to back in data (duplicates, or a
+   * tar's headers, between them) are written from where they are instead of copied together.
+   */
+  outSpans?: number[];
   /** After compression: stored size and whether it is compressed, per fresh chunk. */
   stored?: Array<{ size: number; compressed: boolean }>;
   /** Internal: the files the workers read into data, and the node of each read (for messages). */

@@ -10,7 +10,7 @@ import { SCAN_FIELDS, lstatAt, lstatFast, readXattrs, scanDir, type LstatResult 
 import { encodeDev } from '../format/erofs/inode.js';
 import { releaseFreePages } from '../io/trim.js';
 import { ChildNode, smi, type TreeNode } from '../tree/node.js';
-import { READ_PATH, type ContentReader, type SourceEntry } from '../pipeline/stage.js';
+import { ENTRY_GROUPS, READ_PATH, type ContentReader, type GroupedSource, type SourceEntry } from '../pipeline/stage.js';
 
 const SLASH = Buffer.from('/');
 
@@ -161,8 +161,21 @@ function opener(abs: Buffer): () => ContentReader {
   return abs.length < SHORT_PATH ? Object.assign(open, { [READ_PATH]: abs }) : open;
 }
 
-/** Yields the root first, then every entry with its parent, in layout order. */
-export async function* dirSource(root: string, opts: DirSourceOptions = {}): AsyncGenerator<SourceEntry> {
+/**
+ * Yields the root first, then every entry with its parent, in layout order. The pipeline takes
+ * them a group at a time (ENTRY_GROUPS) when no entry stage sits in between.
+ */
+export function dirSource(root: string, opts: DirSourceOptions = {}): GroupedSource {
+  return {
+    [ENTRY_GROUPS]: () => dirGroups(root, opts),
+    async *[Symbol.asyncIterator]() {
+      for (const group of dirGroups(root, opts)) yield* group;
+    },
+  };
+}
+
+/** The walk in groups: the root alone, then each directory (the root's after it) with its non-directories. */
+function* dirGroups(root: string, opts: DirSourceOptions): Generator<SourceEntry[]> {
   let st: fs.Stats;
   try {
     st = fs.statSync(root);
@@ -191,7 +204,7 @@ export async function* dirSource(root: string, opts: DirSourceOptions = {}): Asy
     top.mtime = 0;
     top.mtimeNsec = 0;
   }
-  yield { node: top };
+  yield [{ node: top }];
 
   // Depth-first with an explicit stack (the depth comes from the input): a directory, its
   // non-directories by name, then each subdirectory in turn.
@@ -199,7 +212,7 @@ export async function* dirSource(root: string, opts: DirSourceOptions = {}): Asy
   let sinceTrim = 0;
   while (stack.length > 0) {
     const { node: dir, parent, abs, depth } = stack.pop()!;
-    if (parent) yield { node: dir, parent };
+    const group: SourceEntry[] = parent ? [{ node: dir, parent }] : [];
     // A long walk frees what the pipeline's threads left behind now and then (a big tree only).
     if (sinceTrim >= TRIM_EVERY) {
       sinceTrim = 0;
@@ -211,8 +224,9 @@ export async function* dirSource(root: string, opts: DirSourceOptions = {}): Asy
     const subdirs = entries.filter((e) => (e.node.mode & 0o170000) === 0o040000);
     for (const e of entries) {
       if ((e.node.mode & 0o170000) === 0o040000) continue;
-      yield { node: e.node, parent: dir, open: (e.node.mode & 0o170000) === 0o100000 ? opener(e.abs) : undefined };
+      group.push({ node: e.node, parent: dir, open: (e.node.mode & 0o170000) === 0o100000 ? opener(e.abs) : undefined });
     }
+    if (group.length > 0) yield group;
     if (subdirs.length > 0 && depth + 1 > LIMITS.DEPTH_MAX.value) throw limitError('DEPTH_MAX', `${show(subdirs[0].node.path)}: directory levels`, depth + 1);
     for (let i = subdirs.length - 1; i >= 0; i--) stack.push({ node: subdirs[i].node, parent: dir, abs: subdirs[i].abs, depth: depth + 1 });
   }

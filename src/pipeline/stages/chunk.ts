@@ -3,7 +3,7 @@
 // planned here (its chunks' places in the buffer): the worker reads it. A tar member's chunks
 // are lent in place from the source's read block, which becomes the batch's data (BlockReader).
 // Any other content (a sparse member, a stage's own reader) is read here, into the batch buffer.
-import { READ_PATH, type Batch, type BuildState, type ContentReader, type PendingChunk, type SourceEntry } from '../stage.js';
+import { ENTRY_GROUPS, READ_PATH, type Batch, type BuildState, type ContentReader, type GroupedSource, type PendingChunk, type SourceEntry } from '../stage.js';
 import type { BufferPool } from '../buffers.js';
 import type { ChunkRef, TreeNode } from '../../tree/node.js';
 import type { FileReads } from '../workers/chunks.js';
@@ -86,6 +86,29 @@ export function readsInto(b: Batch, buffers: BufferPool): Uint8Array {
   return buffers.acquire().subarray(0, last ? last.dataOffset + last.size : 0);
 }
 
+/**
+ * The entries a group at a time: a grouped source's own groups, taken synchronously (no
+ * asynchronous step per entry), else one entry at a time, in a reused array of one.
+ */
+function entryGroups(entries: AsyncIterable<SourceEntry>): { next(): SourceEntry[] | undefined | Promise<SourceEntry[] | undefined>; close(): unknown } {
+  const groups = (entries as Partial<GroupedSource>)[ENTRY_GROUPS];
+  if (groups) {
+    const it = groups.call(entries)[Symbol.iterator]();
+    return { next: () => it.next().value, close: () => it.return?.() };
+  }
+  const it = entries[Symbol.asyncIterator]();
+  const one: SourceEntry[] = [];
+  return {
+    next: async () => {
+      const r = await it.next();
+      if (r.done) return undefined;
+      one[0] = r.value;
+      return one;
+    },
+    close: () => it.return?.(),
+  };
+}
+
 /** @param onWalkEnd called once every entry has passed, after the last batch went. */
 export function chunker(state: BuildState, assembler: TreeAssembler, onWalkEnd?: () => void) {
   const capacity = state.buffers.capacity;
@@ -107,62 +130,75 @@ export function chunker(state: BuildState, assembler: TreeAssembler, onWalkEnd?:
       chunks = [];
       return b;
     };
-    for await (const e of entries) {
-      if (!assembler.attach(e.node, e.parent, e.replaces)) continue;
-      state.progress.files++;
-      const node = e.node;
-      if (!isRegNode(node) || node.linkTo) continue;
-      // Sized now: the bootstrap is laid out (by chunk counts) before dedup fills the last refs.
-      const refs: ChunkRef[] = (node.chunks = new Array(Math.ceil(node.size / state.chunkSize)));
-      if (node.size === 0) continue;
-      if (!e.open) throw new NydusError('INTERNAL', 'regular file without content', { path: node.path.toString() });
-      const path = e.open[READ_PATH];
-      if (path) {
-        for (let fileOffset = 0; fileOffset < node.size; fileOffset += state.chunkSize) {
-          const want = Math.min(state.chunkSize, node.size - fileOffset);
-          if (lender || used + want > capacity || chunks.length >= BATCH_CHUNKS) yield flush();
-          reads.add(node, path, used, want, fileOffset);
-          chunks.push(pending(node, refs, fileOffset, want, used));
-          used += want;
-          state.progress.bytes += want;
-        }
-        continue;
-      }
-      const reader = e.open();
-      try {
-        const lends = 'view' in reader ? (reader as BlockReader) : undefined;
-        for (let fileOffset = 0; fileOffset < node.size; fileOffset += state.chunkSize) {
-          const want = Math.min(state.chunkSize, node.size - fileOffset);
-          if (lends) {
-            const r = lends.view(want, state.buffers);
-            const v = r instanceof Promise ? await r : r;
-            if (v.buffer !== data?.buffer) {
-              if (chunks.length > 0) yield flush();
-              if (data) state.buffers.release(data);
-              data = new Uint8Array(v.buffer);
-              lender = lends;
+    const source = entryGroups(entries);
+    let done = false;
+    try {
+      for (;;) {
+        const next = source.next();
+        const group = next instanceof Promise ? await next : next;
+        if (!group) break;
+        for (const e of group) {
+          if (!assembler.attach(e.node, e.parent, e.replaces)) continue;
+          state.progress.files++;
+          const node = e.node;
+          if (!isRegNode(node) || node.linkTo) continue;
+          // Sized now: the bootstrap is laid out (by chunk counts) before dedup fills the last refs.
+          const refs: ChunkRef[] = (node.chunks = new Array(Math.ceil(node.size / state.chunkSize)));
+          if (node.size === 0) continue;
+          if (!e.open) throw new NydusError('INTERNAL', 'regular file without content', { path: node.path.toString() });
+          const path = e.open[READ_PATH];
+          if (path) {
+            for (let fileOffset = 0; fileOffset < node.size; fileOffset += state.chunkSize) {
+              const want = Math.min(state.chunkSize, node.size - fileOffset);
+              if (lender || used + want > capacity || chunks.length >= BATCH_CHUNKS) yield flush();
+              reads.add(node, path, used, want, fileOffset);
+              chunks.push(pending(node, refs, fileOffset, want, used));
+              used += want;
+              state.progress.bytes += want;
             }
-            chunks.push(pending(node, refs, fileOffset, want, v.byteOffset));
-            used = v.byteOffset + want;
-            state.progress.bytes += want;
             continue;
           }
-          if (lender || used + want > capacity || chunks.length >= BATCH_CHUNKS) yield flush();
-          data ??= state.buffers.acquire();
-          let got = 0;
-          while (got < want) {
-            const r = reader.read(data, used + got, want - got);
-            const n = typeof r === 'number' ? r : await r;
-            if (n === 0) throw fileShrank(node.path, node.size);
-            got += n;
+          const reader = e.open();
+          try {
+            const lends = 'view' in reader ? (reader as BlockReader) : undefined;
+            for (let fileOffset = 0; fileOffset < node.size; fileOffset += state.chunkSize) {
+              const want = Math.min(state.chunkSize, node.size - fileOffset);
+              if (lends) {
+                const r = lends.view(want, state.buffers);
+                const v = r instanceof Promise ? await r : r;
+                if (v.buffer !== data?.buffer) {
+                  if (chunks.length > 0) yield flush();
+                  if (data) state.buffers.release(data);
+                  data = new Uint8Array(v.buffer);
+                  lender = lends;
+                }
+                chunks.push(pending(node, refs, fileOffset, want, v.byteOffset));
+                used = v.byteOffset + want;
+                state.progress.bytes += want;
+                continue;
+              }
+              if (lender || used + want > capacity || chunks.length >= BATCH_CHUNKS) yield flush();
+              data ??= state.buffers.acquire();
+              let got = 0;
+              while (got < want) {
+                const r = reader.read(data, used + got, want - got);
+                const n = typeof r === 'number' ? r : await r;
+                if (n === 0) throw fileShrank(node.path, node.size);
+                got += n;
+              }
+              chunks.push(pending(node, refs, fileOffset, want, used));
+              used += want;
+              state.progress.bytes += want;
+            }
+          } finally {
+            reader.close();
           }
-          chunks.push(pending(node, refs, fileOffset, want, used));
-          used += want;
-          state.progress.bytes += want;
         }
-      } finally {
-        reader.close();
       }
+      done = true;
+    } finally {
+      // A walk stopped early (an error downstream) closes the source as a for-await would.
+      if (!done) await source.close();
     }
     // The last batch goes to the workers before the tree is laid out, so they compress it meanwhile.
     if (chunks.length > 0) yield flush();

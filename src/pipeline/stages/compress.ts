@@ -56,19 +56,27 @@ function backToBack(b: Batch): boolean {
   return end === b.data.length;
 }
 
-/** Identity "compression": the fresh chunks' raw bytes, without copying when all are fresh and back to back. */
+/**
+ * Identity "compression": the fresh chunks' raw bytes where they are in data, as one view when
+ * all are fresh and back to back, else as spans of it (runs of adjacent fresh chunks); nothing is
+ * copied.
+ */
 function storeRaw(b: Batch, state: BuildState): Batch {
   const fresh = storedAlone(b, state);
-  if (fresh.length === b.chunks.length && backToBack(b)) {
-    b.out = b.data;
-  } else {
-    const out = state.buffers.acquire();
-    let off = 0;
+  b.out = b.data;
+  if (fresh.length !== b.chunks.length || !backToBack(b)) {
+    const spans: number[] = [];
+    let start = 0;
+    let end = -1;
     for (const c of fresh) {
-      out.set(b.data.subarray(c.dataOffset, c.dataOffset + c.size), off);
-      off += c.size;
+      if (c.dataOffset !== end) {
+        if (end >= 0) spans.push(start, end - start);
+        start = c.dataOffset;
+      }
+      end = c.dataOffset + c.size;
     }
-    b.out = out.subarray(0, off);
+    if (end >= 0) spans.push(start, end - start);
+    b.outSpans = spans;
   }
   b.stored = fresh.map((c) => ({ size: c.size, compressed: false }));
   return b;

@@ -4,6 +4,7 @@ import type { Batch, BuildState, Sink } from '../stage.js';
 import { CHUNK_COMPRESSED } from '../../read/model.js';
 import type { BatchCompressor, ChunkPacker } from '../../builder/pack.js';
 import type { CompressResult, CompressTask } from '../workers/chunks.js';
+import { isShared } from '../buffers.js';
 
 export interface ChunkOutput {
   /**
@@ -44,8 +45,22 @@ export function blobSink(out: ChunkOutput): Sink {
         state.blob.compressedEnd = pos;
         const stored = b.out!;
         if (stored.buffer !== b.data.buffer) state.buffers.release(b.data);
-        // The written buffer goes back to the pool once the disk has it.
-        out.write(stored, (back) => state.buffers.release(back));
+        // The written buffer goes back to the pool once the disk has it (all of its spans). A
+        // buffer that is not shared moves to the writer's thread at its first write: its spans
+        // go in one copy.
+        const spans = b.outSpans;
+        if (spans && !isShared(stored)) {
+          out.write(gathered(stored, spans));
+          state.buffers.release(stored);
+        } else if (spans) {
+          let left = spans.length / 2;
+          if (left === 0) state.buffers.release(stored);
+          for (let i = 0; i < spans.length; i += 2) {
+            out.write(stored.subarray(spans[i], spans[i] + spans[i + 1]), (back) => --left === 0 && state.buffers.release(back));
+          }
+        } else {
+          out.write(stored, (back) => state.buffers.release(back));
+        }
         await out.drain(out.writeBehind ?? WRITE_BEHIND);
       }
     },
@@ -74,7 +89,7 @@ async function consumePacked(batches: AsyncIterable<Batch>, state: BuildState, o
     let pos = state.blob.compressedEnd;
     let from = 0;
     let k = 0;
-    const stored = b.out!;
+    const stored = b.outSpans ? gathered(b.out!, b.outSpans) : b.out!;
     for (const c of b.chunks) {
       if (!c.fresh) continue;
       const raw = b.data.subarray(c.dataOffset, c.dataOffset + c.size);
@@ -94,4 +109,11 @@ async function consumePacked(batches: AsyncIterable<Batch>, state: BuildState, o
     await write(pieces);
   }
   await write([await packer.flushBatch(zip)].filter((p) => p.length > 0));
+}
+
+/** The spans of data, one after another, in a buffer of their own. */
+function gathered(data: Uint8Array, spans: number[]): Uint8Array {
+  const parts: Uint8Array[] = [];
+  for (let i = 0; i < spans.length; i += 2) parts.push(data.subarray(spans[i], spans[i] + spans[i + 1]));
+  return Buffer.concat(parts);
 }
