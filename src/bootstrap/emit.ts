@@ -174,6 +174,7 @@ export function emitBootstrap(input: EmitInput, prepared?: PreparedArea): Buffer
     prefetch_table_offset: pfSize > 0 ? pfOff : 0, prefetch_table_size: pfSize,
   }).copy(buf, ext.OFFSET);
 
+  // The chunk indexes and the table go through encodeInto: ~50k chunks on a cold path, after the last chunk.
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   // Planned bytes below PLAN_START are never used: the prepared area goes in from there.
   if (pre) pre.area.copy(buf, shift + PLAN_START, PLAN_START);
@@ -182,7 +183,11 @@ export function emitBootstrap(input: EmitInput, prepared?: PreparedArea): Buffer
     if ((plan.nodes[k].mode & S_IFMT) === S_IFREG) writeChunks(plan, k, buf, view, shift, chunks, chunkSize, B, blkszbits);
   }
 
-  writeChunkTable(buf, ctOff, table, (slot) => chunks[slotChunk[slot]], slotOffset);
+  for (let i = 0; i < table.length; i++) {
+    const slot = table[i];
+    const c = chunks[slotChunk[slot]];
+    ci.encodeInto(buf, view, ctOff + i * ci.SIZE, c.digest, c.blobIndex, c.flags, c.compressedSize, c.uncompressedSize, c.compressedOffset, c.uncompressedOffset, slotOffset[slot], c.index, c.crc32);
+  }
   return buf;
 }
 
@@ -237,19 +242,7 @@ function writeChunks(plan: Plan, k: number, buf: Buffer, view: DataView, shift: 
   const at = alignUp(off + ino.EXTENDED_SIZE + xlen, 8);
   for (let i = 0; i < refs.length; i++) {
     const c = chunks[refs[i].chunk];
-    const ciIndex = c.index;
-    const device = c.blobIndex + 1;
-    // cidx.encode's bytes written directly (an object per chunk was a hot spot of the tail);
-    // whatever it would refuse goes through it, for its error.
-    if ((ciIndex >>> 0) === ciIndex && ciIndex <= 0xffffff && (device >>> 0) === device && device >= 1 && device <= 254) {
-      const o = at + i * cidx.SIZE;
-      view.setUint16(o, ciIndex & 0xffff, true);
-      buf[o + 2] = device;
-      buf[o + 3] = ciIndex >>> 16;
-      view.setUint32(o + 4, c.uncompressedOffset / B, true);
-    } else {
-      cidx.encode({ ci_index: ciIndex, device_id: device, blkaddr: c.uncompressedOffset / B }, buf, at + i * cidx.SIZE);
-    }
+    cidx.encodeInto(buf, view, at + i * cidx.SIZE, c.index, c.blobIndex + 1, c.uncompressedOffset / B);
     if (i > 0) {
       const prev = chunks[refs[i - 1].chunk];
       if (prev.uncompressedOffset + chunkSize !== c.uncompressedOffset || prev.blobIndex !== c.blobIndex) contiguous = false;
@@ -278,45 +271,4 @@ function writeDir(plan: Plan, k: number, buf: Buffer, dataAt: number, full: numb
     else e.nid = plan.nid[plan.position.get(c.linkTo ?? c)!];
   }
   dirent.packBlocks(list, B).forEach((entries, i) => dirent.encodeBlockInto(entries, buf, i * B < full ? dataAt + i * B : tailAt));
-}
-
-/**
- * The chunk-info table in slot order at off: ci.encode's bytes written directly (an object per
- * chunk was a hot spot of the tail); a chunk whose fields it would refuse goes through it, for
- * its error.
- */
-function writeChunkTable(buf: Buffer, off: number, order: readonly number[], chunkOf: (slot: number) => ChunkInfo, fileOffsets: Float64Array): void {
-  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  const u32 = (v: number) => (v >>> 0) === v;
-  const u64 = (v: number) => Number.isSafeInteger(v) && v >= 0;
-  for (let i = 0; i < order.length; i++) {
-    const slot = order[i];
-    const c = chunkOf(slot);
-    const at = off + i * ci.SIZE;
-    const fileOffset = fileOffsets[slot];
-    if (!(u32(c.blobIndex) && u32(c.flags) && u32(c.compressedSize) && u32(c.uncompressedSize) && u32(c.index) && u64(c.compressedOffset) && u64(c.uncompressedOffset) && u64(fileOffset) && c.digest.length >= 32)) {
-      ci.encode({
-        digest: c.digest, blob_index: c.blobIndex, flags: c.flags, compressed_size: c.compressedSize,
-        uncompressed_size: c.uncompressedSize, compressed_offset: c.compressedOffset,
-        uncompressed_offset: c.uncompressedOffset, file_offset: fileOffset, index: c.index, crc32: c.crc32,
-      }, buf, at);
-      continue;
-    }
-    buf.set(c.digest.length === 32 ? c.digest : c.digest.subarray(0, 32), at);
-    view.setUint32(at + 32, c.blobIndex, true);
-    view.setUint32(at + 36, c.flags, true);
-    view.setUint32(at + 40, c.compressedSize, true);
-    view.setUint32(at + 44, c.uncompressedSize, true);
-    setU64(view, at + 48, c.compressedOffset);
-    setU64(view, at + 56, c.uncompressedOffset);
-    setU64(view, at + 64, fileOffset);
-    view.setUint32(at + 72, c.index, true);
-    view.setUint32(at + 76, c.crc32 >>> 0, true);
-  }
-}
-
-/** A safe non-negative integer as u64 LE (putU64's bytes). */
-function setU64(view: DataView, at: number, v: number): void {
-  view.setUint32(at, v % 0x1_0000_0000, true);
-  view.setUint32(at + 4, Math.floor(v / 0x1_0000_0000), true);
 }

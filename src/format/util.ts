@@ -23,6 +23,12 @@ export function putU64(buf: Buffer, off: number, v: number): void {
   buf.writeUInt32LE(Math.floor(v / TWO_32), off + 4);
 }
 
+/** putU64's bytes through a DataView, for a value already known to be a safe non-negative integer. */
+export function setU64(view: DataView, off: number, v: number): void {
+  view.setUint32(off, v % TWO_32, true);
+  view.setUint32(off + 4, Math.floor(v / TWO_32), true);
+}
+
 /**
  * Buffer.compare's byte-wise order (-1, 0 or 1; a shorter prefix first) in JS: names are short,
  * and a loop here is cheaper than the native call, which sorting a directory makes n log n times.

@@ -123,6 +123,19 @@ describe('chunk index and format word', () => {
     expect(cidx.parseFormatWord(0x28, 12)).toBe(0x100000);
     expect(() => cidx.encode({ ci_index: 0, device_id: 0, blkaddr: 0 }, Buffer.alloc(8), 0)).toThrow(/device_id/);
   });
+  it('encodeInto writes encode\'s bytes from the fields, and refuses what encode refuses', () => {
+    const viewOf = (b: Buffer) => new DataView(b.buffer, b.byteOffset, b.byteLength);
+    for (const c of [{ ci_index: 0x123456, device_id: 1, blkaddr: 5 }, { ci_index: 0xffffff, device_id: 254, blkaddr: 0xffffffff }, { ci_index: 7, device_id: 3, blkaddr: 2 ** 32 + 9 }]) {
+      const a = Buffer.alloc(16);
+      const b = Buffer.alloc(16);
+      cidx.encode(c, a, 8);
+      cidx.encodeInto(b, viewOf(b), 8, c.ci_index, c.device_id, c.blkaddr);
+      expect(b).toEqual(a);
+    }
+    const out = Buffer.alloc(8);
+    expect(() => cidx.encodeInto(out, viewOf(out), 0, 0, 0, 0)).toThrow(/device_id/);
+    expect(() => cidx.encodeInto(out, viewOf(out), 0, 0x1000000, 1, 0)).toThrow(/ci_index/);
+  });
 });
 
 describe('RAFS structures', () => {
@@ -173,6 +186,22 @@ describe('RAFS structures', () => {
     const b = Buffer.alloc(ci.SIZE);
     ci.encode(c, b, 0);
     expect(ci.decode(b, 0)).toEqual(c);
+  });
+  it('chunk info encodeInto writes encode\'s bytes from the fields, and refuses what encode refuses', () => {
+    const viewOf = (b: Buffer) => new DataView(b.buffer, b.byteOffset, b.byteLength);
+    const into = (out: Buffer, off: number, c: ci.ChunkInfoEntry) => ci.encodeInto(out, viewOf(out), off, c.digest, c.blob_index, c.flags, c.compressed_size, c.uncompressed_size, c.compressed_offset, c.uncompressed_offset, c.file_offset, c.index, c.crc32);
+    const base: ci.ChunkInfoEntry = { digest: Buffer.alloc(32, 7), blob_index: 3, flags: 0x11, compressed_size: 2974, uncompressed_size: 13400, compressed_offset: 2 ** 40 + 4828, uncompressed_offset: 20480, file_offset: 2 ** 33, index: 0xffffffff, crc32: -1 };
+    // A digest longer than 32 bytes keeps its first 32; a shorter one (tarfs) goes through encode.
+    for (const c of [base, { ...base, digest: Buffer.alloc(40, 5) }, { ...base, digest: Buffer.alloc(0) }]) {
+      const a = Buffer.alloc(ci.SIZE + 8);
+      const b = Buffer.alloc(ci.SIZE + 8);
+      ci.encode(c, a, 8);
+      into(b, 8, c);
+      expect(b).toEqual(a);
+    }
+    const out = Buffer.alloc(ci.SIZE);
+    expect(() => into(out, 0, { ...base, compressed_size: 2 ** 32 })).toThrow(RangeError);
+    expect(() => into(out, 0, { ...base, file_offset: -1 })).toThrow(RangeError);
   });
 });
 

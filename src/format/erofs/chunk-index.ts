@@ -37,6 +37,23 @@ export function encode(c: ChunkIndex, out: Buffer, off: number): void {
   out.writeUInt32LE(c.blkaddr >>> 0, off + 4);
 }
 
+/**
+ * encode's bytes from the fields, written through `view` (a DataView of out's memory): no entry
+ * object, for a bootstrap's index per chunk of every file. Fields encode would refuse, or write
+ * otherwise, go through it (and its errors).
+ */
+export function encodeInto(out: Buffer, view: DataView, off: number, ciIndex: number, deviceId: number, blkaddr: number): void {
+  if ((ciIndex >>> 0) !== ciIndex || ciIndex > 0xffffff || (deviceId >>> 0) !== deviceId || deviceId < 1 || deviceId > 254) {
+    encode({ ci_index: ciIndex, device_id: deviceId, blkaddr }, out, off);
+    return;
+  }
+  view.setUint16(off, ciIndex & 0xffff, true);
+  out[off + 2] = deviceId;
+  out[off + 3] = ciIndex >>> 16;
+  // ToUint32, as encode's `blkaddr >>> 0`.
+  view.setUint32(off + 4, blkaddr, true);
+}
+
 export function decode(buf: Buffer, off: number): ChunkIndex {
   need(buf, off, SIZE, 'chunk_index');
   return {

@@ -1,5 +1,5 @@
 // The bootstrap's chunk-info table entry, 80 bytes (RafsV5ChunkInfo layout; rafs-v6.md §3.4).
-import { need, putU64, u64 } from '../util.js';
+import { need, putU64, setU64, u64 } from '../util.js';
 
 export const SIZE = 80;
 
@@ -32,6 +32,37 @@ export function encode(c: ChunkInfoEntry, out: Buffer, off: number): void {
   putU64(out, off + 64, c.file_offset);
   out.writeUInt32LE(c.index, off + 72);
   out.writeUInt32LE(c.crc32 >>> 0, off + 76);
+}
+
+const isU32 = (v: number) => (v >>> 0) === v;
+const isU64 = (v: number) => Number.isSafeInteger(v) && v >= 0;
+
+/**
+ * encode's bytes from the fields, written through `view` (a DataView of out's memory): no entry
+ * object, for a bootstrap's entry per chunk. Fields encode would refuse, or write otherwise (a
+ * digest shorter than 32 bytes), go through it (and its errors).
+ */
+export function encodeInto(
+  out: Buffer, view: DataView, off: number, digest: Buffer, blobIndex: number, flags: number, compressedSize: number, uncompressedSize: number,
+  compressedOffset: number, uncompressedOffset: number, fileOffset: number, index: number, crc32: number,
+): void {
+  if (!(digest.length >= 32 && isU32(blobIndex) && isU32(flags) && isU32(compressedSize) && isU32(uncompressedSize) && isU32(index) && isU64(compressedOffset) && isU64(uncompressedOffset) && isU64(fileOffset))) {
+    encode({
+      digest, blob_index: blobIndex, flags, compressed_size: compressedSize, uncompressed_size: uncompressedSize,
+      compressed_offset: compressedOffset, uncompressed_offset: uncompressedOffset, file_offset: fileOffset, index, crc32,
+    }, out, off);
+    return;
+  }
+  out.set(digest.length === 32 ? digest : digest.subarray(0, 32), off);
+  view.setUint32(off + 32, blobIndex, true);
+  view.setUint32(off + 36, flags, true);
+  view.setUint32(off + 40, compressedSize, true);
+  view.setUint32(off + 44, uncompressedSize, true);
+  setU64(view, off + 48, compressedOffset);
+  setU64(view, off + 56, uncompressedOffset);
+  setU64(view, off + 64, fileOffset);
+  view.setUint32(off + 72, index, true);
+  view.setUint32(off + 76, crc32 >>> 0, true);
 }
 
 export function decode(buf: Buffer, off: number): ChunkInfoEntry {
