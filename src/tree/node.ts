@@ -98,7 +98,6 @@ export function sortChildren(dir: TreeNode): void {
   dir.children?.sort((a, b) => compareBytes(a.name, b.name));
 }
 
-/** Every node, each directory before its children (children in stored order). */
 /**
  * Finds nodes by path ("/a/b", the name bytes as latin1) a component at a time from the root; a
  * directory's children are indexed by name the first time a lookup passes through it. The cost
@@ -135,6 +134,7 @@ export class PathLookup {
   }
 }
 
+/** Every node, each directory before its children (children in stored order). */
 export function* walk(root: TreeNode): Generator<TreeNode> {
   const stack: TreeNode[] = [root];
   while (stack.length > 0) {
