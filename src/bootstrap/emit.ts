@@ -14,7 +14,7 @@ import { formatError } from '../errors.js';
 import { checkLimit } from '../format/limits.js';
 import { copyDigest, type ChunkInfo } from '../read/model.js';
 import { S_IFMT, S_IFDIR, S_IFLNK, S_IFREG, dumpOrder, type TreeNode } from '../tree/node.js';
-import { PLAN_START, direntList, type Plan, type PlannedDirent } from './plan.js';
+import { direntList, type Plan, type PlannedDirent } from './plan.js';
 
 const NO_XATTRS = Buffer.alloc(0);
 
@@ -53,29 +53,62 @@ export function metaShift(nblobs: number, prefetch: number): number {
 /**
  * The bytes of a bootstrap that do not depend on where its chunks are: every inode (a regular
  * file's without its chunk format word), xattrs, directory blocks and symlink targets, for a
- * given meta shift. A build makes it while its blob is still being written (prepareSteps), so
- * that after the last chunk only the chunk indexes and the tables are left to write.
+ * given meta shift; then, file by file as their chunks become final, chunk indexes
+ * (writePreparedChunks). A build makes it while its blob is still being written (prepareSteps),
+ * so that after the last chunk only the tables and the indexes of the last files are left, and
+ * the area becomes the bootstrap: it is sized for the largest chunk table the tree can have.
  */
 export interface PreparedArea {
   plan: Plan;
   shift: number;
   blockSize: number;
   explicitUidGid: boolean;
-  /** Planned bytes 0 to plan.end (nothing below PLAN_START). */
+  /** The bootstrap from offset 0, every planned structure at its final offset; zeros where the headers and tables go. */
   area: Buffer;
+  view: DataView;
+  /** By plan index: 1 where a regular file's chunk indexes and chunk format word are written and final. */
+  chunksWritten: Uint8Array;
+  /** Set by the emit whose bootstrap the area became. */
+  taken: boolean;
 }
 
 /** Nodes written between two pauses of prepareSteps. */
 const STEP_NODES = 2048;
 
-/** PreparedArea in steps: pauses (yields) every STEP_NODES nodes so the caller can go on with other work. */
-export function* prepareSteps(plan: Plan, o: { shift: number; blockSize: number; explicitUidGid: boolean }): Generator<void, PreparedArea, void> {
-  const area = Buffer.alloc(plan.end);
+/**
+ * PreparedArea in steps: pauses (yields) every STEP_NODES nodes so the caller can go on with
+ * other work. With `chunks`, the chunk indexes of every file whose chunks are all known are
+ * written too (the caller vouches that known chunks no longer change).
+ */
+export function* prepareSteps(plan: Plan, o: { shift: number; blockSize: number; explicitUidGid: boolean; chunks?: ChunkInfo[]; chunkSize: number }): Generator<void, PreparedArea, void> {
+  // The table has an entry per chunk referenced: at most the files' chunk references.
+  let maxChunks = 0;
+  for (const n of plan.nodes) if ((n.mode & S_IFMT) === S_IFREG) maxChunks += n.chunks?.length ?? 0;
+  const area = Buffer.alloc(alignUp(alignUp(plan.end + o.shift, 4096) + ci.SIZE * maxChunks, 4096));
+  const pre: PreparedArea = {
+    plan, shift: o.shift, blockSize: o.blockSize, explicitUidGid: o.explicitUidGid, area,
+    view: new DataView(area.buffer, area.byteOffset, area.byteLength), chunksWritten: new Uint8Array(plan.nodes.length), taken: false,
+  };
   for (let k = 0; k < plan.nodes.length; k++) {
-    writeNode(plan, k, area, o.shift, o.shift, o.blockSize, o.explicitUidGid);
+    writeNode(plan, k, area, o.shift, 0, o.blockSize, o.explicitUidGid);
+    if (o.chunks && chunksKnown(plan.nodes[k])) writePreparedChunks(pre, k, o.chunks, o.chunkSize);
     if ((k + 1) % STEP_NODES === 0) yield;
   }
-  return { plan, area, ...o };
+  return pre;
+}
+
+/** Whether a regular file's chunks all have their records (a file's chunks are filled in order). */
+function chunksKnown(n: TreeNode): boolean {
+  if ((n.mode & S_IFMT) !== S_IFREG) return false;
+  const refs = n.chunks ?? [];
+  return refs.length === 0 || refs[refs.length - 1] !== undefined;
+}
+
+/** Writes the chunk indexes of regular file k (plan index) into the prepared area: its chunks' records must be final. */
+export function writePreparedChunks(pre: PreparedArea, k: number, chunks: ChunkInfo[], chunkSize: number): void {
+  const B = pre.blockSize;
+  writeChunks(pre.plan, k, pre.area, pre.view, pre.shift, chunks, chunkSize, B, Math.log2(B));
+  pre.chunksWritten[k] = 1;
 }
 
 /** @param prepared the chunk-independent bytes made earlier: used when made for this plan and shift. */
@@ -93,7 +126,7 @@ export function emitBootstrap(input: EmitInput, prepared?: PreparedArea): Buffer
   const shift = metaShift(nblobs, input.prefetch.length);
   const metaBlkaddr = shift / B;
   const inodeEnd = plan.end + shift;
-  const pre = prepared && prepared.plan === plan && prepared.shift === shift && prepared.blockSize === B && prepared.explicitUidGid === input.explicitUidGid ? prepared : undefined;
+  const pre = prepared && !prepared.taken && prepared.plan === plan && prepared.shift === shift && prepared.blockSize === B && prepared.explicitUidGid === input.explicitUidGid ? prepared : undefined;
 
   // Referenced chunks only, sorted by digest bytes then blob index; the chunk met last in dump
   // order (every name, hardlinks included) supplies file_offset. Digested chunks are unique per
@@ -140,7 +173,10 @@ export function emitBootstrap(input: EmitInput, prepared?: PreparedArea): Buffer
   const ctOff = alignUp(inodeEnd, 4096);
   const ctSize = ci.SIZE * table.length;
   const length = alignUp(table.length > 0 ? ctOff + ctSize : inodeEnd, 4096);
-  const buf = Buffer.alloc(length);
+  // The prepared area becomes the bootstrap: it has room for the largest table the tree can have.
+  const done = pre && length <= pre.area.length ? pre : undefined;
+  const buf = done ? done.area.subarray(0, length) : Buffer.alloc(length);
+  if (done) done.taken = true;
 
   // Device slots: blobs mapped one after another past the bootstrap, for a flat device.
   let mapped = alignUp(length, MAPPED_ALIGN) / B;
@@ -168,19 +204,20 @@ export function emitBootstrap(input: EmitInput, prepared?: PreparedArea): Buffer
     prefetch_table_offset: pfSize > 0 ? pfOff : 0, prefetch_table_size: pfSize,
   }).copy(buf, ext.OFFSET);
 
-  // The chunk indexes and the table go through encodeInto: ~50k chunks on a cold path, after the last chunk.
+  // The chunk indexes left go through encodeInto: on a cold path, after the last chunk.
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  // Planned bytes below PLAN_START are never used: the prepared area goes in from there.
-  if (pre) pre.area.copy(buf, shift + PLAN_START, PLAN_START);
   for (let k = 0; k < plan.nodes.length; k++) {
-    if (!pre) writeNode(plan, k, buf, shift, 0, B, input.explicitUidGid);
-    if ((plan.nodes[k].mode & S_IFMT) === S_IFREG) writeChunks(plan, k, buf, view, shift, chunks, chunkSize, B, blkszbits);
+    if (!done) writeNode(plan, k, buf, shift, 0, B, input.explicitUidGid);
+    if ((plan.nodes[k].mode & S_IFMT) === S_IFREG && !done?.chunksWritten[k]) writeChunks(plan, k, buf, view, shift, chunks, chunkSize, B, blkszbits);
   }
 
-  for (let i = 0; i < table.length; i++) {
-    const slot = table[i];
+  // Entries are written in slot order, each to its sorted place: the records and digests are then
+  // read in about the order they were made (read in table order, each was a cache miss).
+  const place = new Uint32Array(slots);
+  for (let i = 0; i < slots; i++) place[table[i]] = i;
+  for (let slot = 0; slot < slots; slot++) {
     const c = chunks[slotChunk[slot]];
-    ci.encodeInto(buf, view, ctOff + i * ci.SIZE, digests, 32 * slot, c.blobIndex, c.flags, c.compressedSize, c.uncompressedSize, c.compressedOffset, c.uncompressedOffset, slotOffset[slot], c.index, c.crc32);
+    ci.encodeInto(buf, view, ctOff + place[slot] * ci.SIZE, digests, 32 * slot, c.blobIndex, c.flags, c.compressedSize, c.uncompressedSize, c.compressedOffset, c.uncompressedOffset, slotOffset[slot], c.index, c.crc32);
   }
   return buf;
 }
