@@ -122,8 +122,11 @@ export function emitBootstrap(input: EmitInput, prepared?: PreparedArea): Buffer
   const btOff = blobTableOffset(nblobs);
   const btSize = bt.SIZE * nblobs;
   const pfOff = btOff + btSize;
-  const pfSize = 4 * input.prefetch.length;
-  const shift = metaShift(nblobs, input.prefetch.length);
+  // A prefetch table only beside a blob table (rafs-v6.md §2): without blobs the inodes start at
+  // PLAN_START, where it would go.
+  const prefetch = nblobs > 0 ? input.prefetch : [];
+  const pfSize = 4 * prefetch.length;
+  const shift = metaShift(nblobs, prefetch.length);
   const metaBlkaddr = shift / B;
   const inodeEnd = plan.end + shift;
   const pre = prepared && !prepared.taken && prepared.plan === plan && prepared.shift === shift && prepared.blockSize === B && prepared.explicitUidGid === input.explicitUidGid ? prepared : undefined;
@@ -190,7 +193,7 @@ export function emitBootstrap(input: EmitInput, prepared?: PreparedArea): Buffer
     blocks += n;
     mapped = alignUp((mapped + n) * B, MAPPED_ALIGN) / B;
   });
-  input.prefetch.forEach((nid, i) => buf.writeUInt32LE(nid, pfOff + 4 * i));
+  prefetch.forEach((nid, i) => buf.writeUInt32LE(nid, pfOff + 4 * i));
 
   sbc.encode({
     magic: sbc.MAGIC, checksum: 0, feature_compat: sbc.FEATURE_COMPAT_RAFS_V6, blkszbits, sb_extslots: 0,
