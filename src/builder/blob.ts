@@ -146,18 +146,27 @@ export class BlobWriter {
     if (n === 0 || this.layout.blobMeta === false) return;
     const v2 = !!(this.layout.batch || this.layout.cipher);
     const entries = Buffer.alloc(n * (v2 ? bci.V2_SIZE : bci.V1_SIZE));
-    state.chunkRefs.forEach((ref, i) => {
-      const c = chunks[ref];
-      const info: bci.BlobChunkInfo = {
-        compressed_offset: c.compressedOffset, compressed_size: c.compressedSize,
-        uncompressed_offset: c.uncompressedOffset, uncompressed_size: c.uncompressedSize, flags: 0, data: 0n,
-      };
-      if (!v2) return bci.encodeV1(info, entries, i * bci.V1_SIZE);
-      if ((c.flags & CHUNK_BATCH) !== 0) info.compressed_size = 0;
-      info.flags = ((c.flags & CHUNK_COMPRESSED) !== 0 ? bci.V2_FLAG_COMPRESSED : 0) | ((c.flags & CHUNK_ENCRYPTED) !== 0 ? bci.V2_FLAG_ENCRYPTED : 0) | ((c.flags & CHUNK_BATCH) !== 0 ? bci.V2_FLAG_BATCH : 0);
-      info.data = packer?.batchData.get(ref) ?? 0n;
-      bci.encodeV2(info, entries, i * bci.V2_SIZE);
-    });
+    const refs = state.chunkRefs;
+    if (!v2) {
+      // An entry per chunk, after the last chunk: written from the records' fields, no object each.
+      const view = new DataView(entries.buffer, entries.byteOffset, entries.byteLength);
+      for (let i = 0; i < refs.length; i++) {
+        const c = chunks[refs[i]];
+        bci.encodeV1Into(entries, view, i * bci.V1_SIZE, c.compressedOffset, c.compressedSize, c.uncompressedOffset, c.uncompressedSize);
+      }
+    } else {
+      refs.forEach((ref, i) => {
+        const c = chunks[ref];
+        const info: bci.BlobChunkInfo = {
+          compressed_offset: c.compressedOffset, compressed_size: c.compressedSize,
+          uncompressed_offset: c.uncompressedOffset, uncompressed_size: c.uncompressedSize, flags: 0, data: 0n,
+        };
+        if ((c.flags & CHUNK_BATCH) !== 0) info.compressed_size = 0;
+        info.flags = ((c.flags & CHUNK_COMPRESSED) !== 0 ? bci.V2_FLAG_COMPRESSED : 0) | ((c.flags & CHUNK_ENCRYPTED) !== 0 ? bci.V2_FLAG_ENCRYPTED : 0) | ((c.flags & CHUNK_BATCH) !== 0 ? bci.V2_FLAG_BATCH : 0);
+        info.data = packer?.batchData.get(ref) ?? 0n;
+        bci.encodeV2(info, entries, i * bci.V2_SIZE);
+      });
+    }
     const contexts = this.layout.batch && packer ? packer.encodeContexts() : Buffer.alloc(0);
     const table = contexts.length > 0 ? Buffer.concat([entries, contexts]) : entries;
     const { stored: packed, algo } = maybeCompress(this.layout.compressor, table);

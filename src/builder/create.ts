@@ -22,7 +22,7 @@ import { BlobWriter, blobFeatures, type ByteSink } from './blob.js';
 import { chunkPacker } from './pack.js';
 import { CIPHER_AES128XTS, CIPHER_NONE, newBlobCipher } from '../algo/cipher.js';
 import { planSteps, type Plan } from '../bootstrap/plan.js';
-import { emitBootstrap, metaShift, prepareSteps, type PreparedArea } from '../bootstrap/emit.js';
+import { emitBootstrap, metaShift, prepareSteps, writePreparedChunks, type PreparedArea } from '../bootstrap/emit.js';
 import * as ext from '../format/rafs/ext-superblock.js';
 import * as bt from '../format/rafs/blob-table.js';
 import { Trace } from './trace.js';
@@ -374,6 +374,10 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
     let tarHardlinks: Set<TreeNode> | undefined;
     let prepared: PreparedArea | undefined;
     let prefetchList: TreeNode[] | undefined;
+    // Chunk indexes can be written as files complete when a chunk's record is final once dedup has
+    // made it: not with a packer (it places chunks later), a chunk dict (its blobs' table indexes
+    // come by first use) or a plugin's batch stage after dedup.
+    const earlyIndexes = !v5 && !packer && !o.chunkDict && !(o.stages ?? []).some((st) => st.kind === 'batch');
     /** The layout under way (it pauses between steps, so the pipeline goes on meanwhile). */
     let layingOut: Promise<void> | undefined;
     const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
@@ -406,7 +410,10 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
       // build's own if it has bytes to store (emitBootstrap checks the guess).
       prefetchList = prefetchNodes(root, o.prefetch ?? []);
       const inUse = state.blobOrder.filter((k) => k >= 0).length + (state.blobOrder[state.blob.index] < 0 && state.progress.bytes > 0 ? 1 : 0);
-      prepared = await stepped(prepareSteps(plan, { shift: metaShift(inUse, prefetchList.length), blockSize: 4096, explicitUidGid: !o.repeatable }));
+      prepared = await stepped(prepareSteps(plan, {
+        shift: metaShift(inUse, prefetchList.length), blockSize: 4096, explicitUidGid: !o.repeatable, chunkSize,
+        chunks: earlyIndexes ? state.chunks : undefined,
+      }));
       planTimer.end();
     };
     try {
@@ -420,6 +427,17 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
           // Awaited once the pipeline is done; a failure meanwhile is not unhandled.
           layingOut.catch(() => undefined);
         },
+        // Once laid out, a file's chunk indexes are written as its last chunk gets its record.
+        onDeduped: earlyIndexes
+          ? (b) => {
+              if (!prepared || !plan) return;
+              for (const c of b.chunks) {
+                if (c.fileOffset + c.size < c.node.size) continue;
+                const k = plan.position.get(c.node);
+                if (k !== undefined && !prepared.chunksWritten[k]) writePreparedChunks(prepared, k, state.chunks, chunkSize);
+              }
+            }
+          : undefined,
         sink: blobSink({
           write: (d, done) => writer.write(d, true, done), drain: (n) => writer.drain(n),
           // A writer thread competes for the cores: more slack, so the walk does not stop each time it is descheduled.
@@ -444,6 +462,8 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
 
     // Blob-table order is first-use order; chunks move from candidate keys to table indexes.
     const order = state.blobOrder;
+    // Chunk indexes written early named blobs by candidate key: they stand only if the keys are the table's indexes.
+    if (prepared && !order.every((v, k) => v < 0 || v === k)) prepared.chunksWritten.fill(0);
     for (const c of state.chunks) if (order[c.blobIndex] >= 0) c.blobIndex = order[c.blobIndex];
     const tableKeys = candidates.map((_, k) => k).filter((k) => order[k] >= 0).sort((a, b) => order[a] - order[b]);
     const hasBlob = state.blob.chunkCount > 0;

@@ -18,6 +18,8 @@ export interface PipelineSpec {
   assembler: TreeAssembler;
   /** Called once the source is exhausted (the tree is whole), while the last batches are still in flight. */
   onWalkEnd?: () => void;
+  /** Called with each batch once dedup has given every chunk its record, in order (before any batch stage). */
+  onDeduped?: (b: Batch) => void;
 }
 
 /**
@@ -43,6 +45,14 @@ export function validateStages(stages: StageDef[]): void {
  * tear down their heaps on other cores while the caller lays out and writes the bootstrap):
  * `closed` settles when it is gone. On failure the pool is gone before the error is thrown.
  */
+/** The batches, each shown to `see` as it passes. */
+async function* tap(batches: AsyncIterable<Batch>, see: (b: Batch) => void): AsyncGenerator<Batch> {
+  for await (const b of batches) {
+    see(b);
+    yield b;
+  }
+}
+
 export async function runPipeline(spec: PipelineSpec): Promise<{ closed: Promise<void> }> {
   const stages = spec.stages ?? [];
   validateStages(stages);
@@ -60,6 +70,7 @@ export async function runPipeline(spec: PipelineSpec): Promise<{ closed: Promise
     // Batches of planned reads may wait (they hold no buffer): the walk runs ahead of the workers.
     const planned = ahead(chunker(state, spec.assembler, spec.onWalkEnd)(entries), WALK_AHEAD, (b) => b.data === UNREAD);
     let batches: AsyncIterable<Batch> = dedup(state)(digester(state, early)(planned));
+    if (spec.onDeduped) batches = tap(batches, spec.onDeduped);
     for (const s of batchStages) batches = s.create(state)(batches);
     await spec.sink.consume(compressor(state, early)(batches), state);
   } catch (e) {

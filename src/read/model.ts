@@ -27,6 +27,22 @@ export interface ChunkInfo {
   /** Offset of this chunk in the file that references it. */
   fileOffset: number;
   crc32: number;
+  /**
+   * Copies the digest's first 32 bytes (all of a shorter one) into out at `at`: for a record that
+   * keeps its digest elsewhere and would make a Buffer for each read of `digest` (copyDigest).
+   */
+  digestInto?(out: Uint8Array, at: number): void;
+}
+
+/** c's digest, its first 32 bytes (all of a shorter one), into out at `at`; no Buffer made where c can avoid it. */
+export function copyDigest(c: ChunkInfo, out: Uint8Array, at: number): void {
+  if (c.digestInto) {
+    c.digestInto(out, at);
+    return;
+  }
+  const d = c.digest;
+  const n = d.length < 32 ? d.length : 32;
+  for (let i = 0; i < n; i++) out[at + i] = d[i];
 }
 
 export const CHUNK_COMPRESSED = 0x1;

@@ -36,10 +36,15 @@ afterAll(async () => {
   if (work) await rm(work, { recursive: true, force: true });
 });
 
-/** Runs node with the hook; returns the modules it loaded (paths or URLs, one each). */
-async function loaded(name: string, args: string[]): Promise<string[]> {
+/**
+ * Runs node with the hook; returns the modules it loaded (paths or URLs, one each). The bins run
+ * a command from the build's bundle, where our modules are not files of their own: NYDUS_DEBUG
+ * (set unless `bundle`) makes them load the modules themselves, whose names the lists can show.
+ */
+async function loaded(name: string, args: string[], bundle = false): Promise<string[]> {
   const out = join(work, `${name}.modules`);
-  const r = await run(process.execPath, ['--import', hook, ...args], { cwd: REPO, env: { ...process.env, MODULES_OUT: out }, timeoutMs: 120_000 });
+  const env: NodeJS.ProcessEnv = { ...process.env, MODULES_OUT: out, NYDUS_DEBUG: bundle ? undefined : '1' };
+  const r = await run(process.execPath, ['--import', hook, ...args], { cwd: REPO, env, timeoutMs: 120_000 });
   expect(r.code, r.stderr.toString()).toBe(0);
   return (await readFile(out, 'utf8')).split('\n').filter((l) => l.length > 0);
 }
@@ -57,6 +62,18 @@ describe('what starting loads', () => {
     for (const unneeded of ['/dist/read/open.js', '/dist/read/v6.js', '/dist/bootstrap/v5.js', '/dist/builder/compact.js', '/dist/builder/output-json.js', '/dist/oci/', '/undici/', '@aws-sdk', 'ali-oss', 'zstd-napi', 'lz4-napi']) {
       expect(has(mods, unneeded), unneeded).toBe(false);
     }
+  });
+
+  it('a command runs from the bundle the build makes: no module of ours loads on its own, and the packages still load only when used', async () => {
+    const mods = await loaded('create-bundle', [BIN, 'create', '-l', 'warn', '-B', join(work, 'boot-b'), '-b', join(work, 'blob-b'), join(work, 'empty')], true);
+    expect(has(mods, '/dist/bundle/direct.js')).toBe(true);
+    const ours = mods.filter((m) => m.includes('/dist/') && !m.includes('/dist/bundle/') && !m.includes('/node_modules/'));
+    // launch.ts and the command table it reads the ids from.
+    expect(ours.map((m) => m.slice(m.indexOf('/dist/'))).sort()).toEqual(['/dist/cli/commands.js', '/dist/cli/launch.js']);
+    for (const unneeded of ['/undici/', '@aws-sdk', 'ali-oss', 'zstd-napi', 'lz4-napi']) expect(has(mods, unneeded), unneeded).toBe(false);
+    // Fewer files than the modules behind them: the bundle's point.
+    const unbundled = await loaded('create-modules', [BIN, 'create', '-l', 'warn', '-B', join(work, 'boot-m'), '-b', join(work, 'blob-m'), join(work, 'empty')]);
+    expect(mods.length).toBeLessThan(unbundled.length / 2);
   });
 
   it('check of an image loads no pipeline (the plugin loader takes it only for a --plugin); --help still goes through oclif', async () => {

@@ -189,9 +189,15 @@ describe('RAFS structures', () => {
   });
   it('chunk info encodeInto writes encode\'s bytes from the fields, and refuses what encode refuses', () => {
     const viewOf = (b: Buffer) => new DataView(b.buffer, b.byteOffset, b.byteLength);
-    const into = (out: Buffer, off: number, c: ci.ChunkInfoEntry) => ci.encodeInto(out, viewOf(out), off, c.digest, c.blob_index, c.flags, c.compressed_size, c.uncompressed_size, c.compressed_offset, c.uncompressed_offset, c.file_offset, c.index, c.crc32);
+    // The digest as emit packs it: its first 32 bytes (a shorter one zero-padded), here at offset 8 of the array.
+    const into = (out: Buffer, off: number, c: ci.ChunkInfoEntry) => {
+      const packed = new Uint8Array(48).fill(0xee);
+      packed.fill(0, 8, 40);
+      packed.set(c.digest.subarray(0, 32), 8);
+      ci.encodeInto(out, viewOf(out), off, packed, 8, c.blob_index, c.flags, c.compressed_size, c.uncompressed_size, c.compressed_offset, c.uncompressed_offset, c.file_offset, c.index, c.crc32);
+    };
     const base: ci.ChunkInfoEntry = { digest: Buffer.alloc(32, 7), blob_index: 3, flags: 0x11, compressed_size: 2974, uncompressed_size: 13400, compressed_offset: 2 ** 40 + 4828, uncompressed_offset: 20480, file_offset: 2 ** 33, index: 0xffffffff, crc32: -1 };
-    // A digest longer than 32 bytes keeps its first 32; a shorter one (tarfs) goes through encode.
+    // A digest longer than 32 bytes keeps its first 32; a shorter one (tarfs) is zero-padded.
     for (const c of [base, { ...base, digest: Buffer.alloc(40, 5) }, { ...base, digest: Buffer.alloc(0) }]) {
       const a = Buffer.alloc(ci.SIZE + 8);
       const b = Buffer.alloc(ci.SIZE + 8);

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `npm run lint:deps`: every package package.json lists in dependencies or devDependencies must be
 // used: imported (import/export … from, import(), require(), node's --import/--require) by a file
-// under src/, bin/, plugins/, test/, bench/, examples/ or a config file at the root; run as a
+// under src/, bin/, plugins/, test/, bench/, examples/, scripts/ or a config file at the root; run as a
 // binary by a package.json script or a CI script under .ci/; an @types/X package counts when X
 // does (@types/node when anything imports node:…); node-gyp counts when binding.gyp exists (npm
 // runs it for the install). Exit 0 when every package is used; exit 1 naming the unused ones.
@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const DIRS = ['src', 'bin', 'plugins', 'test', 'bench', 'examples'];
+const DIRS = ['src', 'bin', 'plugins', 'test', 'bench', 'examples', 'scripts'];
 const CODE = /\.(?:[cm]?[jt]s|tsx?)$/;
 const SKIP_DIRS = new Set(['node_modules', 'dist', 'build', '.git']);
 const SPECIFIERS = [

@@ -27,27 +27,35 @@ export interface BlobChunkInfo {
 const M20 = (1n << 20n) - 1n;
 
 export function encodeV1(c: BlobChunkInfo, out: Buffer, off: number): void {
-  if (c.uncompressed_offset % 4096 !== 0) throw formatError('chunk_info_v1', 'uncompressed_offset', c.uncompressed_offset, 'not 4 KiB-aligned');
-  if (c.uncompressed_size < 1 || c.uncompressed_size > 0x1000000) throw formatError('chunk_info_v1', 'uncompressed_size', c.uncompressed_size, 'must be 1..16 MiB');
-  if (c.compressed_size < 1 || c.compressed_size > 0x1000000) throw formatError('chunk_info_v1', 'compressed_size', c.compressed_size, 'must be 1..16 MiB');
-  const uo = c.uncompressed_offset;
-  const co = c.compressed_offset;
-  // Offsets that fit their fields (44 and 40 bits): the two words in 32-bit halves, no BigInt
-  // (a blob's table has an entry per chunk). Else the BigInt form below, as it always was.
+  encodeV1Into(out, new DataView(out.buffer, out.byteOffset, out.byteLength), off, c.compressed_offset, c.compressed_size, c.uncompressed_offset, c.uncompressed_size);
+}
+
+/**
+ * encodeV1 from the fields, written through `view` (a DataView of out's memory): no entry object,
+ * for a blob's entry per chunk.
+ */
+export function encodeV1Into(out: Buffer, view: DataView, off: number, compressedOffset: number, compressedSize: number, uncompressedOffset: number, uncompressedSize: number): void {
+  const uo = uncompressedOffset;
+  const co = compressedOffset;
+  if (uo % 4096 !== 0) throw formatError('chunk_info_v1', 'uncompressed_offset', uo, 'not 4 KiB-aligned');
+  if (uncompressedSize < 1 || uncompressedSize > 0x1000000) throw formatError('chunk_info_v1', 'uncompressed_size', uncompressedSize, 'must be 1..16 MiB');
+  if (compressedSize < 1 || compressedSize > 0x1000000) throw formatError('chunk_info_v1', 'compressed_size', compressedSize, 'must be 1..16 MiB');
+  // Offsets that fit their fields (44 and 40 bits): the two words in 32-bit halves, no BigInt.
+  // Else the BigInt form below, as it always was.
   if (Number.isSafeInteger(uo) && uo >= 0 && uo < 2 ** 44 && Number.isSafeInteger(co) && co >= 0 && co < 2 ** 40) {
-    const u = c.uncompressed_size - 1;
-    const z = c.compressed_size - 1;
-    out.writeUInt32LE(((u >>> 20) << 8 | (uo % 2 ** 32)) >>> 0, off);
-    out.writeUInt32LE((Math.floor(uo / 2 ** 32) | (u & 0xfffff) << 12) >>> 0, off + 4);
-    out.writeUInt32LE(co % 2 ** 32, off + 8);
-    out.writeUInt32LE((Math.floor(co / 2 ** 32) | (z >>> 20) << 8 | (z & 0xfffff) << 12) >>> 0, off + 12);
+    const u = uncompressedSize - 1;
+    const z = compressedSize - 1;
+    view.setUint32(off, ((u >>> 20) << 8 | (uo % 2 ** 32)) >>> 0, true);
+    view.setUint32(off + 4, (Math.floor(uo / 2 ** 32) | (u & 0xfffff) << 12) >>> 0, true);
+    view.setUint32(off + 8, co % 2 ** 32, true);
+    view.setUint32(off + 12, (Math.floor(co / 2 ** 32) | (z >>> 20) << 8 | (z & 0xfffff) << 12) >>> 0, true);
     return;
   }
-  const us = BigInt(c.uncompressed_size - 1);
-  const cs = BigInt(c.compressed_size - 1);
+  const us = BigInt(uncompressedSize - 1);
+  const cs = BigInt(compressedSize - 1);
   const uoff = BigInt(uo) & 0xfff_ffff_f000n;
   const w0 = ((us >> 20n) << 8n) | uoff | ((us & M20) << 44n);
-  const w1 = BigInt(c.compressed_offset) | ((cs >> 20n) << 40n) | ((cs & M20) << 44n);
+  const w1 = BigInt(co) | ((cs >> 20n) << 40n) | ((cs & M20) << 44n);
   out.writeBigUInt64LE(w0, off);
   out.writeBigUInt64LE(w1, off + 8);
 }

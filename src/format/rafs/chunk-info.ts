@@ -39,21 +39,22 @@ const isU64 = (v: number) => Number.isSafeInteger(v) && v >= 0;
 
 /**
  * encode's bytes from the fields, written through `view` (a DataView of out's memory): no entry
- * object, for a bootstrap's entry per chunk. Fields encode would refuse, or write otherwise (a
- * digest shorter than 32 bytes), go through it (and its errors).
+ * object, for a bootstrap's entry per chunk. The digest is the 32 bytes of `digests` at
+ * digestAt (a shorter digest zero-padded there, as encode leaves it). Fields encode would refuse
+ * go through it (and its errors).
  */
 export function encodeInto(
-  out: Buffer, view: DataView, off: number, digest: Buffer, blobIndex: number, flags: number, compressedSize: number, uncompressedSize: number,
-  compressedOffset: number, uncompressedOffset: number, fileOffset: number, index: number, crc32: number,
+  out: Buffer, view: DataView, off: number, digests: Uint8Array, digestAt: number, blobIndex: number, flags: number, compressedSize: number,
+  uncompressedSize: number, compressedOffset: number, uncompressedOffset: number, fileOffset: number, index: number, crc32: number,
 ): void {
-  if (!(digest.length >= 32 && isU32(blobIndex) && isU32(flags) && isU32(compressedSize) && isU32(uncompressedSize) && isU32(index) && isU64(compressedOffset) && isU64(uncompressedOffset) && isU64(fileOffset))) {
+  if (!(isU32(blobIndex) && isU32(flags) && isU32(compressedSize) && isU32(uncompressedSize) && isU32(index) && isU64(compressedOffset) && isU64(uncompressedOffset) && isU64(fileOffset))) {
     encode({
-      digest, blob_index: blobIndex, flags, compressed_size: compressedSize, uncompressed_size: uncompressedSize,
-      compressed_offset: compressedOffset, uncompressed_offset: uncompressedOffset, file_offset: fileOffset, index, crc32,
+      digest: Buffer.from(digests.buffer, digests.byteOffset + digestAt, 32), blob_index: blobIndex, flags, compressed_size: compressedSize,
+      uncompressed_size: uncompressedSize, compressed_offset: compressedOffset, uncompressed_offset: uncompressedOffset, file_offset: fileOffset, index, crc32,
     }, out, off);
     return;
   }
-  out.set(digest.length === 32 ? digest : digest.subarray(0, 32), off);
+  for (let i = 0; i < 32; i++) out[off + i] = digests[digestAt + i];
   view.setUint32(off + 32, blobIndex, true);
   view.setUint32(off + 36, flags, true);
   view.setUint32(off + 40, compressedSize, true);

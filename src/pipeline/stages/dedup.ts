@@ -28,6 +28,23 @@ class StoredChunk implements ChunkInfo {
   get digest(): Buffer {
     return Buffer.from(this.digestStore, this.digestAt, this.digestLength);
   }
+
+  digestInto(out: Uint8Array, at: number): void {
+    const src = bytesOf(this.digestStore);
+    const n = this.digestLength < 32 ? this.digestLength : 32;
+    for (let i = 0, from = this.digestAt; i < n; i++) out[at + i] = src[from + i];
+  }
+}
+
+// The bytes of the digest buffer read last: the records of one batch share one, and are read in order.
+let lastStore: ArrayBufferLike | undefined;
+let lastBytes: Uint8Array<ArrayBufferLike> = new Uint8Array(0);
+function bytesOf(store: ArrayBufferLike): Uint8Array {
+  if (store !== lastStore) {
+    lastStore = store;
+    lastBytes = new Uint8Array(store);
+  }
+  return lastBytes;
 }
 
 export function dedup(state: BuildState) {
