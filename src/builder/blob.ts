@@ -145,16 +145,18 @@ export class BlobWriter {
     }
     if (n === 0 || this.layout.blobMeta === false) return;
     const v2 = !!(this.layout.batch || this.layout.cipher);
-    const entries = Buffer.alloc(n * (v2 ? bci.V2_SIZE : bci.V1_SIZE));
+    // v1 entries the sink wrote as the chunks landed, when the build asked for them (all of them).
+    const staged = !v2 && state.metaEntries?.count === n ? state.metaEntries.bytes.subarray(0, n * bci.V1_SIZE) : undefined;
+    const entries = staged ?? Buffer.alloc(n * (v2 ? bci.V2_SIZE : bci.V1_SIZE));
     const refs = state.chunkRefs;
-    if (!v2) {
+    if (!v2 && !staged) {
       // An entry per chunk, after the last chunk: written from the records' fields, no object each.
       const view = new DataView(entries.buffer, entries.byteOffset, entries.byteLength);
       for (let i = 0; i < refs.length; i++) {
         const c = chunks[refs[i]];
         bci.encodeV1Into(entries, view, i * bci.V1_SIZE, c.compressedOffset, c.compressedSize, c.uncompressedOffset, c.uncompressedSize);
       }
-    } else {
+    } else if (v2) {
       refs.forEach((ref, i) => {
         const c = chunks[ref];
         const info: bci.BlobChunkInfo = {

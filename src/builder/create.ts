@@ -279,7 +279,11 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
   const threads = o.threads ?? Math.max(1, os.availableParallelism());
   const state: BuildState = {
     chunkSize, compressor, digester, chunks: [], dict: new DigestMap(),
-    blob: { index: 0, chunkCount: 0, uncompressedEnd: 0, compressedEnd: 0, chunkRefs: [] },
+    blob: {
+      index: 0, chunkCount: 0, uncompressedEnd: 0, compressedEnd: 0, chunkRefs: [],
+      // blob.meta's v1 table, written as the chunks land (v5 has none; a packer makes v2).
+      ...(!v5 && !packer ? { metaEntries: { bytes: Buffer.alloc(0), view: new DataView(new ArrayBuffer(0)), count: 0 } } : {}),
+    },
     progress: { files: 0, bytes: 0, chunks: 0, dedupChunks: 0, dedupBytes: 0 },
     threads,
     // Shared with the worker threads when there are any (buffers.ts says why).

@@ -103,6 +103,12 @@ export interface BlobState {
   compressedEnd: number;
   /** Chunk record indexes of this blob, in chunk-index order. */
   chunkRefs: number[];
+  /**
+   * blob.meta's v1 entries (16 bytes a chunk, by chunk index), written by the sink as each chunk's
+   * place in the blob becomes known, when the build asks for them: the blob's writer then takes
+   * them as they are after the last chunk.
+   */
+  metaEntries?: { bytes: Buffer; view: DataView; count: number };
 }
 
 export interface Progress {

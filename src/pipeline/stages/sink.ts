@@ -1,7 +1,8 @@
 // Blob sink: writes each batch's stored chunk bytes to the blob output in order and records
 // where every fresh chunk landed. An optional raw-chunk hook serves the blob cache's .blob.data.
-import type { Batch, BuildState, Sink } from '../stage.js';
-import { CHUNK_COMPRESSED } from '../../read/model.js';
+import type { Batch, BlobState, BuildState, Sink } from '../stage.js';
+import { CHUNK_COMPRESSED, type ChunkInfo } from '../../read/model.js';
+import * as bci from '../../format/blob/chunk-info.js';
 import type { BatchCompressor, ChunkPacker } from '../../builder/pack.js';
 import type { CompressResult, CompressTask } from '../workers/chunks.js';
 import { isShared } from '../buffers.js';
@@ -39,6 +40,7 @@ export function blobSink(out: ChunkOutput): Sink {
           rec.compressedOffset = pos;
           rec.compressedSize = s.size;
           rec.flags = s.compressed ? CHUNK_COMPRESSED : 0;
+          if (state.blob.metaEntries) addMetaEntry(state.blob.metaEntries, rec);
           pos += s.size;
           out.rawChunk?.(b.data.subarray(c.dataOffset, c.dataOffset + c.size), rec.uncompressedOffset);
         }
@@ -109,6 +111,19 @@ async function consumePacked(batches: AsyncIterable<Batch>, state: BuildState, o
     await write(pieces);
   }
   await write([await packer.flushBatch(zip)].filter((p) => p.length > 0));
+}
+
+/** Chunk c's blob.meta v1 entry, at its chunk index. */
+function addMetaEntry(m: NonNullable<BlobState['metaEntries']>, c: ChunkInfo): void {
+  const at = c.index * bci.V1_SIZE;
+  if (at + bci.V1_SIZE > m.bytes.length) {
+    const grown = Buffer.alloc(Math.max(64 * bci.V1_SIZE, 2 * m.bytes.length, at + bci.V1_SIZE));
+    m.bytes.copy(grown);
+    m.bytes = grown;
+    m.view = new DataView(grown.buffer, grown.byteOffset, grown.byteLength);
+  }
+  bci.encodeV1Into(m.bytes, m.view, at, c.compressedOffset, c.compressedSize, c.uncompressedOffset, c.uncompressedSize);
+  m.count++;
 }
 
 /** The spans of data, one after another, in a buffer of their own. */
