@@ -40,11 +40,6 @@ export function validateStages(stages: StageDef[]): void {
   }
 }
 
-/**
- * Runs the pipeline to its end. The worker pool then shuts down in the background (its threads
- * tear down their heaps on other cores while the caller lays out and writes the bootstrap):
- * `closed` settles when it is gone. On failure the pool is gone before the error is thrown.
- */
 /** The batches, each shown to `see` as it passes. */
 async function* tap(batches: AsyncIterable<Batch>, see: (b: Batch) => void): AsyncGenerator<Batch> {
   for await (const b of batches) {
@@ -53,6 +48,11 @@ async function* tap(batches: AsyncIterable<Batch>, see: (b: Batch) => void): Asy
   }
 }
 
+/**
+ * Runs the pipeline to its end. The worker pool then shuts down in the background (its threads
+ * tear down their heaps on other cores while the caller lays out and writes the bootstrap):
+ * `closed` settles when it is gone. On failure the pool is gone before the error is thrown.
+ */
 export async function runPipeline(spec: PipelineSpec): Promise<{ closed: Promise<void> }> {
   const stages = spec.stages ?? [];
   validateStages(stages);
