@@ -1,0 +1,21 @@
+// What both bins set up before anything else loads (each imports this module first).
+import module from 'node:module';
+import v8 from 'node:v8';
+
+// Node >= 22.1 keeps the compiled code of the modules we load (oclif's ~120, ours ~60) on disk
+// between runs; Node 20 has no such cache, and the call is skipped there.
+module.enableCompileCache?.();
+
+// A small young generation: the build streams data through reused buffers, so most garbage is
+// short-lived, and the default semi-spaces would be a large share of the peak RSS.
+v8.setFlagsFromString('--max-semi-space-size=4');
+// A smaller inlining budget for the optimizing compiler: a build is over in seconds, and the
+// helper threads compiling the main thread's hot functions (with everything they inline) took
+// ~0.5 CPU-s of a 53k-file build, competing with the chunk workers for the cores. Smaller
+// graphs compile faster, and the build ran no slower for it (bench/README.md). nydusify's
+// convert and pack build in its own process too.
+v8.setFlagsFromString('--max-inlined-bytecode-size=100');
+v8.setFlagsFromString('--max-inlined-bytecode-size-cumulative=150');
+// oclif checks the running Node against its own engines range with semver at import (~20 ms of
+// CPU to load semver): our package.json already states the Node we need, so skip it.
+process.env.OCLIF_DISABLE_ENGINE_WARNING ??= '1';
