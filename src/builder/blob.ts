@@ -79,7 +79,7 @@ export function blobFeatures(layout: BlobLayout, chunkCount: number): number {
 /** Writes the blob, hashing it; the chunk data goes through writeChunks, the rest through finish. */
 export class BlobWriter {
   /** The hash, when no writer thread keeps it. */
-  private readonly hash?: Hash;
+  private hash?: Hash;
   position = 0;
   private readonly tocEntries: toc.TocEntry[] = [];
   /** Filled by writeMeta. */
@@ -90,8 +90,19 @@ export class BlobWriter {
   /** Offset of image.boot (the inline bootstrap's compressed_size). */
   bootOffset = 0;
 
-  constructor(private readonly out: ByteSink, private readonly layout: BlobLayout, private readonly offload?: BlobOffload) {
+  constructor(private readonly out: ByteSink, private readonly layout: BlobLayout, private offload?: BlobOffload) {
     if (!offload) this.hash = createHash('sha256');
+  }
+
+  /**
+   * Writes and hashes on this thread after all, without the writer thread (a small build: the
+   * thread would cost more to start than it saves). Only before the first write: after it, the
+   * thread keeps the blob's hash, and this does nothing.
+   */
+  inline(): void {
+    if (!this.offload || this.position > 0) return;
+    this.offload = undefined;
+    this.hash = createHash('sha256');
   }
 
   /**

@@ -54,7 +54,7 @@ export default class Create extends BaseCommand {
     encrypt: Flags.boolean({ char: 'E', description: 'Encrypt the generated RAFS metadata and data blobs' }),
     attributes: Flags.string({ description: '.nydusattributes file (not supported yet)' }),
     plugin: Flags.string({ multiple: true, description: 'add pipeline stages from a plugin module: MODULE[?key=value&...]' }),
-    threads: Flags.integer({ min: 0, max: 64, description: 'compression worker threads [default: one per core]' }),
+    threads: Flags.integer({ min: 0, max: 64, description: 'compression worker threads [default: one per core; none for a build under 32 MiB of chunks]' }),
     ...backendFlags,
     'backend-force-push': Flags.boolean({ description: 'upload the blob to the backend even when an object of its id is there' }),
   };

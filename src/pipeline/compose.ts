@@ -20,6 +20,16 @@ export interface PipelineSpec {
   onWalkEnd?: () => void;
   /** Called with each batch once dedup has given every chunk its record, in order (before any batch stage). */
   onDeduped?: (b: Batch) => void;
+  /**
+   * A build whose chunks come to fewer bytes than this runs on this thread alone: its worker pool
+   * is never started (unset: the pool runs whatever the size). Starting the threads and loading
+   * their code takes ~0.1 s of a 2-core machine, more than they save on a small tree. The source
+   * is read ahead to find out for at most INLINE_LOOKAHEAD_MS: a source still going then (a large
+   * tree, a slow stream) gets the pool, which has waited no longer than that to start.
+   */
+  inlineBelow?: number;
+  /** Called when the build runs on this thread alone (see inlineBelow), before its first batch. */
+  onInline?: () => void;
 }
 
 /**
@@ -28,6 +38,12 @@ export interface PipelineSpec {
  * enough that their records stay small (a batch is at most 512 chunks and a path each).
  */
 const WALK_AHEAD = 64;
+
+/**
+ * How long a build with inlineBelow reads ahead before it takes the pool anyway: the walks of
+ * trees of 4-20 MB took 10-22 ms here, and the pool of a large tree starts this much later.
+ */
+const INLINE_LOOKAHEAD_MS = 30;
 
 export function validateStages(stages: StageDef[]): void {
   for (const s of stages) {
@@ -38,6 +54,49 @@ export function validateStages(stages: StageDef[]): void {
       throw new NydusError('USAGE', `stage ${s.name}: kind must be "entry" or "batch", not ${JSON.stringify(s.kind)}`);
     }
   }
+}
+
+/**
+ * The first batches, pulled until the source ends, their chunks reach `limit` bytes or `ms`
+ * milliseconds have passed since the first came, and all the batches (those, then the rest of
+ * the source's).
+ */
+async function firstBatches(batches: AsyncIterable<Batch>, limit: number, ms: number): Promise<{ ended: boolean; all: AsyncIterable<Batch> }> {
+  const it = batches[Symbol.asyncIterator]();
+  const head: Batch[] = [];
+  let bytes = 0;
+  let ended = false;
+  let until = Infinity;
+  try {
+    while (bytes < limit && performance.now() < until) {
+      const r = await it.next();
+      if (r.done) {
+        ended = true;
+        break;
+      }
+      if (head.length === 0) until = performance.now() + ms;
+      head.push(r.value);
+      for (const c of r.value.chunks) bytes += c.size;
+    }
+  } catch (e) {
+    await it.return?.();
+    throw e;
+  }
+  async function* all(): AsyncGenerator<Batch> {
+    try {
+      yield* head;
+      if (ended) return;
+      for (;;) {
+        const r = await it.next();
+        if (r.done) return;
+        yield r.value;
+      }
+    } finally {
+      // A pipeline stopped early closes the source as a for-await would.
+      await it.return?.();
+    }
+  }
+  return { ended, all: all() };
 }
 
 /** The batches, each shown to `see` as it passes. */
@@ -57,8 +116,6 @@ export async function runPipeline(spec: PipelineSpec): Promise<{ closed: Promise
   const stages = spec.stages ?? [];
   validateStages(stages);
   const state = spec.state;
-  // Piscina loads only for a build that runs workers.
-  if (state.threads > 0) state.pool = new (await import('./pool.js')).ChunkPool(state.threads);
   try {
     let entries: AsyncIterable<SourceEntry> = spec.source;
     for (const s of stages.filter((x) => x.kind === 'entry')) entries = s.create(state)(entries);
@@ -68,7 +125,18 @@ export async function runPipeline(spec: PipelineSpec): Promise<{ closed: Promise
     // and compressing them would be wasted).
     const early = batchStages.length === 0 && state.dict.size === 0 && !state.batched;
     // Batches of planned reads may wait (they hold no buffer): the walk runs ahead of the workers.
-    const planned = ahead(chunker(state, spec.assembler, spec.onWalkEnd)(entries), WALK_AHEAD, (b) => b.data === UNREAD);
+    let planned: AsyncIterable<Batch> = ahead(chunker(state, spec.assembler, spec.onWalkEnd)(entries), WALK_AHEAD, (b) => b.data === UNREAD);
+    let threads = state.threads;
+    if (threads > 0 && spec.inlineBelow !== undefined) {
+      const first = await firstBatches(planned, spec.inlineBelow, INLINE_LOOKAHEAD_MS);
+      planned = first.all;
+      if (first.ended) {
+        threads = state.threads = 0;
+        spec.onInline?.();
+      }
+    }
+    // Piscina loads only for a build that runs workers.
+    if (threads > 0) state.pool = new (await import('./pool.js')).ChunkPool(threads);
     let batches: AsyncIterable<Batch> = dedup(state)(digester(state, early)(planned));
     if (spec.onDeduped) batches = tap(batches, spec.onDeduped);
     for (const s of batchStages) batches = s.create(state)(batches);

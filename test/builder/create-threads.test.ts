@@ -1,6 +1,8 @@
 // Worker threads start with their first task (issue 14, CLI start): a build with no file data
 // (an empty directory) starts neither the chunk workers nor the blob writer; a build with data
-// starts both. Threads are seen in /proc/self/task while the build runs.
+// starts both. Without --threads, a build of less than 32 MiB of chunks starts neither either (it
+// runs on the main thread), one of more starts both. Threads are seen in /proc/self/task while
+// the build runs.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { readFileSync, readdirSync } from 'node:fs';
@@ -16,6 +18,8 @@ beforeAll(async () => {
   await mkdir(join(work, 'empty'));
   await mkdir(join(work, 'data'));
   await writeFile(join(work, 'data', 'f'), randomBytes(3 << 20));
+  await mkdir(join(work, 'large'));
+  for (let i = 0; i < 3; i++) await writeFile(join(work, 'large', `f${i}`), randomBytes(11 << 20));
 });
 
 afterAll(async () => {
@@ -36,10 +40,11 @@ function threads(): Map<string, string> {
 }
 
 /**
- * Builds `dir` with 2 workers; returns the threads that appeared while it ran (a worker is a
- * new thread from its start, named only once its module has loaded), with their last names.
+ * Builds `dir` with 2 workers (or `count`, or as many as create picks); returns the threads that
+ * appeared while it ran (a worker is a new thread from its start, named only once its module has
+ * loaded), with their last names.
  */
-async function threadsDuringBuild(dir: string, out: string): Promise<Map<string, string>> {
+async function threadsDuringBuild(dir: string, out: string, count: number | 'default' = 2): Promise<Map<string, string>> {
   const before = threads();
   const seen = new Map<string, string>();
   const look = () => {
@@ -47,7 +52,7 @@ async function threadsDuringBuild(dir: string, out: string): Promise<Map<string,
   };
   const timer = setInterval(look, 1);
   try {
-    await create({ source: dir, bootstrap: join(work, `${out}.boot`), blob: join(work, `${out}.blob`), threads: 2, repeatable: true });
+    await create({ source: dir, bootstrap: join(work, `${out}.boot`), blob: join(work, `${out}.blob`), threads: count === 'default' ? undefined : count, repeatable: true });
   } finally {
     clearInterval(timer);
   }
@@ -66,5 +71,29 @@ describe('worker threads start with their first task', () => {
   it('an empty directory is built without starting any thread', async () => {
     const seen = await threadsDuringBuild(join(work, 'empty'), 'empty');
     expect([...seen.values()]).toEqual([]);
+  });
+});
+
+describe('without --threads, a small build runs on the main thread', () => {
+  it('less than 32 MiB of chunks: no chunk worker, no blob writer, and the same bytes as with them', async () => {
+    const seen = await threadsDuringBuild(join(work, 'data'), 'small-default', 'default');
+    expect([...seen.values()]).not.toContain('nydus-chunks');
+    expect([...seen.values()]).not.toContain('nydus-writer');
+    await threadsDuringBuild(join(work, 'data'), 'small-two', 2);
+    for (const ext of ['boot', 'blob']) {
+      expect(readFileSync(join(work, `small-default.${ext}`)).equals(readFileSync(join(work, `small-two.${ext}`))), ext).toBe(true);
+    }
+  });
+
+  it('33 MiB of chunks: the chunk workers and the blob writer start', async () => {
+    const names = [...(await threadsDuringBuild(join(work, 'large'), 'large-default', 'default')).values()];
+    expect(names).toContain('nydus-chunks');
+    expect(names).toContain('nydus-writer');
+  });
+
+  it('--threads given: its workers run even for a small build', async () => {
+    const names = [...(await threadsDuringBuild(join(work, 'data'), 'small-one', 1)).values()];
+    expect(names).toContain('nydus-chunks');
+    expect(names).toContain('nydus-writer');
   });
 });
