@@ -76,6 +76,8 @@ export interface CreateOptions {
    * less than 32 MiB (it runs on the calling thread alone: see INLINE_BELOW).
    */
   threads?: number;
+  /** Build under 32 MiB of chunks on the calling thread even with `threads` given (nydusify's layers); default: only without `threads`. */
+  inlineSmall?: boolean;
   /** Called as the build moves, for progress display. */
   onProgress?: (p: BuildState['progress']) => void;
   /** estargztoc-ref / stargz_index: where the eStargz blob's chunk data ends (--blob-data-size). */
@@ -435,7 +437,7 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
         source,
         stages: o.stages,
         state,
-        inlineBelow: o.threads === undefined ? INLINE_BELOW : undefined,
+        inlineBelow: (o.inlineSmall ?? o.threads === undefined) ? INLINE_BELOW : undefined,
         onInline: () => writer.inline(),
         assembler,
         onWalkEnd: () => {

@@ -660,6 +660,8 @@ class Converter {
       build = create({
         type: 'tar-rafs', source: tar, blobOut: out, blobInlineMeta: true, blobToc: this.p.fsVersion === 6, whiteoutSpec: 'none',
         fsVersion: this.p.fsVersion, compressor: this.p.compressor, chunkSize: this.p.chunkSize, batchSize: this.p.batchSize, alignedChunk: this.p.alignedChunk, prefetch: this.p.prefetch, threads,
+        // A small layer is built on this thread: starting workers would cost it more than they save.
+        inlineSmall: true,
         ...(this.dict ? { chunkDict: `bootstrap=${this.dict.bootstrap}` } : {}),
       }).catch((e: unknown) => {
         tar.destroy();

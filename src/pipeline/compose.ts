@@ -24,8 +24,8 @@ export interface PipelineSpec {
    * A build whose chunks come to fewer bytes than this runs on this thread alone: its worker pool
    * is never started (unset: the pool runs whatever the size). Starting the threads and loading
    * their code takes ~0.1 s of a 2-core machine, more than they save on a small tree. The source
-   * is read ahead to find out for at most INLINE_LOOKAHEAD_MS: a source still going then (a large
-   * tree, a slow stream) gets the pool, which has waited no longer than that to start.
+   * is read ahead to find out: a walk for at most INLINE_LOOKAHEAD_MS (a tree still being walked
+   * then gets the pool, which has waited no longer than that to start), a stream up to the mark.
    */
   inlineBelow?: number;
   /** Called when the build runs on this thread alone (see inlineBelow), before its first batch. */
@@ -40,8 +40,8 @@ export interface PipelineSpec {
 const WALK_AHEAD = 64;
 
 /**
- * How long a build with inlineBelow reads ahead before it takes the pool anyway: the walks of
- * trees of 4-20 MB took 10-22 ms here, and the pool of a large tree starts this much later.
+ * How long a build with inlineBelow reads a walk ahead before it takes the pool anyway: the walks
+ * of trees of 4-20 MB took 10-23 ms here, and the pool of a large tree starts this much later.
  */
 const INLINE_LOOKAHEAD_MS = 30;
 
@@ -57,11 +57,13 @@ export function validateStages(stages: StageDef[]): void {
 }
 
 /**
- * The first batches, pulled until the source ends, their chunks reach `limit` bytes or `ms`
- * milliseconds have passed since the first came, and all the batches (those, then the rest of
- * the source's).
+ * The first batches, pulled until the source ends, their chunks reach `limit` bytes or, while
+ * every batch is `cheap` (a walk's planned reads), `ms` milliseconds have passed since the first
+ * came; and all the batches (those, then the rest of the source's). A batch whose bytes the main
+ * thread has read (a stream) lifts the time limit: a stream's bytes come at the pace of its
+ * producer (a registry, a FIFO, several layers at once), and its size is the only sure sign.
  */
-async function firstBatches(batches: AsyncIterable<Batch>, limit: number, ms: number): Promise<{ ended: boolean; all: AsyncIterable<Batch> }> {
+async function firstBatches(batches: AsyncIterable<Batch>, limit: number, ms: number, cheap: (b: Batch) => boolean): Promise<{ ended: boolean; all: AsyncIterable<Batch> }> {
   const it = batches[Symbol.asyncIterator]();
   const head: Batch[] = [];
   let bytes = 0;
@@ -74,7 +76,8 @@ async function firstBatches(batches: AsyncIterable<Batch>, limit: number, ms: nu
         ended = true;
         break;
       }
-      if (head.length === 0) until = performance.now() + ms;
+      if (!cheap(r.value)) until = Infinity;
+      else if (head.length === 0) until = performance.now() + ms;
       head.push(r.value);
       for (const c of r.value.chunks) bytes += c.size;
     }
@@ -125,10 +128,11 @@ export async function runPipeline(spec: PipelineSpec): Promise<{ closed: Promise
     // and compressing them would be wasted).
     const early = batchStages.length === 0 && state.dict.size === 0 && !state.batched;
     // Batches of planned reads may wait (they hold no buffer): the walk runs ahead of the workers.
-    let planned: AsyncIterable<Batch> = ahead(chunker(state, spec.assembler, spec.onWalkEnd)(entries), WALK_AHEAD, (b) => b.data === UNREAD);
+    const cheap = (b: Batch) => b.data === UNREAD;
+    let planned: AsyncIterable<Batch> = ahead(chunker(state, spec.assembler, spec.onWalkEnd)(entries), WALK_AHEAD, cheap);
     let threads = state.threads;
     if (threads > 0 && spec.inlineBelow !== undefined) {
-      const first = await firstBatches(planned, spec.inlineBelow, INLINE_LOOKAHEAD_MS);
+      const first = await firstBatches(planned, spec.inlineBelow, INLINE_LOOKAHEAD_MS, cheap);
       planned = first.all;
       if (first.ended) {
         threads = state.threads = 0;

@@ -9,6 +9,8 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { execFileSync } from 'node:child_process';
 import { create } from '../../src/builder/create.js';
 
 let work = '';
@@ -44,7 +46,7 @@ function threads(): Map<string, string> {
  * appeared while it ran (a worker is a new thread from its start, named only once its module has
  * loaded), with their last names.
  */
-async function threadsDuringBuild(dir: string, out: string, count: number | 'default' = 2): Promise<Map<string, string>> {
+async function threadsDuringBuild(dir: string | (() => Readable), out: string, count: number | 'default' = 2, inlineSmall?: boolean): Promise<Map<string, string>> {
   const before = threads();
   const seen = new Map<string, string>();
   const look = () => {
@@ -52,7 +54,8 @@ async function threadsDuringBuild(dir: string, out: string, count: number | 'def
   };
   const timer = setInterval(look, 1);
   try {
-    await create({ source: dir, bootstrap: join(work, `${out}.boot`), blob: join(work, `${out}.blob`), threads: count === 'default' ? undefined : count, repeatable: true });
+    const source = typeof dir === 'string' ? { source: dir } : { type: 'tar-rafs', source: dir() };
+    await create({ ...source, bootstrap: join(work, `${out}.boot`), blob: join(work, `${out}.blob`), threads: count === 'default' ? undefined : count, inlineSmall, repeatable: true });
   } finally {
     clearInterval(timer);
   }
@@ -91,9 +94,30 @@ describe('without --threads, a small build runs on the main thread', () => {
     expect(names).toContain('nydus-writer');
   });
 
-  it('--threads given: its workers run even for a small build', async () => {
+  it('--threads given: its workers run even for a small build, unless inlineSmall (nydusify convert\'s layers)', async () => {
     const names = [...(await threadsDuringBuild(join(work, 'data'), 'small-one', 1)).values()];
     expect(names).toContain('nydus-chunks');
     expect(names).toContain('nydus-writer');
+    const inline = [...(await threadsDuringBuild(join(work, 'data'), 'small-one-inline', 1, true)).values()];
+    expect(inline).not.toContain('nydus-chunks');
+    expect(inline).not.toContain('nydus-writer');
+  });
+
+  it('a small tar arriving slowly (a stream: no time limit, only its size) is built on the main thread too', async () => {
+    const tar = execFileSync('tar', ['-cf', '-', '-C', join(work, 'data'), '.'], { maxBuffer: 64 << 20 });
+    // 64 KiB every 5 ms: some 250 ms for the whole tar, far past the walk's 30 ms.
+    const slow = () => Readable.from((async function* () {
+      for (let at = 0; at < tar.length; at += 64 << 10) {
+        await new Promise((r) => setTimeout(r, 5));
+        yield tar.subarray(at, at + (64 << 10));
+      }
+    })());
+    const seen = [...(await threadsDuringBuild(slow, 'tar-default', 'default')).values()];
+    expect(seen).not.toContain('nydus-chunks');
+    expect(seen).not.toContain('nydus-writer');
+    await threadsDuringBuild(() => Readable.from([tar]), 'tar-two', 2);
+    for (const ext of ['boot', 'blob']) {
+      expect(readFileSync(join(work, `tar-default.${ext}`)).equals(readFileSync(join(work, `tar-two.${ext}`))), ext).toBe(true);
+    }
   });
 });
