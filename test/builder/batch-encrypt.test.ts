@@ -210,10 +210,13 @@ describe('--encrypt', () => {
   let plain: Built;
   let enc: Built;
   let encBatch: Built;
+  /** On the worker pool: the tree is small enough that a build without threads runs on the main thread. */
+  let encPool: Built;
   beforeAll(async () => {
     plain = await build('enc-plain', {});
     enc = await build('enc', { encrypt: true });
     encBatch = await build('enc-batch', { encrypt: true, batchSize: 0x100000 });
+    encPool = await build('enc-pool', { encrypt: true, batchSize: 0x100000, threads: 2 });
   }, 120_000);
 
   it('leaves no plaintext of a known file in the blob (a plain build does show it)', async () => {
@@ -247,7 +250,7 @@ describe('--encrypt', () => {
   });
 
   it('check and unpack read it back equal', async () => {
-    for (const [b, name] of [[enc, 'enc-unpack'], [encBatch, 'enc-batch-unpack']] as const) {
+    for (const [b, name] of [[enc, 'enc-unpack'], [encBatch, 'enc-batch-unpack'], [encPool, 'enc-pool-unpack']] as const) {
       expect(readBackAndCompare(b.image, { blob: b.blob }, src).mismatches).toEqual([]);
       const r = await nydusImageOk(['check', '-B', b.boot, '-b', b.blob]);
       expect(r.stdout.toString() + r.stderr.toString()).toMatch(/chunk-v2 encrypted/);
