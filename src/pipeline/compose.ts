@@ -130,17 +130,16 @@ export async function runPipeline(spec: PipelineSpec): Promise<{ closed: Promise
     // Batches of planned reads may wait (they hold no buffer): the walk runs ahead of the workers.
     const cheap = (b: Batch) => b.data === UNREAD;
     let planned: AsyncIterable<Batch> = ahead(chunker(state, spec.assembler, spec.onWalkEnd)(entries), WALK_AHEAD, cheap);
-    let threads = state.threads;
-    if (threads > 0 && spec.inlineBelow !== undefined) {
+    if (state.threads > 0 && spec.inlineBelow !== undefined) {
       const first = await firstBatches(planned, spec.inlineBelow, INLINE_LOOKAHEAD_MS, cheap);
       planned = first.all;
       if (first.ended) {
-        threads = state.threads = 0;
+        state.threads = 0;
         spec.onInline?.();
       }
     }
     // Piscina loads only for a build that runs workers.
-    if (threads > 0) state.pool = new (await import('./pool.js')).ChunkPool(threads);
+    if (state.threads > 0) state.pool = new (await import('./pool.js')).ChunkPool(state.threads);
     let batches: AsyncIterable<Batch> = dedup(state)(digester(state, early)(planned));
     if (spec.onDeduped) batches = tap(batches, spec.onDeduped);
     for (const s of batchStages) batches = s.create(state)(batches);
