@@ -13,10 +13,12 @@ export interface Native {
   mallocTrim(): boolean;
   /**
    * A directory's entries in name order (bytewise, as Buffer.compare): names NUL-terminated back to back, and per entry
-   * lstatInto's 13 numbers then its xattr list's size; stats[14 * i] < 0 (-errno) where the
-   * entry's lstat or xattr list failed.
+   * (the first statMax only, when given) lstatInto's 13 numbers then its xattr list's size;
+   * stats[14 * i] < 0 (-errno) where the entry's lstat or xattr list failed.
    */
-  scanDir(dir: Buffer): [Buffer, Float64Array];
+  scanDir(dir: Buffer, statMax?: number): [Buffer, Float64Array];
+  /** scanDir's numbers for the entries of dir named in names (NUL-terminated back to back). */
+  statNames(dir: Buffer, names: Buffer): Float64Array;
   /**
    * Reads from..n-1 of a batch's file reads (src/pipeline/workers/chunks.ts FileReads) into data;
    * n when all are done, else the index of the first read that failed, for Node's fs to redo.

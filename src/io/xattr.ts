@@ -23,46 +23,30 @@ export function readXattrs(path: Buffer): Array<{ name: Buffer; value: Buffer }>
   return out.sort((a, b) => Buffer.compare(a.name, b.name));
 }
 
-export interface LstatResult {
-  mode: number;
-  uid: number;
-  gid: number;
-  size: number;
-  mtime: number;
-  mtimeNsec: number;
-  nlink: number;
-  rdevMajor: number;
-  rdevMinor: number;
-  /** Device and inode number, exact, as one string key: only when nlink > 1 (a possible hardlink). */
-  key?: string;
-}
-
 const statOut = new Float64Array(13);
 
-/** The LstatResult at o[k..k+13) (lstatInto's layout). */
-export function lstatAt(o: Float64Array, k: number): LstatResult {
-  return {
-    mode: o[k], uid: o[k + 1], gid: o[k + 2], size: o[k + 3], mtime: o[k + 4], mtimeNsec: o[k + 5], nlink: o[k + 6],
-    rdevMajor: o[k + 7], rdevMinor: o[k + 8], key: o[k + 6] > 1 ? `${o[k + 9]}:${o[k + 10]}:${o[k + 11]}:${o[k + 12]}` : undefined,
-  };
+/** lstat(2) by byte path into one shared array (lstatInto's 13 numbers), valid until the next call. */
+export function lstatShared(path: Buffer): Float64Array {
+  native.lstatInto(path, statOut);
+  return statOut;
 }
 
-/** lstat(2) by byte path, filling one shared array: no BigInt objects per call. */
-export function lstatFast(path: Buffer): LstatResult {
-  native.lstatInto(path, statOut);
-  return lstatAt(statOut, 0);
+/** The hardlink key (device and inode, exact) of the stat at o[k..k+13): only when nlink > 1. */
+export function linkKeyAt(o: Float64Array, k: number): string | undefined {
+  return o[k + 6] > 1 ? `${o[k + 9]}:${o[k + 10]}:${o[k + 11]}:${o[k + 12]}` : undefined;
 }
 
 /** Numbers per entry of scanDir's stats. */
 export const SCAN_FIELDS = 14;
 
 /**
- * One directory's entries, each lstat'ed and its xattr list sized, in one native call, in name
- * order (bytewise, as Buffer.compare orders them): names (views of one buffer) and stats (SCAN_FIELDS per entry: lstatAt's 13, then the
- * xattr list's size; a negative first number where either failed: ask again by path).
+ * One directory's entries in name order (bytewise, as Buffer.compare orders them), in one native
+ * call: names (views of one buffer) and, for the first `statMax` (all by default), their stats
+ * (SCAN_FIELDS per entry: lstatInto's 13, then the xattr list's size; a negative first number
+ * where either failed: ask again by path). statNames states the rest.
  */
-export function scanDir(dir: Buffer): { names: Buffer[]; stats: Float64Array } {
-  const [all, stats] = native.scanDir(dir);
+export function scanDir(dir: Buffer, statMax = 0xffff_ffff): { names: Buffer[]; stats: Float64Array } {
+  const [all, stats] = native.scanDir(dir, statMax);
   const names: Buffer[] = [];
   let start = 0;
   while (start < all.length) {
@@ -71,6 +55,18 @@ export function scanDir(dir: Buffer): { names: Buffer[]; stats: Float64Array } {
     start = end + 1;
   }
   return { names, stats };
+}
+
+/**
+ * scanDir's stats of names[from, to) of a directory it scanned (the names must be its views of
+ * one buffer, as scanDir gives them).
+ */
+export function statNames(dir: Buffer, names: Buffer[], from: number, to: number): Float64Array {
+  if (from >= to) return new Float64Array(0);
+  const first = names[from];
+  const last = names[to - 1];
+  const all = Buffer.from(first.buffer, first.byteOffset, last.byteOffset + last.length + 1 - first.byteOffset);
+  return native.statNames(dir, all);
 }
 
 /** Grows a pipe's buffer (best effort): fewer, larger reads of a FIFO. Returns the new size or -1. */

@@ -8,6 +8,7 @@ import { ahead } from './window.js';
 import { digester } from './stages/digest.js';
 import { dedup } from './stages/dedup.js';
 import { compressor } from './stages/compress.js';
+import { ChunkPool } from './pool.js';
 
 export interface PipelineSpec {
   source: AsyncIterable<SourceEntry>;
@@ -138,8 +139,8 @@ export async function runPipeline(spec: PipelineSpec): Promise<{ closed: Promise
         spec.onInline?.();
       }
     }
-    // Piscina loads only for a build that runs workers.
-    if (state.threads > 0) state.pool = new (await import('./pool.js')).ChunkPool(state.threads);
+    // Piscina loads only for a build that runs workers (ChunkPool requires it on first use).
+    if (state.threads > 0) state.pool = new ChunkPool(state.threads);
     let batches: AsyncIterable<Batch> = dedup(state)(digester(state, early)(planned));
     if (spec.onDeduped) batches = tap(batches, spec.onDeduped);
     for (const s of batchStages) batches = s.create(state)(batches);

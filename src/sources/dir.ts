@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { NydusError, fsError, showPath as show } from '../errors.js';
 import { LIMITS, limitError } from '../format/limits.js';
 import * as xattr from '../format/erofs/xattr.js';
-import { SCAN_FIELDS, lstatAt, lstatFast, readXattrs, scanDir, type LstatResult } from '../io/xattr.js';
+import { SCAN_FIELDS, linkKeyAt, lstatShared, readXattrs, scanDir, statNames } from '../io/xattr.js';
 import { encodeDev } from '../format/erofs/inode.js';
 import { releaseFreePages } from '../io/trim.js';
 import { ChildNode, smi, type TreeNode } from '../tree/node.js';
@@ -16,6 +16,13 @@ const SLASH = Buffer.from('/');
 
 /** Entries walked between two chances to hand free memory back (io/trim.ts). */
 const TRIM_EVERY = 50_000;
+
+/**
+ * A directory's entries are stated and yielded this many at a time. The walk runs on the main
+ * thread, which also hands the workers their batches: /usr/share/man/man1 (17,884 entries) stated
+ * in one call held it for ~100 ms, long enough for the workers to run out of work.
+ */
+const SCAN_SLICE = 512;
 
 export interface DirSourceOptions {
   /** Zero the root's mtime as upstream does, so rebuilding an unchanged tree is byte-identical. */
@@ -96,36 +103,41 @@ function checkXattrs(node: TreeNode): void {
 }
 
 function statNode(abs: Buffer, up: ChildNode | undefined, name: Buffer, at = abs): { node: ChildNode; key?: string } {
-  let st: LstatResult;
+  let st: Float64Array;
   let xattrs: TreeNode['xattrs'];
   try {
-    st = lstatFast(at);
+    st = lstatShared(at);
     xattrs = readXattrs(at);
   } catch (e) {
     throw fsError('SOURCE', show(abs), e);
   }
-  return nodeOf(abs, up, name, st, xattrs, () => at);
+  const key = (st[0] & 0o170000) !== 0o040000 ? linkKeyAt(st, 0) : undefined;
+  return { node: nodeOf(abs, up, name, st, 0, xattrs, at), key };
 }
 
-/** The node of a stated entry; `at` gives the short path to it (only a symlink needs it, for its target). */
-function nodeOf(abs: Buffer, up: ChildNode | undefined, name: Buffer, st: LstatResult, xattrs: TreeNode['xattrs'], at: () => Buffer): { node: ChildNode; key?: string } {
-  const type = st.mode & 0o170000;
+/**
+ * The node of an entry stated at st[k..k+13) (lstatInto's layout); `at` is a short path to it
+ * (only a symlink needs it, for its target).
+ */
+function nodeOf(abs: Buffer, up: ChildNode | undefined, name: Buffer, st: Float64Array, k: number, xattrs: TreeNode['xattrs'], at: Buffer): ChildNode {
+  const mode = st[k];
+  const type = mode & 0o170000;
   // The numbers are small integers where they fit, so V8 keeps them inline instead of in a heap
   // number each (stat fields arrive as doubles).
-  const node = new ChildNode(up, name, smi(st.mode), smi(st.uid), smi(st.gid), smi(st.mtime), smi(st.mtimeNsec), xattrs.length === 0 ? NO_XATTRS : xattrs);
+  const node = new ChildNode(up, name, smi(mode), smi(st[k + 1]), smi(st[k + 2]), smi(st[k + 4]), smi(st[k + 5]), xattrs.length === 0 ? NO_XATTRS : xattrs);
   checkXattrs(node);
-  if (type === 0o100000) node.size = smi(st.size);
+  if (type === 0o100000) node.size = smi(st[k + 3]);
   else if (type === 0o120000) {
     try {
-      node.target = fs.readlinkSync(at(), { encoding: 'buffer' });
+      node.target = fs.readlinkSync(at, { encoding: 'buffer' });
     } catch (e) {
       throw fsError('SOURCE', show(abs), e);
     }
     node.size = node.target.length;
   } else if (type === 0o020000 || type === 0o060000) {
-    node.rdev = smi(encodeDev(st.rdevMajor, st.rdevMinor));
+    node.rdev = smi(encodeDev(st[k + 7], st[k + 8]));
   }
-  return { node, key: type !== 0o040000 && st.nlink > 1 ? st.key : undefined };
+  return node;
 }
 
 class FileReader implements ContentReader {
@@ -212,66 +224,83 @@ function* dirGroups(root: string, opts: DirSourceOptions): Generator<SourceEntry
   let sinceTrim = 0;
   while (stack.length > 0) {
     const { node: dir, parent, abs, depth } = stack.pop()!;
-    const group: SourceEntry[] = parent ? [{ node: dir, parent }] : [];
+    let group: SourceEntry[] = parent ? [{ node: dir, parent }] : [];
     // A long walk frees what the pipeline's threads left behind now and then (a big tree only).
     if (sinceTrim >= TRIM_EVERY) {
       sinceTrim = 0;
       releaseFreePages();
     }
-    // Every child is read before the first is yielded, so a deep directory is opened once.
-    const entries = withShortPath(abs, (at) => readDir(dir, abs, at));
-    sinceTrim += entries.length;
-    const subdirs = entries.filter((e) => (e.node.mode & 0o170000) === 0o040000);
-    for (const e of entries) {
-      if ((e.node.mode & 0o170000) === 0o040000) continue;
-      group.push({ node: e.node, parent: dir, open: (e.node.mode & 0o170000) === 0o100000 ? opener(e.abs) : undefined });
+    // The names are read at once (a deep directory is opened once for them), its entries stated
+    // and yielded a slice at a time; the subdirectories follow the last slice.
+    let scan: { names: Buffer[]; stats: Float64Array };
+    try {
+      scan = withShortPath(abs, (at) => scanDir(at, SCAN_SLICE));
+    } catch (e) {
+      throw fsError('SOURCE', show(abs), e);
+    }
+    const { names } = scan;
+    sinceTrim += names.length;
+    const subdirs: Array<{ node: ChildNode; abs: Buffer }> = [];
+    for (let from = 0; from < names.length; from += SCAN_SLICE) {
+      const to = Math.min(names.length, from + SCAN_SLICE);
+      let stats = scan.stats;
+      if (from > 0) {
+        try {
+          stats = withShortPath(abs, (at) => statNames(at, names, from, to));
+        } catch (e) {
+          throw fsError('SOURCE', show(abs), e);
+        }
+      }
+      withShortPath(abs, (at) => readDir(dir, abs, at, names, from, to, stats, group, subdirs));
+      if (group.length > 0 && to < names.length) {
+        yield group;
+        group = [];
+      }
     }
     if (group.length > 0) yield group;
     if (subdirs.length > 0 && depth + 1 > LIMITS.DEPTH_MAX.value) throw limitError('DEPTH_MAX', `${show(subdirs[0].node.path)}: directory levels`, depth + 1);
     for (let i = subdirs.length - 1; i >= 0; i--) stack.push({ node: subdirs[i].node, parent: dir, abs: subdirs[i].abs, depth: depth + 1 });
   }
 
-  /** The children of one directory, each stated, in name order; `at` is a short path to it. */
-  function readDir(dir: ChildNode, abs: Buffer, at: Buffer): Array<{ node: ChildNode; abs: Buffer }> {
-    let names: Buffer[];
-    let stats: Float64Array;
-    try {
-      ({ names, stats } = scanDir(at));
-    } catch (e) {
-      throw fsError('SOURCE', show(abs), e);
-    }
-    // In name order already.
-    const out: Array<{ node: ChildNode; abs: Buffer }> = [];
-    for (let i = 0; i < names.length; i++) {
+  /**
+   * Entries names[from, to) of one directory, in name order, from scanDir's stats of them
+   * (SCAN_FIELDS each, from 0); `at` is a short path to the directory. The subdirectories go to
+   * `subdirs`, every other entry to `group`.
+   */
+  function readDir(dir: ChildNode, abs: Buffer, at: Buffer, names: Buffer[], from: number, to: number, stats: Float64Array, group: SourceEntry[], subdirs: Array<{ node: ChildNode; abs: Buffer }>): void {
+    for (let i = from; i < to; i++) {
       const name = names[i];
       const childAbs = Buffer.concat([abs, SLASH, name]);
       if (excludedLengths.has(name.length) && excludedNames.has(name.toString('latin1')) && exclude.has(path.resolve(childAbs.toString('latin1')))) continue;
       const own = arena.copy(name);
-      const childAt = () => (at === abs ? childAbs : Buffer.concat([at, SLASH, name]));
-      const k = i * SCAN_FIELDS;
-      let r: { node: ChildNode; key?: string };
+      // The short path differs only under a long one (withShortPath).
+      const childAt = at === abs ? childAbs : Buffer.concat([at, SLASH, name]);
+      const k = (i - from) * SCAN_FIELDS;
+      let node: ChildNode;
+      let key: string | undefined;
       if (stats[k] < 0) {
         // The scan's lstat or xattr list failed: by path again, for the error as the walk gives it.
-        r = statNode(childAbs, dir, own, childAt());
+        ({ node, key } = statNode(childAbs, dir, own, childAt));
       } else {
-        let xattrs: TreeNode['xattrs'] = [];
+        let xattrs = NO_XATTRS;
         if (stats[k + 13] > 0) {
           try {
-            xattrs = readXattrs(childAt());
+            xattrs = readXattrs(childAt);
           } catch (e) {
             throw fsError('SOURCE', show(childAbs), e);
           }
         }
-        r = nodeOf(childAbs, dir, own, lstatAt(stats, k), xattrs, childAt);
+        node = nodeOf(childAbs, dir, own, stats, k, xattrs, childAt);
+        key = (node.mode & 0o170000) !== 0o040000 ? linkKeyAt(stats, k) : undefined;
       }
-      const { node, key } = r;
       if (key !== undefined) {
         const first = links.get(key);
         if (first) node.linkTo = first;
         else links.set(key, node);
       }
-      out.push({ node, abs: childAbs });
+      const type = node.mode & 0o170000;
+      if (type === 0o040000) subdirs.push({ node, abs: childAbs });
+      else group.push({ node, parent: dir, open: type === 0o100000 ? opener(childAbs) : undefined });
     }
-    return out;
   }
 }
