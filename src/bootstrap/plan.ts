@@ -54,6 +54,45 @@ export function direntList(dir: TreeNode): PlannedDirent[] {
   ].sort((a, b) => dirent.compareNames(a.name, b.name));
 }
 
+/**
+ * A directory's data size, as `dirSize(packBlocks(direntList(dir)))` gives it, without a dirent
+ * object per entry: its children are in name order once the tree is finished, and "." and ".."
+ * are merged in where they sort. Children out of order take the general way.
+ */
+export function dirDataSize(dir: TreeNode, B: number): number {
+  const kids = dir.children ?? [];
+  let blocks = 0;
+  let used = 0;
+  let dots = 0;
+  for (let i = 0; i < kids.length; i++) {
+    const name = kids[i].name;
+    if (i > 0 && dirent.compareNames(kids[i - 1].name, name) >= 0) return dirent.dirSize(dirent.packBlocks(direntList(dir), B), B);
+    while (dots < 2 && dirent.compareNames(dots === 0 ? DOT : DOTDOT, name) < 0) {
+      dots++;
+      if (used + dirent.SIZE + dots > B) {
+        blocks++;
+        used = 0;
+      }
+      used += dirent.SIZE + dots;
+    }
+    const len = dirent.SIZE + name.length;
+    if (used + len > B) {
+      blocks++;
+      used = 0;
+    }
+    used += len;
+  }
+  while (dots < 2) {
+    dots++;
+    if (used + dirent.SIZE + dots > B) {
+      blocks++;
+      used = 0;
+    }
+    used += dirent.SIZE + dots;
+  }
+  return blocks * B + used;
+}
+
 /** The 128 lists of partly filled blocks, keyed by their free bytes / 32. */
 class Fragments {
   /** FIFO queues: blocks are taken from heads[i] on, never shifted out (shift is O(n) on long arrays). */
@@ -116,31 +155,37 @@ export function showEntry(node: TreeNode): string {
  * (directory, tar, merge, a layer on a parent) lays out its tree here, so this is the one check.
  */
 export function checkEntry(node: TreeNode, isRoot: boolean): void {
-  // The entry's path is put together only for a message (a tree may hold millions of entries).
-  const where = () => showEntry(node);
+  // The entry's path is put together only for a message (a tree may hold millions of entries),
+  // and nothing is allocated for an entry that passes.
   if (!isRoot) {
-    if (node.name.length > 255) throw limitError('NAME_MAX', `${where()}: name`, `${node.name.length} bytes`);
+    if (node.name.length > 255) throw limitError('NAME_MAX', `${showEntry(node)}: name`, `${node.name.length} bytes`);
     const bad = badName(node.name);
-    if (bad) throw new NydusError('SOURCE', `${where()}: ${bad}`);
+    if (bad) throw new NydusError('SOURCE', `${showEntry(node)}: ${bad}`);
   }
   // Fields EROFS stores in fixed widths: a value that does not fit is refused, not wrapped.
-  const fits = (field: string, v: number, max: number) => {
-    if (!Number.isSafeInteger(v) || v < 0 || v > max) throw new NydusError('SOURCE', `${where()}: ${field} ${v} does not fit the inode (0 to ${max})`);
-  };
-  fits('uid', node.uid, U32);
-  fits('gid', node.gid, U32);
-  fits('mtime', node.mtime, U64);
-  fits('mtime nanoseconds', node.mtimeNsec, 999_999_999);
-  fits('size', node.size, U64);
-  if (node.target && node.target.length > LIMITS.SYMLINK_MAX.value) throw limitError('SYMLINK_MAX', `${where()}: symlink target of ${node.target.length} bytes`, node.target.length);
-  for (const x of node.xattrs) {
-    const quoted = () => {
-      const name = x.name.toString();
-      return JSON.stringify(name.length > 40 ? `${name.slice(0, 40)}…` : name);
-    };
-    if (x.name.length > LIMITS.XATTR_NAME_MAX.value) throw limitError('XATTR_NAME_MAX', `${where()}: xattr name ${quoted()}`, x.name.length);
-    if (x.value.length > LIMITS.XATTR_VALUE_MAX.value) throw limitError('XATTR_VALUE_MAX', `${where()}: value of xattr ${quoted()}`, x.value.length);
+  fits(node, 'uid', node.uid, U32);
+  fits(node, 'gid', node.gid, U32);
+  fits(node, 'mtime', node.mtime, U64);
+  fits(node, 'mtime nanoseconds', node.mtimeNsec, 999_999_999);
+  fits(node, 'size', node.size, U64);
+  if (node.target && node.target.length > LIMITS.SYMLINK_MAX.value) throw limitError('SYMLINK_MAX', `${showEntry(node)}: symlink target of ${node.target.length} bytes`, node.target.length);
+  const xattrs = node.xattrs;
+  for (let i = 0; i < xattrs.length; i++) {
+    const x = xattrs[i];
+    if (x.name.length > LIMITS.XATTR_NAME_MAX.value) throw limitError('XATTR_NAME_MAX', `${showEntry(node)}: xattr name ${quotedName(x.name)}`, x.name.length);
+    if (x.value.length > LIMITS.XATTR_VALUE_MAX.value) throw limitError('XATTR_VALUE_MAX', `${showEntry(node)}: value of xattr ${quotedName(x.name)}`, x.value.length);
   }
+}
+
+/** Refuses a field value that does not fit its inode field (0 to max). */
+function fits(node: TreeNode, field: string, v: number, max: number): void {
+  if (!Number.isSafeInteger(v) || v < 0 || v > max) throw new NydusError('SOURCE', `${showEntry(node)}: ${field} ${v} does not fit the inode (0 to ${max})`);
+}
+
+/** An xattr name for a message, quoted, its first 40 characters. */
+function quotedName(name: Buffer): string {
+  const s = name.toString();
+  return JSON.stringify(s.length > 40 ? `${s.slice(0, 40)}…` : s);
 }
 
 /** The inline xattr area of a node, refused with its path when EROFS cannot hold it. */
@@ -218,7 +263,7 @@ export function* planSteps(root: TreeNode, blockSize: number, opts: { unchecked?
     let lay = LAYOUT_FLAT_PLAIN;
 
     if (type === S_IFDIR || type === S_IFLNK) {
-      const S = type === S_IFDIR ? dirent.dirSize(dirent.packBlocks(direntList(node), B), B) : node.target!.length;
+      const S = type === S_IFDIR ? dirDataSize(node, B) : node.target!.length;
       const T = S % B;
       if (T !== 0 && I + T <= B) {
         lay = LAYOUT_FLAT_INLINE;
