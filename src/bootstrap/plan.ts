@@ -63,33 +63,24 @@ export function dirDataSize(dir: TreeNode, B: number): number {
   const kids = dir.children ?? [];
   let blocks = 0;
   let used = 0;
-  let dots = 0;
-  for (let i = 0; i < kids.length; i++) {
-    const name = kids[i].name;
-    if (i > 0 && dirent.compareNames(kids[i - 1].name, name) >= 0) return dirent.dirSize(dirent.packBlocks(direntList(dir), B), B);
-    while (dots < 2 && dirent.compareNames(dots === 0 ? DOT : DOTDOT, name) < 0) {
-      dots++;
-      if (used + dirent.SIZE + dots > B) {
-        blocks++;
-        used = 0;
-      }
-      used += dirent.SIZE + dots;
-    }
-    const len = dirent.SIZE + name.length;
+  /** One more entry of a name this long, in a new block when it does not fit (packBlocks' rule). */
+  const put = (nameLength: number) => {
+    const len = dirent.SIZE + nameLength;
     if (used + len > B) {
       blocks++;
       used = 0;
     }
     used += len;
+  };
+  // "." and ".." placed so far: their names are as long as this count.
+  let dots = 0;
+  for (let i = 0; i < kids.length; i++) {
+    const name = kids[i].name;
+    if (i > 0 && dirent.compareNames(kids[i - 1].name, name) >= 0) return dirent.dirSize(dirent.packBlocks(direntList(dir), B), B);
+    while (dots < 2 && dirent.compareNames(dots === 0 ? DOT : DOTDOT, name) < 0) put(++dots);
+    put(name.length);
   }
-  while (dots < 2) {
-    dots++;
-    if (used + dirent.SIZE + dots > B) {
-      blocks++;
-      used = 0;
-    }
-    used += dirent.SIZE + dots;
-  }
+  while (dots < 2) put(++dots);
   return blocks * B + used;
 }
 

@@ -176,7 +176,7 @@ static napi_value lstat_into(napi_env env, napi_callback_info info) {
 
 // Orders two entries of a scan by name, byte by byte (Buffer.compare's order: as names hold no
 // NUL, strcmp's unsigned comparison up to the terminator is the same).
-struct scan_entry { size_t off; size_t k; };
+struct scan_entry { size_t off; };
 static int by_name(const void *a, const void *b, void *names) {
   return strcmp((const char *)names + ((const struct scan_entry *)a)->off, (const char *)names + ((const struct scan_entry *)b)->off);
 }
@@ -188,8 +188,6 @@ static int by_name(const void *a, const void *b, void *names) {
 #include <sys/syscall.h>
 #define NR_LISTXATTRAT 465
 static int have_listxattrat = 1;
-#else
-static int have_listxattrat = 0;
 #endif
 
 // The size of the xattr name list of entry nm of directory fd (full: that directory's path, dlen
@@ -286,7 +284,6 @@ static napi_value scan_dir(napi_env env, napi_callback_info info) {
       scap = cap;
     }
     ents[count].off = nlen;
-    ents[count].k = count;
     memcpy(names + nlen, nm, len + 1);
     nlen += len + 1;
     count++;

@@ -1,4 +1,4 @@
-// The worker pool (piscina): loaded only by a build that runs workers.
+// The worker pool: piscina is loaded (required) only when a build starts its workers.
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import type { Piscina } from 'piscina';
