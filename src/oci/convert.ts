@@ -19,6 +19,8 @@ import { checkBatchSize, checkChunkSize, create, DEFAULT_CHUNK_SIZE, INLINE_BELO
 import { ChunkPool } from '../pipeline/pool.js';
 import { GUNZIP_CHUNK } from '../sources/tar.js';
 import { merge } from '../builder/merge.js';
+import { openImage } from '../read/open.js';
+import type { RafsImage } from '../read/model.js';
 import { NydusError, fsError } from '../errors.js';
 import { TOOL_VERSION } from '../version.js';
 import { bootstrapLayer } from './bootstrap-layer.js';
@@ -500,10 +502,28 @@ class Converter {
     const dir = path.join(this.work, `m${n}`);
     await mkdir(dir);
     const layers = manifest.layers;
-    const built = await this.all(layers.map((l, i) => queue.add(() => {
+    // The merge below opens every layer's bootstrap: a layer done while others are still being
+    // built has it opened meanwhile (the main thread has time to spare then), so that after the
+    // last one only its own is left to open. A failure here is left for the merge to report.
+    const opened = new Map<string, RafsImage>();
+    let left = layers.length;
+    const done = <B extends { bootstrapPath: string }>(b: B): B => {
+      if (--left > 0 && !this.builder && !this.o.ociRef) {
+        setImmediate(() => {
+          if (this.failed) return;
+          try {
+            opened.set(b.bootstrapPath, openImage(b.bootstrapPath));
+          } catch {
+            // The merge opens it again and says what is wrong.
+          }
+        });
+      }
+      return b;
+    };
+    const built = await this.all(layers.map((l, i) => queue.add(async () => {
       // After a failure elsewhere, layers still waiting in the queue do not start.
       if (this.failed) throw this.failed;
-      return this.o.ociRef ? this.convertRefLayer(l, i, layers.length, platform, srcRef) : this.convertLayer(l, i, layers.length, platform, pool, srcRef);
+      return done(await (this.o.ociRef ? this.convertRefLayer(l, i, layers.length, platform, srcRef) : this.convertLayer(l, i, layers.length, platform, pool, srcRef)));
     }, { throwOnTimeout: true })));
 
     // The converter's merge: the per-layer bootstraps named by blob hex, lower → upper, stdin "/".
@@ -516,7 +536,7 @@ class Converter {
     const merged = this.builder
       ? await this.builder.merge(dir, sources, this.p.prefetch, chunkDict)
       : await merge({
-        sources, bootstrap: mergedPath, prefetch: this.p.prefetch, ...(chunkDict ? { chunkDict } : {}),
+        sources, bootstrap: mergedPath, prefetch: this.p.prefetch, opened, ...(chunkDict ? { chunkDict } : {}),
         ...(refs ? {
           blobDigests: refs.map((r) => r.digest.slice(7)), blobSizes: refs.map((r) => r.size),
           blobTocDigests: refs.map((r) => r.tocDigest), blobTocSizes: refs.map((r) => r.tocSize),
