@@ -16,6 +16,7 @@ import { PathLookup, isDirNode, type TreeNode } from '../tree/node.js';
 import { runPipeline } from '../pipeline/compose.js';
 import { blobSink } from '../pipeline/stages/sink.js';
 import type { BuildState, PendingChunk, StageDef } from '../pipeline/stage.js';
+import type { ChunkPool } from '../pipeline/pool.js';
 import { BufferPool } from '../pipeline/buffers.js';
 import { BATCH_BYTES } from '../pipeline/stages/chunk.js';
 import { BlobWriter, blobFeatures, type ByteSink } from './blob.js';
@@ -78,6 +79,11 @@ export interface CreateOptions {
   threads?: number;
   /** Build under 32 MiB of chunks on the calling thread even with `threads` given (nydusify's layers); default: only without `threads`. */
   inlineSmall?: boolean;
+  /**
+   * A worker pool shared with other builds running at the same time (nydusify's layers), started
+   * and ended by the caller: the build's workers are its threads (`threads` is not read).
+   */
+  pool?: ChunkPool;
   /** Called as the build moves, for progress display. */
   onProgress?: (p: BuildState['progress']) => void;
   /** estargztoc-ref / stargz_index: where the eStargz blob's chunk data ends (--blob-data-size). */
@@ -115,7 +121,7 @@ const WRITER_THREAD_BEHIND = 8 << 20;
  * (no worker pool, no writer thread): on 2 cores, trees of 4 to 40 MB built 15-35% faster so
  * (bench/README.md), and at 93 MB the two ways took as long.
  */
-const INLINE_BELOW = 32 << 20;
+export const INLINE_BELOW = 32 << 20;
 
 export function checkChunkSize(n: number): void {
   if (!Number.isInteger(n) || n < 0x1000 || n > 0x1000000 || (n & (n - 1)) !== 0) {
@@ -288,7 +294,7 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
   const packer = chunkPacker(batchSize, compressor, cipher);
 
   const whiteouts = o.whiteoutSpec ?? 'oci';
-  const threads = o.threads ?? Math.max(1, os.availableParallelism());
+  const threads = o.pool ? o.pool.threads : (o.threads ?? Math.max(1, os.availableParallelism()));
   const state: BuildState = {
     chunkSize, compressor, digester, chunks: [], dict: new DigestMap(),
     blob: {
@@ -437,7 +443,8 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
         source,
         stages: o.stages,
         state,
-        inlineBelow: (o.inlineSmall ?? o.threads === undefined) ? INLINE_BELOW : undefined,
+        inlineBelow: (o.inlineSmall ?? (o.threads === undefined && !o.pool)) ? INLINE_BELOW : undefined,
+        pool: o.pool,
         onInline: () => writer.inline(),
         assembler,
         onWalkEnd: () => {

@@ -45,6 +45,11 @@ export interface MergeOptions {
   blobTocSizes?: number[];
   /** Warnings (ignored prefetch patterns). */
   warn?: (message: string) => void;
+  /**
+   * Sources the caller has already opened (openImage of that path), by path: nydusify opens each
+   * layer's bootstrap as the layer is done, while the others are still being built.
+   */
+  opened?: ReadonlyMap<string, RafsImage>;
 }
 
 export interface MergeResult {
@@ -256,7 +261,7 @@ export async function merge(o: MergeOptions): Promise<MergeResult> {
   let chunkSize: number | undefined;
   let tarfs = false;
   for (const [i, src] of o.sources.entries()) {
-    const img = openImage(src);
+    const img = o.opened?.get(src) ?? openImage(src);
     ref ??= compatOf(img);
     checkCompat(ref, img, src);
     tarfs = ref.tarfs;

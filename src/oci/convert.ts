@@ -15,8 +15,12 @@ import { createGunzip, gzipSync } from 'node:zlib';
 import PQueue from 'p-queue';
 import { DecompressStream } from 'zstd-napi';
 import { compressorByName, type CompressorName } from '../algo/index.js';
-import { checkBatchSize, checkChunkSize, create, DEFAULT_CHUNK_SIZE, type CreateResult } from '../builder/create.js';
+import { checkBatchSize, checkChunkSize, create, DEFAULT_CHUNK_SIZE, INLINE_BELOW, type CreateResult } from '../builder/create.js';
+import { ChunkPool } from '../pipeline/pool.js';
+import { GUNZIP_CHUNK } from '../sources/tar.js';
 import { merge } from '../builder/merge.js';
+import { openImage } from '../read/open.js';
+import type { RafsImage } from '../read/model.js';
 import { NydusError, fsError } from '../errors.js';
 import { TOOL_VERSION } from '../version.js';
 import { bootstrapLayer } from './bootstrap-layer.js';
@@ -276,7 +280,7 @@ export function decompressed(blob: Readable, kind: 'gzip' | 'zstd' | 'none', whe
   blob.on('error', fail('reading the layer'));
   out.on('close', () => blob.destroy());
   if (kind === 'none') return blob.pipe(out);
-  const dec = kind === 'gzip' ? createGunzip() : new DecompressStream();
+  const dec = kind === 'gzip' ? createGunzip({ chunkSize: GUNZIP_CHUNK }) : new DecompressStream();
   dec.on('error', fail(kind === 'gzip' ? 'not valid gzip' : 'not valid zstd'));
   out.on('close', () => dec.destroy());
   return blob.pipe(dec).pipe(out);
@@ -354,8 +358,16 @@ class Converter {
 
     const convStart = now();
     const queue = new PQueue({ concurrency: this.p.concurrency });
-    const threads = Math.max(1, Math.floor(os.availableParallelism() / this.p.concurrency));
-    const converted = await this.all(jobs.map((j, i) => this.convertManifest(j.desc, j.manifest, configs[i]!, j.platform, queue, threads, srcRef, i)));
+    // One worker per core for all the layers built here: while two are built each gets what the
+    // other leaves, and the last one alone gets them all (a pool per layer split the cores and left
+    // half of them idle under the last layer).
+    const pool = this.builder || this.o.ociRef ? undefined : new ChunkPool(Math.max(1, os.availableParallelism()));
+    let converted: Awaited<ReturnType<Converter['convertManifest']>>[];
+    try {
+      converted = await this.all(jobs.map((j, i) => this.convertManifest(j.desc, j.manifest, configs[i]!, j.platform, queue, pool, srcRef, i)));
+    } finally {
+      await pool?.destroy();
+    }
     this.metrics.ConversionElapsed = Number(now() - convStart);
 
     // --merge-platform: the source manifests, rewritten, go in the index too; their blobs first.
@@ -485,15 +497,33 @@ class Converter {
   /** Converts one manifest's layers and pushes its blobs, bootstrap layer and config; returns the manifest to put. */
   private async convertManifest(
     srcDesc: Descriptor, manifest: ImageManifest, cfg: { config: ImageConfig; bytes: Buffer }, platform: string,
-    queue: PQueue, threads: number, srcRef: string, n: number,
+    queue: PQueue, pool: ChunkPool | undefined, srcRef: string, n: number,
   ): Promise<{ platform: string; digest: Digest; bytes: Buffer; mediaType: string; blobs: Digest[]; bootstrap: Digest; bootstrapPath: string }> {
     const dir = path.join(this.work, `m${n}`);
     await mkdir(dir);
     const layers = manifest.layers;
-    const built = await this.all(layers.map((l, i) => queue.add(() => {
+    // The merge below opens every layer's bootstrap: a layer done while others are still being
+    // built has it opened meanwhile (the main thread has time to spare then), so that after the
+    // last one only its own is left to open. A failure here is left for the merge to report.
+    const opened = new Map<string, RafsImage>();
+    let left = layers.length;
+    const done = <B extends { bootstrapPath: string }>(b: B): B => {
+      if (--left > 0 && !this.builder && !this.o.ociRef) {
+        setImmediate(() => {
+          if (this.failed) return;
+          try {
+            opened.set(b.bootstrapPath, openImage(b.bootstrapPath));
+          } catch {
+            // The merge opens it again and says what is wrong.
+          }
+        });
+      }
+      return b;
+    };
+    const built = await this.all(layers.map((l, i) => queue.add(async () => {
       // After a failure elsewhere, layers still waiting in the queue do not start.
       if (this.failed) throw this.failed;
-      return this.o.ociRef ? this.convertRefLayer(l, i, layers.length, platform, srcRef) : this.convertLayer(l, i, layers.length, platform, threads, srcRef);
+      return done(await (this.o.ociRef ? this.convertRefLayer(l, i, layers.length, platform, srcRef) : this.convertLayer(l, i, layers.length, platform, pool, srcRef)));
     }, { throwOnTimeout: true })));
 
     // The converter's merge: the per-layer bootstraps named by blob hex, lower → upper, stdin "/".
@@ -506,7 +536,7 @@ class Converter {
     const merged = this.builder
       ? await this.builder.merge(dir, sources, this.p.prefetch, chunkDict)
       : await merge({
-        sources, bootstrap: mergedPath, prefetch: this.p.prefetch, ...(chunkDict ? { chunkDict } : {}),
+        sources, bootstrap: mergedPath, prefetch: this.p.prefetch, opened, ...(chunkDict ? { chunkDict } : {}),
         ...(refs ? {
           blobDigests: refs.map((r) => r.digest.slice(7)), blobSizes: refs.map((r) => r.size),
           blobTocDigests: refs.map((r) => r.tocDigest), blobTocSizes: refs.map((r) => r.tocSize),
@@ -629,7 +659,7 @@ class Converter {
    * was never stored anywhere else.
    */
   private async convertLayer(
-    desc: Descriptor, i: number, count: number, platform: string, threads: number, srcRef: string,
+    desc: Descriptor, i: number, count: number, platform: string, pool: ChunkPool | undefined, srcRef: string,
   ): Promise<{ digest: Digest; size: number; bootstrapPath: string; blobMeta?: Buffer }> {
     const where = `${srcRef}: layer ${i} (${desc.digest})`;
     const kind = layerCompression(desc, srcRef);
@@ -659,9 +689,11 @@ class Converter {
       }
       build = create({
         type: 'tar-rafs', source: tar, blobOut: out, blobInlineMeta: true, blobToc: this.p.fsVersion === 6, whiteoutSpec: 'none',
-        fsVersion: this.p.fsVersion, compressor: this.p.compressor, chunkSize: this.p.chunkSize, batchSize: this.p.batchSize, alignedChunk: this.p.alignedChunk, prefetch: this.p.prefetch, threads,
-        // A small layer is built on this thread: starting workers would cost it more than they save.
-        inlineSmall: true,
+        fsVersion: this.p.fsVersion, compressor: this.p.compressor, chunkSize: this.p.chunkSize, batchSize: this.p.batchSize, alignedChunk: this.p.alignedChunk, prefetch: this.p.prefetch,
+        pool,
+        // A layer that may be small is built on this thread when it is: starting workers would cost
+        // it more than they save. One whose compressed bytes alone pass the mark uses them at once.
+        inlineSmall: desc.size < INLINE_BELOW,
         ...(this.dict ? { chunkDict: `bootstrap=${this.dict.bootstrap}` } : {}),
       }).catch((e: unknown) => {
         tar.destroy();

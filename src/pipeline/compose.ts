@@ -31,6 +31,11 @@ export interface PipelineSpec {
   inlineBelow?: number;
   /** Called when the build runs on this thread alone (see inlineBelow), before its first batch. */
   onInline?: () => void;
+  /**
+   * A pool the caller started and ends, shared with its other builds (nydusify's concurrent
+   * layers): used instead of one of the build's own, and left running at the end.
+   */
+  pool?: ChunkPool;
 }
 
 /**
@@ -140,17 +145,17 @@ export async function runPipeline(spec: PipelineSpec): Promise<{ closed: Promise
       }
     }
     // Piscina loads only for a build that runs workers (ChunkPool requires it on first use).
-    if (state.threads > 0) state.pool = new ChunkPool(state.threads);
+    if (state.threads > 0) state.pool = spec.pool ?? new ChunkPool(state.threads);
     let batches: AsyncIterable<Batch> = dedup(state)(digester(state, early)(planned));
     if (spec.onDeduped) batches = tap(batches, spec.onDeduped);
     for (const s of batchStages) batches = s.create(state)(batches);
     await spec.sink.consume(compressor(state, early)(batches), state);
   } catch (e) {
-    await state.pool?.destroy();
+    if (state.pool !== spec.pool) await state.pool?.destroy();
     state.pool = undefined;
     throw e;
   }
-  const closed = state.pool ? state.pool.destroy() : Promise.resolve();
+  const closed = state.pool && state.pool !== spec.pool ? state.pool.destroy() : Promise.resolve();
   state.pool = undefined;
   // Awaited by the caller; never an unhandled rejection meanwhile.
   closed.catch(() => undefined);

@@ -20,7 +20,7 @@ export class ChunkPool {
    * directory, a tree of empty files) never pays for starting and ending them, and a real one
    * hands its first batch over a few milliseconds into the walk.
    */
-  constructor(private readonly threads: number) {}
+  constructor(readonly threads: number) {}
 
   /**
    * Piscina is required (CommonJS, synchronously) here, not imported: an import's resolution

@@ -277,6 +277,17 @@ describe('merge of three layers built from directories', () => {
     }
   });
 
+  it('writes the same bytes with sources opened beforehand (`opened`, as nydusify passes them), and opens the rest itself', async () => {
+    const out = join(work, 'opened.boot');
+    const opened = new Map([layers[0].boot, layers[2].boot].map((b) => [b, openImage(b)] as const));
+    await merge({ sources: layers.map((l) => l.boot), bootstrap: out, opened });
+    expect(fs.readFileSync(out).equals(fs.readFileSync(merged.path))).toBe(true);
+    // The images given are the ones merged: one that differs from its file changes the result.
+    const other = new Map([[layers[1].boot, openImage(layers[2].boot)]]);
+    await merge({ sources: layers.map((l) => l.boot), bootstrap: join(work, 'other.boot'), opened: other });
+    expect(fs.readFileSync(join(work, 'other.boot')).equals(fs.readFileSync(merged.path))).toBe(false);
+  });
+
   it('writes -D DIR/<sha256 of the bootstrap> when there is no -B, and the same bytes', async () => {
     const dir = join(work, 'dout');
     fs.mkdirSync(dir);
