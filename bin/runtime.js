@@ -6,14 +6,14 @@ import v8 from 'node:v8';
 // between runs; Node 20 has no such cache, and the call is skipped there.
 module.enableCompileCache?.();
 
-// A small young generation: the build streams data through reused buffers, so most garbage is
-// short-lived, and the default semi-spaces would be a large share of the peak RSS.
-v8.setFlagsFromString('--max-semi-space-size=4');
-// A smaller inlining budget for the optimizing compiler: a build is over in seconds, and the
-// helper threads compiling the main thread's hot functions (with everything they inline) took
-// ~0.5 CPU-s of a 53k-file build, competing with the chunk workers for the cores. Smaller
-// graphs compile faster, and the build ran no slower for it (bench/README.md). nydusify's
-// convert and pack build in its own process too.
+// A smaller inlining budget for the optimizing compiler (V8 reads it at each compile, so setting
+// it here applies): a build is over in seconds, and the helper threads compiling the main
+// thread's hot functions (with everything they inline) took ~0.5 CPU-s of a 53k-file build,
+// competing with the chunk workers for the cores. Smaller graphs compile faster, and the build ran
+// no slower for it (bench/README.md). nydusify's convert and pack build in its own process too.
+// The young generation's size cannot be set here: V8 reads --max-semi-space-size only when a heap
+// is made, and this thread's was made before any JavaScript ran (the workers size theirs in
+// resourceLimits).
 v8.setFlagsFromString('--max-inlined-bytecode-size=100');
 v8.setFlagsFromString('--max-inlined-bytecode-size-cumulative=150');
 // oclif checks the running Node against its own engines range with semver at import (~20 ms of
