@@ -31,9 +31,12 @@ export function lstatShared(path: Buffer): Float64Array {
   return statOut;
 }
 
-/** The hardlink key (device and inode, exact) of the stat at o[k..k+13): only when nlink > 1. */
+/**
+ * The hardlink key (device and inode, exact) of the stat at o[k..k+13): only for a non-directory
+ * with nlink > 1 (a directory's nlink counts its subdirectories, not hardlinks).
+ */
 export function linkKeyAt(o: Float64Array, k: number): string | undefined {
-  return o[k + 6] > 1 ? `${o[k + 9]}:${o[k + 10]}:${o[k + 11]}:${o[k + 12]}` : undefined;
+  return o[k + 6] > 1 && (o[k] & 0o170000) !== 0o040000 ? `${o[k + 9]}:${o[k + 10]}:${o[k + 11]}:${o[k + 12]}` : undefined;
 }
 
 /** Numbers per entry of scanDir's stats. */

@@ -111,7 +111,7 @@ function statNode(abs: Buffer, up: ChildNode | undefined, name: Buffer, at = abs
   } catch (e) {
     throw fsError('SOURCE', show(abs), e);
   }
-  const key = (st[0] & 0o170000) !== 0o040000 ? linkKeyAt(st, 0) : undefined;
+  const key = linkKeyAt(st, 0);
   return { node: nodeOf(abs, up, name, st, 0, xattrs, at), key };
 }
 
@@ -291,7 +291,7 @@ function* dirGroups(root: string, opts: DirSourceOptions): Generator<SourceEntry
           }
         }
         node = nodeOf(childAbs, dir, own, stats, k, xattrs, childAt);
-        key = (node.mode & 0o170000) !== 0o040000 ? linkKeyAt(stats, k) : undefined;
+        key = linkKeyAt(stats, k);
       }
       if (key !== undefined) {
         const first = links.get(key);

@@ -12,28 +12,11 @@ import { create } from '../../src/builder/create.js';
 import { ChunkPool } from '../../src/pipeline/pool.js';
 import { prng } from '../helpers/tree.js';
 import { watchingThreads } from '../helpers/threads.js';
+import { file, tar } from '../sources/craft.js';
 
 const MiB = 1 << 20;
 
-/** A ustar member (regular file, mode 0644, mtime fixed). */
-function member(name: string, data: Buffer): Buffer {
-  const h = Buffer.alloc(512);
-  h.write(name, 0, 'utf8');
-  h.write('0000644\0', 100);
-  h.write('0000000\0', 108);
-  h.write('0000000\0', 116);
-  h.write(data.length.toString(8).padStart(11, '0') + '\0', 124);
-  h.write('14000000000\0', 136);
-  h.write('        ', 148);
-  h.write('0', 156);
-  h.write('ustar\0' + '00', 257);
-  let sum = 0;
-  for (const b of h) sum += b;
-  h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148);
-  return Buffer.concat([h, data, Buffer.alloc((512 - (data.length % 512)) % 512)]);
-}
-
-const tarOf = (files: Array<[string, Buffer]>) => Buffer.concat([...files.map(([n, d]) => member(n, d)), Buffer.alloc(1024)]);
+const tarOf = (files: Array<[string, Buffer]>) => tar(...files.map(([n, d]) => file(n, d)));
 
 /** Two layers of 40 MiB (past the inline mark), files of several chunks, one shared between them. */
 const shared = prng(7, 3 * MiB + 5);

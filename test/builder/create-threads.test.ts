@@ -5,13 +5,14 @@
 // the build runs.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { execFileSync } from 'node:child_process';
 import { create } from '../../src/builder/create.js';
+import { threadNames } from '../helpers/threads.js';
 
 let work = '';
 
@@ -28,29 +29,16 @@ afterAll(async () => {
   if (work) await rm(work, { recursive: true, force: true });
 });
 
-/** This process's threads now: id -> name. */
-function threads(): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const t of readdirSync('/proc/self/task')) {
-    try {
-      out.set(t, readFileSync(`/proc/self/task/${t}/comm`, 'utf8').trim());
-    } catch {
-      // The thread ended between the listing and the read.
-    }
-  }
-  return out;
-}
-
 /**
  * Builds `dir` with 2 workers (or `count`, or as many as create picks); returns the threads that
  * appeared while it ran (a worker is a new thread from its start, named only once its module has
  * loaded), with their last names.
  */
 async function threadsDuringBuild(dir: string | (() => Readable), out: string, count: number | 'default' = 2, inlineSmall?: boolean): Promise<Map<string, string>> {
-  const before = threads();
+  const before = threadNames();
   const seen = new Map<string, string>();
   const look = () => {
-    for (const [t, name] of threads()) if (!before.has(t)) seen.set(t, name);
+    for (const [t, name] of threadNames()) if (!before.has(t)) seen.set(t, name);
   };
   const timer = setInterval(look, 1);
   try {
