@@ -19,6 +19,7 @@ import type { BuildState, PendingChunk, StageDef } from '../pipeline/stage.js';
 import type { ChunkPool } from '../pipeline/pool.js';
 import { BufferPool } from '../pipeline/buffers.js';
 import { BATCH_BYTES } from '../pipeline/stages/chunk.js';
+import { poolWindow } from '../pipeline/window.js';
 import { BlobWriter, blobFeatures, type ByteSink } from './blob.js';
 import { chunkPacker } from './pack.js';
 import { CIPHER_AES128XTS, CIPHER_NONE, newBlobCipher } from '../algo/cipher.js';
@@ -113,8 +114,12 @@ export interface CreateResult {
 
 export const DEFAULT_CHUNK_SIZE = 0x100000;
 
-/** Bytes the blob's writer thread may have queued before the pipeline waits for it. */
-const WRITER_THREAD_BEHIND = 8 << 20;
+/**
+ * Bytes the blob's writer thread may have queued before the pipeline waits for it: enough for the
+ * thread to be left unscheduled for a while (it shares the cores with the workers) without
+ * holding the pipeline back (see poolWindow).
+ */
+const WRITER_THREAD_BEHIND = 16 << 20;
 
 /**
  * Without --threads, a build whose chunks come to less than this runs on the main thread alone
@@ -304,8 +309,11 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
     },
     progress: { files: 0, bytes: 0, chunks: 0, dedupChunks: 0, dedupBytes: 0 },
     threads,
-    // Shared with the worker threads when there are any (buffers.ts says why).
-    buffers: new BufferPool(Math.max(BATCH_BYTES, chunkSize), undefined, threads > 0),
+    // Shared with the worker threads when there are any (buffers.ts says why). With them, as many
+    // are kept for reuse as the pool's tasks and the writer thread's queue can hold between them.
+    buffers: threads > 0
+      ? new BufferPool(Math.max(BATCH_BYTES, chunkSize), poolWindow(threads) + Math.ceil(WRITER_THREAD_BEHIND / Math.max(BATCH_BYTES, chunkSize)), true)
+      : new BufferPool(Math.max(BATCH_BYTES, chunkSize)),
     // v6 always aligns chunks to 4 KiB; v5 packs them unless --aligned-chunk.
     aligned: v5 ? !!o.alignedChunk : true,
     blobOrder: [],

@@ -8,6 +8,15 @@ export function spansOf(chunks: Array<{ dataOffset: number; size: number }>): Ui
   return spans;
 }
 
+/**
+ * Pool tasks a pooled stage keeps in flight: four per thread, and one. Results come back in submit
+ * order, and the stages after them (dedup, the sink, the blob's writer thread) share the cores with
+ * the workers: whenever one of them is not scheduled for a few milliseconds, no new task goes out,
+ * and a worker whose queue runs dry sits idle. With two per thread, a 2-core build's cores were
+ * idle ~10% of the time between its first and last chunk (perf record -a), with four ~5%.
+ */
+export const poolWindow = (threads: number): number => 4 * threads + 1;
+
 /** Runs `submit` on each item with up to `window` in flight, yielding results in submit order. */
 export async function* ordered<I, O>(input: AsyncIterable<I>, window: number, submit: (item: I) => Promise<O>): AsyncGenerator<O> {
   const inflight: Array<Promise<O>> = [];

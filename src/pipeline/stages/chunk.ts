@@ -109,27 +109,77 @@ function entryGroups(entries: AsyncIterable<SourceEntry>): { next(): SourceEntry
   };
 }
 
+/**
+ * The batch being filled, and the batches filled since the chunker last yielded. The entries of
+ * a group are planned here in one synchronous call (planGroup), not in the chunker's generator:
+ * a generator that runs the whole walk in one call is compiled on the stack (OSR), again after
+ * each deoptimization, and with the per-entry work inlined that cost ~135 ms of the optimizing
+ * compiler's time per /usr/share build; a method called per group is compiled once, small.
+ */
+class Planner {
+  // Taken only when the main thread puts bytes in it: a batch of files the workers read is a
+  // plan of reads and gets its buffer when it goes to them (readsInto), so batches can wait.
+  data: Uint8Array | undefined = undefined;
+  used = 0;
+  /** While data is a reader's block (see BlockReader): that reader, to release it before it goes. */
+  lender: BlockReader | undefined = undefined;
+  chunks: PendingChunk[] = [];
+  readonly reads = new ReadList();
+  /** Batches filled, in order, for the chunker to yield. */
+  readonly ready: Batch[] = [];
+
+  constructor(readonly state: BuildState, private readonly assembler: TreeAssembler) {}
+
+  flush(): Batch {
+    if (this.data) this.lender?.release(this.data.buffer);
+    this.lender = undefined;
+    const b: Batch = { data: this.data ? this.data.subarray(0, this.used) : UNREAD, chunks: this.chunks, files: this.reads.take() };
+    this.data = undefined;
+    this.used = 0;
+    this.chunks = [];
+    return b;
+  }
+
+  /** Whether the next chunk, of want bytes, starts a new batch. */
+  full(want: number): boolean {
+    return this.lender !== undefined || this.used + want > this.state.buffers.capacity || this.chunks.length >= BATCH_CHUNKS;
+  }
+
+  /**
+   * Plans the entries of group from index from on, until one has content only a reader gives
+   * (returned, with its node's chunk refs sized, for the chunker to read) or the group ends (-1).
+   */
+  planGroup(group: SourceEntry[], from: number): number {
+    const state = this.state;
+    for (let k = from; k < group.length; k++) {
+      const e = group[k];
+      if (!this.assembler.attach(e.node, e.parent, e.replaces)) continue;
+      state.progress.files++;
+      const node = e.node;
+      if (!isRegNode(node) || node.linkTo) continue;
+      // Sized now: the bootstrap is laid out (by chunk counts) before dedup fills the last refs.
+      const refs: ChunkRef[] = (node.chunks = new Array(Math.ceil(node.size / state.chunkSize)));
+      if (node.size === 0) continue;
+      if (!e.open) throw new NydusError('INTERNAL', 'regular file without content', { path: node.path.toString() });
+      const path = e.open[READ_PATH];
+      if (!path) return k;
+      for (let fileOffset = 0; fileOffset < node.size; fileOffset += state.chunkSize) {
+        const want = Math.min(state.chunkSize, node.size - fileOffset);
+        if (this.full(want)) this.ready.push(this.flush());
+        this.reads.add(node, path, this.used, want, fileOffset);
+        this.chunks.push(pending(node, refs, fileOffset, want, this.used));
+        this.used += want;
+        state.progress.bytes += want;
+      }
+    }
+    return -1;
+  }
+}
+
 /** @param onWalkEnd called once every entry has passed, after the last batch went. */
 export function chunker(state: BuildState, assembler: TreeAssembler, onWalkEnd?: () => void) {
-  const capacity = state.buffers.capacity;
   return async function* (entries: AsyncIterable<SourceEntry>): AsyncGenerator<Batch> {
-    // Taken only when the main thread puts bytes in it: a batch of files the workers read is a
-    // plan of reads and gets its buffer when it goes to them (readsInto), so batches can wait.
-    let data: Uint8Array | undefined;
-    let used = 0;
-    /** While data is a reader's block (see BlockReader): that reader, to release it before it goes. */
-    let lender: BlockReader | undefined;
-    let chunks: PendingChunk[] = [];
-    const reads = new ReadList();
-    const flush = (): Batch => {
-      if (data) lender?.release(data.buffer);
-      lender = undefined;
-      const b: Batch = { data: data ? data.subarray(0, used) : UNREAD, chunks, files: reads.take() };
-      data = undefined;
-      used = 0;
-      chunks = [];
-      return b;
-    };
+    const p = new Planner(state, assembler);
     const source = entryGroups(entries);
     let done = false;
     try {
@@ -137,28 +187,16 @@ export function chunker(state: BuildState, assembler: TreeAssembler, onWalkEnd?:
         const next = source.next();
         const group = next instanceof Promise ? await next : next;
         if (!group) break;
-        for (const e of group) {
-          if (!assembler.attach(e.node, e.parent, e.replaces)) continue;
-          state.progress.files++;
-          const node = e.node;
-          if (!isRegNode(node) || node.linkTo) continue;
-          // Sized now: the bootstrap is laid out (by chunk counts) before dedup fills the last refs.
-          const refs: ChunkRef[] = (node.chunks = new Array(Math.ceil(node.size / state.chunkSize)));
-          if (node.size === 0) continue;
-          if (!e.open) throw new NydusError('INTERNAL', 'regular file without content', { path: node.path.toString() });
-          const path = e.open[READ_PATH];
-          if (path) {
-            for (let fileOffset = 0; fileOffset < node.size; fileOffset += state.chunkSize) {
-              const want = Math.min(state.chunkSize, node.size - fileOffset);
-              if (lender || used + want > capacity || chunks.length >= BATCH_CHUNKS) yield flush();
-              reads.add(node, path, used, want, fileOffset);
-              chunks.push(pending(node, refs, fileOffset, want, used));
-              used += want;
-              state.progress.bytes += want;
-            }
-            continue;
+        for (let k = p.planGroup(group, 0); ; k = p.planGroup(group, k + 1)) {
+          if (p.ready.length > 0) {
+            yield* p.ready;
+            p.ready.length = 0;
           }
-          const reader = e.open();
+          if (k < 0) break;
+          // Content only a reader gives (a tar member, a stage's own reader): read here.
+          const node = group[k].node;
+          const refs = node.chunks!;
+          const reader = group[k].open!();
           try {
             const lends = 'view' in reader ? (reader as BlockReader) : undefined;
             for (let fileOffset = 0; fileOffset < node.size; fileOffset += state.chunkSize) {
@@ -166,28 +204,28 @@ export function chunker(state: BuildState, assembler: TreeAssembler, onWalkEnd?:
               if (lends) {
                 const r = lends.view(want, state.buffers);
                 const v = r instanceof Promise ? await r : r;
-                if (v.buffer !== data?.buffer) {
-                  if (chunks.length > 0) yield flush();
-                  if (data) state.buffers.release(data);
-                  data = new Uint8Array(v.buffer);
-                  lender = lends;
+                if (v.buffer !== p.data?.buffer) {
+                  if (p.chunks.length > 0) yield p.flush();
+                  if (p.data) state.buffers.release(p.data);
+                  p.data = new Uint8Array(v.buffer);
+                  p.lender = lends;
                 }
-                chunks.push(pending(node, refs, fileOffset, want, v.byteOffset));
-                used = v.byteOffset + want;
+                p.chunks.push(pending(node, refs, fileOffset, want, v.byteOffset));
+                p.used = v.byteOffset + want;
                 state.progress.bytes += want;
                 continue;
               }
-              if (lender || used + want > capacity || chunks.length >= BATCH_CHUNKS) yield flush();
-              data ??= state.buffers.acquire();
+              if (p.full(want)) yield p.flush();
+              p.data ??= state.buffers.acquire();
               let got = 0;
               while (got < want) {
-                const r = reader.read(data, used + got, want - got);
+                const r = reader.read(p.data, p.used + got, want - got);
                 const n = typeof r === 'number' ? r : await r;
                 if (n === 0) throw fileShrank(node.path, node.size);
                 got += n;
               }
-              chunks.push(pending(node, refs, fileOffset, want, used));
-              used += want;
+              p.chunks.push(pending(node, refs, fileOffset, want, p.used));
+              p.used += want;
               state.progress.bytes += want;
             }
           } finally {
@@ -201,8 +239,8 @@ export function chunker(state: BuildState, assembler: TreeAssembler, onWalkEnd?:
       if (!done) await source.close();
     }
     // The last batch goes to the workers before the tree is laid out, so they compress it meanwhile.
-    if (chunks.length > 0) yield flush();
-    else if (data) state.buffers.release(data);
+    if (p.chunks.length > 0) yield p.flush();
+    else if (p.data) state.buffers.release(p.data);
     onWalkEnd?.();
   };
 }

@@ -2,7 +2,7 @@
 // without one); batches come back in submit order through a bounded window. A batch the workers
 // already compressed (before dedup) only sheds the stored bytes of its duplicates here.
 import type { Batch, BuildState } from '../stage.js';
-import { ordered, spansOf } from '../window.js';
+import { ordered, poolWindow, spansOf } from '../window.js';
 import { compressChunks, type CompressResult } from '../workers/chunks.js';
 
 function apply(b: Batch, r: CompressResult): Batch {
@@ -96,6 +96,6 @@ export function compressor(state: BuildState, precompressed: boolean) {
       for await (const b of batches) yield (b.pre && fromPre(b, state)) || apply(b, compressChunks(task(b)));
       return;
     }
-    yield* ordered(batches, 2 * state.threads + 1, async (b) => apply(b, await pool.run<CompressResult>('compress', task(b))));
+    yield* ordered(batches, poolWindow(state.threads), async (b) => apply(b, await pool.run<CompressResult>('compress', task(b))));
   };
 }

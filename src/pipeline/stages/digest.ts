@@ -3,7 +3,7 @@
 // and compression, compresses them too (dedup then only drops the stored bytes of duplicates).
 // Without a pool the same function runs on the main thread.
 import type { Batch, BuildState } from '../stage.js';
-import { ordered, spansOf } from '../window.js';
+import { ordered, poolWindow, spansOf } from '../window.js';
 import { readChunks, type ReadResult, type ReadTask } from '../workers/chunks.js';
 import { readsInto } from './chunk.js';
 import { NydusError, fileShrank, fsError, showPath } from '../../errors.js';
@@ -40,6 +40,6 @@ export function digester(state: BuildState, compress: boolean) {
       for await (const b of batches) yield apply(b, readChunks(task(b)));
       return;
     }
-    yield* ordered(batches, 2 * state.threads + 1, async (b) => apply(b, await pool.run<ReadResult>('read', task(b))));
+    yield* ordered(batches, poolWindow(state.threads), async (b) => apply(b, await pool.run<ReadResult>('read', task(b))));
   };
 }
