@@ -11,6 +11,9 @@ module.enableCompileCache?.();
 // thread's hot functions (with everything they inline) took ~0.5 CPU-s of a 53k-file build,
 // competing with the chunk workers for the cores. Smaller graphs compile faster, and the build ran
 // no slower for it (bench/README.md). nydusify's convert and pack build in its own process too.
+// It has a price: with a flag off its default, V8 turns down the compiled code Node ships for its
+// own modules, so each one loaded from here on (a bare worker thread loads 86) compiles from
+// source; measured, that costs less than the compiling the budget saves (bench/README.md).
 // The young generation's size cannot be set here: V8 reads --max-semi-space-size only when a heap
 // is made, and this thread's was made before any JavaScript ran (the workers size theirs in
 // resourceLimits).
