@@ -10,6 +10,8 @@ import { join } from 'node:path';
 import { create } from '../../src/builder/create.js';
 import { NydusError } from '../../src/errors.js';
 import type { EntryStage, SourceEntry } from '../../src/pipeline/stage.js';
+import { openImage } from '../../src/read/open.js';
+import { readBackAndCompare } from './read-back.js';
 
 let work = '';
 
@@ -77,6 +79,36 @@ describe('a file that changes after the walk fails the build with one line namin
       expect(e.message.startsWith(`${join(work, `link-${threads}`, 'victim')}: `)).toBe(true);
       expect(e.message).toMatch(/symbolic links/);
       expect(e.exit).toBe(1);
+    });
+  }
+});
+
+// The directory source hands the workers a file's path when it is under 3,072 bytes; a longer one
+// is read on the main thread, into the same batches. One directory, deep enough that its files
+// alternate between the two, fills batches with both kinds of read (and files that span batches).
+describe('a directory whose files are read by the workers and by the main thread in turn', () => {
+  for (const threads of [0, 2]) {
+    it(`keeps every file's bytes (${threads} threads)`, async () => {
+      const src = join(work, `mixed-${threads}`);
+      const out = join(work, `mixed-${threads}-out`);
+      let dir = src;
+      while (dir.length < 2850) dir = join(dir, 'd'.repeat(200));
+      await mkdir(dir, { recursive: true });
+      await mkdir(out);
+      const sizes = [2_500_000, 1_200_000, 700, 3_100_000, 0, 65_537, 1 << 20, 5];
+      for (let i = 0; i < sizes.length; i++) {
+        // Names sort in this order: short and long alternate in the walk.
+        const name = i % 2 === 0 ? `${i}s` : `${i}${'l'.repeat(254)}`;
+        expect(join(dir, name).length < 3072).toBe(i % 2 === 0);
+        const bytes = Buffer.alloc(sizes[i]!);
+        for (let k = 0; k + 4 <= bytes.length; k += 4096) bytes.writeUInt32LE(((i << 24) ^ k) >>> 0, k);
+        await writeFile(join(dir, name), bytes);
+      }
+      await create({ source: src, bootstrap: join(out, 'boot'), blob: join(out, 'blob'), threads });
+      const rb = readBackAndCompare(openImage(join(out, 'boot')), { blob: join(out, 'blob') }, src);
+      expect(rb.mismatches).toEqual([]);
+      expect(rb.files).toBe(sizes.length);
+      expect(rb.bytes).toBe(sizes.reduce((a, b) => a + b, 0));
     });
   }
 });
