@@ -51,7 +51,7 @@ function bytesOf(store: ArrayBufferLike): Uint8Array {
  * Gives every chunk of a batch its record. Its own function, not the body of dedup's loop: a
  * generator that runs the whole build in one call is compiled on the stack (OSR), again at each
  * deoptimization, and this loop body compiled that way cost ~85 ms of the optimizing compiler's
- * time per /usr/share build; a plain function called per batch is compiled once.
+ * time per /usr/share build; as a plain function called per batch it compiles in ~30-50 ms in all.
  */
 function dedupBatch(state: BuildState, b: Batch): void {
   const blob = state.blob;
