@@ -300,6 +300,7 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
 
   const whiteouts = o.whiteoutSpec ?? 'oci';
   const threads = o.pool ? o.pool.threads : (o.threads ?? Math.max(1, os.availableParallelism()));
+  const batchCapacity = Math.max(BATCH_BYTES, chunkSize);
   const state: BuildState = {
     chunkSize, compressor, digester, chunks: [], dict: new DigestMap(),
     blob: {
@@ -311,9 +312,7 @@ export async function create(o: CreateOptions): Promise<CreateResult> {
     threads,
     // Shared with the worker threads when there are any (buffers.ts says why). With them, as many
     // are kept for reuse as the pool's tasks and the writer thread's queue can hold between them.
-    buffers: threads > 0
-      ? new BufferPool(Math.max(BATCH_BYTES, chunkSize), poolWindow(threads) + Math.ceil(WRITER_THREAD_BEHIND / Math.max(BATCH_BYTES, chunkSize)), true)
-      : new BufferPool(Math.max(BATCH_BYTES, chunkSize)),
+    buffers: new BufferPool(batchCapacity, threads > 0 ? poolWindow(threads) + Math.ceil(WRITER_THREAD_BEHIND / batchCapacity) : undefined, threads > 0),
     // v6 always aligns chunks to 4 KiB; v5 packs them unless --aligned-chunk.
     aligned: v5 ? !!o.alignedChunk : true,
     blobOrder: [],

@@ -504,11 +504,12 @@ class Converter {
     const layers = manifest.layers;
     // The merge below opens every layer's bootstrap: a layer done while others are still being
     // built has it opened meanwhile (the main thread has time to spare then), so that after the
-    // last one only its own is left to open. A failure here is left for the merge to report.
+    // last one only its own is left to open. A failure here is left for the merge to report. Only
+    // for in-process builds (those with the pool): the external builder merges by itself.
     const opened = new Map<string, RafsImage>();
     let left = layers.length;
     const done = <B extends { bootstrapPath: string }>(b: B): B => {
-      if (--left > 0 && !this.builder && !this.o.ociRef) {
+      if (--left > 0 && pool) {
         setImmediate(() => {
           if (this.failed) return;
           try {

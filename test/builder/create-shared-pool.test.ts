@@ -4,12 +4,12 @@
 // inlineSmall runs on the main thread without starting the pool.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { create } from '../../src/builder/create.js';
 import { ChunkPool } from '../../src/pipeline/pool.js';
+import { sha256Hex as sha } from '../helpers/oci.js';
 import { prng } from '../helpers/tree.js';
 import { watchingThreads } from '../helpers/threads.js';
 import { file, tar } from '../sources/craft.js';
@@ -50,7 +50,6 @@ async function withPool(fn: (pool: ChunkPool) => Promise<void>): Promise<void> {
   }
 }
 
-const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 /** The bootstrap's and the blob's digests (a failed comparison of the bytes themselves prints them all). */
 const bytes = async (out: string) => [sha(await readFile(join(work, `${out}.boot`))), sha(await readFile(join(work, `${out}.blob`)))];
 

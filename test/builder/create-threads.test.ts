@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { execFileSync } from 'node:child_process';
 import { create } from '../../src/builder/create.js';
-import { threadNames } from '../helpers/threads.js';
+import { threadNames, watchThreads } from '../helpers/threads.js';
 
 let work = '';
 
@@ -36,18 +36,11 @@ afterAll(async () => {
  */
 async function threadsDuringBuild(dir: string | (() => Readable), out: string, count: number | 'default' = 2, inlineSmall?: boolean): Promise<Map<string, string>> {
   const before = threadNames();
-  const seen = new Map<string, string>();
-  const look = () => {
-    for (const [t, name] of threadNames()) if (!before.has(t)) seen.set(t, name);
-  };
-  const timer = setInterval(look, 1);
-  try {
-    const source = typeof dir === 'string' ? { source: dir } : { type: 'tar-rafs', source: dir() };
-    await create({ ...source, bootstrap: join(work, `${out}.boot`), blob: join(work, `${out}.blob`), threads: count === 'default' ? undefined : count, inlineSmall, repeatable: true });
-  } finally {
-    clearInterval(timer);
-  }
-  look();
+  const source = typeof dir === 'string' ? { source: dir } : { type: 'tar-rafs', source: dir() };
+  const { seen } = await watchThreads(
+    () => create({ ...source, bootstrap: join(work, `${out}.boot`), blob: join(work, `${out}.blob`), threads: count === 'default' ? undefined : count, inlineSmall, repeatable: true }),
+    (t) => !before.has(t),
+  );
   return seen;
 }
 

@@ -19,10 +19,15 @@ export function threadsNamed(name: string): string[] {
   return [...threadNames()].filter(([, n]) => n === name).map(([t]) => t);
 }
 
-/** Runs fn, collecting the ids of every thread named `name` seen meanwhile (looked at every millisecond). */
-export async function watchingThreads<T>(name: string, fn: () => Promise<T>): Promise<{ value: T; seen: Set<string> }> {
-  const seen = new Set<string>();
-  const look = () => threadsNamed(name).forEach((t) => seen.add(t));
+/**
+ * Runs fn, looking at this process's threads every millisecond (and once more at the end): the
+ * threads `take` accepted, by id, with the last name seen.
+ */
+export async function watchThreads<T>(fn: () => Promise<T>, take: (id: string, name: string) => boolean): Promise<{ value: T; seen: Map<string, string> }> {
+  const seen = new Map<string, string>();
+  const look = () => {
+    for (const [t, n] of threadNames()) if (take(t, n)) seen.set(t, n);
+  };
   const timer = setInterval(look, 1);
   try {
     const value = await fn();
@@ -31,4 +36,10 @@ export async function watchingThreads<T>(name: string, fn: () => Promise<T>): Pr
   } finally {
     clearInterval(timer);
   }
+}
+
+/** Runs fn, collecting the ids of every thread named `name` seen meanwhile. */
+export async function watchingThreads<T>(name: string, fn: () => Promise<T>): Promise<{ value: T; seen: Set<string> }> {
+  const { value, seen } = await watchThreads(fn, (_, n) => n === name);
+  return { value, seen: new Set(seen.keys()) };
 }
