@@ -37,6 +37,7 @@ import type { BlobInfo, RafsImage } from '../read/model.js';
 import { applyLayer, normalizeHardlinks, whiteoutType } from '../tree/overlay.js';
 import { writeBootstrap } from './bootstrap-file.js';
 import { DigestMap } from '../pipeline/digest-map.js';
+import { tuneCompiler } from '../io/compiler.js';
 
 export interface CreateOptions {
   /** A directory or tar path; for tar conversions also a stream of the (maybe gzipped) tar. */
@@ -278,6 +279,7 @@ function dropWhiteouts(root: TreeNode, spec: 'oci' | 'overlayfs'): void {
 }
 
 export async function create(o: CreateOptions): Promise<CreateResult> {
+  tuneCompiler();
   // The eStargz TOC types write a bootstrap only and check their own options.
   if (conversionByName(o.type ?? 'dir-rafs')?.source === 'stargz') return (await import('./stargz.js')).createStargzIndex(o);
   const conv = validate(o);
