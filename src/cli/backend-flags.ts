@@ -1,6 +1,6 @@
 // The backend flags shared by create, check, unpack and export (spec §4.4), with upstream's
 // underscore spellings as aliases.
-import { Flags } from '@oclif/core';
+import * as Flags from '@oclif/core/flags';
 import { BACKEND_TYPES, backendFromFlags, type BackendSpec } from '../backends/index.js';
 
 export const backendFlags = {

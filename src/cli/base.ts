@@ -1,6 +1,7 @@
 // Base command: shared flags, the logger, and errors turned into one line and an exit code
 // (a stack trace only at debug/trace level).
-import { Command, Flags } from '@oclif/core';
+import { Command } from '@oclif/core/command';
+import * as Flags from '@oclif/core/flags';
 import { NydusError, fsError } from '../errors.js';
 import { LEVELS, Logger, type Level } from './log.js';
 import { removeTemporaries } from '../io/atomic.js';

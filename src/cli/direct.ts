@@ -3,7 +3,7 @@
 // imports, oclif included, into dist/bundle/ (scripts/bundle.js): the bins then load a few files
 // instead of ~180 modules, ~40 ms of every start.
 import * as fs from 'node:fs';
-import { handle, type Config } from '@oclif/core';
+import type { Config } from '@oclif/core/config';
 import { COMMANDS } from './commands.js';
 
 export { COMMANDS };
@@ -43,6 +43,8 @@ export async function runCommand(root: URL, id: string, rest: string[]): Promise
     await new C(rest, runConfig(root, id))._run();
   } catch (e) {
     // What the command's own catch() rethrew: oclif's handler prints it and sets the exit code.
+    // It loads here, on the way out (with oclif's help, which it may print): not at every start.
+    const { handle } = await import('@oclif/core/handle');
     await handle(e as Error);
   }
 }

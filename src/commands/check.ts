@@ -1,4 +1,5 @@
-import { Args, Flags } from '@oclif/core';
+import * as Args from '@oclif/core/args';
+import * as Flags from '@oclif/core/flags';
 import { BaseCommand } from '../cli/base.js';
 import { NydusError } from '../errors.js';
 import { check, checkReport, verboseLines } from '../read/check.js';

@@ -1,4 +1,4 @@
-import { Flags } from '@oclif/core';
+import * as Flags from '@oclif/core/flags';
 import { BaseCommand, parseNumber } from '../cli/base.js';
 import { COMPACT_DEFAULTS, compactAndReport, readCompactConfig, type CompactConfig } from '../builder/compact.js';
 import { NydusError } from '../errors.js';

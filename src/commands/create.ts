@@ -1,4 +1,5 @@
-import { Args, Flags } from '@oclif/core';
+import * as Args from '@oclif/core/args';
+import * as Flags from '@oclif/core/flags';
 import { BaseCommand, parseNumber } from '../cli/base.js';
 import { BUILD_COMPRESSORS, DIGESTER_NAMES, type CompressorName, type DigesterName } from '../algo/index.js';
 import { CONVERSION_NAMES, conversionByName } from '../builder/conversions.js';

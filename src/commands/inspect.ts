@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as readline from 'node:readline';
-import { Args, Flags } from '@oclif/core';
+import * as Args from '@oclif/core/args';
+import * as Flags from '@oclif/core/flags';
 import { BaseCommand } from '../cli/base.js';
 import { NydusError } from '../errors.js';
 import { openImage } from '../read/open.js';

@@ -68,15 +68,19 @@ export class BlobThread {
     const lend = !!onWritten;
     // Shared memory is lent by reference: nothing moves, and the caller's view is what comes back.
     const shared = lend && data.buffer instanceof SharedArrayBuffer;
-    let buf = data.buffer as ArrayBuffer;
+    let buf = data.buffer as ArrayBuffer | SharedArrayBuffer;
     if (!lend) {
-      const copy = new Uint8Array(len);
+      // The copy is shared memory too, not a buffer moved to the thread: the first ArrayBuffer
+      // this thread detaches invalidates one of V8's protectors, and every optimized function
+      // that touches a typed array (the bootstrap's writers among them) is thrown away.
+      const copy = new Uint8Array(new SharedArrayBuffer(len));
       copy.set(data);
       buf = copy.buffer;
     }
     const off = lend ? data.byteOffset : 0;
+    const moves = lend && !shared;
     this.queued += len;
-    this.send({ t: 'write', id: this.nextId++, buf, off, len, hashed, back: lend && !shared }, shared ? [] : [buf], (r) => {
+    this.send({ t: 'write', id: this.nextId++, buf, off, len, hashed, back: moves }, moves ? [buf as ArrayBuffer] : [], (r) => {
       this.queued -= len;
       if (shared && r.id >= 0) onWritten!(data);
       else if (lend && r.buf) onWritten!(new Uint8Array(r.buf));

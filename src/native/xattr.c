@@ -404,6 +404,8 @@ static napi_value malloc_trim_all(napi_env env, napi_callback_info info) {
 napi_value lz4_compress_into(napi_env env, napi_callback_info info);
 // src/native/readfiles.c
 napi_value read_files_into(napi_env env, napi_callback_info info);
+// src/native/heap.cc
+napi_value memory_pressure(napi_env env, napi_callback_info info);
 // src/native/zran.c
 napi_value zran_init(napi_env env, napi_value exports);
 
@@ -419,6 +421,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"statNames", NULL, stat_names, NULL, NULL, NULL, napi_default, NULL},
     {"lz4CompressInto", NULL, lz4_compress_into, NULL, NULL, NULL, napi_default, NULL},
     {"readFilesInto", NULL, read_files_into, NULL, NULL, NULL, napi_default, NULL},
+    {"memoryPressure", NULL, memory_pressure, NULL, NULL, NULL, napi_default, NULL},
   };
   CALL(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   return zran_init(env, exports);

@@ -1,4 +1,4 @@
-import { Flags } from '@oclif/core';
+import * as Flags from '@oclif/core/flags';
 import { BaseCommand, onInterrupt, parseNumber } from '../../cli/base.js';
 import { readPrefetchList } from '../../cli/prefetch-list.js';
 import { writeFileAtomic } from '../../io/atomic.js';

@@ -1,4 +1,4 @@
-import { Flags } from '@oclif/core';
+import * as Flags from '@oclif/core/flags';
 import { BaseCommand } from '../../cli/base.js';
 import { NydusError } from '../../errors.js';
 import { copy, type CopyEvent } from '../../oci/copy.js';

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { Flags } from '@oclif/core';
+import * as Flags from '@oclif/core/flags';
 import { BaseCommand, onInterrupt, parseNumber } from '../../cli/base.js';
 import { NydusError, fsError } from '../../errors.js';
 import { BUILD_COMPRESSORS, type CompressorName } from '../../algo/index.js';
