@@ -9,7 +9,7 @@ describe('memory pressure', () => {
   it('starts a full collection that V8 then finishes', async () => {
     const majors: number[] = [];
     const seen = new PerformanceObserver((list) => {
-      for (const e of list.getEntries()) if ((e.detail as { kind?: number } | undefined)?.kind === constants.NODE_PERFORMANCE_GC_MAJOR) majors.push(e.startTime);
+      for (const e of list.getEntries()) if ((e as unknown as { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR) majors.push(e.startTime);
     });
     seen.observe({ entryTypes: ['gc'] });
     const asked = performance.now();
