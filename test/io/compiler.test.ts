@@ -2,7 +2,7 @@
 // only where a bin asked for it: a program using the library keeps its own V8 flags.
 import { describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -27,7 +27,7 @@ describe('compiler tuning', () => {
     const work = mkdtempSync(join(tmpdir(), 'nydus-compiler-'));
     try {
       const src = join(work, 'src');
-      execFileSync('mkdir', [src]);
+      mkdirSync(src);
       const script = `
         await import(${JSON.stringify(pathToFileURL(join(root, 'bin/runtime.js')).href)});
         const hook = Symbol.for('nydus.tuneCompiler');
