@@ -85,6 +85,15 @@ const SCENARIOS = [
     command: (c) => oursWith({ ...c, root: path.resolve(process.env.BENCH_BASE_ROOT || '.') },
       suffix === '-lz4' ? ['--compressor', 'lz4_block'] : suffix === '-none' ? ['--compressor', 'none'] : []),
   })),
+  // The stack's floor (bench/floor.js): the same walk, reads, blake3, LZ4 and blob sha256 on the
+  // same threads, with no tree, dedup, bootstrap or command line. What ours takes beyond it is the
+  // builder's own; what it takes itself, no builder on this stack goes under.
+  ...['lz4_block', 'none'].map((compressor) => ({
+    name: `floor-${compressor === 'none' ? 'none' : 'lz4'}`,
+    desc: `bench/floor.js ${compressor}: blob only (walk, read, blake3, compress, sha256, write)`,
+    enabled: true,
+    command: (c) => ({ argv: [c.node, path.join(c.root, 'bench/floor.js'), c.tree, path.join(c.out, 'blob'), compressor] }),
+  })),
   {
     name: 'mkfs.erofs',
     desc: 'mkfs.erofs -zlz4',
@@ -547,6 +556,12 @@ async function main() {
   }
   console.log(`ours --compressor lz4_block / mkfs.erofs wall: ${x(rLz4Erofs)}`);
   console.log(`ours --compressor none / tar|cat wall:        ${x(rNoneCat)}`);
+  const floorLz4 = results.find((r) => r.ok && r.name === 'floor-lz4');
+  const floorNone = results.find((r) => r.ok && r.name === 'floor-none');
+  if (floorLz4 || floorNone) {
+    console.log(`floor (bench/floor.js, blob only) lz4_block / mkfs.erofs wall: ${x(ratio(floorLz4, erofs))}; ours-lz4 / floor-lz4: ${x(ratio(oursLz4, floorLz4))}`);
+    console.log(`floor (bench/floor.js, blob only) none / tar|cat wall:        ${x(ratio(floorNone, tarCat))}; ours-none / floor-none: ${x(ratio(oursNone, floorNone))}`);
+  }
   console.log(`target ours (zstd) wall <= 1.0 x mkfs.erofs -zlz4 wall:      ${targets.wallVsErofs}`);
   console.log(`target ours --compressor lz4_block <= 0.6 x mkfs.erofs wall: ${targets.lz4VsErofs}`);
   console.log(`target ours --compressor none <= 1.5 x tar|cat wall:         ${targets.noneVsTarCat}`);
@@ -597,6 +612,10 @@ async function main() {
         oursOverTarZstd: rTz,
         oursLz4OverErofs: rLz4Erofs,
         oursNoneOverTarCat: rNoneCat,
+        floorLz4OverErofs: ratio(floorLz4, erofs),
+        floorNoneOverTarCat: ratio(floorNone, tarCat),
+        oursLz4OverFloor: ratio(oursLz4, floorLz4),
+        oursNoneOverFloor: ratio(oursNone, floorNone),
         tarRafsOverDirRafsThroughput: rTarDir,
         tarRafsLiveTarOverDirRafsThroughput: rTarLiveDir,
         zstdFloorOverErofs: floor && erofs ? floor.wallS / erofs.wall : null,
