@@ -34,8 +34,23 @@ const S_IFLNK = 0o120000;
 /** Numbers per entry of scanDir's stats (src/native/xattr.c SCAN_FIELDS). */
 const FIELDS = 14;
 
+/** The thread's name in /proc, as the build's threads name theirs (bench/cpu-split.js groups by it). */
+function nameThread(name) {
+  try {
+    fs.writeFileSync('/proc/thread-self/comm', name);
+  } catch {
+    // Not Linux: the name is only a convenience.
+  }
+}
+
+let named = false;
+
 /** Pool task: read the batch's files, blake3 every chunk, compress with lz4_block when asked. */
 function chunkTask(t) {
+  if (!named) {
+    named = true;
+    nameThread('nydus-chunks');
+  }
   const { blake3 } = require('@napi-rs/blake-hash');
   const { markMovable } = require(path.join(path.dirname(require.resolve('piscina')), 'common.js'));
   const data = new Uint8Array(t.data);
@@ -68,6 +83,7 @@ function chunkTask(t) {
 
 /** Writer thread: sha256 and write of each buffer in arrival order, the buffer sent back. */
 function writerThread() {
+  nameThread('nydus-writer');
   const hash = require('node:crypto').createHash('sha256');
   const fd = workerData.fd;
   parentPort.on('message', (m) => {
