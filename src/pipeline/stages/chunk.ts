@@ -20,8 +20,21 @@ const BATCH_CHUNKS = 512;
  * object keeps one shape, its properties inside it (adding three later costs a second
  * allocation per chunk and a shape change).
  */
+class Pending implements PendingChunk {
+  digest?: Buffer = undefined;
+  ref?: number = undefined;
+  fresh?: boolean = undefined;
+  constructor(
+    public node: TreeNode,
+    public refs: ChunkRef[],
+    public fileOffset: number,
+    public size: number,
+    public dataOffset: number,
+  ) {}
+}
+
 function pending(node: TreeNode, refs: ChunkRef[], fileOffset: number, size: number, dataOffset: number): PendingChunk {
-  return { node, refs, fileOffset, size, dataOffset, digest: undefined, ref: undefined, fresh: undefined };
+  return new Pending(node, refs, fileOffset, size, dataOffset);
 }
 
 /** The reads of one batch, gathered as plain numbers and packed into typed arrays at the end. */

@@ -3,6 +3,7 @@
 import { useBlob, type Batch, type BuildState } from '../stage.js';
 import { alignUp } from '../../format/util.js';
 import type { ChunkInfo } from '../../read/model.js';
+import type { ChunkRef } from '../../tree/node.js';
 
 /**
  * A chunk this build stores. Its digest stays in the batch's digest buffer and becomes a view
@@ -53,6 +54,10 @@ function bytesOf(store: ArrayBufferLike): Uint8Array {
  * deoptimization, and this loop body compiled that way cost ~85 ms of the optimizing compiler's
  * time per /usr/share build; as a plain function called per batch it compiles in ~30-50 ms in all.
  */
+class Ref implements ChunkRef {
+  constructor(public chunk: number, public fileOffset: number) {}
+}
+
 function dedupBatch(state: BuildState, b: Batch): void {
   const blob = state.blob;
   for (const c of b.chunks) {
@@ -75,7 +80,7 @@ function dedupBatch(state: BuildState, b: Batch): void {
     }
     c.ref = ref;
     state.progress.chunks++;
-    c.refs![Math.floor(c.fileOffset / state.chunkSize)] = { chunk: ref, fileOffset: c.fileOffset };
+    c.refs![Math.floor(c.fileOffset / state.chunkSize)] = new Ref(ref, c.fileOffset);
   }
 }
 
