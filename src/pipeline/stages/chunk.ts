@@ -18,7 +18,9 @@ const BATCH_CHUNKS = 512;
 /**
  * A chunk as the chunker cuts it, with the fields the later stages fill already in place: the
  * object keeps one shape, its properties inside it (adding three later costs a second
- * allocation per chunk and a shape change).
+ * allocation per chunk and a shape change). A class, not an object literal: V8 moves a literal's
+ * allocations to the old generation once they survive, and throws away the optimized code that
+ * makes them (bench/README.md).
  */
 class Pending implements PendingChunk {
   digest?: Buffer = undefined;
@@ -31,10 +33,6 @@ class Pending implements PendingChunk {
     public size: number,
     public dataOffset: number,
   ) {}
-}
-
-function pending(node: TreeNode, refs: ChunkRef[], fileOffset: number, size: number, dataOffset: number): PendingChunk {
-  return new Pending(node, refs, fileOffset, size, dataOffset);
 }
 
 /** The reads of one batch, gathered as plain numbers and packed into typed arrays at the end. */
@@ -181,7 +179,7 @@ class Planner {
         const want = Math.min(state.chunkSize, node.size - fileOffset);
         if (this.full(want)) this.ready.push(this.flush());
         this.reads.add(node, path, this.used, want, fileOffset);
-        this.chunks.push(pending(node, refs, fileOffset, want, this.used));
+        this.chunks.push(new Pending(node, refs, fileOffset, want, this.used));
         this.used += want;
         state.progress.bytes += want;
       }
@@ -224,7 +222,7 @@ export function chunker(state: BuildState, assembler: TreeAssembler, onWalkEnd?:
                   p.data = new Uint8Array(v.buffer);
                   p.lender = lends;
                 }
-                p.chunks.push(pending(node, refs, fileOffset, want, v.byteOffset));
+                p.chunks.push(new Pending(node, refs, fileOffset, want, v.byteOffset));
                 p.used = v.byteOffset + want;
                 state.progress.bytes += want;
                 continue;
@@ -238,7 +236,7 @@ export function chunker(state: BuildState, assembler: TreeAssembler, onWalkEnd?:
                 if (n === 0) throw fileShrank(node.path, node.size);
                 got += n;
               }
-              p.chunks.push(pending(node, refs, fileOffset, want, p.used));
+              p.chunks.push(new Pending(node, refs, fileOffset, want, p.used));
               p.used += want;
               state.progress.bytes += want;
             }

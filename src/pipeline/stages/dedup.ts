@@ -48,16 +48,17 @@ function bytesOf(store: ArrayBufferLike): Uint8Array {
   return lastBytes;
 }
 
+/** A file's reference to a stored chunk: a class, not an object literal, for the reason chunk.ts's Pending gives. */
+class Ref implements ChunkRef {
+  constructor(public chunk: number, public fileOffset: number) {}
+}
+
 /**
  * Gives every chunk of a batch its record. Its own function, not the body of dedup's loop: a
  * generator that runs the whole build in one call is compiled on the stack (OSR), again at each
  * deoptimization, and this loop body compiled that way cost ~85 ms of the optimizing compiler's
  * time per /usr/share build; as a plain function called per batch it compiles in ~30-50 ms in all.
  */
-class Ref implements ChunkRef {
-  constructor(public chunk: number, public fileOffset: number) {}
-}
-
 function dedupBatch(state: BuildState, b: Batch): void {
   const blob = state.blob;
   for (const c of b.chunks) {
