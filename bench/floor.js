@@ -11,15 +11,18 @@
 //
 // Prints the blob's sha256, files and bytes on stderr. Not a build: OUT is a blob of chunks only.
 // FLOOR_THREADS (default: one per core) and FLOOR_BATCH_KIB (default 2048) try other shapes.
-import { createRequire } from 'node:module';
+// The build's own parts, from dist/ (`npm run bench` builds it first): the addon, the codecs, the
+// threads' names and the pool's way of moving buffers back.
 import fs from 'node:fs';
+import { createHash } from 'node:crypto';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
 import os from 'node:os';
-import path from 'node:path';
+import { native } from '../dist/io/native.js';
+import { compressorByName, digesterByName } from '../dist/algo/index.js';
+import { nameThread } from '../dist/io/thread-name.js';
+import { moved } from '../dist/pipeline/workers/transfer.js';
 
-const require = createRequire(import.meta.url);
-const native = require('../build/Release/nydus_native.node');
 const SELF = fileURLToPath(import.meta.url);
 const CHUNK = 1 << 20;
 /** A batch: up to this many bytes of file data (the chunker's BATCH_BYTES) or BATCH_FILES files. */
@@ -34,15 +37,6 @@ const S_IFLNK = 0o120000;
 /** Numbers per entry of scanDir's stats (src/native/xattr.c SCAN_FIELDS). */
 const FIELDS = 14;
 
-/** The thread's name in /proc, as the build's threads name theirs (bench/cpu-split.js groups by it). */
-function nameThread(name) {
-  try {
-    fs.writeFileSync('/proc/thread-self/comm', name);
-  } catch {
-    // Not Linux: the name is only a convenience.
-  }
-}
-
 let named = false;
 
 /** Pool task: read the batch's files, blake3 every chunk, compress with lz4_block when asked. */
@@ -51,8 +45,8 @@ function chunkTask(t) {
     named = true;
     nameThread('nydus-chunks');
   }
-  const { blake3 } = require('@napi-rs/blake-hash');
-  const { markMovable } = require(path.join(path.dirname(require.resolve('piscina')), 'common.js'));
+  const digester = digesterByName('blake3');
+  const lz4 = compressorByName('lz4_block');
   const data = new Uint8Array(t.data);
   const stop = native.readFilesInto(data, t.spans, t.paths, t.pathEnds, t.fds, 0);
   if (stop < t.fds.length) throw new Error(`read ${stop} of the batch failed`);
@@ -62,29 +56,27 @@ function chunkTask(t) {
   let used = 0;
   for (let i = 0; i < n; i++) {
     const c = data.subarray(t.chunks[2 * i], t.chunks[2 * i] + t.chunks[2 * i + 1]);
-    digests.set(blake3(c), 32 * i);
+    digests.set(digester.digest(c), 32 * i);
     if (!out) {
       used += c.length;
       continue;
     }
-    const z = native.lz4CompressInto(out.subarray(used, used + c.length), c);
-    if (z < 0 || z >= c.length) {
+    // As the chunk workers store it: compressed when strictly smaller, else raw.
+    const z = c.length > 1 ? lz4.compressInto(out.subarray(used, used + c.length - 1), c) : -1;
+    if (z < 0) {
       out.set(c, used);
       used += c.length;
     } else {
       used += z;
     }
   }
-  const result = { data: t.data, out: t.out, used, digests };
-  const moved = { [Symbol.for('Piscina.transferable')]: [t.data, digests.buffer, ...(t.out ? [t.out] : [])], [Symbol.for('Piscina.valueOf')]: result };
-  markMovable(moved);
-  return moved;
+  return moved({ data: t.data, out: t.out, used, digests }, [t.data, digests.buffer, ...(t.out ? [t.out] : [])]);
 }
 
 /** Writer thread: sha256 and write of each buffer in arrival order, the buffer sent back. */
 function writerThread() {
   nameThread('nydus-writer');
-  const hash = require('node:crypto').createHash('sha256');
+  const hash = createHash('sha256');
   const fd = workerData.fd;
   parentPort.on('message', (m) => {
     if (m.end) {
