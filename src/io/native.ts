@@ -19,12 +19,12 @@ export interface Native {
   scanDir(dir: Buffer, statMax?: number): [Buffer, Float64Array];
   /** scanDir's numbers for the entries of dir named in names (NUL-terminated back to back). */
   statNames(dir: Buffer, names: Buffer): Float64Array;
+  /** Starts a full collection in the background (V8 memory pressure, moderate). */
+  memoryPressure(): void;
   /**
    * Reads from..n-1 of a batch's file reads (src/pipeline/workers/chunks.ts FileReads) into data;
    * n when all are done, else the index of the first read that failed, for Node's fs to redo.
    */
-  /** Starts a full collection in the background (V8 memory pressure, moderate). */
-  memoryPressure(): void;
   readFilesInto(data: Uint8Array, spans: Float64Array, paths: Uint8Array, pathEnds: Uint32Array, fds: Int32Array, from: number): number;
   /** A bare LZ4 block of src in dst; its size, or -1 when it does not fit in dst. */
   lz4CompressInto(dst: Uint8Array, src: Uint8Array): number;
